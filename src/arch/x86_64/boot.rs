@@ -1,0 +1,80 @@
+//! Glue to `bootloader_api`: the loader configuration, the entry point and the conversion of
+//! what the loader hands over into Herald's own types.
+
+use bootloader_api::{
+    BootInfo, BootloaderConfig,
+    config::Mapping,
+    info::{FrameBuffer, PixelFormat},
+};
+
+use crate::console::framebuffer::{Geometry, PixelLayout};
+
+/// Kernel stack size requested from the loader. Test kernels format panics and run deep
+/// recursion tests on it, so it is larger than the loader's 80 KiB default.
+const KERNEL_STACK_SIZE_BYTES: u64 = 256 * 1024;
+
+/// What every Herald kernel asks of the bootloader.
+pub static BOOTLOADER_CONFIG: BootloaderConfig = {
+    let mut config = BootloaderConfig::new_default();
+    // All physical memory mapped at one offset: how mm reaches page tables and frames.
+    config.mappings.physical_memory = Some(Mapping::Dynamic);
+    config.kernel_stack_size = KERNEL_STACK_SIZE_BYTES;
+    config
+};
+
+/// What the loader handed over, in Herald's terms.
+pub struct BootResources {
+    /// The linear framebuffer, if the firmware set up a graphics mode.
+    pub framebuffer: Option<(&'static mut [u8], Geometry)>,
+    /// Virtual address at which all physical memory is mapped.
+    pub physical_memory_offset: Option<u64>,
+}
+
+fn geometry(framebuffer: &FrameBuffer) -> Option<Geometry> {
+    let info = framebuffer.info();
+    let layout = match info.pixel_format {
+        PixelFormat::Rgb => PixelLayout::Rgb,
+        PixelFormat::Bgr => PixelLayout::Bgr,
+        PixelFormat::U8 => PixelLayout::Gray,
+        _ => return None,
+    };
+    Some(Geometry {
+        width_px: info.width,
+        height_px: info.height,
+        stride_px: info.stride,
+        bytes_per_pixel: info.bytes_per_pixel,
+        layout,
+    })
+}
+
+/// Converts the loader's hand-over, runs [`crate::init`] and then `main`.
+pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
+    let framebuffer = boot_info.framebuffer.take().and_then(|framebuffer| {
+        let geometry = geometry(&framebuffer)?;
+        Some((framebuffer.into_buffer(), geometry))
+    });
+    let resources = BootResources {
+        framebuffer,
+        physical_memory_offset: boot_info.physical_memory_offset.into_option(),
+    };
+    crate::init(resources);
+    main()
+}
+
+/// Declares `$main: fn() -> !` as a Herald kernel's main function: the loader enters the
+/// kernel, [`crate::init`] brings it up, then `$main` runs. Used by `src/main.rs` and by every
+/// test kernel in `tests/`.
+#[macro_export]
+macro_rules! kernel_entry {
+    ($main:path) => {
+        $crate::arch::bootloader_api::entry_point!(
+            __herald_loader_entry,
+            config = &$crate::arch::BOOTLOADER_CONFIG
+        );
+        fn __herald_loader_entry(
+            boot_info: &'static mut $crate::arch::bootloader_api::BootInfo,
+        ) -> ! {
+            $crate::arch::start(boot_info, $main)
+        }
+    };
+}

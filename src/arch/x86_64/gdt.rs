@@ -1,0 +1,109 @@
+//! The GDT and TSS: flat kernel/user segments and the known-good stacks (IST) for faults that
+//! must not run on a possibly broken stack.
+
+use core::ops::Range;
+
+use ::x86_64::{
+    VirtAddr,
+    instructions::{
+        segmentation::{CS, DS, ES, SS, Segment},
+        tables::load_tss,
+    },
+    registers::segmentation::SegmentSelector,
+    structures::{
+        gdt::{Descriptor, GlobalDescriptorTable},
+        tss::TaskStateSegment,
+    },
+};
+use conquer_once::spin::OnceCell;
+
+/// Size of each interrupt stack. Panic reporting runs on it, including formatting, so it is
+/// generous.
+const IST_STACK_SIZE_BYTES: usize = 32 * 1024;
+
+/// An interrupt stack table slot. The IDT gate's 3-bit IST field holds `slot + 1`; 0 there means
+/// "stay on the current stack" (SDM Vol. 3A §6.14.5).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+#[repr(u8)]
+pub enum IstSlot {
+    /// #DF: reached when the current stack is unusable, e.g. after a kernel stack overflow.
+    DoubleFault = 0,
+    /// NMI: can arrive at any instruction, including mid stack switch.
+    NonMaskable = 1,
+    /// #MC: the machine state is suspect, so is the stack.
+    MachineCheck = 2,
+}
+
+const IST_SLOT_COUNT: usize = 3;
+
+impl IstSlot {
+    /// Returns the value for an IDT gate's IST field.
+    pub(super) const fn gate_index(self) -> u8 {
+        self as u8 + 1
+    }
+}
+
+#[repr(C, align(16))]
+struct IstStack([u8; IST_STACK_SIZE_BYTES]);
+
+/// The IST stacks. Only the CPU writes them (through the TSS pointers), so they are reached from
+/// Rust solely as addresses.
+static mut IST_STACKS: [IstStack; IST_SLOT_COUNT] =
+    [const { IstStack([0; IST_STACK_SIZE_BYTES]) }; IST_SLOT_COUNT];
+
+/// Segment selectors. The order kernel code, kernel data, user data, user code is the one
+/// `syscall`/`sysret` derive from STAR (SDM Vol. 2B, SYSRET).
+#[derive(Debug)]
+struct Selectors {
+    kernel_code: SegmentSelector,
+    kernel_data: SegmentSelector,
+    tss: SegmentSelector,
+}
+
+struct Tables {
+    gdt: GlobalDescriptorTable,
+    selectors: Selectors,
+}
+
+static TSS: OnceCell<TaskStateSegment> = OnceCell::uninit();
+static TABLES: OnceCell<Tables> = OnceCell::uninit();
+
+/// Returns the address range of the IST stack in `slot`.
+pub fn ist_stack_range(slot: IstSlot) -> Range<u64> {
+    // SAFETY: only the address of the static is taken; no reference to its contents is formed.
+    let base = unsafe { &raw const IST_STACKS[slot as usize] } as u64;
+    base..base + IST_STACK_SIZE_BYTES as u64
+}
+
+/// Builds and loads the GDT and TSS and reloads every segment register. Runs once, first thing
+/// at boot: every later fault relies on the IST stacks set up here.
+pub(super) fn init() {
+    let tss = TSS.get_or_init(|| {
+        let mut tss = TaskStateSegment::new();
+        for slot in [IstSlot::DoubleFault, IstSlot::NonMaskable, IstSlot::MachineCheck] {
+            // The CPU pushes downwards from the top of the stack.
+            tss.interrupt_stack_table[slot as usize] = VirtAddr::new(ist_stack_range(slot).end);
+        }
+        tss
+    });
+    let tables = TABLES.get_or_init(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+        gdt.append(Descriptor::user_data_segment());
+        gdt.append(Descriptor::user_code_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        Tables { gdt, selectors: Selectors { kernel_code, kernel_data, tss } }
+    });
+    tables.gdt.load();
+    let selectors = &tables.selectors;
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which lives in a static
+    // for the rest of the kernel's life; code and data segments are flat 64-bit ones.
+    unsafe {
+        CS::set_reg(selectors.kernel_code);
+        SS::set_reg(selectors.kernel_data);
+        DS::set_reg(selectors.kernel_data);
+        ES::set_reg(selectors.kernel_data);
+        load_tss(selectors.tss);
+    }
+}

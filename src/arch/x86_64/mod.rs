@@ -1,0 +1,41 @@
+//! x86_64 support: the only code that touches the CPU, port I/O, `x86_64`, `pic8259` and
+//! `bootloader_api`. The rest of the kernel sees the arch-neutral API re-exported here.
+
+mod boot;
+pub mod cpu;
+mod gdt;
+mod idt;
+mod pic;
+mod pit;
+mod port;
+pub mod qemu;
+pub mod serial;
+mod sync;
+mod traps;
+
+/// Re-exported for [`kernel_entry!`](crate::kernel_entry) only.
+#[doc(hidden)]
+pub use bootloader_api;
+
+pub use self::{
+    boot::{BOOTLOADER_CONFIG, BootResources, start},
+    gdt::{IstSlot, ist_stack_range},
+    pic::spurious_interrupt_count,
+    pit::{TICK_HZ, ticks},
+    sync::{IrqMutex, IrqMutexGuard},
+    traps::{ExceptionReport, TrapFrame, exception_name},
+};
+
+/// Prepares the CPU to survive faults: GDT, TSS with IST stacks, IDT. Interrupts stay off.
+pub(crate) fn init_cpu() {
+    serial::init();
+    gdt::init();
+    idt::init();
+}
+
+/// Remaps the PICs, starts the timer and enables interrupts.
+pub(crate) fn init_interrupts() {
+    pic::init();
+    pit::init();
+    cpu::enable_interrupts();
+}

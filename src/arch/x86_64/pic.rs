@@ -1,0 +1,85 @@
+//! The two cascaded 8259A PICs: remapping, masks, end-of-interrupt and spurious detection.
+//!
+//! Port numbers and command words: Intel 8259A datasheet ("Operation Command Words"); the
+//! spurious-IRQ rule: OSDev wiki, "8259 PIC", section "Spurious IRQs".
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use pic8259::ChainedPics;
+use spin::Mutex;
+
+use super::{pit, port, traps::PIC_VECTOR_BASE};
+
+/// Command port of the primary PIC.
+const PRIMARY_COMMAND_PORT: u16 = 0x20;
+/// Command port of the secondary PIC.
+const SECONDARY_COMMAND_PORT: u16 = 0xa0;
+/// OCW3 value that makes the next command-port read return the in-service register.
+const OCW3_READ_IN_SERVICE: u8 = 0x0b;
+/// The primary PIC line the secondary is cascaded into.
+const CASCADE_LINE: u8 = 2;
+/// Line the PIT's channel 0 is wired to.
+const TIMER_LINE: u8 = 0;
+/// Lines on which an 8259A reports a spurious interrupt (lowest priority of each chip).
+const SPURIOUS_PRIMARY_LINE: u8 = 7;
+const SPURIOUS_SECONDARY_LINE: u8 = 15;
+
+// SAFETY: 32..48 are unused by CPU exceptions (vectors 0–31) and by any other interrupt source.
+static PICS: Mutex<ChainedPics> =
+    Mutex::new(unsafe { ChainedPics::new(PIC_VECTOR_BASE, PIC_VECTOR_BASE + 8) });
+
+static SPURIOUS_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Remaps both PICs to vectors 32–47 and unmasks only the cascade and the timer.
+pub(super) fn init() {
+    let mut pics = PICS.lock();
+    // SAFETY: runs once during boot with interrupts disabled and the IDT already covering
+    // vectors 32–47, so no IRQ can arrive half-configured.
+    unsafe {
+        pics.initialize();
+        let primary_mask = !((1u8 << CASCADE_LINE) | (1 << TIMER_LINE));
+        pics.write_masks(primary_mask, 0xff);
+    }
+}
+
+/// Returns how many spurious interrupts (IRQ 7/15 with no in-service bit) have been seen.
+pub fn spurious_interrupt_count() -> u64 {
+    SPURIOUS_COUNT.load(Ordering::Relaxed)
+}
+
+fn in_service_register(command_port: u16) -> u8 {
+    // SAFETY: OCW3 only selects which register the next read returns; reading it back has no
+    // other effect. Callers hold the PIC lock, so no one else interleaves commands.
+    unsafe {
+        port::write_u8(command_port, OCW3_READ_IN_SERVICE);
+        port::read_u8(command_port)
+    }
+}
+
+/// Handles PIC line `line` (0–15): filters spurious interrupts, runs the line's work and
+/// acknowledges it.
+pub(super) fn handle_line(line: u8) {
+    let mut pics = PICS.lock();
+    if line == SPURIOUS_PRIMARY_LINE || line == SPURIOUS_SECONDARY_LINE {
+        let (command_port, bit) = if line < 8 {
+            (PRIMARY_COMMAND_PORT, line)
+        } else {
+            (SECONDARY_COMMAND_PORT, line - 8)
+        };
+        if in_service_register(command_port) & (1 << bit) == 0 {
+            SPURIOUS_COUNT.fetch_add(1, Ordering::Relaxed);
+            // A spurious IRQ from the secondary still looked real to the primary, which expects
+            // an EOI for the cascade line; the secondary itself must not get one.
+            if line == SPURIOUS_SECONDARY_LINE {
+                // SAFETY: EOI for the cascade line acknowledges exactly the primary's request.
+                unsafe { pics.notify_end_of_interrupt(PIC_VECTOR_BASE + CASCADE_LINE) };
+            }
+            return;
+        }
+    }
+    if line == TIMER_LINE {
+        pit::on_tick();
+    }
+    // SAFETY: this line is in service (checked above for 7/15; guaranteed by delivery otherwise).
+    unsafe { pics.notify_end_of_interrupt(PIC_VECTOR_BASE + line) };
+}

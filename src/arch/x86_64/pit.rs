@@ -1,0 +1,50 @@
+//! The 8254 programmable interval timer, channel 0: the kernel's periodic tick.
+//!
+//! Ports and mode bits: Intel 82C54 datasheet, "Control Word Format".
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::port;
+
+/// Input clock of the PIT in Hz (the historic 14.31818 MHz / 12).
+const INPUT_FREQUENCY_HZ: u32 = 1_193_182;
+/// Channel 0 data port.
+const CHANNEL0_DATA_PORT: u16 = 0x40;
+/// Mode/command port.
+const COMMAND_PORT: u16 = 0x43;
+/// Command word fields: select counter 0 (bits 7–6), access low then high byte (bits 5–4),
+/// mode 2 "rate generator" (bits 3–1), binary counting (bit 0).
+const SELECT_COUNTER0: u8 = 0b00 << 6;
+const ACCESS_LOW_THEN_HIGH_BYTE: u8 = 0b11 << 4;
+const MODE_RATE_GENERATOR: u8 = 0b010 << 1;
+const COUNT_BINARY: u8 = 0;
+const COMMAND_CHANNEL0_RATE_GENERATOR: u8 =
+    SELECT_COUNTER0 | ACCESS_LOW_THEN_HIGH_BYTE | MODE_RATE_GENERATOR | COUNT_BINARY;
+
+/// Timer interrupts per second.
+pub const TICK_HZ: u32 = 1000;
+
+static TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts channel 0 at [`TICK_HZ`].
+pub(super) fn init() {
+    let divisor = INPUT_FREQUENCY_HZ / TICK_HZ;
+    let divisor = u16::try_from(divisor).unwrap_or(u16::MAX);
+    let [low, high] = divisor.to_le_bytes();
+    // SAFETY: the PIT belongs to this driver; the command word precedes the two divisor bytes
+    // exactly as the datasheet requires for lobyte/hibyte access.
+    unsafe {
+        port::write_u8(COMMAND_PORT, COMMAND_CHANNEL0_RATE_GENERATOR);
+        port::write_u8(CHANNEL0_DATA_PORT, low);
+        port::write_u8(CHANNEL0_DATA_PORT, high);
+    }
+}
+
+pub(super) fn on_tick() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Returns the number of timer ticks since the PIT was started.
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}

@@ -1,0 +1,180 @@
+//! The single Rust entry for every vector: the saved register frame and first-level routing.
+
+use core::fmt;
+
+use ::x86_64::registers::control::Cr2;
+
+use super::pic;
+
+/// First vector the remapped PICs use (SDM reserves 0–31 for exceptions).
+pub(super) const PIC_VECTOR_BASE: u8 = 32;
+/// Number of legacy PIC lines (two cascaded 8259As).
+pub(super) const PIC_LINE_COUNT: u8 = 16;
+
+/// Register state saved by the entry stub, lowest address first. The last five fields are the
+/// frame the CPU pushed itself (SDM Vol. 3A §6.14.2, Figure 6-9).
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct TrapFrame {
+    /// Saved by the entry path; see the struct docs.
+    pub r15: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub r14: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub r13: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub r12: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub r11: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub r10: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub r9: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub r8: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub rbp: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub rdi: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub rsi: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub rdx: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub rcx: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub rbx: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub rax: u64,
+    /// The vector the stub was entered through.
+    pub vector: u64,
+    /// The CPU's error code, or 0 for vectors that push none.
+    pub error_code: u64,
+    /// Instruction pointer to resume at.
+    pub rip: u64,
+    /// Code segment at the time of the trap; its low two bits are the privilege level.
+    pub cs: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub rflags: u64,
+    /// Stack pointer at the time of the trap.
+    pub rsp: u64,
+    /// Saved by the entry path; see the struct docs.
+    pub ss: u64,
+}
+
+impl TrapFrame {
+    /// Returns whether the trap interrupted ring-3 code.
+    pub fn from_user(&self) -> bool {
+        self.cs & 0b11 == 0b11
+    }
+}
+
+/// The architectural exceptions, by vector (SDM Vol. 3A Table 6-1).
+const EXCEPTIONS: [(&str, &str); 32] = [
+    ("#DE", "divide error"),
+    ("#DB", "debug"),
+    ("NMI", "non-maskable interrupt"),
+    ("#BP", "breakpoint"),
+    ("#OF", "overflow"),
+    ("#BR", "bound range exceeded"),
+    ("#UD", "invalid opcode"),
+    ("#NM", "device not available"),
+    ("#DF", "double fault"),
+    ("CSO", "coprocessor segment overrun"),
+    ("#TS", "invalid TSS"),
+    ("#NP", "segment not present"),
+    ("#SS", "stack-segment fault"),
+    ("#GP", "general protection"),
+    ("#PF", "page fault"),
+    ("-15", "reserved vector 15"),
+    ("#MF", "x87 floating-point error"),
+    ("#AC", "alignment check"),
+    ("#MC", "machine check"),
+    ("#XM", "SIMD floating-point exception"),
+    ("#VE", "virtualization exception"),
+    ("#CP", "control protection"),
+    ("-22", "reserved vector 22"),
+    ("-23", "reserved vector 23"),
+    ("-24", "reserved vector 24"),
+    ("-25", "reserved vector 25"),
+    ("-26", "reserved vector 26"),
+    ("-27", "reserved vector 27"),
+    ("#HV", "hypervisor injection"),
+    ("#VC", "VMM communication"),
+    ("#SX", "security exception"),
+    ("-31", "reserved vector 31"),
+];
+
+/// Returns the mnemonic and name of exception `vector` (0–31).
+pub fn exception_name(vector: u8) -> (&'static str, &'static str) {
+    EXCEPTIONS.get(usize::from(vector)).copied().unwrap_or(("??", "not an exception"))
+}
+
+/// Page-fault error code bits (SDM Vol. 3A §4.7, Figure 4-12).
+mod page_fault_bits {
+    pub(super) const PRESENT: u64 = 1 << 0;
+    pub(super) const WRITE: u64 = 1 << 1;
+    pub(super) const USER: u64 = 1 << 2;
+    pub(super) const RESERVED_BIT: u64 = 1 << 3;
+    pub(super) const INSTRUCTION_FETCH: u64 = 1 << 4;
+}
+
+/// A human-readable account of an exception, for logs and panics.
+pub struct ExceptionReport<'a>(pub &'a TrapFrame);
+
+impl fmt::Display for ExceptionReport<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let frame = self.0;
+        let (mnemonic, name) = exception_name(frame.vector as u8);
+        let mode = if frame.from_user() { "user" } else { "kernel" };
+        write!(
+            f,
+            "{mnemonic} {name} (vector {}) in {mode} mode at rip {:#x}",
+            frame.vector, frame.rip
+        )?;
+        if frame.vector == 14 {
+            let code = frame.error_code;
+            let access = if code & page_fault_bits::INSTRUCTION_FETCH != 0 {
+                "instruction fetch"
+            } else if code & page_fault_bits::WRITE != 0 {
+                "write"
+            } else {
+                "read"
+            };
+            let cause = if code & page_fault_bits::RESERVED_BIT != 0 {
+                "reserved bit set"
+            } else if code & page_fault_bits::PRESENT != 0 {
+                "protection violation"
+            } else {
+                "page not present"
+            };
+            let privilege = if code & page_fault_bits::USER != 0 { "user" } else { "supervisor" };
+            write!(f, ": {access} of {:#x} ({cause}, {privilege} access)", Cr2::read_raw())?;
+        } else {
+            write!(f, ", error code {:#x}", frame.error_code)?;
+        }
+        write!(f, ", rsp {:#x}, rflags {:#x}", frame.rsp, frame.rflags)
+    }
+}
+
+/// Called by `herald_trap_common` for every vector with the frame it saved; on return the stub
+/// restores that frame and executes `iretq`.
+#[unsafe(no_mangle)]
+extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    match vector {
+        0..PIC_VECTOR_BASE => handle_exception(frame),
+        v if v < PIC_VECTOR_BASE + PIC_LINE_COUNT => pic::handle_line(v - PIC_VECTOR_BASE),
+        _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
+    }
+}
+
+fn handle_exception(frame: &mut TrapFrame) {
+    match frame.vector {
+        // Traps that report and resume: the saved rip already points past the instruction.
+        1 | 3 => log::warn!("{}", ExceptionReport(frame)),
+        // An NMI says nothing about the interrupted code; report and carry on.
+        2 => log::error!("{}", ExceptionReport(frame)),
+        _ => panic!("unhandled CPU exception: {}", ExceptionReport(frame)),
+    }
+}

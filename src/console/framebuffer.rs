@@ -1,0 +1,293 @@
+//! A text console on a linear framebuffer: glyph rendering, wrapping and scrolling.
+//!
+//! Pure logic over a byte slice, so it is tested on the host. Scrolling moves a quarter of the
+//! screen at once ("jump scroll"): copying the whole framebuffer per line costs milliseconds
+//! under QEMU's software CPU, and a burst of log lines would otherwise dominate boot time.
+
+use noto_sans_mono_bitmap::{FontWeight, RasterHeight, get_raster, get_raster_width};
+
+const FONT_WEIGHT: FontWeight = FontWeight::Regular;
+const FONT_HEIGHT: RasterHeight = RasterHeight::Size16;
+/// Drawn for characters the font lacks.
+const REPLACEMENT_CHARACTER: char = '\u{fffd}';
+/// Spaces per tab stop.
+const TAB_WIDTH_COLUMNS: usize = 8;
+
+/// Byte order of a pixel.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum PixelLayout {
+    /// Red, green, blue (then padding, if 4 bytes per pixel).
+    Rgb,
+    /// Blue, green, red (then padding).
+    Bgr,
+    /// One grey byte.
+    Gray,
+}
+
+/// Shape of a linear framebuffer.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Geometry {
+    /// Visible width in pixels.
+    pub width_px: usize,
+    /// Visible height in pixels.
+    pub height_px: usize,
+    /// Pixels from the start of one line to the next (≥ `width_px`).
+    pub stride_px: usize,
+    /// Bytes per pixel.
+    pub bytes_per_pixel: usize,
+    /// Byte order within a pixel.
+    pub layout: PixelLayout,
+}
+
+/// Why a framebuffer cannot host a console.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum GeometryError {
+    /// The buffer is shorter than `stride × height × bytes per pixel`.
+    BufferTooSmall,
+    /// Fewer than one text cell fits, or the pixel size is not 1–4 bytes.
+    Unusable,
+}
+
+/// A scrolling text console drawing into a framebuffer.
+pub struct FramebufferConsole {
+    buffer: &'static mut [u8],
+    geometry: Geometry,
+    cell_width_px: usize,
+    cell_height_px: usize,
+    columns: usize,
+    rows: usize,
+    column: usize,
+    row: usize,
+}
+
+impl FramebufferConsole {
+    /// Creates a console over `buffer` and clears it.
+    pub fn new(buffer: &'static mut [u8], geometry: Geometry) -> Result<Self, GeometryError> {
+        let bytes_per_line = geometry.stride_px.checked_mul(geometry.bytes_per_pixel);
+        let needed = bytes_per_line.and_then(|bytes| bytes.checked_mul(geometry.height_px));
+        match needed {
+            Some(needed) if needed <= buffer.len() => {}
+            _ => return Err(GeometryError::BufferTooSmall),
+        }
+        let cell_width_px = get_raster_width(FONT_WEIGHT, FONT_HEIGHT);
+        let cell_height_px = FONT_HEIGHT.val();
+        let columns = geometry.width_px / cell_width_px;
+        let rows = geometry.height_px / cell_height_px;
+        let pixel_size_ok = (1..=4).contains(&geometry.bytes_per_pixel);
+        if columns == 0 || rows == 0 || geometry.stride_px < geometry.width_px || !pixel_size_ok {
+            return Err(GeometryError::Unusable);
+        }
+        let mut console = Self {
+            buffer,
+            geometry,
+            cell_width_px,
+            cell_height_px,
+            columns,
+            rows,
+            column: 0,
+            row: 0,
+        };
+        console.visible_bytes_mut().fill(0);
+        Ok(console)
+    }
+
+    /// Returns the number of text columns and rows.
+    pub fn size_cells(&self) -> (usize, usize) {
+        (self.columns, self.rows)
+    }
+
+    /// Returns the cursor as (column, row).
+    pub fn cursor(&self) -> (usize, usize) {
+        (self.column, self.row)
+    }
+
+    /// Writes `text`, interpreting `\n`, `\r`, `\t` and backspace.
+    pub fn write_str(&mut self, text: &str) {
+        for character in text.chars() {
+            self.write_char(character);
+        }
+    }
+
+    fn write_char(&mut self, character: char) {
+        match character {
+            '\n' => self.new_line(),
+            '\r' => self.column = 0,
+            '\t' => {
+                let next_stop = (self.column / TAB_WIDTH_COLUMNS + 1) * TAB_WIDTH_COLUMNS;
+                while self.column < next_stop.min(self.columns) {
+                    self.draw_glyph(' ');
+                }
+            }
+            '\u{8}' => {
+                if self.column > 0 {
+                    self.column -= 1;
+                    self.clear_cell(self.column, self.row);
+                }
+            }
+            c if c.is_control() => {}
+            c => self.draw_glyph(c),
+        }
+    }
+
+    fn draw_glyph(&mut self, character: char) {
+        if self.column >= self.columns {
+            self.new_line();
+        }
+        let raster = get_raster(character, FONT_WEIGHT, FONT_HEIGHT)
+            .or_else(|| get_raster(REPLACEMENT_CHARACTER, FONT_WEIGHT, FONT_HEIGHT));
+        let (x0, y0) = (self.column * self.cell_width_px, self.row * self.cell_height_px);
+        self.clear_cell(self.column, self.row);
+        if let Some(raster) = raster {
+            for (dy, line) in raster.raster().iter().enumerate() {
+                for (dx, &intensity) in line.iter().enumerate().take(self.cell_width_px) {
+                    self.put_pixel(x0 + dx, y0 + dy, intensity);
+                }
+            }
+        }
+        self.column += 1;
+    }
+
+    fn new_line(&mut self) {
+        self.column = 0;
+        if self.row + 1 < self.rows {
+            self.row += 1;
+        } else {
+            let jump_rows = (self.rows / 4).max(1);
+            self.scroll_up(jump_rows);
+            self.row = self.rows - jump_rows;
+        }
+    }
+
+    fn bytes_per_text_row(&self) -> usize {
+        self.geometry.stride_px * self.geometry.bytes_per_pixel * self.cell_height_px
+    }
+
+    fn visible_bytes_mut(&mut self) -> &mut [u8] {
+        let len = self.geometry.stride_px * self.geometry.bytes_per_pixel * self.geometry.height_px;
+        &mut self.buffer[..len]
+    }
+
+    fn scroll_up(&mut self, text_rows: usize) {
+        let shift = text_rows * self.bytes_per_text_row();
+        let text_area = self.rows * self.bytes_per_text_row();
+        self.buffer.copy_within(shift..text_area, 0);
+        self.buffer[text_area - shift..text_area].fill(0);
+    }
+
+    fn clear_cell(&mut self, column: usize, row: usize) {
+        let (x0, y0) = (column * self.cell_width_px, row * self.cell_height_px);
+        for y in y0..y0 + self.cell_height_px {
+            for x in x0..x0 + self.cell_width_px {
+                self.put_pixel(x, y, 0);
+            }
+        }
+    }
+
+    fn put_pixel(&mut self, x: usize, y: usize, intensity: u8) {
+        let bytes_per_pixel = self.geometry.bytes_per_pixel;
+        let offset = (y * self.geometry.stride_px + x) * bytes_per_pixel;
+        let pixel = &mut self.buffer[offset..offset + bytes_per_pixel];
+        match self.geometry.layout {
+            PixelLayout::Gray => pixel[0] = intensity,
+            // Grey text: the same value in each colour channel, whatever their order.
+            PixelLayout::Rgb | PixelLayout::Bgr => {
+                for channel in pixel.iter_mut().take(3) {
+                    *channel = intensity;
+                }
+            }
+        }
+    }
+
+    /// Returns whether any pixel of the cell at (`column`, `row`) is lit; for tests and for
+    /// checking what the screen shows without a display.
+    pub fn cell_is_lit(&self, column: usize, row: usize) -> bool {
+        let bytes_per_pixel = self.geometry.bytes_per_pixel;
+        let (x0, y0) = (column * self.cell_width_px, row * self.cell_height_px);
+        (y0..y0 + self.cell_height_px).any(|y| {
+            let start = (y * self.geometry.stride_px + x0) * bytes_per_pixel;
+            self.buffer[start..start + self.cell_width_px * bytes_per_pixel].iter().any(|&b| b != 0)
+        })
+    }
+}
+
+#[cfg(test)]
+#[expect(unreachable_pub, reason = "`#[test_case]` makes test functions `pub`")]
+mod tests {
+    use alloc::{boxed::Box, vec};
+
+    use super::*;
+
+    fn console(width_px: usize, height_px: usize) -> FramebufferConsole {
+        let geometry = Geometry {
+            width_px,
+            height_px,
+            stride_px: width_px + 3,
+            bytes_per_pixel: 4,
+            layout: PixelLayout::Bgr,
+        };
+        let buffer = Box::leak(vec![0u8; (width_px + 3) * height_px * 4].into_boxed_slice());
+        FramebufferConsole::new(buffer, geometry).expect("valid geometry")
+    }
+
+    /// Number of lit cells at the start of `row`, i.e. the length of the line drawn there.
+    fn lit_prefix(console: &FramebufferConsole, row: usize) -> usize {
+        (0..console.size_cells().0).take_while(|&column| console.cell_is_lit(column, row)).count()
+    }
+
+    #[test_case]
+    fn rejects_a_buffer_smaller_than_its_geometry() {
+        let geometry = Geometry {
+            width_px: 64,
+            height_px: 64,
+            stride_px: 64,
+            bytes_per_pixel: 4,
+            layout: PixelLayout::Rgb,
+        };
+        let buffer = Box::leak(vec![0u8; 64 * 64 * 4 - 1].into_boxed_slice());
+        assert_eq!(
+            FramebufferConsole::new(buffer, geometry).err(),
+            Some(GeometryError::BufferTooSmall)
+        );
+    }
+
+    #[test_case]
+    fn long_lines_wrap_to_the_next_row() {
+        let mut console = console(80, 160);
+        let (columns, _) = console.size_cells();
+        for _ in 0..columns + 2 {
+            console.write_str("x");
+        }
+        assert_eq!(console.cursor(), (2, 1));
+        assert_eq!(lit_prefix(&console, 0), columns);
+        assert_eq!(lit_prefix(&console, 1), 2);
+    }
+
+    #[test_case]
+    fn scrolling_moves_lines_up_by_a_quarter_screen() {
+        let mut console = console(200, 16 * 8);
+        let (_, rows) = console.size_cells();
+        assert_eq!(rows, 8);
+        // Line k is k+1 characters long, so each row's content identifies the line.
+        for k in 0..rows {
+            for _ in 0..=k {
+                console.write_str("#");
+            }
+            console.write_str("\n");
+        }
+        // The eighth newline scrolled by rows / 4 = 2: row 0 now shows line 2.
+        assert_eq!(console.cursor(), (0, rows - 2));
+        assert_eq!(lit_prefix(&console, 0), 3);
+        assert_eq!(lit_prefix(&console, rows - 3), rows);
+        assert_eq!(lit_prefix(&console, rows - 2), 0);
+        assert_eq!(lit_prefix(&console, rows - 1), 0);
+    }
+
+    #[test_case]
+    fn backspace_erases_the_previous_cell() {
+        let mut console = console(80, 32);
+        console.write_str("ab\u{8}");
+        assert_eq!(console.cursor(), (1, 0));
+        assert!(console.cell_is_lit(0, 0));
+        assert!(!console.cell_is_lit(1, 0));
+    }
+}

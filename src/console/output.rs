@@ -1,0 +1,70 @@
+//! The console sinks and the lock that serialises them.
+
+use core::fmt::{self, Write};
+
+use super::framebuffer::FramebufferConsole;
+use crate::arch::{self, IrqMutex};
+
+/// Every sink beyond COM1, which is always written.
+struct Sinks {
+    framebuffer: Option<FramebufferConsole>,
+}
+
+impl Write for Sinks {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        arch::serial::write_bytes(text.as_bytes());
+        if let Some(framebuffer) = &mut self.framebuffer {
+            framebuffer.write_str(text);
+        }
+        Ok(())
+    }
+}
+
+static SINKS: IrqMutex<Sinks> = IrqMutex::new(Sinks { framebuffer: None });
+
+/// Adds the framebuffer console as a sink.
+pub fn init(framebuffer: Option<FramebufferConsole>) {
+    SINKS.lock().framebuffer = framebuffer;
+}
+
+/// Formats `args` to every sink. Used by [`print!`](crate::print).
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments<'_>) {
+    // Formatting cannot fail for sinks that never return an error.
+    let _ = SINKS.lock().write_fmt(args);
+}
+
+/// Writes `args` without waiting for the console lock: used by the panic path, where the
+/// panicking code may hold that lock. Falls back to COM1 alone if the lock is taken.
+pub fn write_emergency(args: fmt::Arguments<'_>) {
+    match SINKS.try_lock() {
+        Some(mut sinks) => {
+            let _ = sinks.write_fmt(args);
+        }
+        None => {
+            let _ = SerialOnly.write_fmt(args);
+        }
+    }
+}
+
+struct SerialOnly;
+
+impl Write for SerialOnly {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        arch::serial::write_bytes(text.as_bytes());
+        Ok(())
+    }
+}
+
+/// Prints to the kernel console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => ($crate::console::_print(format_args!($($arg)*)));
+}
+
+/// Prints a line to the kernel console.
+#[macro_export]
+macro_rules! println {
+    () => ($crate::print!("\n"));
+    ($($arg:tt)*) => ($crate::print!("{}\n", format_args!($($arg)*)));
+}

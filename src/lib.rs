@@ -1,0 +1,67 @@
+//! Herald: a monolithic x86_64 kernel built around an in-kernel priority event bus.
+//!
+//! This crate is the whole kernel; `src/main.rs` only names the entry point. [`init`] is the
+//! boot order. On the host (`cargo xtask test`) only the architecture-free modules are built,
+//! so their logic is tested as an ordinary program.
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(all(test, target_os = "none"), no_main)]
+#![feature(custom_test_frameworks)]
+#![test_runner(crate::testing::run_tests)]
+#![cfg_attr(target_os = "none", reexport_test_harness_main = "test_main")]
+
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+pub mod console;
+pub mod events;
+#[cfg(target_os = "none")]
+pub mod logger;
+pub mod mm;
+#[cfg(target_os = "none")]
+pub mod panic;
+pub mod security;
+pub mod testing;
+
+/// Herald's version, from `Cargo.toml`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Brings the kernel up, in dependency order: the CPU tables first (so any fault is reported,
+/// never a triple fault), then heap, consoles and logging, and interrupts last.
+#[cfg(target_os = "none")]
+pub fn init(boot: arch::BootResources) {
+    use console::framebuffer::FramebufferConsole;
+
+    arch::init_cpu();
+    mm::heap::init();
+    let framebuffer = boot.framebuffer.and_then(|(buffer, geometry)| {
+        FramebufferConsole::new(buffer, geometry).ok().map(|console| (console, geometry))
+    });
+    let geometry = framebuffer.as_ref().map(|(_, geometry)| *geometry);
+    console::init(framebuffer.map(|(console, _)| console));
+    logger::init();
+    println!("Herald {VERSION} - an x86_64 kernel built around a priority event bus");
+    match geometry {
+        Some(g) => {
+            log::info!("framebuffer console {}x{} px, {:?}", g.width_px, g.height_px, g.layout)
+        }
+        None => log::info!("no usable framebuffer; console on COM1 only"),
+    }
+    arch::init_interrupts();
+    log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
+}
+
+#[cfg(all(test, target_os = "none"))]
+kernel_entry!(test_kernel_main);
+
+#[cfg(all(test, target_os = "none"))]
+fn test_kernel_main() -> ! {
+    test_main();
+    arch::cpu::halt_forever()
+}
+
+#[cfg(all(test, target_os = "none"))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    testing::panic_handler(info)
+}

@@ -1,0 +1,47 @@
+//! The `log` backend: timestamped records to the console, filtered by level.
+
+use log::{LevelFilter, Log, Metadata, Record};
+
+use crate::arch;
+
+/// Level used unless changed at run time with [`set_level`].
+const DEFAULT_LEVEL: LevelFilter = LevelFilter::Info;
+
+struct ConsoleLogger;
+
+impl Log for ConsoleLogger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let ticks = arch::ticks();
+        let tick_hz = u64::from(arch::TICK_HZ);
+        let (seconds, milliseconds) = (ticks / tick_hz, (ticks % tick_hz) * 1000 / tick_hz);
+        crate::println!(
+            "[{seconds:5}.{milliseconds:03}] {:5} {}: {}",
+            record.level(),
+            record.target(),
+            record.args()
+        );
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: ConsoleLogger = ConsoleLogger;
+
+/// Installs the console logger at [`DEFAULT_LEVEL`]. Safe to call more than once.
+pub(crate) fn init() {
+    // A second call finds the logger already set, which is the state we want.
+    let _ = log::set_logger(&LOGGER);
+    set_level(DEFAULT_LEVEL);
+}
+
+/// Changes which records are printed.
+pub fn set_level(level: LevelFilter) {
+    log::set_max_level(level);
+}

@@ -1,0 +1,222 @@
+//! Cargo runner for Herald: turns the kernel ELF that `cargo run`/`cargo test` hands over into a
+//! BIOS or UEFI disk image and boots it in QEMU, mapping the kernel's verdict to an exit status.
+//!
+//! Environment:
+//! - `HERALD_BOOT=uefi` boots through OVMF (`HERALD_OVMF` overrides the firmware path);
+//!   `bios` (the default) through the bootloader's BIOS stages.
+//! - `HERALD_QEMU_ARGS` is appended to QEMU's command line, split on whitespace.
+//! - `HERALD_TEST_TIMEOUT_SECS` bounds each test kernel (default 300); a hang fails the test.
+
+use std::{
+    env,
+    ffi::OsString,
+    io::ErrorKind,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitCode, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// `isa-debug-exit` turns a guest write of `v` into QEMU's exit status `(v << 1) | 1`; the
+/// kernel writes 0x10 for success and 0x11 for failure (`src/arch/x86_64/qemu.rs`).
+const QEMU_STATUS_KERNEL_SUCCESS: i32 = (0x10 << 1) | 1;
+const QEMU_STATUS_KERNEL_FAILURE: i32 = (0x11 << 1) | 1;
+/// The I/O port and size the kernel expects the exit device at.
+const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
+/// Where Debian's `ovmf` package puts the combined UEFI firmware image.
+const DEFAULT_OVMF_PATH: &str = "/usr/share/ovmf/OVMF.fd";
+const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(300);
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Our own exit statuses, beyond 0 (success) and 1 (the kernel reported failure).
+const STATUS_SETUP_ERROR: u8 = 2;
+const STATUS_TIMED_OUT: u8 = 3;
+const STATUS_NO_VERDICT: u8 = 4;
+
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Firmware {
+    Bios,
+    Uefi,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("herald-runner: {message}");
+            ExitCode::from(STATUS_SETUP_ERROR)
+        }
+    }
+}
+
+fn run() -> Result<ExitCode, String> {
+    let mut args = env::args_os().skip(1);
+    let kernel = PathBuf::from(args.next().ok_or("usage: herald-runner <kernel-elf> [args]")?);
+    let extra: Vec<OsString> = args.collect();
+    let is_test = is_test_executable(&kernel);
+    if is_test && !extra.is_empty() {
+        eprintln!("herald-runner: test filters are not supported in QEMU; running every test");
+    }
+    let firmware = match env::var("HERALD_BOOT").as_deref() {
+        Err(_) | Ok("" | "bios") => Firmware::Bios,
+        Ok("uefi") => Firmware::Uefi,
+        Ok(other) => return Err(format!("HERALD_BOOT={other:?}: expected `bios` or `uefi`")),
+    };
+    let image = build_image(&kernel, firmware)?;
+
+    let mut qemu = Command::new("qemu-system-x86_64");
+    if firmware == Firmware::Uefi {
+        let ovmf = env::var("HERALD_OVMF").unwrap_or_else(|_| DEFAULT_OVMF_PATH.into());
+        if !Path::new(&ovmf).exists() {
+            return Err(format!(
+                "UEFI firmware {ovmf} not found: `apt-get install -y ovmf` or set HERALD_OVMF"
+            ));
+        }
+        qemu.arg("-bios").arg(ovmf);
+    }
+    qemu.arg("-drive").arg(format!("format=raw,file={}", image.display()));
+    // COM1 on our stdin/stdout; a reset (e.g. triple fault) stops QEMU instead of looping.
+    qemu.args(["-serial", "stdio", "-no-reboot", "-device", DEBUG_EXIT_DEVICE]);
+    let has_display = env::var_os("DISPLAY").is_some() || env::var_os("WAYLAND_DISPLAY").is_some();
+    if is_test || !has_display {
+        qemu.args(["-display", "none"]);
+    }
+    qemu.args(split_qemu_args(&env::var("HERALD_QEMU_ARGS").unwrap_or_default()));
+    // A test must not take over the terminal (QEMU puts a tty into raw mode) or wait for input.
+    if is_test {
+        qemu.stdin(Stdio::null());
+    }
+
+    let child = qemu.spawn().map_err(|error| match error.kind() {
+        ErrorKind::NotFound => {
+            "qemu-system-x86_64 not found: `apt-get install -y qemu-system-x86` (see README)".into()
+        }
+        _ => format!("cannot start qemu-system-x86_64: {error}"),
+    })?;
+    let timeout = if is_test { Some(test_timeout()?) } else { None };
+    wait_for_verdict(child, timeout, is_test, &kernel)
+}
+
+/// Builds the boot image next to the kernel ELF, so parallel test binaries never collide.
+fn build_image(kernel: &Path, firmware: Firmware) -> Result<PathBuf, String> {
+    let mut config = bootloader::BootConfig::default();
+    // Only Herald's own output on the consoles: tests parse it.
+    config.serial_logging = false;
+    config.frame_buffer_logging = false;
+    let result = match firmware {
+        Firmware::Bios => {
+            let image = kernel.with_extension("bios.img");
+            bootloader::BiosBoot::new(kernel)
+                .set_boot_config(&config)
+                .create_disk_image(&image)
+                .map(|()| image)
+        }
+        Firmware::Uefi => {
+            let image = kernel.with_extension("uefi.img");
+            bootloader::UefiBoot::new(kernel)
+                .set_boot_config(&config)
+                .create_disk_image(&image)
+                .map(|()| image)
+        }
+    };
+    result.map_err(|error| format!("cannot build a disk image for {}: {error:#}", kernel.display()))
+}
+
+fn test_timeout() -> Result<Duration, String> {
+    match env::var("HERALD_TEST_TIMEOUT_SECS") {
+        Err(_) => Ok(DEFAULT_TEST_TIMEOUT),
+        Ok(text) => text
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("HERALD_TEST_TIMEOUT_SECS={text:?} is not a number of seconds")),
+    }
+}
+
+fn wait_for_verdict(
+    mut child: Child,
+    timeout: Option<Duration>,
+    is_test: bool,
+    kernel: &Path,
+) -> Result<ExitCode, String> {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) =
+            child.try_wait().map_err(|error| format!("waiting for QEMU: {error}"))?
+        {
+            break status;
+        }
+        if timeout.is_some_and(|timeout| started.elapsed() > timeout) {
+            // Already exiting if this fails; either way it is gone after `wait`.
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!(
+                "herald-runner: {} hung: killed after {} s (HERALD_TEST_TIMEOUT_SECS)",
+                kernel.display(),
+                started.elapsed().as_secs()
+            );
+            return Ok(ExitCode::from(STATUS_TIMED_OUT));
+        }
+        thread::sleep(POLL_INTERVAL);
+    };
+    Ok(verdict(status.code(), is_test))
+}
+
+/// Maps QEMU's exit status to ours.
+fn verdict(qemu_status: Option<i32>, is_test: bool) -> ExitCode {
+    match qemu_status {
+        Some(QEMU_STATUS_KERNEL_SUCCESS) => ExitCode::SUCCESS,
+        Some(QEMU_STATUS_KERNEL_FAILURE) => ExitCode::FAILURE,
+        // Window closed, Ctrl-C, or a CPU reset: fine for an interactive run, never for a test.
+        Some(0) if !is_test => ExitCode::SUCCESS,
+        other => {
+            eprintln!(
+                "herald-runner: QEMU stopped without a verdict from the kernel (status {other:?}): \
+                 a CPU reset such as a triple fault, or QEMU was killed"
+            );
+            ExitCode::from(STATUS_NO_VERDICT)
+        }
+    }
+}
+
+/// Test executables keep cargo's `-<16 hex digits>` suffix; the binary `cargo run` starts does
+/// not. (bootimage's "parent directory is `deps`" check no longer holds: cargo's new build-dir
+/// layout puts test executables under `build/<package>/<hash>/out/`.)
+fn is_test_executable(path: &Path) -> bool {
+    let stem = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or_default();
+    stem.rsplit_once('-').is_some_and(|(_, hash)| {
+        hash.len() == 16 && hash.bytes().all(|byte| byte.is_ascii_hexdigit())
+    })
+}
+
+fn split_qemu_args(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_executables_are_recognised_by_their_hash_suffix() {
+        assert!(is_test_executable(Path::new("out/basic_boot-0123456789abcdef")));
+        assert!(is_test_executable(Path::new("deps/herald-fedcba9876543210")));
+        assert!(!is_test_executable(Path::new("debug/herald")));
+        assert!(!is_test_executable(Path::new("debug/stack-overflow")));
+        assert!(!is_test_executable(Path::new("debug/herald-0123456789abcdeg")));
+    }
+
+    #[test]
+    fn kernel_verdicts_map_to_exit_statuses() {
+        assert_eq!(verdict(Some(33), true), ExitCode::SUCCESS);
+        assert_eq!(verdict(Some(35), true), ExitCode::FAILURE);
+        assert_eq!(verdict(Some(0), false), ExitCode::SUCCESS);
+        assert_eq!(verdict(Some(0), true), ExitCode::from(STATUS_NO_VERDICT));
+        assert_eq!(verdict(None, false), ExitCode::from(STATUS_NO_VERDICT));
+    }
+
+    #[test]
+    fn qemu_args_split_on_any_whitespace() {
+        assert_eq!(split_qemu_args("  -m 64M\t-smp 2 "), ["-m", "64M", "-smp", "2"]);
+        assert!(split_qemu_args("").is_empty());
+    }
+}

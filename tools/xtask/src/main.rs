@@ -1,0 +1,181 @@
+//! Project commands, run as `cargo xtask <command>` from anywhere in the repository.
+//!
+//! `test` runs every test suite and exits non-zero if any test fails, any suite fails to build,
+//! or any test kernel hangs (the runner kills it and reports a failure).
+
+use std::{
+    env,
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+    time::Instant,
+};
+
+const USAGE: &str = "usage: cargo xtask test";
+
+/// One `cargo test` invocation and what it is for.
+struct Suite {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+const SUITES: &[Suite] = &[
+    // `build.target` is the kernel target, so this boots every test kernel in QEMU.
+    Suite { name: "kernel tests in QEMU", args: &["test", "--no-fail-fast"] },
+    Suite { name: "kernel logic on the host", args: &["test", "--lib", "--target", "host-tuple"] },
+    Suite {
+        name: "host tools",
+        args: &[
+            "test",
+            "--manifest-path",
+            "tools/Cargo.toml",
+            "--workspace",
+            "--target",
+            "host-tuple",
+        ],
+    },
+];
+
+/// Passed and failed counts read from a suite's output.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    /// Test binaries that announced themselves but never printed a summary (hang or crash).
+    unfinished: u64,
+}
+
+impl Tally {
+    /// Reads one output line. Herald's harness prints `running N tests` and `N passed, M failed`;
+    /// libtest prints `running N tests` and `test result: ok. N passed; M failed; ...`.
+    fn observe(&mut self, line: &str) {
+        let line = line.trim_end_matches('\r').trim();
+        if line.starts_with("running ")
+            && (line.ends_with(" tests")
+                || line.ends_with(" test")
+                || line.ends_with(" tests on the host"))
+        {
+            self.unfinished += 1;
+            return;
+        }
+        let summary = line
+            .strip_prefix("test result: ")
+            .map_or(line, |rest| rest.split_once(". ").map_or(rest, |(_, counts)| counts));
+        let mut words = summary.split([' ', ',', ';']).filter(|word| !word.is_empty());
+        let (Some(passed), Some("passed"), Some(failed), Some("failed")) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return;
+        };
+        if let (Ok(passed), Ok(failed)) = (passed.parse::<u64>(), failed.parse::<u64>()) {
+            self.passed += passed;
+            self.failed += failed;
+            self.unfinished = self.unfinished.saturating_sub(1);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["test"] => test(),
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn repository_root() -> PathBuf {
+    // tools/xtask → repository root.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map_or_else(|| ".".into(), Path::to_path_buf)
+}
+
+fn test() -> ExitCode {
+    let root = repository_root();
+    let started = Instant::now();
+    let mut total = Tally::default();
+    let mut failed_suites = Vec::new();
+    for suite in SUITES {
+        eprintln!("\n==> {} (cargo {})", suite.name, suite.args.join(" "));
+        let (succeeded, tally) = run_suite(&root, suite);
+        total.passed += tally.passed;
+        total.failed += tally.failed + tally.unfinished;
+        if !succeeded || tally.failed > 0 || tally.unfinished > 0 || tally.passed == 0 {
+            failed_suites.push(suite.name);
+        }
+    }
+    eprintln!("\n==> finished in {:.0} s", started.elapsed().as_secs_f64());
+    for name in &failed_suites {
+        eprintln!("FAILED suite: {name}");
+    }
+    println!("total: {} passed, {} failed", total.passed, total.failed);
+    if failed_suites.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Runs one suite, echoing its output while counting results.
+fn run_suite(root: &Path, suite: &Suite) -> (bool, Tally) {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child =
+        match Command::new(cargo).args(suite.args).current_dir(root).stdout(Stdio::piped()).spawn()
+        {
+            Ok(child) => child,
+            Err(error) => {
+                eprintln!("cannot run cargo: {error}");
+                return (false, Tally::default());
+            }
+        };
+    let mut tally = Tally::default();
+    if let Some(stdout) = child.stdout.take() {
+        let mut out = std::io::stdout().lock();
+        for line in BufReader::new(stdout).split(b'\n') {
+            let Ok(line) = line else { break };
+            // Kernel output is text, but a corrupted byte must not abort the count.
+            let text = String::from_utf8_lossy(&line);
+            let _ = writeln!(out, "{}", text.trim_end_matches('\r'));
+            tally.observe(&text);
+        }
+    }
+    let succeeded = child.wait().is_ok_and(|status| status.success());
+    (succeeded, tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tally(lines: &[&str]) -> Tally {
+        let mut tally = Tally::default();
+        for line in lines {
+            tally.observe(line);
+        }
+        tally
+    }
+
+    #[test]
+    fn counts_herald_and_libtest_summaries() {
+        let counted = tally(&[
+            "running 3 tests",
+            "3 passed, 0 failed\r",
+            "running 2 tests",
+            "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        ]);
+        assert_eq!(counted, Tally { passed: 4, failed: 1, unfinished: 0 });
+    }
+
+    #[test]
+    fn a_binary_without_a_summary_is_unfinished() {
+        let counted =
+            tally(&["running 4 tests", "herald::a ... ok", "running 1 test", "1 passed, 0 failed"]);
+        assert_eq!(counted, Tally { passed: 1, failed: 0, unfinished: 1 });
+    }
+
+    #[test]
+    fn ordinary_output_is_ignored() {
+        let counted = tally(&["[    0.001] INFO  herald: 3 passed the gate", "passed, failed"]);
+        assert_eq!(counted, Tally::default());
+    }
+}
