@@ -41,11 +41,10 @@ pub fn init(boot: arch::BootResources) {
     console::init(framebuffer.map(|(console, _)| console));
     logger::init();
     println!("Herald {VERSION} - an x86_64 kernel built around a priority event bus");
-    match geometry {
-        Some(g) => {
-            log::info!("framebuffer console {}x{} px, {:?}", g.width_px, g.height_px, g.layout)
-        }
-        None => log::info!("no usable framebuffer; console on COM1 only"),
+    if let Some(g) = geometry {
+        log::info!("framebuffer console {}x{} px, {:?}", g.width_px, g.height_px, g.layout);
+    } else {
+        log::info!("no usable framebuffer; console on COM1 only");
     }
     arch::init_interrupts();
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
