@@ -1,0 +1,425 @@
+//! The bus: one chain per event kind, dispatch, deferred delivery and introspection.
+
+use alloc::{
+    boxed::Box,
+    string::{String, ToString},
+    sync::Arc,
+    vec::Vec,
+};
+use core::{
+    fmt,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use conquer_once::spin::OnceCell;
+use spin::Mutex;
+
+use super::{
+    Band, BoundedQueue, Composition, Delivery, Event, EventKind, Outcome, OverflowPolicy, Priority,
+    PushOutcome, QueueId, QueueStats, Reply, Verdict,
+    chain::{Chain, Handler, Subscriber},
+};
+
+/// Handler timing is sampled: one dispatch in this many per chain is timed (the first one
+/// always), and a handler's total is estimated from its sampled average. Timing every call
+/// would cost two clock reads per handler, more than the rest of the dispatch.
+pub const TIMING_SAMPLE_PERIOD: u64 = 16;
+/// Most deferred queues the bus keeps.
+const MAX_DEFERRED_QUEUES: usize = 64;
+
+/// Why a subscription was refused.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum BusError {
+    /// The chain already holds its maximum number of subscribers.
+    ChainFull,
+    /// Another change to the chain, or a dispatch it interrupted on this CPU, is in the way;
+    /// retry from a context that did not interrupt it.
+    Busy,
+    /// The bus already has its maximum number of deferred queues.
+    TooManyQueues,
+}
+
+impl fmt::Display for BusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ChainFull => "chain is full",
+            Self::Busy => "chain is being changed; retry",
+            Self::TooManyQueues => "too many deferred queues",
+        })
+    }
+}
+
+/// A deferred handler's queue and the handler that drains it.
+struct DeferredQueue {
+    id: QueueId,
+    queue: BoundedQueue<Event>,
+    handler: Handler,
+    alive: AtomicBool,
+}
+
+/// The event bus. The kernel has one ([`BUS`](super::BUS)); tests and benchmarks make their own.
+pub struct Bus {
+    chains: [Chain; EventKind::COUNT],
+    clock: OnceCell<fn() -> u64>,
+    deferred: Mutex<Vec<Arc<DeferredQueue>>>,
+    deferred_pending: AtomicU64,
+}
+
+/// A live registration; dropping it unregisters the handler.
+#[must_use = "dropping a Subscription unregisters its handler at once"]
+pub struct Subscription {
+    bus: &'static Bus,
+    kind: EventKind,
+    subscriber: Arc<Subscriber>,
+    deferred: Option<Arc<DeferredQueue>>,
+}
+
+impl Subscription {
+    /// Keeps the handler registered for the rest of the kernel's life.
+    pub fn keep_forever(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // From here on no dispatch calls the handler; the snapshot is pruned when possible.
+        self.subscriber.alive.store(false, Ordering::Release);
+        if let Some(deferred) = &self.deferred {
+            deferred.alive.store(false, Ordering::Release);
+        }
+        self.bus.chains[self.kind.index()].prune();
+    }
+}
+
+/// One subscriber's place and statistics, as `chains` prints them.
+#[derive(Clone, Debug)]
+pub struct SubscriberInfo {
+    /// Registration name.
+    pub name: &'static str,
+    /// Priority.
+    pub priority: Priority,
+    /// Calls so far.
+    pub hits: u64,
+    /// Estimated guest instructions spent in the handler so far (see [`TIMING_SAMPLE_PERIOD`]).
+    pub instructions: u64,
+    /// The deferred queue feeding it, if it is a deferred handler.
+    pub deferred_queue: Option<QueueId>,
+}
+
+/// A deferred queue's state, as `queues` prints it.
+#[derive(Clone, Debug)]
+pub struct QueueInfo {
+    /// Queue id, as in [`Event::Lost`].
+    pub id: QueueId,
+    /// Name (the subscriber's).
+    pub name: &'static str,
+    /// Capacity.
+    pub capacity: usize,
+    /// Events waiting now.
+    pub depth: usize,
+    /// Overflow policy.
+    pub policy: OverflowPolicy,
+    /// Counters.
+    pub stats: QueueStats,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Bus {
+    /// Creates a bus with empty chains.
+    pub const fn new() -> Self {
+        Self {
+            chains: [const { Chain::new() }; EventKind::COUNT],
+            clock: OnceCell::uninit(),
+            deferred: Mutex::new(Vec::new()),
+            deferred_pending: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the clock used to account handler time (the TSC, on x86_64). Only the first call
+    /// takes effect.
+    pub fn set_clock(&self, clock: fn() -> u64) {
+        // A clock already set stays: handler statistics must not switch units midway.
+        let _ = self.clock.try_init_once(|| clock);
+    }
+
+    /// Registers an immediate handler: it runs inside [`dispatch`](Self::dispatch), in
+    /// interrupt context for interrupts, so it must be short and must not block or allocate.
+    ///
+    /// Safe from any context, including from inside a handler of the same chain; the new
+    /// handler takes part from the next dispatch on.
+    pub fn subscribe(
+        &'static self,
+        kind: EventKind,
+        name: &'static str,
+        priority: Priority,
+        handler: impl Fn(&Event, &mut Reply) -> Verdict + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
+        self.subscribe_boxed(kind, name, priority, None, Box::new(handler), None)
+    }
+
+    fn subscribe_boxed(
+        &'static self,
+        kind: EventKind,
+        name: &'static str,
+        priority: Priority,
+        deferred_queue: Option<usize>,
+        handler: Handler,
+        deferred: Option<Arc<DeferredQueue>>,
+    ) -> Result<Subscription, BusError> {
+        let subscriber = Arc::new(Subscriber {
+            name,
+            priority,
+            deferred_queue,
+            alive: AtomicBool::new(true),
+            hits: AtomicU64::new(0),
+            sampled_calls: AtomicU64::new(0),
+            sampled_instructions: AtomicU64::new(0),
+            handler,
+        });
+        self.chains[kind.index()].insert(subscriber.clone())?;
+        Ok(Subscription { bus: self, kind, subscriber, deferred })
+    }
+
+    /// Registers a deferred handler: the dispatch only queues the event (a few instructions,
+    /// safe in interrupt context) and `handler` runs later from [`run_deferred`](Self::run_deferred),
+    /// in a kernel task. A loss is delivered to `handler` as [`Event::Lost`] before the next event.
+    ///
+    /// For [`EventKind::Irq`] the line stays masked until [`run_deferred`](Self::run_deferred)
+    /// has run the handler (the L4 model), so a flood is bounded by the handler's pace.
+    pub fn subscribe_deferred(
+        &'static self,
+        kind: EventKind,
+        name: &'static str,
+        priority: Priority,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
+        let mut queues = self.deferred.try_lock().ok_or(BusError::Busy)?;
+        queues.retain(|queue| queue.alive.load(Ordering::Acquire) || !queue.queue.is_empty());
+        if queues.len() >= MAX_DEFERRED_QUEUES {
+            return Err(BusError::TooManyQueues);
+        }
+        let id = QueueId(u16::try_from(queues.len()).unwrap_or(u16::MAX));
+        let deferred = Arc::new(DeferredQueue {
+            id,
+            queue: BoundedQueue::new(name, capacity, policy),
+            handler: Box::new(move |event, _reply| {
+                handler(event);
+                Verdict::Handled
+            }),
+            alive: AtomicBool::new(true),
+        });
+        queues.push(deferred.clone());
+        drop(queues);
+        let queue = deferred.clone();
+        let enqueue: Handler = Box::new(move |event, reply| {
+            let pushed = queue.queue.push(*event);
+            self.deferred_pending.fetch_add(1, Ordering::Release);
+            if pushed == PushOutcome::KillProducer {
+                reply.kill_producer = true;
+            }
+            if kind == EventKind::Irq {
+                reply.keep_line_masked = true;
+            }
+            Verdict::Handled
+        });
+        self.subscribe_boxed(kind, name, priority, Some(usize::from(id.0)), enqueue, Some(deferred))
+    }
+
+    /// Delivers `event` to its chain and returns the decision. Safe in interrupt context: it
+    /// takes no lock that other code holds across more than a pointer copy, and allocates
+    /// nothing. Handlers run highest priority first; see [`Composition`] for how their verdicts
+    /// combine, per kind.
+    pub fn dispatch(&self, event: &Event, reply: &mut Reply) -> Outcome {
+        let kind = event.kind();
+        let chain = &self.chains[kind.index()];
+        let dispatch_number = chain.dispatches.fetch_add(1, Ordering::Relaxed);
+        let Some(snapshot) = chain.snapshot() else {
+            return Outcome::Unhandled;
+        };
+        let clock = if dispatch_number % TIMING_SAMPLE_PERIOD == 0 {
+            self.clock.get().copied()
+        } else {
+            None
+        };
+        let first_decision = kind.composition() == Composition::FirstDecision;
+        let mut outcome = Outcome::Unhandled;
+        let mut decided = false;
+        for subscriber in snapshot.iter() {
+            if !subscriber.alive.load(Ordering::Acquire) {
+                continue;
+            }
+            match subscriber.band() {
+                Band::Observer => {
+                    reply.outcome = outcome;
+                    subscriber.call(event, reply, clock);
+                }
+                _ if decided => {}
+                Band::Security => {
+                    // Security may only deny; a `Handled` from it grants nothing.
+                    if let Verdict::Deny(errno) = subscriber.call(event, reply, clock) {
+                        if first_decision {
+                            outcome = Outcome::Denied(errno);
+                            decided = true;
+                        }
+                    }
+                }
+                Band::Owner => match subscriber.call(event, reply, clock) {
+                    Verdict::Continue => {}
+                    Verdict::Handled => {
+                        outcome = Outcome::Handled;
+                        decided = first_decision;
+                    }
+                    Verdict::Deny(errno) if first_decision => {
+                        outcome = Outcome::Denied(errno);
+                        decided = true;
+                    }
+                    Verdict::Deny(_) => {}
+                },
+            }
+        }
+        reply.outcome = outcome;
+        outcome
+    }
+
+    /// Returns whether deferred handlers have events waiting.
+    pub fn has_deferred_work(&self) -> bool {
+        self.deferred_pending.load(Ordering::Acquire) > 0
+    }
+
+    /// Runs deferred handlers on up to `budget` waiting events, round-robin over queues so one
+    /// busy queue cannot starve the others. Returns how many deliveries were made. Called by
+    /// the kernel's deferred-work task, never from interrupt context.
+    pub fn run_deferred(&self, budget: usize) -> usize {
+        if !self.has_deferred_work() {
+            return 0;
+        }
+        let Some(queues) = self.deferred.try_lock().map(|queues| queues.clone()) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        let mut progress = true;
+        while delivered < budget && progress {
+            progress = false;
+            for deferred in &queues {
+                let Some(delivery) = deferred.queue.pop() else { continue };
+                progress = true;
+                delivered += 1;
+                let event = match delivery {
+                    Delivery::Item(event) => {
+                        self.deferred_pending.fetch_sub(1, Ordering::AcqRel);
+                        event
+                    }
+                    Delivery::Lost { count } => Event::Lost { queue: deferred.id, count },
+                };
+                if deferred.alive.load(Ordering::Acquire) {
+                    (deferred.handler)(&event, &mut Reply::new());
+                }
+                if let Event::Irq { line, .. } = event {
+                    super::irq::LINES.acknowledge(line);
+                }
+                if delivered >= budget {
+                    break;
+                }
+            }
+        }
+        self.resync_pending(&queues);
+        delivered
+    }
+
+    /// Pushes that were refused or merged never become deliveries; recount from the queues so
+    /// the pending counter cannot drift and keep the deferred task spinning.
+    fn resync_pending(&self, queues: &[Arc<DeferredQueue>]) {
+        let waiting: usize = queues.iter().map(|deferred| deferred.queue.len()).sum();
+        self.deferred_pending.store(waiting as u64, Ordering::Release);
+    }
+
+    /// Returns how many events of `kind` have been dispatched.
+    pub fn dispatch_count(&self, kind: EventKind) -> u64 {
+        self.chains[kind.index()].dispatches.load(Ordering::Relaxed)
+    }
+
+    /// Returns `kind`'s chain in dispatch order.
+    pub fn chain(&self, kind: EventKind) -> Vec<SubscriberInfo> {
+        let Some(snapshot) = self.chains[kind.index()].snapshot() else {
+            return Vec::new();
+        };
+        snapshot
+            .iter()
+            .filter(|subscriber| subscriber.alive.load(Ordering::Acquire))
+            .map(|subscriber| {
+                let hits = subscriber.hits.load(Ordering::Relaxed);
+                let sampled_calls = subscriber.sampled_calls.load(Ordering::Relaxed);
+                let sampled = subscriber.sampled_instructions.load(Ordering::Relaxed);
+                let instructions = if sampled_calls == 0 {
+                    0
+                } else {
+                    u64::try_from(
+                        u128::from(sampled) * u128::from(hits) / u128::from(sampled_calls),
+                    )
+                    .unwrap_or(u64::MAX)
+                };
+                SubscriberInfo {
+                    name: subscriber.name,
+                    priority: subscriber.priority,
+                    hits,
+                    instructions,
+                    deferred_queue: subscriber
+                        .deferred_queue
+                        .and_then(|id| u16::try_from(id).ok())
+                        .map(QueueId),
+                }
+            })
+            .collect()
+    }
+
+    /// Returns every deferred queue's state.
+    pub fn queues(&self) -> Vec<QueueInfo> {
+        let Some(queues) = self.deferred.try_lock().map(|queues| queues.clone()) else {
+            return Vec::new();
+        };
+        queues
+            .iter()
+            .map(|deferred| QueueInfo {
+                id: deferred.id,
+                name: deferred.queue.name(),
+                capacity: deferred.queue.capacity(),
+                depth: deferred.queue.len(),
+                policy: deferred.queue.policy(),
+                stats: deferred.queue.stats(),
+            })
+            .collect()
+    }
+
+    /// Formats `kind`'s chain as a table, one subscriber per line.
+    pub fn describe_chain(&self, kind: EventKind) -> String {
+        use core::fmt::Write;
+
+        let mut text = String::new();
+        let composition = match kind.composition() {
+            Composition::FirstDecision => "first decision wins",
+            Composition::Broadcast => "broadcast",
+        };
+        let _ = writeln!(text, "{kind} ({composition}), {} dispatched:", self.dispatch_count(kind));
+        for (position, info) in self.chain(kind).iter().enumerate() {
+            let mode = if info.deferred_queue.is_some() { "deferred" } else { "immediate" };
+            let _ = writeln!(
+                text,
+                "  {position:2}. {:<14} {:<24} {:<9} hits {:>8}  instructions {:>10}",
+                info.priority.to_string(),
+                info.name,
+                mode,
+                info.hits,
+                info.instructions
+            );
+        }
+        text
+    }
+}

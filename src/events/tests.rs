@@ -1,0 +1,542 @@
+//! Tests of the bus's pure logic; they run on the host and inside QEMU alike.
+#![expect(unreachable_pub, reason = "`#[test_case]` makes test functions `pub`")]
+
+use alloc::{boxed::Box, collections::VecDeque, sync::Arc, vec, vec::Vec};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use spin::Mutex;
+
+use super::{irq::IrqLines, *};
+
+fn leaked_bus() -> &'static Bus {
+    Box::leak(Box::new(Bus::new()))
+}
+
+fn syscall(number: u64) -> Event {
+    Event::Syscall { number, args: [0; 6], pid: 7 }
+}
+
+/// A small deterministic generator (xorshift64*), so randomized tests repeat exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
+
+/// Subscribes a handler that appends `tag` to `log` and answers `verdict`.
+fn recorder(
+    bus: &'static Bus,
+    kind: EventKind,
+    tag: &'static str,
+    priority: Priority,
+    verdict: Verdict,
+    log: &Arc<Mutex<Vec<&'static str>>>,
+) -> Subscription {
+    let log = log.clone();
+    bus.subscribe(kind, tag, priority, move |_, _| {
+        log.lock().push(tag);
+        verdict
+    })
+    .expect("subscribe")
+}
+
+#[test_case]
+fn handlers_run_by_priority_then_registration_order() {
+    let bus = leaked_bus();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let _a =
+        recorder(bus, EventKind::Timer, "observer", Priority::OBSERVER, Verdict::Continue, &log);
+    let _b = recorder(bus, EventKind::Timer, "owner-1", Priority::OWNER, Verdict::Continue, &log);
+    let _c =
+        recorder(bus, EventKind::Timer, "security", Priority::SECURITY, Verdict::Continue, &log);
+    let _d = recorder(bus, EventKind::Timer, "owner-2", Priority::OWNER, Verdict::Continue, &log);
+    let _e = recorder(
+        bus,
+        EventKind::Timer,
+        "owner-high",
+        Priority::owner(900),
+        Verdict::Continue,
+        &log,
+    );
+    bus.dispatch(&Event::Timer { tick: 1 }, &mut Reply::new());
+    assert_eq!(*log.lock(), ["security", "owner-high", "owner-1", "owner-2", "observer"]);
+    let names: Vec<_> = bus.chain(EventKind::Timer).iter().map(|info| info.name).collect();
+    assert_eq!(names, ["security", "owner-high", "owner-1", "owner-2", "observer"]);
+}
+
+#[test_case]
+fn random_registrations_dispatch_in_stable_priority_order() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..50 {
+        let bus = leaked_bus();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut expected: Vec<(Priority, usize)> = Vec::new();
+        let mut subscriptions = Vec::new();
+        for registration in 0..1 + rng.below(20) as usize {
+            let priority = match rng.below(3) {
+                0 => Priority::security(rng.below(4) as u16),
+                1 => Priority::owner(rng.below(4) as u16),
+                _ => Priority::observer(rng.below(4) as u16),
+            };
+            let sink = log.clone();
+            subscriptions.push(
+                bus.subscribe(EventKind::Irq, "random", priority, move |_, _| {
+                    sink.lock().push(registration);
+                    Verdict::Continue
+                })
+                .expect("subscribe"),
+            );
+            expected.push((priority, registration));
+        }
+        // Stable sort: equal priorities keep registration order.
+        expected.sort_by(|a, b| b.0.cmp(&a.0));
+        bus.dispatch(&Event::Irq { line: 1, seq: 1 }, &mut Reply::new());
+        let order: Vec<usize> = expected.iter().map(|&(_, registration)| registration).collect();
+        assert_eq!(*log.lock(), order, "round {round}");
+    }
+}
+
+#[test_case]
+fn a_security_deny_stops_owners_but_observers_see_the_outcome() {
+    let bus = leaked_bus();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(Mutex::new(None));
+    let _deny = recorder(
+        bus,
+        EventKind::Syscall,
+        "deny",
+        Priority::SECURITY,
+        Verdict::Deny(Errno::EPERM),
+        &log,
+    );
+    let _later = recorder(
+        bus,
+        EventKind::Syscall,
+        "later-security",
+        Priority::security(0),
+        Verdict::Continue,
+        &log,
+    );
+    let _owner =
+        recorder(bus, EventKind::Syscall, "owner", Priority::OWNER, Verdict::Handled, &log);
+    let sink = seen.clone();
+    let _observer = bus
+        .subscribe(EventKind::Syscall, "observer", Priority::OBSERVER, move |_, reply| {
+            *sink.lock() = Some(reply.outcome);
+            Verdict::Continue
+        })
+        .expect("subscribe");
+    let outcome = bus.dispatch(&syscall(1), &mut Reply::new());
+    assert_eq!(outcome, Outcome::Denied(Errno::EPERM));
+    assert_eq!(*log.lock(), ["deny"]);
+    assert_eq!(*seen.lock(), Some(Outcome::Denied(Errno::EPERM)));
+}
+
+#[test_case]
+fn security_cannot_grant_and_the_first_owner_decides() {
+    let bus = leaked_bus();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let _grant =
+        recorder(bus, EventKind::Syscall, "grant?", Priority::SECURITY, Verdict::Handled, &log);
+    assert_eq!(bus.dispatch(&syscall(1), &mut Reply::new()), Outcome::Unhandled);
+    let _first =
+        recorder(bus, EventKind::Syscall, "first", Priority::owner(600), Verdict::Handled, &log);
+    let _second = recorder(
+        bus,
+        EventKind::Syscall,
+        "second",
+        Priority::OWNER,
+        Verdict::Deny(Errno::EINVAL),
+        &log,
+    );
+    assert_eq!(bus.dispatch(&syscall(1), &mut Reply::new()), Outcome::Handled);
+    assert_eq!(*log.lock(), ["grant?", "grant?", "first"]);
+}
+
+#[test_case]
+fn broadcast_kinds_run_every_owner_and_ignore_deny() {
+    let bus = leaked_bus();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let _a =
+        recorder(bus, EventKind::Irq, "not-mine", Priority::owner(600), Verdict::Continue, &log);
+    let _b = recorder(bus, EventKind::Irq, "mine", Priority::OWNER, Verdict::Handled, &log);
+    let _c = recorder(
+        bus,
+        EventKind::Irq,
+        "deny",
+        Priority::owner(100),
+        Verdict::Deny(Errno::EPERM),
+        &log,
+    );
+    let outcome = bus.dispatch(&Event::Irq { line: 3, seq: 1 }, &mut Reply::new());
+    assert_eq!(outcome, Outcome::Handled);
+    assert_eq!(*log.lock(), ["not-mine", "mine", "deny"]);
+}
+
+#[test_case]
+fn dropping_a_subscription_unregisters_it() {
+    let bus = leaked_bus();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let keep = recorder(bus, EventKind::Timer, "keep", Priority::OWNER, Verdict::Continue, &log);
+    let gone = recorder(bus, EventKind::Timer, "gone", Priority::OWNER, Verdict::Continue, &log);
+    drop(gone);
+    bus.dispatch(&Event::Timer { tick: 1 }, &mut Reply::new());
+    assert_eq!(*log.lock(), ["keep"]);
+    assert_eq!(bus.chain(EventKind::Timer).len(), 1);
+    drop(keep);
+    assert!(bus.chain(EventKind::Timer).is_empty());
+    assert_eq!(bus.dispatch(&Event::Timer { tick: 2 }, &mut Reply::new()), Outcome::Unhandled);
+}
+
+#[test_case]
+fn a_handler_can_unsubscribe_itself_and_others_mid_dispatch() {
+    let bus = leaked_bus();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // The first handler drops both subscriptions (its own and a later one) while it runs.
+    let slots: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
+    let held = slots.clone();
+    let sink = log.clone();
+    let first = bus
+        .subscribe(EventKind::Timer, "first", Priority::owner(900), move |_, _| {
+            sink.lock().push("first");
+            held.lock().clear();
+            Verdict::Continue
+        })
+        .expect("subscribe");
+    let second =
+        recorder(bus, EventKind::Timer, "second", Priority::OWNER, Verdict::Continue, &log);
+    slots.lock().push(first);
+    slots.lock().push(second);
+    bus.dispatch(&Event::Timer { tick: 1 }, &mut Reply::new());
+    bus.dispatch(&Event::Timer { tick: 2 }, &mut Reply::new());
+    // "second" was removed before its turn: never called. Nothing runs on the second dispatch.
+    assert_eq!(*log.lock(), ["first"]);
+    assert!(bus.chain(EventKind::Timer).is_empty());
+}
+
+#[test_case]
+fn a_handler_can_subscribe_to_its_own_chain_mid_dispatch() {
+    let bus = leaked_bus();
+    let added = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (sink, counter) = (added.clone(), calls.clone());
+    let _spawner = bus
+        .subscribe(EventKind::Timer, "spawner", Priority::OWNER, move |_, _| {
+            let counter = counter.clone();
+            let subscription = bus
+                .subscribe(EventKind::Timer, "spawned", Priority::OBSERVER, move |_, _| {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    Verdict::Continue
+                })
+                .expect("subscribing from inside a handler works");
+            sink.lock().push(subscription);
+            Verdict::Continue
+        })
+        .expect("subscribe");
+    bus.dispatch(&Event::Timer { tick: 1 }, &mut Reply::new());
+    assert_eq!(calls.load(Ordering::Relaxed), 0, "takes part from the next dispatch on");
+    bus.dispatch(&Event::Timer { tick: 2 }, &mut Reply::new());
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+    assert_eq!(added.lock().len(), 2);
+}
+
+#[test_case]
+fn a_full_chain_refuses_more_subscribers() {
+    let bus = leaked_bus();
+    let mut subscriptions = Vec::new();
+    for _ in 0..MAX_SUBSCRIBERS_PER_CHAIN {
+        subscriptions.push(
+            bus.subscribe(EventKind::Lost, "filler", Priority::OBSERVER, |_, _| Verdict::Continue)
+                .expect("room"),
+        );
+    }
+    let refused = bus
+        .subscribe(EventKind::Lost, "one-too-many", Priority::OBSERVER, |_, _| Verdict::Continue);
+    assert_eq!(refused.err(), Some(BusError::ChainFull));
+}
+
+#[test_case]
+fn hits_and_sampled_instructions_are_accounted() {
+    static FAKE_CLOCK: AtomicU64 = AtomicU64::new(0);
+    fn clock() -> u64 {
+        // Each reading advances by 10, so every timed call "costs" exactly 10.
+        FAKE_CLOCK.fetch_add(10, Ordering::Relaxed)
+    }
+    let bus = leaked_bus();
+    bus.set_clock(clock);
+    let _s = bus
+        .subscribe(EventKind::Timer, "timed", Priority::OWNER, |_, _| Verdict::Handled)
+        .expect("subscribe");
+    for tick in 0..TIMING_SAMPLE_PERIOD * 4 {
+        bus.dispatch(&Event::Timer { tick }, &mut Reply::new());
+    }
+    let info = &bus.chain(EventKind::Timer)[0];
+    assert_eq!(info.hits, TIMING_SAMPLE_PERIOD * 4);
+    assert_eq!(info.instructions, 10 * TIMING_SAMPLE_PERIOD * 4);
+    assert_eq!(bus.dispatch_count(EventKind::Timer), TIMING_SAMPLE_PERIOD * 4);
+}
+
+/// Pushes 1..=total into a queue of `capacity` and returns what the consumer then receives.
+fn overflow(
+    policy: OverflowPolicy,
+    capacity: usize,
+    total: u64,
+) -> (Vec<Delivery<u64>>, QueueStats, Vec<PushOutcome>) {
+    let queue = BoundedQueue::new("test", capacity, policy);
+    let pushes = (1..=total).map(|item| queue.push(item)).collect();
+    let deliveries = core::iter::from_fn(|| queue.pop()).collect();
+    (deliveries, queue.stats(), pushes)
+}
+
+fn items(values: &[u64]) -> Vec<Delivery<u64>> {
+    values.iter().map(|&value| Delivery::Item(value)).collect()
+}
+
+#[test_case]
+fn drop_newest_keeps_the_first_and_reports_the_loss_in_band() {
+    let (deliveries, stats, _) = overflow(OverflowPolicy::DropNewest, 4, 7);
+    let mut expected = vec![Delivery::Lost { count: 3 }];
+    expected.extend(items(&[1, 2, 3, 4]));
+    assert_eq!(deliveries, expected);
+    assert_eq!(
+        stats,
+        QueueStats {
+            enqueued: 4,
+            delivered: 4,
+            dropped: 3,
+            coalesced: 0,
+            refused: 0,
+            high_water: 4
+        }
+    );
+}
+
+#[test_case]
+fn drop_oldest_keeps_the_last() {
+    let (deliveries, stats, _) = overflow(OverflowPolicy::DropOldest, 4, 7);
+    let mut expected = vec![Delivery::Lost { count: 3 }];
+    expected.extend(items(&[4, 5, 6, 7]));
+    assert_eq!(deliveries, expected);
+    assert_eq!(
+        stats,
+        QueueStats {
+            enqueued: 7,
+            delivered: 4,
+            dropped: 3,
+            coalesced: 0,
+            refused: 0,
+            high_water: 4
+        }
+    );
+}
+
+#[test_case]
+fn coalesce_keeps_order_and_the_newest_with_nothing_lost() {
+    let (deliveries, stats, pushes) = overflow(OverflowPolicy::Coalesce, 4, 9);
+    assert_eq!(deliveries, items(&[1, 2, 3, 4, 9]));
+    assert_eq!(pushes[4..], [PushOutcome::Coalesced; 5]);
+    assert_eq!(
+        stats,
+        QueueStats {
+            enqueued: 9,
+            delivered: 5,
+            dropped: 0,
+            coalesced: 4,
+            refused: 0,
+            high_water: 5
+        }
+    );
+}
+
+#[test_case]
+fn backpressure_and_kill_producer_refuse_without_losing() {
+    for (policy, refusal) in [
+        (OverflowPolicy::Backpressure, PushOutcome::WouldBlock),
+        (OverflowPolicy::KillProducer, PushOutcome::KillProducer),
+    ] {
+        let (deliveries, stats, pushes) = overflow(policy, 3, 5);
+        assert_eq!(deliveries, items(&[1, 2, 3]));
+        assert_eq!(pushes[3..], [refusal; 2]);
+        assert_eq!(
+            stats,
+            QueueStats {
+                enqueued: 3,
+                delivered: 3,
+                dropped: 0,
+                coalesced: 0,
+                refused: 2,
+                high_water: 3
+            }
+        );
+    }
+}
+
+#[test_case]
+fn loss_is_reported_before_the_next_event_only_once() {
+    let queue = BoundedQueue::new("test", 1, OverflowPolicy::DropNewest);
+    queue.push(1);
+    queue.push(2);
+    assert_eq!(queue.pop(), Some(Delivery::Lost { count: 1 }));
+    assert_eq!(queue.pop(), Some(Delivery::Item(1)));
+    assert_eq!(queue.pop(), None);
+    queue.push(3);
+    assert_eq!(queue.pop(), Some(Delivery::Item(3)));
+}
+
+/// The reference model a queue is checked against.
+fn model_push(
+    model: &mut VecDeque<u64>,
+    latest: &mut Option<u64>,
+    lost: &mut u64,
+    policy: OverflowPolicy,
+    capacity: usize,
+    item: u64,
+) {
+    if policy == OverflowPolicy::Coalesce && latest.is_some() {
+        *latest = Some(item);
+    } else if model.len() < capacity {
+        model.push_back(item);
+    } else {
+        match policy {
+            OverflowPolicy::DropNewest => *lost += 1,
+            OverflowPolicy::DropOldest => {
+                model.pop_front();
+                model.push_back(item);
+                *lost += 1;
+            }
+            OverflowPolicy::Coalesce => *latest = Some(item),
+            _ => {}
+        }
+    }
+}
+
+#[test_case]
+fn random_push_pop_sequences_match_the_reference_model() {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let policies = [
+        OverflowPolicy::DropNewest,
+        OverflowPolicy::DropOldest,
+        OverflowPolicy::Coalesce,
+        OverflowPolicy::Backpressure,
+        OverflowPolicy::KillProducer,
+    ];
+    for round in 0..200 {
+        let policy = policies[rng.below(policies.len() as u64) as usize];
+        let capacity = 1 + rng.below(8) as usize;
+        let queue = BoundedQueue::new("model", capacity, policy);
+        let (mut model, mut latest, mut lost) = (VecDeque::new(), None, 0u64);
+        let mut next_item = 0;
+        for _ in 0..rng.below(100) {
+            if rng.below(3) < 2 {
+                next_item += 1;
+                queue.push(next_item);
+                model_push(&mut model, &mut latest, &mut lost, policy, capacity, next_item);
+            } else {
+                let expected = if lost > 0 {
+                    Some(Delivery::Lost { count: core::mem::take(&mut lost) })
+                } else {
+                    model.pop_front().or_else(|| latest.take()).map(Delivery::Item)
+                };
+                assert_eq!(queue.pop(), expected, "round {round}, {policy}, capacity {capacity}");
+            }
+        }
+        let stats = queue.stats();
+        let waiting = queue.len() as u64;
+        // Every accepted event is delivered, waiting, discarded or merged: none disappears.
+        assert_eq!(
+            stats.enqueued,
+            stats.delivered
+                + waiting
+                + stats.coalesced
+                + (stats.dropped - dropped_before_queueing(policy, &stats))
+        );
+    }
+}
+
+/// `DropNewest` discards before accepting (not counted in `enqueued`); `DropOldest` discards
+/// events it had accepted.
+fn dropped_before_queueing(policy: OverflowPolicy, stats: &QueueStats) -> u64 {
+    if policy == OverflowPolicy::DropNewest { stats.dropped } else { 0 }
+}
+
+/// Only on the host: the kernel cannot catch a panic, so there this policy ends the test run.
+#[cfg(not(target_os = "none"))]
+#[test_case]
+fn panic_policy_panics_on_overflow_and_not_before() {
+    extern crate std;
+    let queue = BoundedQueue::new("strict", 2, OverflowPolicy::Panic);
+    assert_eq!(queue.push(1), PushOutcome::Queued);
+    assert_eq!(queue.push(2), PushOutcome::Queued);
+    let overflowed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| queue.push(3)));
+    assert!(overflowed.is_err());
+    assert_eq!(queue.pop(), Some(Delivery::Item(1)));
+}
+
+#[test_case]
+fn deferred_handlers_run_later_and_see_losses_in_band() {
+    let bus = leaked_bus();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let _deferred = bus
+        .subscribe_deferred(
+            EventKind::Timer,
+            "slow",
+            Priority::OWNER,
+            2,
+            OverflowPolicy::DropNewest,
+            move |event| {
+                sink.lock().push(*event);
+            },
+        )
+        .expect("subscribe");
+    for tick in 1..=4 {
+        assert_eq!(bus.dispatch(&Event::Timer { tick }, &mut Reply::new()), Outcome::Handled);
+    }
+    assert!(seen.lock().is_empty(), "nothing runs before the deferred task");
+    assert!(bus.has_deferred_work());
+    assert_eq!(bus.run_deferred(100), 3);
+    let queue = bus.queues()[0].id;
+    assert_eq!(
+        *seen.lock(),
+        [Event::Lost { queue, count: 2 }, Event::Timer { tick: 1 }, Event::Timer { tick: 2 }]
+    );
+    assert!(!bus.has_deferred_work());
+    assert_eq!(bus.queues()[0].stats.dropped, 2);
+}
+
+#[test_case]
+fn irq_lines_count_sequence_and_mask_until_acknowledged() {
+    struct FakeController(Mutex<Vec<(bool, u8)>>);
+    impl irq::LineControl for FakeController {
+        fn mask(&self, line: u8) {
+            self.0.lock().push((true, line));
+        }
+        fn unmask(&self, line: u8) {
+            self.0.lock().push((false, line));
+        }
+    }
+    let controller: &'static FakeController =
+        Box::leak(Box::new(FakeController(Mutex::new(Vec::new()))));
+    let lines: &'static IrqLines = Box::leak(Box::new(IrqLines::new()));
+    lines.set_control(controller);
+    assert_eq!(lines.raise(4), Some(1));
+    assert_eq!(lines.raise(4), Some(2));
+    assert_eq!(lines.raise(99), None);
+    lines.complete(4, Outcome::Unhandled, &Reply::new());
+    let deferred = Reply { keep_line_masked: true, ..Reply::new() };
+    lines.complete(4, Outcome::Handled, &deferred);
+    lines.complete(4, Outcome::Handled, &deferred);
+    assert_eq!(lines.stats(4), irq::LineStats { raised: 2, unhandled: 1, awaiting_ack: true });
+    lines.acknowledge(4);
+    lines.acknowledge(4);
+    assert_eq!(*controller.0.lock(), [(true, 4), (false, 4)], "masked once, unmasked once");
+}
