@@ -50,6 +50,26 @@ pub fn init(boot: arch::BootResources) {
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
 }
 
+/// Deliveries the idle task makes before checking again whether to sleep.
+#[cfg(target_os = "none")]
+const DEFERRED_BUDGET_PER_ROUND: usize = 64;
+
+/// The kernel's idle task: runs deferred event handlers while any are waiting, and halts until
+/// the next interrupt when none are. Interrupts are off between the check and the `hlt`, so a
+/// wake-up cannot be missed.
+#[cfg(target_os = "none")]
+pub fn idle() -> ! {
+    loop {
+        arch::cpu::disable_interrupts();
+        if events::BUS.has_deferred_work() {
+            arch::cpu::enable_interrupts();
+            events::BUS.run_deferred(DEFERRED_BUDGET_PER_ROUND);
+        } else {
+            arch::cpu::enable_interrupts_and_halt();
+        }
+    }
+}
+
 #[cfg(all(test, target_os = "none"))]
 kernel_entry!(test_kernel_main);
 

@@ -9,7 +9,7 @@ herald::kernel_entry!(kernel_main);
 
 fn kernel_main() -> ! {
     log::info!("boot complete; idle (Ctrl-C quits QEMU)");
-    herald::arch::cpu::halt_forever()
+    herald::idle()
 }
 
 #[panic_handler]

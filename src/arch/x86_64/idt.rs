@@ -19,7 +19,10 @@ use ::x86_64::{
 };
 use conquer_once::spin::OnceCell;
 
-use super::gdt::IstSlot;
+use super::{
+    gdt::IstSlot,
+    traps::{BARE_IRET_VECTOR, SYSCALL_VECTOR},
+};
 
 /// Number of IDT entries: every vector the CPU can deliver.
 const VECTOR_COUNT: usize = 256;
@@ -53,6 +56,10 @@ herald_trap_stubs:
         jmp herald_trap_common
         .set vector, vector + 1
     .endr
+
+    .global herald_bare_iret
+herald_bare_iret:
+    iretq
 
 herald_trap_common:
     pushq %rax
@@ -97,6 +104,8 @@ herald_trap_common:
 unsafe extern "C" {
     /// First byte of the stub table; stub `n` starts `n * STUB_STRIDE_BYTES` later.
     static herald_trap_stubs: u8;
+    /// A lone `iretq`, installed on the benchmark baseline vector.
+    static herald_bare_iret: u8;
 }
 
 /// A 64-bit IDT gate descriptor (SDM Vol. 3A §6.14.1, Figure 6-8).
@@ -149,9 +158,15 @@ pub(super) fn init() {
     let idt = IDT.get_or_init(|| {
         let mut gates = [Gate::default(); VECTOR_COUNT];
         for (vector, gate) in gates.iter_mut().enumerate() {
-            let handler = stubs_base + vector as u64 * STUB_STRIDE_BYTES;
+            let handler = if vector == usize::from(BARE_IRET_VECTOR) {
+                &raw const herald_bare_iret as u64
+            } else {
+                stubs_base + vector as u64 * STUB_STRIDE_BYTES
+            };
             let ist_index = ist_slot(vector).map_or(0, IstSlot::gate_index);
-            let dpl = if vector == BREAKPOINT_VECTOR { 3 } else { 0 };
+            let user_callable =
+                vector == BREAKPOINT_VECTOR || vector == usize::from(SYSCALL_VECTOR);
+            let dpl = if user_callable { 3 } else { 0 };
             *gate = Gate::interrupt(handler, code_segment, ist_index, dpl);
         }
         Idt(gates)

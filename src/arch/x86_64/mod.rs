@@ -23,7 +23,10 @@ pub use self::{
     pic::spurious_interrupt_count,
     pit::{TICK_HZ, ticks},
     sync::{IrqMutex, IrqMutexGuard},
-    traps::{ExceptionReport, TrapFrame, exception_name},
+    traps::{
+        BARE_IRET_VECTOR, ExceptionReport, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR, TrapFrame,
+        exception_name,
+    },
 };
 
 /// Prepares the CPU to survive faults: GDT, TSS with IST stacks, IDT. Interrupts stay off.
@@ -35,6 +38,8 @@ pub(crate) fn init_cpu() {
 
 /// Remaps the PICs, starts the timer and enables interrupts.
 pub(crate) fn init_interrupts() {
+    crate::events::BUS.set_clock(cpu::read_timestamp);
+    crate::events::irq::LINES.set_control(&pic::PicLineControl);
     pic::init();
     pit::init();
     cpu::enable_interrupts();

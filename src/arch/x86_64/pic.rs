@@ -8,7 +8,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use pic8259::ChainedPics;
 use spin::Mutex;
 
-use super::{pit, port, traps::PIC_VECTOR_BASE};
+use super::{
+    pit, port,
+    traps::{self, PIC_VECTOR_BASE},
+};
+use crate::events::{BUS, Event, Reply, irq::LineControl};
 
 /// Command port of the primary PIC.
 const PRIMARY_COMMAND_PORT: u16 = 0x20;
@@ -30,16 +34,51 @@ static PICS: Mutex<ChainedPics> =
 
 static SPURIOUS_COUNT: AtomicU64 = AtomicU64::new(0);
 
-/// Remaps both PICs to vectors 32–47 and unmasks only the cascade and the timer.
+/// Remaps both PICs to vectors 32–47 and unmasks every line: each one becomes an event, and a
+/// line without a device simply never fires.
 pub(super) fn init() {
     let mut pics = PICS.lock();
     // SAFETY: runs once during boot with interrupts disabled and the IDT already covering
     // vectors 32–47, so no IRQ can arrive half-configured.
     unsafe {
         pics.initialize();
-        let primary_mask = !((1u8 << CASCADE_LINE) | (1 << TIMER_LINE));
-        pics.write_masks(primary_mask, 0xff);
+        pics.write_masks(0, 0);
     }
+}
+
+/// Masks and unmasks single lines for the bus's mask-until-acknowledged rule.
+pub(super) struct PicLineControl;
+
+impl LineControl for PicLineControl {
+    fn mask(&self, line: u8) {
+        set_line_masked(line, true);
+    }
+
+    fn unmask(&self, line: u8) {
+        set_line_masked(line, false);
+    }
+}
+
+fn set_line_masked(line: u8, masked: bool) {
+    if line >= traps::PIC_LINE_COUNT || line == CASCADE_LINE {
+        return;
+    }
+    super::cpu::without_interrupts(|| {
+        let mut pics = PICS.lock();
+        // SAFETY: reading and writing the mask registers changes only which lines may
+        // interrupt; the PIC lock keeps the read-modify-write atomic.
+        unsafe {
+            let [mut primary, mut secondary] = pics.read_masks();
+            let (mask, bit) =
+                if line < 8 { (&mut primary, line) } else { (&mut secondary, line - 8) };
+            if masked {
+                *mask |= 1 << bit;
+            } else {
+                *mask &= !(1 << bit);
+            }
+            pics.write_masks(primary, secondary);
+        }
+    });
 }
 
 /// Returns how many spurious interrupts (IRQ 7/15 with no in-service bit) have been seen.
@@ -77,9 +116,15 @@ pub(super) fn handle_line(line: u8) {
             return;
         }
     }
-    if line == TIMER_LINE {
-        pit::on_tick();
-    }
+    // Acknowledge before dispatching: handlers may take a while, and a deferred handler's
+    // line is masked (not left un-acknowledged) until it is done.
     // SAFETY: this line is in service (checked above for 7/15; guaranteed by delivery otherwise).
     unsafe { pics.notify_end_of_interrupt(PIC_VECTOR_BASE + line) };
+    drop(pics);
+    if line == TIMER_LINE {
+        let tick = pit::on_tick();
+        BUS.dispatch(&Event::Timer { tick }, &mut Reply::new());
+    } else {
+        traps::dispatch_irq(line);
+    }
 }

@@ -40,8 +40,9 @@ pub(super) fn init() {
     }
 }
 
-pub(super) fn on_tick() {
-    TICKS.fetch_add(1, Ordering::Relaxed);
+/// Counts a tick and returns the new total.
+pub(super) fn on_tick() -> u64 {
+    TICKS.fetch_add(1, Ordering::Relaxed) + 1
 }
 
 /// Returns the number of timer ticks since the PIT was started.

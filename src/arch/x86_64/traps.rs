@@ -5,11 +5,18 @@ use core::fmt;
 use ::x86_64::registers::control::Cr2;
 
 use super::pic;
+use crate::events::{Access, BUS, Errno, Event, Outcome, Reply, irq};
 
 /// First vector the remapped PICs use (SDM reserves 0–31 for exceptions).
 pub(super) const PIC_VECTOR_BASE: u8 = 32;
 /// Number of legacy PIC lines (two cascaded 8259As).
 pub(super) const PIC_LINE_COUNT: u8 = 16;
+/// Software interrupt vector for system calls until `syscall`/`sysret` exists (Linux's number).
+pub const SYSCALL_VECTOR: u8 = 0x80;
+/// Software interrupt vector that raises the software IRQ line (tests, benchmarks).
+pub const SOFTWARE_IRQ_VECTOR: u8 = 0xf0;
+/// Vector whose gate is a bare `iretq`: the interrupt-path benchmark's baseline.
+pub const BARE_IRET_VECTOR: u8 = 0xf1;
 
 /// Register state saved by the entry stub, lowest address first. The last five fields are the
 /// frame the CPU pushed itself (SDM Vol. 3A §6.14.2, Figure 6-9).
@@ -158,18 +165,59 @@ impl fmt::Display for ExceptionReport<'_> {
 }
 
 /// Called by `herald_trap_common` for every vector with the frame it saved; on return the stub
-/// restores that frame and executes `iretq`.
+/// restores that frame and executes `iretq`. Decides nothing itself: it builds the event and
+/// applies the bus's outcome, or the documented default when nobody handled it.
 #[unsafe(no_mangle)]
 extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     match vector {
         0..PIC_VECTOR_BASE => handle_exception(frame),
         v if v < PIC_VECTOR_BASE + PIC_LINE_COUNT => pic::handle_line(v - PIC_VECTOR_BASE),
+        SYSCALL_VECTOR => handle_syscall(frame),
+        SOFTWARE_IRQ_VECTOR => dispatch_irq(irq::SOFTWARE_LINE),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
     }
 }
 
+/// Vector of #PF.
+const PAGE_FAULT_VECTOR: u64 = 14;
+
+fn exception_event(frame: &TrapFrame) -> Event {
+    if frame.vector == PAGE_FAULT_VECTOR {
+        let code = frame.error_code;
+        let access = if code & page_fault_bits::INSTRUCTION_FETCH != 0 {
+            Access::Execute
+        } else if code & page_fault_bits::WRITE != 0 {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        Event::PageFault {
+            address: Cr2::read_raw(),
+            access,
+            present: code & page_fault_bits::PRESENT != 0,
+            from_user: frame.from_user(),
+            rip: frame.rip,
+        }
+    } else {
+        Event::Exception {
+            vector: frame.vector as u8,
+            error_code: frame.error_code,
+            rip: frame.rip,
+            from_user: frame.from_user(),
+        }
+    }
+}
+
 fn handle_exception(frame: &mut TrapFrame) {
+    let mut reply = Reply::new();
+    if BUS.dispatch(&exception_event(frame), &mut reply) == Outcome::Handled {
+        if let Some(rip) = reply.resume_at {
+            frame.rip = rip;
+        }
+        return;
+    }
+    // Defaults when no handler took the exception.
     match frame.vector {
         // Traps that report and resume: the saved rip already points past the instruction.
         1 | 3 => log::warn!("{}", ExceptionReport(frame)),
@@ -177,4 +225,29 @@ fn handle_exception(frame: &mut TrapFrame) {
         2 => log::error!("{}", ExceptionReport(frame)),
         _ => panic!("unhandled CPU exception: {}", ExceptionReport(frame)),
     }
+}
+
+/// System call ABI (software interrupt for now): number in `rax`, arguments in `rdi`, `rsi`,
+/// `rdx`, `r10`, `r8`, `r9`; result in `rax`, or `-errno`.
+fn handle_syscall(frame: &mut TrapFrame) {
+    let event = Event::Syscall {
+        number: frame.rax,
+        args: [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9],
+        pid: 0,
+    };
+    let mut reply = Reply::new();
+    frame.rax = match BUS.dispatch(&event, &mut reply) {
+        Outcome::Handled => reply.value,
+        Outcome::Denied(errno) => errno.as_return_value(),
+        Outcome::Unhandled => Errno::ENOSYS.as_return_value(),
+    };
+}
+
+/// Builds and dispatches the event for interrupt `line`; returns whether the line must stay
+/// masked for a deferred handler.
+pub(super) fn dispatch_irq(line: u8) {
+    let Some(seq) = irq::LINES.raise(line) else { return };
+    let mut reply = Reply::new();
+    let outcome = BUS.dispatch(&Event::Irq { line, seq }, &mut reply);
+    irq::LINES.complete(line, outcome, &reply);
 }
