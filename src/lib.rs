@@ -13,6 +13,8 @@ extern crate alloc;
 
 #[cfg(target_os = "none")]
 pub mod arch;
+#[cfg(target_os = "none")]
+pub mod bench;
 pub mod console;
 pub mod events;
 #[cfg(target_os = "none")]

@@ -244,7 +244,7 @@ impl Bus {
         let Some(snapshot) = chain.snapshot() else {
             return Outcome::Unhandled;
         };
-        let clock = if dispatch_number % TIMING_SAMPLE_PERIOD == 0 {
+        let clock = if dispatch_number.is_multiple_of(TIMING_SAMPLE_PERIOD) {
             self.clock.get().copied()
         } else {
             None
@@ -264,11 +264,11 @@ impl Bus {
                 _ if decided => {}
                 Band::Security => {
                     // Security may only deny; a `Handled` from it grants nothing.
-                    if let Verdict::Deny(errno) = subscriber.call(event, reply, clock) {
-                        if first_decision {
-                            outcome = Outcome::Denied(errno);
-                            decided = true;
-                        }
+                    if let Verdict::Deny(errno) = subscriber.call(event, reply, clock)
+                        && first_decision
+                    {
+                        outcome = Outcome::Denied(errno);
+                        decided = true;
                     }
                 }
                 Band::Owner => match subscriber.call(event, reply, clock) {

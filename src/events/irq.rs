@@ -88,20 +88,21 @@ impl IrqLines {
         if outcome == Outcome::Unhandled {
             state.unhandled.fetch_add(1, Ordering::Relaxed);
         }
-        if reply.keep_line_masked && !state.awaiting_ack.swap(true, Ordering::AcqRel) {
-            if let Some(control) = self.control.get() {
-                control.mask(line);
-            }
+        if reply.keep_line_masked
+            && !state.awaiting_ack.swap(true, Ordering::AcqRel)
+            && let Some(control) = self.control.get()
+        {
+            control.mask(line);
         }
     }
 
     /// A deferred handler finished with `line`'s events: unmask it.
     pub fn acknowledge(&self, line: u8) {
         let Some(state) = self.lines.get(usize::from(line)) else { return };
-        if state.awaiting_ack.swap(false, Ordering::AcqRel) {
-            if let Some(control) = self.control.get() {
-                control.unmask(line);
-            }
+        if state.awaiting_ack.swap(false, Ordering::AcqRel)
+            && let Some(control) = self.control.get()
+        {
+            control.unmask(line);
         }
     }
 

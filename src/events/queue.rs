@@ -101,6 +101,8 @@ pub struct BoundedQueue<T> {
     latest: ArrayQueue<T>,
     /// Discarded since the last delivery; reported in-band and reset by `pop`.
     unreported_lost: AtomicU64,
+    /// Events in `items`, kept here because `ArrayQueue::len` is a retry loop.
+    depth: AtomicU64,
     enqueued: AtomicU64,
     delivered: AtomicU64,
     dropped: AtomicU64,
@@ -118,6 +120,7 @@ impl<T> BoundedQueue<T> {
             items: ArrayQueue::new(capacity.max(1)),
             latest: ArrayQueue::new(1),
             unreported_lost: AtomicU64::new(0),
+            depth: AtomicU64::new(0),
             enqueued: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
@@ -164,12 +167,21 @@ impl<T> BoundedQueue<T> {
             self.coalesce(item)
         } else {
             match self.items.push(item) {
-                Ok(()) => PushOutcome::Queued,
+                Ok(()) => {
+                    let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
+                    if depth > self.high_water.load(Ordering::Relaxed) {
+                        self.high_water.fetch_max(depth, Ordering::Relaxed);
+                    }
+                    PushOutcome::Queued
+                }
                 Err(item) => self.overflow(item),
             }
         };
         match outcome {
-            PushOutcome::Queued | PushOutcome::QueuedDroppingOldest | PushOutcome::Coalesced => {
+            PushOutcome::Queued => {
+                self.enqueued.fetch_add(1, Ordering::Relaxed);
+            }
+            PushOutcome::QueuedDroppingOldest | PushOutcome::Coalesced => {
                 self.enqueued.fetch_add(1, Ordering::Relaxed);
                 self.high_water.fetch_max(self.len() as u64, Ordering::Relaxed);
             }
@@ -185,8 +197,11 @@ impl<T> BoundedQueue<T> {
         match self.policy {
             OverflowPolicy::DropNewest => PushOutcome::Dropped,
             OverflowPolicy::DropOldest => {
-                if self.items.force_push(item).is_some() {
-                    self.record_loss();
+                match self.items.force_push(item) {
+                    Some(_oldest) => self.record_loss(),
+                    None => {
+                        self.depth.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 PushOutcome::QueuedDroppingOldest
             }
@@ -214,11 +229,20 @@ impl<T> BoundedQueue<T> {
 
     /// Takes the next delivery: first any loss not yet reported, then the oldest event.
     pub fn pop(&self) -> Option<Delivery<T>> {
-        let lost = self.unreported_lost.swap(0, Ordering::Relaxed);
-        if lost > 0 {
-            return Some(Delivery::Lost { count: lost });
+        // A plain load first: the swap (a locked instruction) only when there is a loss.
+        if self.unreported_lost.load(Ordering::Relaxed) > 0 {
+            let lost = self.unreported_lost.swap(0, Ordering::Relaxed);
+            if lost > 0 {
+                return Some(Delivery::Lost { count: lost });
+            }
         }
-        let item = self.items.pop().or_else(|| self.latest.pop())?;
+        let item = match self.items.pop() {
+            Some(item) => {
+                self.depth.fetch_sub(1, Ordering::Relaxed);
+                item
+            }
+            None => self.latest.pop()?,
+        };
         self.delivered.fetch_add(1, Ordering::Relaxed);
         Some(Delivery::Item(item))
     }

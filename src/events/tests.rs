@@ -98,7 +98,7 @@ fn random_registrations_dispatch_in_stable_priority_order() {
             expected.push((priority, registration));
         }
         // Stable sort: equal priorities keep registration order.
-        expected.sort_by(|a, b| b.0.cmp(&a.0));
+        expected.sort_by_key(|&(priority, _)| core::cmp::Reverse(priority));
         bus.dispatch(&Event::Irq { line: 1, seq: 1 }, &mut Reply::new());
         let order: Vec<usize> = expected.iter().map(|&(_, registration)| registration).collect();
         assert_eq!(*log.lock(), order, "round {round}");

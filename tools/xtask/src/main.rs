@@ -1,5 +1,6 @@
 //! Project commands, run as `cargo xtask <command>` from anywhere in the repository.
 //!
+//! `bench` boots the benchmark kernel, optimised, under `-icount` and prints its table.
 //! `test` runs every test suite and exits non-zero if any test fails, any suite fails to build,
 //! or any test kernel hangs (the runner kills it and reports a failure).
 
@@ -11,7 +12,9 @@ use std::{
     time::Instant,
 };
 
-const USAGE: &str = "usage: cargo xtask test";
+const USAGE: &str = "usage: cargo xtask test | cargo xtask bench";
+/// QEMU flags that make the guest TSC count guest instructions exactly.
+const ICOUNT_ARGS: &str = "-icount shift=0,align=off";
 
 /// One `cargo test` invocation and what it is for.
 struct Suite {
@@ -79,11 +82,24 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["test"] => test(),
+        ["bench"] => bench(),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Boots the optimised benchmark kernel under `-icount`, which prints its table.
+fn bench() -> ExitCode {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let extra = env::var("HERALD_QEMU_ARGS").unwrap_or_default();
+    let status = Command::new(cargo)
+        .args(["test", "--release", "--test", "bench"])
+        .env("HERALD_QEMU_ARGS", format!("{ICOUNT_ARGS} {extra}"))
+        .current_dir(repository_root())
+        .status();
+    if status.is_ok_and(|status| status.success()) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn repository_root() -> PathBuf {
