@@ -63,6 +63,8 @@ pub struct Bus {
     clock: OnceCell<fn() -> u64>,
     deferred: Mutex<Vec<Arc<DeferredQueue>>>,
     deferred_pending: AtomicU64,
+    /// Never reused, so a `Lost { queue }` always names one queue even after others are gone.
+    next_queue_id: AtomicU64,
 }
 
 /// A live registration; dropping it unregisters the handler.
@@ -138,6 +140,7 @@ impl Bus {
             clock: OnceCell::uninit(),
             deferred: Mutex::new(Vec::new()),
             deferred_pending: AtomicU64::new(0),
+            next_queue_id: AtomicU64::new(0),
         }
     }
 
@@ -206,7 +209,9 @@ impl Bus {
         if queues.len() >= MAX_DEFERRED_QUEUES {
             return Err(BusError::TooManyQueues);
         }
-        let id = QueueId(u16::try_from(queues.len()).unwrap_or(u16::MAX));
+        let id = u16::try_from(self.next_queue_id.fetch_add(1, Ordering::Relaxed))
+            .map(QueueId)
+            .map_err(|_| BusError::TooManyQueues)?;
         let deferred = Arc::new(DeferredQueue {
             id,
             queue: BoundedQueue::new(name, capacity, policy),

@@ -540,3 +540,27 @@ fn irq_lines_count_sequence_and_mask_until_acknowledged() {
     lines.acknowledge(4);
     assert_eq!(*controller.0.lock(), [(true, 4), (false, 4)], "masked once, unmasked once");
 }
+
+/// Regression: queue ids were the registry length after pruning, so a new queue could take the
+/// id of a live one once an earlier queue was gone.
+#[test_case]
+fn deferred_queue_ids_are_never_reused() {
+    let bus = leaked_bus();
+    let subscribe = |name| {
+        bus.subscribe_deferred(
+            EventKind::Timer,
+            name,
+            Priority::OWNER,
+            2,
+            OverflowPolicy::DropNewest,
+            |_| {},
+        )
+        .expect("subscribe")
+    };
+    let first = subscribe("first");
+    let _second = subscribe("second");
+    drop(first);
+    let _third = subscribe("third");
+    let ids: Vec<u16> = bus.queues().iter().map(|queue| queue.id.0).collect();
+    assert_eq!(ids, [1, 2]);
+}

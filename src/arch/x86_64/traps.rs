@@ -243,8 +243,8 @@ fn handle_syscall(frame: &mut TrapFrame) {
     };
 }
 
-/// Builds and dispatches the event for interrupt `line`; returns whether the line must stay
-/// masked for a deferred handler.
+/// Builds and dispatches the event for interrupt `line`, then lets the line state apply the
+/// outcome (unhandled count, mask until a deferred handler acknowledges).
 pub(super) fn dispatch_irq(line: u8) {
     let Some(seq) = irq::LINES.raise(line) else { return };
     let mut reply = Reply::new();
