@@ -29,14 +29,15 @@ pub mod testing;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Brings the kernel up, in dependency order: the CPU tables first (so any fault is reported,
-/// never a triple fault), then heap, consoles and logging, and interrupts last.
+/// never a triple fault), then the early heap, consoles and logging, memory management (which
+/// subscribes to faults on the bus), and interrupts last.
 #[cfg(target_os = "none")]
-pub fn init(boot: arch::BootResources) {
+pub fn init(mut boot: arch::BootResources) {
     use console::framebuffer::FramebufferConsole;
 
     arch::init_cpu();
     mm::heap::init();
-    let framebuffer = boot.framebuffer.and_then(|(buffer, geometry)| {
+    let framebuffer = boot.framebuffer.take().and_then(|(buffer, geometry)| {
         FramebufferConsole::new(buffer, geometry).ok().map(|console| (console, geometry))
     });
     let geometry = framebuffer.as_ref().map(|(_, geometry)| *geometry);
@@ -48,6 +49,7 @@ pub fn init(boot: arch::BootResources) {
     } else {
         log::info!("no usable framebuffer; console on COM1 only");
     }
+    mm::init(&boot);
     arch::init_interrupts();
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
 }

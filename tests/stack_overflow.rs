@@ -1,5 +1,6 @@
-//! A kernel stack overflow must end in the double-fault handler, running on its own IST stack,
-//! and be reported — not triple-fault and reset the machine.
+//! A kernel stack overflow must hit the guard page below the boot stack, end in the
+//! double-fault handler on its own IST stack, and be reported as a stack overflow naming the
+//! stack — not triple-fault and reset the machine.
 #![no_std]
 #![no_main]
 
@@ -30,5 +31,9 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         arch::ist_stack_range(IstSlot::DoubleFault).contains(&arch::cpu::stack_pointer());
     let extra_failure =
         (!on_double_fault_stack).then_some("panic is not on the double-fault IST stack");
-    herald::testing::conclude_expected_panic(info, &["#DF double fault (vector 8)"], extra_failure)
+    herald::testing::conclude_expected_panic(
+        info,
+        &["kernel stack overflow: guard page", "below the boot stack", "double fault at rip"],
+        extra_failure,
+    )
 }

@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use super::Errno;
+use super::{Errno, MemoryRequest};
 
 /// What a faulting access tried to do.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -67,6 +67,13 @@ pub enum Event {
         args: [u64; 6],
         /// Calling process (0: the kernel itself).
         pid: u32,
+    },
+    /// A request to change an address space, from a syscall or from kernel code.
+    Memory {
+        /// The requesting process (0: the kernel).
+        pid: u32,
+        /// What is asked.
+        request: MemoryRequest,
     },
     /// A process ended.
     ProcessExited {
@@ -147,6 +154,7 @@ event_kinds! {
     Irq => "irq", Broadcast;
     Timer => "timer", Broadcast;
     Syscall => "syscall", FirstDecision;
+    Memory => "memory", FirstDecision;
     ProcessExited => "process-exited", Broadcast;
     Lost => "lost", Broadcast;
     PolicyDenied => "policy-denied", Broadcast;
@@ -179,6 +187,7 @@ impl Event {
             Self::Irq { .. } => EventKind::Irq,
             Self::Timer { .. } => EventKind::Timer,
             Self::Syscall { .. } => EventKind::Syscall,
+            Self::Memory { .. } => EventKind::Memory,
             Self::ProcessExited { .. } => EventKind::ProcessExited,
             Self::Lost { .. } => EventKind::Lost,
             Self::PolicyDenied { .. } => EventKind::PolicyDenied,

@@ -21,6 +21,7 @@ mod chain;
 mod errno;
 mod event;
 pub mod irq;
+mod memory;
 mod priority;
 mod queue;
 #[cfg(test)]
@@ -31,6 +32,7 @@ pub use self::{
     chain::{Handler, MAX_SUBSCRIBERS_PER_CHAIN},
     errno::Errno,
     event::{Access, Composition, Event, EventKind, QueueId},
+    memory::{MemoryRequest, Protection, SpaceId},
     priority::{Band, Priority},
     queue::{BoundedQueue, Delivery, OverflowPolicy, PushOutcome, QueueStats},
     verdict::{Outcome, Reply, Verdict},

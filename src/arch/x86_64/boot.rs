@@ -1,10 +1,12 @@
 //! Glue to `bootloader_api`: the loader configuration, the entry point and the conversion of
 //! what the loader hands over into Herald's own types.
 
+use core::ops::Range;
+
 use bootloader_api::{
     BootInfo, BootloaderConfig,
     config::Mapping,
-    info::{FrameBuffer, PixelFormat},
+    info::{FrameBuffer, MemoryRegion, MemoryRegionKind, PixelFormat},
 };
 
 use crate::console::framebuffer::{Geometry, PixelLayout};
@@ -19,6 +21,10 @@ pub static BOOTLOADER_CONFIG: BootloaderConfig = {
     // All physical memory mapped at one offset: how mm reaches page tables and frames.
     config.mappings.physical_memory = Some(Mapping::Dynamic);
     config.kernel_stack_size = KERNEL_STACK_SIZE_BYTES;
+    // Everything the loader places goes to the kernel half, below Herald's own regions, so the
+    // lower half is free for user programs.
+    config.mappings.dynamic_range_start = Some(super::paging::LOADER_DYNAMIC_RANGE.start);
+    config.mappings.dynamic_range_end = Some(super::paging::LOADER_DYNAMIC_RANGE.end);
     config
 };
 
@@ -28,6 +34,20 @@ pub struct BootResources {
     pub framebuffer: Option<(&'static mut [u8], Geometry)>,
     /// Virtual address at which all physical memory is mapped.
     pub physical_memory_offset: Option<u64>,
+    /// The firmware's memory map, as the loader amended it.
+    memory_regions: &'static [MemoryRegion],
+}
+
+impl BootResources {
+    /// Physical address ranges free for the kernel to use (the loader's own allocations, the
+    /// kernel image and firmware areas are excluded).
+    pub fn usable_memory(&self) -> impl Iterator<Item = Range<u64>> + Clone + use<> {
+        let regions: &'static [MemoryRegion] = self.memory_regions;
+        regions
+            .iter()
+            .filter(|region| region.kind == MemoryRegionKind::Usable)
+            .map(|region| region.start..region.end)
+    }
 }
 
 fn geometry(framebuffer: &FrameBuffer) -> Option<Geometry> {
@@ -53,10 +73,12 @@ pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
         let geometry = geometry(&framebuffer)?;
         Some((framebuffer.into_buffer(), geometry))
     });
-    let resources = BootResources {
-        framebuffer,
-        physical_memory_offset: boot_info.physical_memory_offset.into_option(),
-    };
+    let physical_memory_offset = boot_info.physical_memory_offset.into_option();
+    if let Some(offset) = physical_memory_offset {
+        super::paging::init(offset);
+    }
+    let memory_regions: &'static [MemoryRegion] = &boot_info.memory_regions;
+    let resources = BootResources { framebuffer, physical_memory_offset, memory_regions };
     crate::init(resources);
     main()
 }

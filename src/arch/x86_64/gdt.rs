@@ -43,13 +43,28 @@ impl IstSlot {
     }
 }
 
-#[repr(C, align(16))]
-struct IstStack([u8; IST_STACK_SIZE_BYTES]);
+const PAGE_SIZE_BYTES: usize = 4096;
+
+/// An IST stack with a page below it that mm unmaps at boot, so an overflow faults instead of
+/// running into the neighbouring stack.
+#[repr(C, align(4096))]
+struct IstStack {
+    guard: [u8; PAGE_SIZE_BYTES],
+    stack: [u8; IST_STACK_SIZE_BYTES],
+}
 
 /// The IST stacks. Only the CPU writes them (through the TSS pointers), so they are reached from
 /// Rust solely as addresses.
-static mut IST_STACKS: [IstStack; IST_SLOT_COUNT] =
-    [const { IstStack([0; IST_STACK_SIZE_BYTES]) }; IST_SLOT_COUNT];
+static mut IST_STACKS: [IstStack; IST_SLOT_COUNT] = [const {
+    IstStack { guard: [0; PAGE_SIZE_BYTES], stack: [0; IST_STACK_SIZE_BYTES] }
+}; IST_SLOT_COUNT];
+
+/// Every IST slot, with the name its guard page is reported under.
+pub const IST_SLOTS: [(IstSlot, &str); IST_SLOT_COUNT] = [
+    (IstSlot::DoubleFault, "double-fault IST"),
+    (IstSlot::NonMaskable, "NMI IST"),
+    (IstSlot::MachineCheck, "machine-check IST"),
+];
 
 /// Segment selectors. The order kernel code, kernel data, user data, user code is the one
 /// `syscall`/`sysret` derive from STAR (SDM Vol. 2B, SYSRET).
@@ -71,8 +86,13 @@ static TABLES: OnceCell<Tables> = OnceCell::uninit();
 /// Returns the address range of the IST stack in `slot`.
 pub fn ist_stack_range(slot: IstSlot) -> Range<u64> {
     // SAFETY: only the address of the static is taken; no reference to its contents is formed.
-    let base = unsafe { &raw const IST_STACKS[slot as usize] } as u64;
+    let base = unsafe { &raw const IST_STACKS[slot as usize].stack } as u64;
     base..base + IST_STACK_SIZE_BYTES as u64
+}
+
+/// Returns the address of the guard page below the IST stack in `slot`.
+pub fn ist_guard_page(slot: IstSlot) -> u64 {
+    ist_stack_range(slot).start - PAGE_SIZE_BYTES as u64
 }
 
 /// Builds and loads the GDT and TSS and reloads every segment register. Runs once, first thing

@@ -5,6 +5,7 @@ mod boot;
 pub mod cpu;
 mod gdt;
 mod idt;
+pub mod paging;
 mod pic;
 mod pit;
 mod port;
@@ -19,7 +20,7 @@ pub use bootloader_api;
 
 pub use self::{
     boot::{BOOTLOADER_CONFIG, BootResources, start},
-    gdt::{IstSlot, ist_stack_range},
+    gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
     pic::spurious_interrupt_count,
     pit::{TICK_HZ, ticks},
     sync::{IrqMutex, IrqMutexGuard},

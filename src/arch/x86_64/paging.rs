@@ -1,0 +1,498 @@
+//! The x86_64 page-table format: mapping, unmapping and protecting 4 KiB pages in a four-level
+//! table, through the loader's mapping of all physical memory. mm decides *what* is mapped; this
+//! module only knows *how* (SDM Vol. 3A §4.5, 4-level paging).
+//!
+//! Callers own the synchronisation: every function that changes a table takes a root that the
+//! caller has locked, which is why they are `unsafe`.
+
+use core::{
+    ops::Range,
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use ::x86_64::{
+    PhysAddr, VirtAddr,
+    instructions::tlb,
+    registers::control::{Cr2, Cr3},
+    structures::paging::{
+        FrameAllocator, FrameDeallocator, Mapper, OffsetPageTable, Page, PageTable,
+        PageTableFlags as Flags, PhysFrame, Size4KiB, Translate,
+        mapper::{CleanUp, MapToError, MappedFrame, TranslateResult, UnmapError},
+    },
+};
+
+use crate::{events::Protection, mm::Frame};
+
+/// Where user programs live: the canonical lower half without page 0, so a null pointer never
+/// maps (SDM Vol. 1 §3.3.7.1, canonical addresses).
+pub const USER_SPACE: Range<u64> = 0x1000..0x0000_8000_0000_0000;
+
+/// Start of the kernel half; every address space shares its top-level entries.
+const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;
+/// Bytes covered by one top-level (P4) entry.
+const P4_ENTRY_SPAN_BYTES: u64 = 512 * 1024 * 1024 * 1024;
+/// First P4 index of the kernel half.
+const FIRST_KERNEL_P4_INDEX: usize = 256;
+
+/// Herald's own kernel regions sit in P4 slots the loader is told not to use (see
+/// [`LOADER_DYNAMIC_RANGE`]); their next-level tables are created at boot, so the kernel-half
+/// entries every address space copies never change afterwards.
+pub const KERNEL_HEAP_REGION: Range<u64> =
+    0xffff_c000_0000_0000..0xffff_c000_0000_0000 + P4_ENTRY_SPAN_BYTES;
+/// Region for kernel stacks, each with an unmapped guard page below it.
+pub const KERNEL_STACK_REGION: Range<u64> =
+    KERNEL_HEAP_REGION.end..KERNEL_HEAP_REGION.end + P4_ENTRY_SPAN_BYTES;
+
+/// Where the loader may place the kernel, its stack, boot info, the framebuffer and the
+/// physical-memory window: the kernel half below Herald's own regions.
+pub(super) const LOADER_DYNAMIC_RANGE: Range<u64> = KERNEL_HALF_START..0xffff_bfff_ffff_f000;
+
+static PHYSICAL_MEMORY_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+/// Records where the loader mapped physical memory. Called once by `start`.
+pub(super) fn init(physical_memory_offset: u64) {
+    PHYSICAL_MEMORY_OFFSET.store(physical_memory_offset, Ordering::Relaxed);
+}
+
+/// Returns the kernel-virtual address of physical address `physical`.
+pub fn phys_to_virt(physical: u64) -> *mut u8 {
+    (PHYSICAL_MEMORY_OFFSET.load(Ordering::Relaxed) + physical) as *mut u8
+}
+
+/// Returns the root of the page table the CPU is using.
+pub fn active_root() -> Frame {
+    frame_of(Cr3::read().0)
+}
+
+/// Returns the address the last page fault reported (CR2).
+pub fn last_fault_address() -> u64 {
+    Cr2::read_raw()
+}
+
+/// Whether `address` lies in the kernel half shared by all address spaces.
+pub const fn is_kernel_address(address: u64) -> bool {
+    address >= KERNEL_HALF_START
+}
+
+/// Makes `root` the active page table.
+///
+/// # Safety
+/// `root` must be a complete table made by [`new_user_root`] (or the kernel's), whose kernel
+/// half maps the running code and stack, and must stay alive while active.
+pub unsafe fn activate(root: Frame) {
+    let (_, flags) = Cr3::read();
+    // SAFETY: per the contract, the kernel half of `root` equals the current one, so the next
+    // instruction and the stack stay mapped.
+    unsafe { Cr3::write(phys_frame(root), flags) };
+}
+
+/// Why a page could not be mapped.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum MapError {
+    /// The page is already mapped.
+    AlreadyMapped,
+    /// No frame was left for an intermediate table.
+    OutOfFrames,
+    /// A huge page covers the address.
+    InsideHugePage,
+}
+
+/// What a mapped 4 KiB page points to and allows.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct PageMapping {
+    /// The frame behind the page.
+    pub frame: Frame,
+    /// Its protection.
+    pub protection: Protection,
+    /// Whether ring 3 may access it.
+    pub user: bool,
+}
+
+fn frame_of(frame: PhysFrame) -> Frame {
+    Frame::from_start(frame.start_address().as_u64()).expect("PhysFrame is aligned")
+}
+
+fn phys_frame(frame: Frame) -> PhysFrame {
+    PhysFrame::containing_address(PhysAddr::new(frame.start()))
+}
+
+fn page(address: u64) -> Page {
+    Page::containing_address(VirtAddr::new(address))
+}
+
+fn leaf_flags(protection: Protection, user: bool) -> Flags {
+    let mut flags = Flags::PRESENT;
+    if protection.write {
+        flags |= Flags::WRITABLE;
+    }
+    if !protection.execute {
+        flags |= Flags::NO_EXECUTE;
+    }
+    if user {
+        flags |= Flags::USER_ACCESSIBLE;
+    }
+    flags
+}
+
+/// Intermediate tables allow everything; the leaf entry decides (SDM Vol. 3A §4.6: rights are
+/// the intersection over all levels).
+fn table_flags(user: bool) -> Flags {
+    if user {
+        Flags::PRESENT | Flags::WRITABLE | Flags::USER_ACCESSIBLE
+    } else {
+        Flags::PRESENT | Flags::WRITABLE
+    }
+}
+
+/// Adapts mm's frame source to the `x86_64` crate's allocator traits.
+struct FrameSource<'a>(&'a mut dyn FnMut() -> Option<Frame>);
+
+// SAFETY: frames come from mm's allocator, which hands out each free frame once.
+unsafe impl FrameAllocator<Size4KiB> for FrameSource<'_> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame> {
+        (self.0)().map(phys_frame)
+    }
+}
+
+struct FrameSink<'a>(&'a mut dyn FnMut(Frame));
+
+impl FrameDeallocator<Size4KiB> for FrameSink<'_> {
+    unsafe fn deallocate_frame(&mut self, frame: PhysFrame) {
+        (self.0)(frame_of(frame));
+    }
+}
+
+/// # Safety
+/// `root` must be a valid top-level table that nothing else changes while the returned mapper
+/// lives.
+unsafe fn mapper(root: Frame) -> OffsetPageTable<'static> {
+    let offset = PHYSICAL_MEMORY_OFFSET.load(Ordering::Relaxed);
+    // SAFETY: per the contract `root` is a live page table, reachable through the loader's
+    // physical-memory window at `offset`, and not aliased for the mapper's lifetime.
+    unsafe {
+        let table = &mut *phys_to_virt(root.start()).cast::<PageTable>();
+        OffsetPageTable::new(table, VirtAddr::new(offset))
+    }
+}
+
+/// A change to `root` must reach the TLB now only if `root` is in use; other roots are loaded
+/// with a full flush of non-global entries by `activate`.
+fn flush_if_active(root: Frame, address: u64) {
+    if root == active_root() || is_kernel_address(address) {
+        tlb::flush(VirtAddr::new(address));
+    }
+}
+
+/// Maps the 4 KiB page at `address` to `frame`.
+///
+/// # Safety
+/// The caller holds the lock of `root` and owns `address`'s range in it; mapping `frame` there
+/// must not expose memory the kernel relies on to code that may not touch it.
+pub unsafe fn map(
+    root: Frame,
+    address: u64,
+    frame: Frame,
+    protection: Protection,
+    user: bool,
+    allocate_table: &mut dyn FnMut() -> Option<Frame>,
+) -> Result<(), MapError> {
+    // SAFETY: forwarded from this function's contract.
+    let mut table = unsafe { mapper(root) };
+    let mut source = FrameSource(allocate_table);
+    // SAFETY: forwarded from this function's contract: the range is the caller's to map.
+    let result = unsafe {
+        table.map_to_with_table_flags(
+            page(address),
+            phys_frame(frame),
+            leaf_flags(protection, user),
+            table_flags(user),
+            &mut source,
+        )
+    };
+    match result {
+        Ok(flush) => {
+            // A newly present entry cannot be cached as not-present on x86 (SDM Vol. 3A
+            // §4.10.2.3), so no invalidation is needed; dropping the token is deliberate.
+            flush.ignore();
+            Ok(())
+        }
+        Err(MapToError::PageAlreadyMapped(_)) => Err(MapError::AlreadyMapped),
+        Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfFrames),
+        Err(MapToError::ParentEntryHugePage) => Err(MapError::InsideHugePage),
+    }
+}
+
+/// Unmaps the page at `address`, returning the frame it pointed to (`None` if none).
+///
+/// # Safety
+/// The caller holds the lock of `root` and nothing still uses the page's contents through it.
+pub unsafe fn unmap(root: Frame, address: u64) -> Option<Frame> {
+    // SAFETY: forwarded from this function's contract.
+    let mut table = unsafe { mapper(root) };
+    match table.unmap(page(address)) {
+        Ok((frame, flush)) => {
+            flush.ignore();
+            flush_if_active(root, address);
+            Some(frame_of(frame))
+        }
+        Err(UnmapError::PageNotMapped | UnmapError::ParentEntryHugePage) => None,
+        Err(UnmapError::InvalidFrameAddress(_)) => None,
+    }
+}
+
+/// Changes the protection of the mapped page at `address`. Returns `false` if it is not mapped.
+///
+/// # Safety
+/// The caller holds the lock of `root`, and the new rights must not expose kernel memory.
+pub unsafe fn protect(root: Frame, address: u64, protection: Protection, user: bool) -> bool {
+    // SAFETY: forwarded from this function's contract.
+    let mut table = unsafe { mapper(root) };
+    // SAFETY: forwarded from this function's contract.
+    match unsafe { table.update_flags(page(address), leaf_flags(protection, user)) } {
+        Ok(flush) => {
+            flush.ignore();
+            flush_if_active(root, address);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Looks up the 4 KiB page at `address` (`None` if unmapped or part of a huge page).
+///
+/// # Safety
+/// The caller holds the lock of `root` (the walk reads tables a writer could be freeing).
+pub unsafe fn translate(root: Frame, address: u64) -> Option<PageMapping> {
+    // SAFETY: forwarded from this function's contract.
+    let table = unsafe { mapper(root) };
+    match table.translate(VirtAddr::new(address)) {
+        TranslateResult::Mapped { frame: MappedFrame::Size4KiB(frame), flags, .. } => {
+            Some(PageMapping {
+                frame: frame_of(frame),
+                protection: Protection {
+                    write: flags.contains(Flags::WRITABLE),
+                    execute: !flags.contains(Flags::NO_EXECUTE),
+                },
+                user: flags.contains(Flags::USER_ACCESSIBLE),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Whether `address` is mapped at all, by a page of any size, in the active table.
+pub fn is_mapped(address: u64) -> bool {
+    // SAFETY: the active table is live; a read-only walk of it races at worst with a change the
+    // caller is not making, which in a single-CPU kernel means none.
+    let table = unsafe { mapper(active_root()) };
+    matches!(table.translate(VirtAddr::new(address)), TranslateResult::Mapped { .. })
+}
+
+/// Makes a new top-level table whose kernel half is the active table's and whose user half is
+/// empty. `None` if no frame is free.
+///
+/// # Safety
+/// The caller must later free it with [`release_user_tables`] and never while it is active.
+pub unsafe fn new_user_root(allocate: &mut dyn FnMut() -> Option<Frame>) -> Option<Frame> {
+    let root = allocate()?;
+    let kernel = active_root();
+    // SAFETY: `root` is a fresh frame nobody else references; `kernel` is the live table. Both
+    // are reached through the physical-memory window.
+    unsafe {
+        let new_table = &mut *phys_to_virt(root.start()).cast::<PageTable>();
+        let kernel_table = &*phys_to_virt(kernel.start()).cast::<PageTable>();
+        new_table.zero();
+        for index in FIRST_KERNEL_P4_INDEX..512 {
+            new_table[index] = kernel_table[index].clone();
+        }
+    }
+    Some(root)
+}
+
+/// Frees the user-half intermediate tables of `root` that map nothing any more, then `root`
+/// itself. Leaf frames must already have been unmapped by the caller.
+///
+/// # Safety
+/// `root` came from [`new_user_root`], is not active, and is never used again.
+pub unsafe fn release_user_tables(root: Frame, free: &mut dyn FnMut(Frame)) {
+    {
+        // SAFETY: forwarded from this function's contract.
+        let mut table = unsafe { mapper(root) };
+        let user_pages = Page::range_inclusive(page(USER_SPACE.start), page(USER_SPACE.end - 1));
+        let mut sink = FrameSink(free);
+        // SAFETY: user-half tables of `root` belong to it alone (only kernel-half entries are
+        // shared between roots), so freeing the empty ones cannot affect another space.
+        unsafe { table.clean_up_addr_range(user_pages, &mut sink) };
+    }
+    free(root);
+}
+
+/// Creates the next-level table for the kernel-half region at `address`, so that every address
+/// space created afterwards shares it.
+///
+/// # Safety
+/// Called at boot, before any user root exists, with the kernel table not otherwise in use.
+pub unsafe fn prepare_kernel_region(
+    address: u64,
+    allocate: &mut dyn FnMut() -> Option<Frame>,
+) -> Result<(), MapError> {
+    let root = active_root();
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        let table = &mut *phys_to_virt(root.start()).cast::<PageTable>();
+        let entry = &mut table[page(address).p4_index()];
+        if entry.is_unused() {
+            let frame = allocate().ok_or(MapError::OutOfFrames)?;
+            (*phys_to_virt(frame.start()).cast::<PageTable>()).zero();
+            entry.set_frame(phys_frame(frame), table_flags(false));
+        }
+    }
+    Ok(())
+}
+
+/// Removes what the loader left in the lower half of the kernel's table (the identity-mapped
+/// trampoline it used to jump to the kernel), so user space starts empty. The tables' frames
+/// stay marked as loader memory and are not reused.
+///
+/// # Safety
+/// Nothing may run from or refer to lower-half addresses of the kernel table.
+pub unsafe fn clear_loader_lower_half() {
+    let root = active_root();
+    // SAFETY: forwarded from this function's contract; the reload flushes stale translations.
+    unsafe {
+        let table = &mut *phys_to_virt(root.start()).cast::<PageTable>();
+        for index in 0..FIRST_KERNEL_P4_INDEX {
+            table[index].set_unused();
+        }
+    }
+    tlb::flush_all();
+}
+
+/// What a walk of the active table found that breaks the kernel's memory rules.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct PagingAudit {
+    /// Bytes mapped both writable and executable.
+    pub writable_executable_bytes: u64,
+    /// First such address, if any.
+    pub first_writable_executable: Option<u64>,
+    /// Bytes mapped in the user half (the kernel's own table should have none).
+    pub user_half_bytes: u64,
+    /// Bytes mapped executable in the kernel half.
+    pub kernel_executable_bytes: u64,
+}
+
+/// Walks every present entry of the active table and reports W^X violations and user-half
+/// mappings.
+pub fn audit_active() -> PagingAudit {
+    let mut audit = PagingAudit::default();
+    // SAFETY: read-only walk of the live table through the physical-memory window.
+    let top = unsafe { &*phys_to_virt(active_root().start()).cast::<PageTable>() };
+    walk(top, 4, 0, Flags::WRITABLE, &mut audit);
+    audit
+}
+
+/// Sign-extends a 48-bit address (SDM Vol. 1 §3.3.7.1).
+const fn canonical(address: u64) -> u64 {
+    (((address << 16) as i64) >> 16) as u64
+}
+
+fn walk(table: &PageTable, level: u32, base: u64, inherited: Flags, audit: &mut PagingAudit) {
+    let span_bytes = 4096u64 << (9 * (level - 1));
+    for (index, entry) in table.iter().enumerate() {
+        if !entry.flags().contains(Flags::PRESENT) {
+            continue;
+        }
+        let address = canonical(base + index as u64 * span_bytes);
+        let flags = entry.flags();
+        // Write is allowed only if every level allows it; execute unless any level forbids it.
+        let writable = inherited.contains(Flags::WRITABLE) && flags.contains(Flags::WRITABLE);
+        let no_execute =
+            inherited.contains(Flags::NO_EXECUTE) || flags.contains(Flags::NO_EXECUTE);
+        let mut effective = Flags::empty();
+        effective.set(Flags::WRITABLE, writable);
+        effective.set(Flags::NO_EXECUTE, no_execute);
+        if level == 1 || flags.contains(Flags::HUGE_PAGE) {
+            if writable && !no_execute {
+                audit.writable_executable_bytes += span_bytes;
+                audit.first_writable_executable.get_or_insert(address);
+            }
+            if !is_kernel_address(address) {
+                audit.user_half_bytes += span_bytes;
+            } else if !no_execute {
+                audit.kernel_executable_bytes += span_bytes;
+            }
+            continue;
+        }
+        // SAFETY: a present non-leaf entry points at a page table, reachable through the
+        // physical-memory window; the walk only reads it.
+        let next = unsafe { &*phys_to_virt(entry.addr().as_u64()).cast::<PageTable>() };
+        walk(next, level - 1, address, effective, audit);
+    }
+}
+
+/// Unmaps every 4 KiB page of `root` in `range` (page aligned, user half), handing each frame
+/// to `release`. Walks only present tables, so a sparse range costs what is mapped, not its
+/// size. Intermediate tables stay; [`release_user_tables`] frees them.
+///
+/// # Safety
+/// The caller holds the lock of `root` and owns `range` in it.
+pub unsafe fn unmap_range(root: Frame, range: Range<u64>, release: &mut dyn FnMut(u64, Frame)) {
+    let active = root == active_root();
+    // SAFETY: forwarded from this function's contract.
+    let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
+    visit_leaves(top, 4, 0, &range, &mut |address, entry| {
+        let frame = frame_of(PhysFrame::containing_address(entry.addr()));
+        entry.set_unused();
+        if active {
+            tlb::flush(VirtAddr::new(address));
+        }
+        release(address, frame);
+    });
+}
+
+/// Sets the protection of every mapped 4 KiB page of `root` in `range` (user half).
+///
+/// # Safety
+/// The caller holds the lock of `root` and owns `range` in it.
+pub unsafe fn protect_range(root: Frame, range: Range<u64>, protection: Protection, user: bool) {
+    let active = root == active_root();
+    // SAFETY: forwarded from this function's contract.
+    let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
+    visit_leaves(top, 4, 0, &range, &mut |address, entry| {
+        entry.set_flags(leaf_flags(protection, user));
+        if active {
+            tlb::flush(VirtAddr::new(address));
+        }
+    });
+}
+
+/// Calls `visit` for each present 4 KiB leaf entry of `table` whose page lies in `range`.
+/// Huge pages are skipped: the user half never has any.
+fn visit_leaves(
+    table: &mut PageTable,
+    level: u32,
+    base: u64,
+    range: &Range<u64>,
+    visit: &mut dyn FnMut(u64, &mut ::x86_64::structures::paging::page_table::PageTableEntry),
+) {
+    let span_bytes = 4096u64 << (9 * (level - 1));
+    for (index, entry) in table.iter_mut().enumerate() {
+        let start = base + index as u64 * span_bytes;
+        let end = start + span_bytes;
+        if end <= range.start || start >= range.end || is_kernel_address(canonical(start)) {
+            continue;
+        }
+        let flags = entry.flags();
+        if !flags.contains(Flags::PRESENT) || flags.contains(Flags::HUGE_PAGE) {
+            continue;
+        }
+        if level == 1 {
+            visit(start, entry);
+        } else {
+            // SAFETY: a present non-leaf user-half entry points at a table owned by this root,
+            // which the caller has locked.
+            let next = unsafe { &mut *phys_to_virt(entry.addr().as_u64()).cast::<PageTable>() };
+            visit_leaves(next, level - 1, start, range, visit);
+        }
+    }
+}

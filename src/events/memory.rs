@@ -1,0 +1,137 @@
+//! Memory requests as events: the vocabulary shared by whoever asks (syscalls, kernel code),
+//! whoever may veto (the security band) and whoever serves them (mm, in the owner band).
+
+use core::fmt;
+
+/// Names an address space. Space 0 is the kernel's own; the process subsystem gives each
+/// process the space it creates.
+#[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct SpaceId(pub u32);
+
+impl SpaceId {
+    /// The kernel's address space: not a valid target for requests.
+    pub const KERNEL: Self = Self(0);
+}
+
+impl fmt::Display for SpaceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "space {}", self.0)
+    }
+}
+
+/// What a mapping allows. Every mapping can be read (x86_64 has no write-only or execute-only
+/// pages without protection keys), so only the extra rights are named.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct Protection {
+    /// Stores are allowed.
+    pub write: bool,
+    /// Instruction fetches are allowed.
+    pub execute: bool,
+}
+
+impl Protection {
+    /// Read-only data.
+    pub const READ: Self = Self { write: false, execute: false };
+    /// Read-write data.
+    pub const READ_WRITE: Self = Self { write: true, execute: false };
+    /// Code.
+    pub const READ_EXECUTE: Self = Self { write: false, execute: true };
+
+    /// Bit encoding used by the syscall ABI: bit 0 write, bit 1 execute. Other bits are
+    /// refused, so a later ABI can give them meaning.
+    pub const fn from_bits(bits: u64) -> Option<Self> {
+        if bits & !0b11 != 0 {
+            return None;
+        }
+        Some(Self { write: bits & 1 != 0, execute: bits & 2 != 0 })
+    }
+
+    /// Whether the mapping is writable and executable at once (refused: W^X).
+    pub const fn is_write_and_execute(self) -> bool {
+        self.write && self.execute
+    }
+}
+
+impl fmt::Display for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let write = if self.write { 'w' } else { '-' };
+        let execute = if self.execute { 'x' } else { '-' };
+        write!(f, "r{write}{execute}")
+    }
+}
+
+/// A change to an address space. Lengths are in bytes and addresses must be page aligned;
+/// mm answers malformed requests with `EINVAL`.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum MemoryRequest {
+    /// Reserve zero-filled memory, backed page by page on first touch. `address` 0 lets mm
+    /// choose; the reply's value is the address used.
+    Map {
+        /// The space to change.
+        space: SpaceId,
+        /// Where, or 0 for anywhere.
+        address: u64,
+        /// How much.
+        len_bytes: u64,
+        /// What the pages allow.
+        protection: Protection,
+    },
+    /// Remove mappings; backing frames are freed when no space maps them any more.
+    Unmap {
+        /// The space to change.
+        space: SpaceId,
+        /// Start of the range.
+        address: u64,
+        /// Length of the range.
+        len_bytes: u64,
+    },
+    /// Change what a mapped range allows.
+    Protect {
+        /// The space to change.
+        space: SpaceId,
+        /// Start of the range.
+        address: u64,
+        /// Length of the range.
+        len_bytes: u64,
+        /// The new protection.
+        protection: Protection,
+    },
+    /// Map the frames behind a range of one space into another (shared memory): both see the
+    /// same bytes. This is the request that changes *another* space's page tables.
+    Share {
+        /// Where the memory is now.
+        from: SpaceId,
+        /// Start of the source range (must be mapped).
+        from_address: u64,
+        /// Length of both ranges.
+        len_bytes: u64,
+        /// The space to map into.
+        into: SpaceId,
+        /// Where in `into` (0: anywhere); the reply's value is the address used.
+        into_address: u64,
+        /// What the new mapping allows (at most what the source allows).
+        protection: Protection,
+    },
+}
+
+impl MemoryRequest {
+    /// The space whose page tables the request changes.
+    pub const fn target(&self) -> SpaceId {
+        match *self {
+            Self::Map { space, .. } | Self::Unmap { space, .. } | Self::Protect { space, .. } => {
+                space
+            }
+            Self::Share { into, .. } => into,
+        }
+    }
+
+    /// Short name of the operation, for logs and audit records.
+    pub const fn operation(&self) -> &'static str {
+        match self {
+            Self::Map { .. } => "map",
+            Self::Unmap { .. } => "unmap",
+            Self::Protect { .. } => "protect",
+            Self::Share { .. } => "share",
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The kernel's frame allocator instance: built from the loader's memory map, its bookkeeping
+//! stored in the first usable frames, reached through the physical-memory window.
+
+use core::ops::Range;
+
+use super::frames::{FRAME_SIZE_BYTES, Frame, FrameAllocator, FrameError, FrameStats, storage_words};
+use crate::arch::{BootResources, IrqMutex, paging};
+
+static FRAMES: IrqMutex<Option<FrameAllocator>> = IrqMutex::new(None);
+
+/// Removes `hole` from `range`, leaving up to two pieces.
+fn without(range: Range<u64>, hole: &Range<u64>) -> [Range<u64>; 2] {
+    [range.start..range.end.min(hole.start), range.start.max(hole.end)..range.end]
+}
+
+pub(super) fn init(boot: &BootResources) {
+    assert!(boot.physical_memory_offset.is_some(), "the loader did not map physical memory");
+    let usable = boot.usable_memory();
+    let span_start = usable.clone().map(|r| r.start).min().expect("no usable memory");
+    let span_end = usable.clone().map(|r| r.end).max().expect("no usable memory");
+    let span = span_start / FRAME_SIZE_BYTES * FRAME_SIZE_BYTES
+        ..span_end.next_multiple_of(FRAME_SIZE_BYTES);
+    let (words, frames) = storage_words(&span);
+    let bitmap_bytes = (words * 8) as u64;
+    let storage_bytes = (bitmap_bytes + frames as u64).next_multiple_of(FRAME_SIZE_BYTES);
+    let storage = usable
+        .clone()
+        .map(|r| r.start.next_multiple_of(FRAME_SIZE_BYTES)..r.end)
+        .find(|r| r.end.saturating_sub(r.start) >= storage_bytes)
+        .map(|r| r.start..r.start + storage_bytes)
+        .expect("no usable region holds the frame bookkeeping");
+    // SAFETY: `storage` is usable RAM (the loader gave it to the kernel and nothing has claimed
+    // it yet), mapped by the physical-memory window, and excluded from the allocator below, so
+    // these two slices are its only users for the rest of the kernel's life.
+    let (free_bits, mapping_counts) = unsafe {
+        let base = paging::phys_to_virt(storage.start);
+        (
+            core::slice::from_raw_parts_mut(base.cast::<u64>(), words),
+            core::slice::from_raw_parts_mut(base.add(bitmap_bytes as usize), frames),
+        )
+    };
+    let allocator = FrameAllocator::new(
+        span,
+        usable.flat_map(move |range| without(range, &storage)).filter(|r| r.start < r.end),
+        free_bits,
+        mapping_counts,
+    );
+    *FRAMES.lock() = Some(allocator);
+}
+
+fn with_frames<R>(f: impl FnOnce(&mut FrameAllocator) -> R) -> R {
+    f(FRAMES.lock().as_mut().expect("mm::init has run"))
+}
+
+/// Allocates a zero-filled frame (mapping count 1). `None` when memory is exhausted.
+pub fn allocate_frame() -> Option<Frame> {
+    let frame = with_frames(FrameAllocator::allocate)?;
+    // SAFETY: the frame was free, so nothing else refers to it; the window maps all of RAM.
+    unsafe { paging::phys_to_virt(frame.start()).write_bytes(0, FRAME_SIZE_BYTES as usize) };
+    Some(frame)
+}
+
+/// Drops one mapping of `frame`, freeing it with the last one.
+pub fn release_frame(frame: Frame) -> Result<bool, FrameError> {
+    with_frames(|frames| frames.release(frame))
+}
+
+/// Records an extra mapping of `frame` (shared memory).
+pub(super) fn share_frame(frame: Frame) -> Result<(), FrameError> {
+    with_frames(|frames| frames.share(frame))
+}
+
+/// Frame counts.
+pub fn frame_stats() -> FrameStats {
+    with_frames(|frames| frames.stats())
+}

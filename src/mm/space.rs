@@ -1,0 +1,303 @@
+//! Address spaces: a page table whose kernel half is shared by all, plus the regions reserved in
+//! its user half. Pages of anonymous regions are backed on first touch (demand-zero); frames are
+//! freed when the last space mapping them lets go.
+
+use alloc::{collections::BTreeMap, vec::Vec};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use super::{
+    Frame,
+    physical::{self, allocate_frame},
+    regions::{Backing, PAGE_SIZE_BYTES, RegionError, RegionMap, checked_range},
+};
+use crate::{
+    arch::{IrqMutex, paging},
+    events::{Access, Errno, Protection, SpaceId},
+};
+
+/// Where mm places mappings whose caller lets it choose: clear of where programs are linked.
+const MAP_ANYWHERE_BASE: u64 = 0x0000_0010_0000_0000;
+
+/// One address space.
+#[derive(Debug)]
+struct AddressSpace {
+    root: Frame,
+    regions: RegionMap,
+}
+
+static SPACES: IrqMutex<BTreeMap<SpaceId, AddressSpace>> = IrqMutex::new(BTreeMap::new());
+static NEXT_SPACE_ID: AtomicU32 = AtomicU32::new(1);
+static CURRENT: AtomicU32 = AtomicU32::new(SpaceId::KERNEL.0);
+
+fn errno_of(error: RegionError) -> Errno {
+    match error {
+        RegionError::BadRange => Errno::EINVAL,
+        RegionError::Overlaps => Errno::EEXIST,
+        RegionError::NotReserved | RegionError::NoSpace => Errno::ENOMEM,
+    }
+}
+
+fn user_range(address: u64, len_bytes: u64) -> Result<core::ops::Range<u64>, Errno> {
+    checked_range(address, len_bytes, &paging::USER_SPACE).ok_or(Errno::EINVAL)
+}
+
+/// Creates an empty address space.
+pub fn create() -> Result<SpaceId, Errno> {
+    // SAFETY: the root is released by `destroy`, which refuses to free the active table.
+    let root = unsafe { paging::new_user_root(&mut allocate_frame) }.ok_or(Errno::ENOMEM)?;
+    let id = SpaceId(NEXT_SPACE_ID.fetch_add(1, Ordering::Relaxed));
+    let space = AddressSpace { root, regions: RegionMap::new(paging::USER_SPACE) };
+    SPACES.lock().insert(id, space);
+    Ok(id)
+}
+
+/// Destroys an address space and frees every frame only it mapped. If it is active, the kernel
+/// space becomes active first.
+pub fn destroy(id: SpaceId) -> Result<(), Errno> {
+    let mut space = SPACES.lock().remove(&id).ok_or(Errno::ESRCH)?;
+    if current() == id {
+        switch_to(SpaceId::KERNEL).expect("the kernel space always exists");
+    }
+    for region in space.regions.drain() {
+        unmap_pages(space.root, region.start..region.end);
+    }
+    // SAFETY: the space is out of the registry and not active; every leaf was unmapped above.
+    unsafe { paging::release_user_tables(space.root, &mut |frame| release_or_report(frame)) };
+    Ok(())
+}
+
+fn release_or_report(frame: Frame) {
+    super::handlers::release_or_report(frame);
+}
+
+fn unmap_pages(root: Frame, range: core::ops::Range<u64>) {
+    // SAFETY: the caller holds the registry lock or owns the removed space; the range was one
+    // of its regions, so only its own pages are touched.
+    unsafe { paging::unmap_range(root, range, &mut |_, frame| release_or_report(frame)) };
+}
+
+/// Makes `id` the active address space.
+pub fn switch_to(id: SpaceId) -> Result<(), Errno> {
+    let root = if id == SpaceId::KERNEL {
+        super::handlers::kernel_root()
+    } else {
+        SPACES.lock().get(&id).ok_or(Errno::ESRCH)?.root
+    };
+    // SAFETY: every root shares the kernel half; the space cannot be destroyed while active
+    // without `destroy` switching away first.
+    unsafe { paging::activate(root) };
+    CURRENT.store(id.0, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The active address space.
+pub fn current() -> SpaceId {
+    SpaceId(CURRENT.load(Ordering::Relaxed))
+}
+
+/// Number of live user address spaces.
+pub fn count() -> usize {
+    SPACES.lock().len()
+}
+
+/// What the page at `address` of space `id` maps to, if anything.
+pub fn translate(id: SpaceId, address: u64) -> Option<paging::PageMapping> {
+    let spaces = SPACES.lock();
+    let space = spaces.get(&id)?;
+    // SAFETY: the registry lock is held.
+    unsafe { paging::translate(space.root, address) }
+}
+
+fn with_space<R>(
+    id: SpaceId,
+    f: impl FnOnce(&mut AddressSpace) -> Result<R, Errno>,
+) -> Result<R, Errno> {
+    f(SPACES.lock().get_mut(&id).ok_or(Errno::ESRCH)?)
+}
+
+fn refuse_write_execute(protection: Protection) -> Result<(), Errno> {
+    if protection.is_write_and_execute() { Err(Errno::EINVAL) } else { Ok(()) }
+}
+
+/// Reserves demand-zero memory; returns its address.
+pub(super) fn map(
+    id: SpaceId,
+    address: u64,
+    len_bytes: u64,
+    protection: Protection,
+) -> Result<u64, Errno> {
+    refuse_write_execute(protection)?;
+    with_space(id, |space| {
+        let start = if address == 0 {
+            space.regions.find_free(len_bytes, MAP_ANYWHERE_BASE).map_err(errno_of)?
+        } else {
+            address
+        };
+        let range = user_range(start, len_bytes)?;
+        space.regions.insert(range, protection, Backing::Anonymous).map_err(errno_of)?;
+        Ok(start)
+    })
+}
+
+/// Reserves a stack of `len_bytes` ending at `top`, with a guard page below it. Returns the
+/// stack's lowest address.
+pub fn reserve_stack(id: SpaceId, top: u64, len_bytes: u64) -> Result<u64, Errno> {
+    let bottom = top.checked_sub(len_bytes).ok_or(Errno::EINVAL)?;
+    let guard = bottom.checked_sub(PAGE_SIZE_BYTES).ok_or(Errno::EINVAL)?;
+    let stack = user_range(bottom, len_bytes)?;
+    let guard_range = user_range(guard, PAGE_SIZE_BYTES)?;
+    with_space(id, |space| {
+        space.regions.insert(guard_range, Protection::READ, Backing::Guard).map_err(errno_of)?;
+        space.regions.insert(stack, Protection::READ_WRITE, Backing::Anonymous).map_err(errno_of)
+    })?;
+    Ok(bottom)
+}
+
+/// Removes mappings in a range; frames go back when no other space maps them.
+pub(super) fn unmap(id: SpaceId, address: u64, len_bytes: u64) -> Result<u64, Errno> {
+    let range = user_range(address, len_bytes)?;
+    with_space(id, |space| {
+        for region in space.regions.remove(range) {
+            unmap_pages(space.root, region.start..region.end);
+        }
+        Ok(0)
+    })
+}
+
+/// Changes the protection of a fully reserved range, including its resident pages.
+pub(super) fn protect(
+    id: SpaceId,
+    address: u64,
+    len_bytes: u64,
+    protection: Protection,
+) -> Result<u64, Errno> {
+    refuse_write_execute(protection)?;
+    let range = user_range(address, len_bytes)?;
+    with_space(id, |space| {
+        space.regions.protect(range.clone(), protection).map_err(errno_of)?;
+        // SAFETY: the registry lock is held and the range is this space's.
+        unsafe { paging::protect_range(space.root, range, protection, true) };
+        Ok(0)
+    })
+}
+
+/// Backs the page at `page` of `space` with a zeroed frame if it has none; returns its frame.
+fn populate(space: &mut AddressSpace, page: u64, protection: Protection) -> Result<Frame, Errno> {
+    // SAFETY: the registry lock is held by the caller.
+    if let Some(mapping) = unsafe { paging::translate(space.root, page) } {
+        return Ok(mapping.frame);
+    }
+    let frame = allocate_frame().ok_or(Errno::ENOMEM)?;
+    // SAFETY: the registry lock is held; `page` lies in one of this space's anonymous regions.
+    match unsafe { paging::map(space.root, page, frame, protection, true, &mut allocate_frame) } {
+        Ok(()) => Ok(frame),
+        Err(_) => {
+            release_or_report(frame);
+            Err(Errno::ENOMEM)
+        }
+    }
+}
+
+/// Maps the frames behind `from`'s range into `into` (shared memory); returns the address used
+/// in `into`. Unbacked source pages are backed first, so both sides see the same bytes.
+pub(super) fn share(
+    from: SpaceId,
+    from_address: u64,
+    len_bytes: u64,
+    into: SpaceId,
+    into_address: u64,
+    protection: Protection,
+) -> Result<u64, Errno> {
+    refuse_write_execute(protection)?;
+    let source_range = user_range(from_address, len_bytes)?;
+    let mut spaces = SPACES.lock();
+    if !spaces.contains_key(&into) {
+        return Err(Errno::ESRCH);
+    }
+    let source = spaces.get_mut(&from).ok_or(Errno::ESRCH)?;
+    if !source.regions.covers(&source_range, Backing::Anonymous) {
+        return Err(Errno::EFAULT);
+    }
+    let mut frames = Vec::with_capacity((len_bytes / PAGE_SIZE_BYTES) as usize);
+    for page in source_range.clone().step_by(PAGE_SIZE_BYTES as usize) {
+        let region = *source.regions.find(page).expect("covered above");
+        let allowed = region.protection;
+        if (protection.write && !allowed.write) || (protection.execute && !allowed.execute) {
+            return Err(Errno::EACCES);
+        }
+        frames.push(populate(source, page, allowed)?);
+    }
+    let target = spaces.get_mut(&into).expect("checked above");
+    let start = if into_address == 0 {
+        target.regions.find_free(len_bytes, MAP_ANYWHERE_BASE).map_err(errno_of)?
+    } else {
+        into_address
+    };
+    let target_range = user_range(start, len_bytes)?;
+    target.regions.insert(target_range.clone(), protection, Backing::Anonymous).map_err(errno_of)?;
+    for (page, frame) in target_range.clone().step_by(PAGE_SIZE_BYTES as usize).zip(frames) {
+        let shared = physical::share_frame(frame).map_err(|_| Errno::ENOMEM).and_then(|()| {
+            // SAFETY: the registry lock is held; the range was just reserved in `target`.
+            unsafe { paging::map(target.root, page, frame, protection, true, &mut allocate_frame) }
+                .map_err(|_| {
+                    release_or_report(frame);
+                    Errno::ENOMEM
+                })
+        });
+        if let Err(errno) = shared {
+            // Undo: the pages mapped so far drop their share, the region goes away.
+            for region in target.regions.remove(target_range) {
+                unmap_pages(target.root, region.start..region.end);
+            }
+            return Err(errno);
+        }
+    }
+    Ok(start)
+}
+
+/// How a user-half page fault was resolved.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum FaultResolution {
+    /// A demand-zero page was mapped; retry the access.
+    Resolved,
+    /// The address is a guard page (stack overflow).
+    Guard,
+    /// No region holds the address.
+    NoMapping,
+    /// The region does not allow the access.
+    Forbidden,
+    /// No frame was free.
+    OutOfMemory,
+    /// The registry was locked by the interrupted code (a kernel bug: it touched user memory
+    /// while holding the lock).
+    Busy,
+}
+
+/// Resolves a fault at user-half `address` of the active space.
+pub(super) fn resolve_fault(address: u64, access: Access, present: bool) -> FaultResolution {
+    let id = current();
+    if id == SpaceId::KERNEL {
+        return FaultResolution::NoMapping;
+    }
+    let Some(mut spaces) = SPACES.try_lock() else { return FaultResolution::Busy };
+    let Some(space) = spaces.get_mut(&id) else { return FaultResolution::NoMapping };
+    let Some(region) = space.regions.find(address).copied() else {
+        return FaultResolution::NoMapping;
+    };
+    if region.backing == Backing::Guard {
+        return FaultResolution::Guard;
+    }
+    let allowed = match access {
+        Access::Read => true,
+        Access::Write => region.protection.write,
+        Access::Execute => region.protection.execute,
+    };
+    if !allowed || present {
+        return FaultResolution::Forbidden;
+    }
+    let page = address / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
+    match populate(space, page, region.protection) {
+        Ok(_) => FaultResolution::Resolved,
+        Err(_) => FaultResolution::OutOfMemory,
+    }
+}
