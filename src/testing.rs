@@ -140,3 +140,34 @@ mod host {
         process::exit(if failed == 0 { 0 } else { 1 });
     }
 }
+
+/// Declares a whole test kernel (`harness = false`) whose one test passes if `run` panics with
+/// a message containing every fragment of `expect`:
+///
+/// ```ignore
+/// herald::panic_test! {
+///     name: "fault_report::invalid_opcode_is_named",
+///     expect: ["#UD invalid opcode"],
+///     run: || unsafe { core::arch::asm!("ud2") },
+/// }
+/// ```
+#[cfg(target_os = "none")]
+#[macro_export]
+macro_rules! panic_test {
+    (name: $name:literal, expect: [$($fragment:literal),* $(,)?], run: $run:expr $(,)?) => {
+        $crate::kernel_entry!(__herald_panic_test_main);
+
+        fn __herald_panic_test_main() -> ! {
+            $crate::println!("running 1 test");
+            $crate::print!("{} ... ", $name);
+            ($run)();
+            $crate::println!("FAILED: no panic\n0 passed, 1 failed");
+            $crate::arch::qemu::exit($crate::arch::qemu::ExitCode::Failure)
+        }
+
+        #[panic_handler]
+        fn __herald_panic_test_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
+            $crate::testing::conclude_expected_panic(info, &[$($fragment),*], None)
+        }
+    };
+}

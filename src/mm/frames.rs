@@ -18,7 +18,7 @@ pub struct Frame(u64);
 impl Frame {
     /// The frame starting at `address`, which must be frame aligned.
     pub const fn from_start(address: u64) -> Option<Self> {
-        if address % FRAME_SIZE_BYTES == 0 { Some(Self(address)) } else { None }
+        if address.is_multiple_of(FRAME_SIZE_BYTES) { Some(Self(address)) } else { None }
     }
 
     /// The frame's physical start address.
@@ -231,11 +231,11 @@ mod tests {
 
     use super::*;
 
-    fn allocator(span: Range<u64>, usable: &[Range<u64>]) -> FrameAllocator {
+    fn allocator(span: Range<u64>, usable: impl IntoIterator<Item = Range<u64>>) -> FrameAllocator {
         let (words, frames) = storage_words(&span);
         FrameAllocator::new(
             span,
-            usable.iter().cloned(),
+            usable.into_iter(),
             Box::leak(vec![0; words].into_boxed_slice()),
             Box::leak(vec![0; frames].into_boxed_slice()),
         )
@@ -246,7 +246,7 @@ mod tests {
     #[test_case]
     fn only_whole_usable_frames_are_managed() {
         // Two regions with a hole and ragged edges: 0x1800..0x4000 holds frames 2 and 3 only.
-        let alloc = allocator(0..0x10 * PAGE, &[0x1800..0x4000, 0x8000..0xa000]);
+        let alloc = allocator(0..0x10 * PAGE, [0x1800..0x4000, 0x8000..0xa000]);
         assert_eq!(alloc.stats(), FrameStats { total: 4, free: 4 });
         let mut a = alloc;
         let frames: Vec<_> = core::iter::from_fn(|| a.allocate()).collect();
@@ -258,7 +258,7 @@ mod tests {
 
     #[test_case]
     fn double_free_and_foreign_frames_are_caught() {
-        let mut a = allocator(0..0x10 * PAGE, &[0..0x4000]);
+        let mut a = allocator(0..0x10 * PAGE, Some(0..0x4000));
         let frame = a.allocate().expect("free frame");
         assert_eq!(a.release(frame), Ok(true));
         assert_eq!(a.release(frame), Err(FrameError::AlreadyFree(frame)));
@@ -271,7 +271,7 @@ mod tests {
 
     #[test_case]
     fn shared_frames_are_freed_by_their_last_user() {
-        let mut a = allocator(0..0x4000, &[0..0x4000]);
+        let mut a = allocator(0..0x4000, Some(0..0x4000));
         let frame = a.allocate().expect("free frame");
         a.share(frame).expect("share");
         a.share(frame).expect("share");
@@ -285,7 +285,7 @@ mod tests {
 
     #[test_case]
     fn mapping_count_saturates_with_an_error() {
-        let mut a = allocator(0..0x1000, &[0..0x1000]);
+        let mut a = allocator(0..0x1000, Some(0..0x1000));
         let frame = a.allocate().expect("free frame");
         for _ in 1..MAX_MAPPINGS {
             a.share(frame).expect("share");
@@ -296,7 +296,8 @@ mod tests {
     #[test_case]
     fn random_allocate_release_matches_a_model() {
         // Several thousand frames across word boundaries; a set models which are allocated.
-        let mut a = allocator(0x100000..0x100000 + 3000 * PAGE, &[0x100000..0x100000 + 3000 * PAGE]);
+        let mut a =
+            allocator(0x100000..0x100000 + 3000 * PAGE, Some(0x100000..0x100000 + 3000 * PAGE));
         let mut held: Vec<Frame> = Vec::new();
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         for _ in 0..20_000 {

@@ -9,7 +9,10 @@ use conquer_once::spin::OnceCell;
 use super::{Frame, space, stack};
 use crate::{
     arch::paging,
-    events::{Access, BUS, Errno, Event, EventKind, MemoryRequest, Outcome, Priority, Reply, SpaceId, Verdict},
+    events::{
+        Access, BUS, Errno, Event, EventKind, MemoryRequest, Outcome, Priority, Reply, SpaceId,
+        Verdict,
+    },
 };
 
 /// Vector of #DF (SDM Vol. 3A §6.15).
@@ -148,7 +151,9 @@ fn serve(request: MemoryRequest) -> Result<u64, Errno> {
         MemoryRequest::Map { space, address, len_bytes, protection } => {
             space::map(space, address, len_bytes, protection)
         }
-        MemoryRequest::Unmap { space, address, len_bytes } => space::unmap(space, address, len_bytes),
+        MemoryRequest::Unmap { space, address, len_bytes } => {
+            space::unmap(space, address, len_bytes)
+        }
         MemoryRequest::Protect { space, address, len_bytes, protection } => {
             space::protect(space, address, len_bytes, protection)
         }

@@ -78,7 +78,10 @@ pub(crate) fn init() {
 pub(super) fn init_growth() {
     // SAFETY: boot time, no user address space exists yet.
     unsafe {
-        paging::prepare_kernel_region(paging::KERNEL_HEAP_REGION.start, &mut physical::allocate_frame)
+        paging::prepare_kernel_region(
+            paging::KERNEL_HEAP_REGION.start,
+            &mut physical::allocate_frame,
+        )
     }
     .expect("a frame for the heap region's table");
     KERNEL_HEAP.parts.lock().can_grow = true;
@@ -93,7 +96,8 @@ impl Parts {
         }
         let step = min_bytes.max(GROWTH_STEP_BYTES).next_multiple_of(FRAME_SIZE_BYTES);
         let start = self.grown_end;
-        let Some(end) = start.checked_add(step).filter(|&end| end <= paging::KERNEL_HEAP_REGION.end)
+        let Some(end) =
+            start.checked_add(step).filter(|&end| end <= paging::KERNEL_HEAP_REGION.end)
         else {
             return false;
         };
@@ -144,7 +148,10 @@ impl Parts {
             // Room for the block, its alignment and the allocator's bookkeeping.
             let needed = (layout.size() + layout.align() + 64) as u64;
             if !self.grow(needed) {
-                return self.grown.allocate_first_fit(layout).map_or(core::ptr::null_mut(), NonNull::as_ptr);
+                return self
+                    .grown
+                    .allocate_first_fit(layout)
+                    .map_or(core::ptr::null_mut(), NonNull::as_ptr);
             }
         }
     }

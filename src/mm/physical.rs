@@ -3,7 +3,9 @@
 
 use core::ops::Range;
 
-use super::frames::{FRAME_SIZE_BYTES, Frame, FrameAllocator, FrameError, FrameStats, storage_words};
+use super::frames::{
+    FRAME_SIZE_BYTES, Frame, FrameAllocator, FrameError, FrameStats, storage_words,
+};
 use crate::arch::{BootResources, IrqMutex, paging};
 
 static FRAMES: IrqMutex<Option<FrameAllocator>> = IrqMutex::new(None);

@@ -53,7 +53,10 @@ pub struct RegionMap {
 
 /// Checks that `address..address + len_bytes` is a non-empty page-aligned range inside `window`.
 pub fn checked_range(address: u64, len_bytes: u64, window: &Range<u64>) -> Option<Range<u64>> {
-    if address % PAGE_SIZE_BYTES != 0 || len_bytes == 0 || len_bytes % PAGE_SIZE_BYTES != 0 {
+    if !address.is_multiple_of(PAGE_SIZE_BYTES)
+        || len_bytes == 0
+        || !len_bytes.is_multiple_of(PAGE_SIZE_BYTES)
+    {
         return None;
     }
     let end = address.checked_add(len_bytes)?;
@@ -121,8 +124,10 @@ impl RegionMap {
         if self.overlaps(&range) {
             return Err(RegionError::Overlaps);
         }
-        self.regions
-            .insert(range.start, Region { start: range.start, end: range.end, protection, backing });
+        self.regions.insert(
+            range.start,
+            Region { start: range.start, end: range.end, protection, backing },
+        );
         Ok(())
     }
 
@@ -164,7 +169,11 @@ impl RegionMap {
     }
 
     /// Sets the protection of `range`, which must be fully covered by anonymous regions.
-    pub fn protect(&mut self, range: Range<u64>, protection: Protection) -> Result<(), RegionError> {
+    pub fn protect(
+        &mut self,
+        range: Range<u64>,
+        protection: Protection,
+    ) -> Result<(), RegionError> {
         if !self.covers(&range, Backing::Anonymous) {
             return Err(RegionError::NotReserved);
         }
@@ -200,9 +209,15 @@ mod tests {
         m.insert(10 * P..20 * P, RW, Backing::Anonymous).expect("free");
         assert_eq!(m.insert(19 * P..21 * P, RW, Backing::Anonymous), Err(RegionError::Overlaps));
         assert_eq!(m.insert(5 * P..11 * P, RW, Backing::Anonymous), Err(RegionError::Overlaps));
-        assert_eq!(m.insert(30 * P + 1..31 * P, RW, Backing::Anonymous), Err(RegionError::BadRange));
+        assert_eq!(
+            m.insert(30 * P + 1..31 * P, RW, Backing::Anonymous),
+            Err(RegionError::BadRange)
+        );
         assert_eq!(m.insert(0..P, RW, Backing::Anonymous), Err(RegionError::BadRange));
-        assert_eq!(m.insert(1020 * P..1030 * P, RW, Backing::Anonymous), Err(RegionError::BadRange));
+        assert_eq!(
+            m.insert(1020 * P..1030 * P, RW, Backing::Anonymous),
+            Err(RegionError::BadRange)
+        );
         m.insert(20 * P..21 * P, RW, Backing::Anonymous).expect("adjacent is fine");
         assert_eq!(m.len(), 2);
     }

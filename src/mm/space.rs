@@ -234,7 +234,10 @@ pub(super) fn share(
         into_address
     };
     let target_range = user_range(start, len_bytes)?;
-    target.regions.insert(target_range.clone(), protection, Backing::Anonymous).map_err(errno_of)?;
+    target
+        .regions
+        .insert(target_range.clone(), protection, Backing::Anonymous)
+        .map_err(errno_of)?;
     for (page, frame) in target_range.clone().step_by(PAGE_SIZE_BYTES as usize).zip(frames) {
         let shared = physical::share_frame(frame).map_err(|_| Errno::ENOMEM).and_then(|()| {
             // SAFETY: the registry lock is held; the range was just reserved in `target`.

@@ -50,7 +50,10 @@ pub(super) fn init_guards() {
     *FIXED_GUARDS.lock() = guards;
     // SAFETY: boot time, no user address space exists yet.
     unsafe {
-        paging::prepare_kernel_region(paging::KERNEL_STACK_REGION.start, &mut physical::allocate_frame)
+        paging::prepare_kernel_region(
+            paging::KERNEL_STACK_REGION.start,
+            &mut physical::allocate_frame,
+        )
     }
     .expect("a frame for the stack region's table");
 }
@@ -85,7 +88,9 @@ pub enum StackError {
 impl KernelStack {
     /// Maps a stack of `size_bytes` (page multiple, at most [`MAX_STACK_SIZE_BYTES`]).
     pub fn new(size_bytes: u64) -> Result<Self, StackError> {
-        if size_bytes == 0 || size_bytes % FRAME_SIZE_BYTES != 0 || size_bytes > MAX_STACK_SIZE_BYTES
+        if size_bytes == 0
+            || !size_bytes.is_multiple_of(FRAME_SIZE_BYTES)
+            || size_bytes > MAX_STACK_SIZE_BYTES
         {
             return Err(StackError::BadSize);
         }
@@ -95,9 +100,9 @@ impl KernelStack {
                 Some(slot) => slot,
                 None => {
                     let slot = slots.next_unused;
-                    let region_slots =
-                        (paging::KERNEL_STACK_REGION.end - paging::KERNEL_STACK_REGION.start)
-                            / SLOT_SIZE_BYTES;
+                    let region_slots = (paging::KERNEL_STACK_REGION.end
+                        - paging::KERNEL_STACK_REGION.start)
+                        / SLOT_SIZE_BYTES;
                     if slot >= region_slots {
                         return Err(StackError::OutOfMemory);
                     }

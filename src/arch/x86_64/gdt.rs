@@ -55,9 +55,9 @@ struct IstStack {
 
 /// The IST stacks. Only the CPU writes them (through the TSS pointers), so they are reached from
 /// Rust solely as addresses.
-static mut IST_STACKS: [IstStack; IST_SLOT_COUNT] = [const {
-    IstStack { guard: [0; PAGE_SIZE_BYTES], stack: [0; IST_STACK_SIZE_BYTES] }
-}; IST_SLOT_COUNT];
+static mut IST_STACKS: [IstStack; IST_SLOT_COUNT] =
+    [const { IstStack { guard: [0; PAGE_SIZE_BYTES], stack: [0; IST_STACK_SIZE_BYTES] } };
+        IST_SLOT_COUNT];
 
 /// Every IST slot, with the name its guard page is reported under.
 pub const IST_SLOTS: [(IstSlot, &str); IST_SLOT_COUNT] = [

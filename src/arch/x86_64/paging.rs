@@ -406,8 +406,7 @@ fn walk(table: &PageTable, level: u32, base: u64, inherited: Flags, audit: &mut 
         let flags = entry.flags();
         // Write is allowed only if every level allows it; execute unless any level forbids it.
         let writable = inherited.contains(Flags::WRITABLE) && flags.contains(Flags::WRITABLE);
-        let no_execute =
-            inherited.contains(Flags::NO_EXECUTE) || flags.contains(Flags::NO_EXECUTE);
+        let no_execute = inherited.contains(Flags::NO_EXECUTE) || flags.contains(Flags::NO_EXECUTE);
         let mut effective = Flags::empty();
         effective.set(Flags::WRITABLE, writable);
         effective.set(Flags::NO_EXECUTE, no_execute);

@@ -62,7 +62,7 @@ fn run() -> Result<ExitCode, String> {
         Ok("uefi") => Firmware::Uefi,
         Ok(other) => return Err(format!("HERALD_BOOT={other:?}: expected `bios` or `uefi`")),
     };
-    let image = build_image(&kernel, firmware)?;
+    let image = build_image(&without_debug_info(&kernel), firmware)?;
 
     let mut qemu = Command::new("qemu-system-x86_64");
     if firmware == Firmware::Uefi {
@@ -95,6 +95,37 @@ fn run() -> Result<ExitCode, String> {
     })?;
     let timeout = if is_test { Some(test_timeout()?) } else { None };
     wait_for_verdict(child, timeout, is_test, &kernel)
+}
+
+/// Returns a copy of `kernel` without debug sections, made with the toolchain's `llvm-objcopy`
+/// (rust-toolchain.toml installs `llvm-tools`), or `kernel` itself if that fails. The loader
+/// reads the whole ELF through BIOS disk calls, so a debug kernel's DWARF costs seconds per
+/// boot; the original ELF keeps it for gdb and backtraces.
+fn without_debug_info(kernel: &Path) -> PathBuf {
+    let stripped = kernel.with_extension("boot.elf");
+    let objcopy = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| {
+            let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+            // llvm-tools installs into the host target's directory, whatever its name.
+            std::fs::read_dir(Path::new(&sysroot).join("lib/rustlib"))
+                .ok()?
+                .filter_map(Result::ok)
+                .map(|entry| entry.path().join("bin/llvm-objcopy"))
+                .find(|path| path.exists())
+        });
+    let ran = objcopy.is_some_and(|objcopy| {
+        Command::new(objcopy)
+            .arg("--strip-debug")
+            .arg(kernel)
+            .arg(&stripped)
+            .status()
+            .is_ok_and(|status| status.success())
+    });
+    if ran { stripped } else { kernel.to_path_buf() }
 }
 
 /// Builds the boot image next to the kernel ELF, so parallel test binaries never collide.

@@ -20,12 +20,33 @@ const ICOUNT_ARGS: &str = "-icount shift=0,align=off";
 struct Suite {
     name: &'static str,
     args: &'static [&'static str],
+    /// Extra environment for the run (e.g. QEMU flags).
+    env: &'static [(&'static str, &'static str)],
 }
+
+/// Test kernels that exercise memory management, run again at the smallest and a large memory
+/// size: frame bookkeeping, heap growth and the physical-memory window depend on it.
+const MEMORY_SIZE_TESTS: &[&str] =
+    &["test", "--test", "mm", "--test", "basic_boot", "--test", "stack_overflow"];
 
 const SUITES: &[Suite] = &[
     // `build.target` is the kernel target, so this boots every test kernel in QEMU.
-    Suite { name: "kernel tests in QEMU", args: &["test", "--no-fail-fast"] },
-    Suite { name: "kernel logic on the host", args: &["test", "--lib", "--target", "host-tuple"] },
+    Suite { name: "kernel tests in QEMU", args: &["test", "--no-fail-fast"], env: &[] },
+    Suite {
+        name: "memory tests with 64 MiB of RAM",
+        args: MEMORY_SIZE_TESTS,
+        env: &[("HERALD_QEMU_ARGS", "-m 64M")],
+    },
+    Suite {
+        name: "memory tests with 4 GiB of RAM",
+        args: MEMORY_SIZE_TESTS,
+        env: &[("HERALD_QEMU_ARGS", "-m 4G")],
+    },
+    Suite {
+        name: "kernel logic on the host",
+        args: &["test", "--lib", "--target", "host-tuple"],
+        env: &[],
+    },
     Suite {
         name: "host tools",
         args: &[
@@ -36,6 +57,7 @@ const SUITES: &[Suite] = &[
             "--target",
             "host-tuple",
         ],
+        env: &[],
     },
 ];
 
@@ -116,7 +138,9 @@ fn test() -> ExitCode {
     let mut total = Tally::default();
     let mut failed_suites = Vec::new();
     for suite in SUITES {
-        eprintln!("\n==> {} (cargo {})", suite.name, suite.args.join(" "));
+        let env: String =
+            suite.env.iter().map(|(key, value)| format!("{key}=\"{value}\" ")).collect();
+        eprintln!("\n==> {} ({env}cargo {})", suite.name, suite.args.join(" "));
         let (succeeded, tally) = run_suite(&root, suite);
         total.passed += tally.passed;
         total.failed += tally.failed + tally.unfinished;
@@ -135,15 +159,19 @@ fn test() -> ExitCode {
 /// Runs one suite, echoing its output while counting results.
 fn run_suite(root: &Path, suite: &Suite) -> (bool, Tally) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut child =
-        match Command::new(cargo).args(suite.args).current_dir(root).stdout(Stdio::piped()).spawn()
-        {
-            Ok(child) => child,
-            Err(error) => {
-                eprintln!("cannot run cargo: {error}");
-                return (false, Tally::default());
-            }
-        };
+    let mut child = match Command::new(cargo)
+        .args(suite.args)
+        .envs(suite.env.iter().copied())
+        .current_dir(root)
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) => {
+            eprintln!("cannot run cargo: {error}");
+            return (false, Tally::default());
+        }
+    };
     let mut tally = Tally::default();
     if let Some(stdout) = child.stdout.take() {
         let mut out = std::io::stdout().lock();
