@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod abi;
 #[cfg(target_os = "none")]
 pub mod arch;
 #[cfg(target_os = "none")]
@@ -23,6 +24,7 @@ pub mod mm;
 #[cfg(target_os = "none")]
 pub mod panic;
 pub mod security;
+pub mod task;
 pub mod testing;
 
 /// Herald's version, from `Cargo.toml`.
@@ -50,27 +52,22 @@ pub fn init(mut boot: arch::BootResources) {
         log::info!("no usable framebuffer; console on COM1 only");
     }
     mm::init(&boot);
+    task::init(boot.ramdisk);
     arch::init_interrupts();
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
 }
 
 /// Deliveries the idle task makes before checking again whether to sleep.
 #[cfg(target_os = "none")]
-const DEFERRED_BUDGET_PER_ROUND: usize = 64;
+pub(crate) const DEFERRED_BUDGET_PER_ROUND: usize = 64;
 
-/// The kernel's idle task: runs deferred event handlers while any are waiting, and halts until
-/// the next interrupt when none are. Interrupts are off between the check and the `hlt`, so a
-/// wake-up cannot be missed.
+/// The kernel's idle task: runs ready processes, then deferred event handlers while any are
+/// waiting, and halts until the next interrupt when there is nothing to do. Interrupts are off
+/// between the check and the `hlt`, so a wake-up cannot be missed.
 #[cfg(target_os = "none")]
 pub fn idle() -> ! {
     loop {
-        arch::cpu::disable_interrupts();
-        if events::BUS.has_deferred_work() {
-            arch::cpu::enable_interrupts();
-            events::BUS.run_deferred(DEFERRED_BUDGET_PER_ROUND);
-        } else {
-            arch::cpu::enable_interrupts_and_halt();
-        }
+        task::idle_step();
     }
 }
 

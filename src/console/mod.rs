@@ -5,4 +5,4 @@ pub mod framebuffer;
 #[cfg(target_os = "none")]
 mod output;
 #[cfg(target_os = "none")]
-pub use output::{_print, init, write_emergency};
+pub use output::{_print, init, start_capture, take_capture, write_emergency};

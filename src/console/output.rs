@@ -1,13 +1,19 @@
 //! The console sinks and the lock that serialises them.
 
+use alloc::string::String;
 use core::fmt::{self, Write};
 
 use super::framebuffer::FramebufferConsole;
 use crate::arch::{self, IrqMutex};
 
+/// Most text a capture keeps; later output is still printed, just not captured.
+const CAPTURE_CAPACITY_BYTES: usize = 64 * 1024;
+
 /// Every sink beyond COM1, which is always written.
 struct Sinks {
     framebuffer: Option<FramebufferConsole>,
+    /// Text printed since [`start_capture`], for tests that check what programs print.
+    capture: Option<String>,
 }
 
 impl Write for Sinks {
@@ -16,11 +22,26 @@ impl Write for Sinks {
         if let Some(framebuffer) = &mut self.framebuffer {
             framebuffer.write_str(text);
         }
+        if let Some(capture) = &mut self.capture
+            && capture.len() + text.len() <= CAPTURE_CAPACITY_BYTES
+        {
+            capture.push_str(text);
+        }
         Ok(())
     }
 }
 
-static SINKS: IrqMutex<Sinks> = IrqMutex::new(Sinks { framebuffer: None });
+static SINKS: IrqMutex<Sinks> = IrqMutex::new(Sinks { framebuffer: None, capture: None });
+
+/// Starts keeping a copy of console output (up to 64 KiB), discarding any earlier capture.
+pub fn start_capture() {
+    SINKS.lock().capture = Some(String::new());
+}
+
+/// Stops capturing and returns what was printed since [`start_capture`].
+pub fn take_capture() -> String {
+    SINKS.lock().capture.take().unwrap_or_default()
+}
 
 /// Adds the framebuffer console as a sink.
 pub fn init(framebuffer: Option<FramebufferConsole>) {

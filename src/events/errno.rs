@@ -9,12 +9,16 @@ pub struct Errno(pub u16);
 impl Errno {
     /// Operation not permitted: a policy refused a caller that lacks a privilege.
     pub const EPERM: Self = Self(1);
+    /// No such file: e.g. no program of that name in the ramdisk.
+    pub const ENOENT: Self = Self(2);
     /// No such process.
     pub const ESRCH: Self = Self(3);
     /// Argument list too long.
     pub const E2BIG: Self = Self(7);
     /// Executable format error.
     pub const ENOEXEC: Self = Self(8);
+    /// Bad file descriptor.
+    pub const EBADF: Self = Self(9);
     /// No child processes.
     pub const ECHILD: Self = Self(10);
     /// Try again: a bounded resource is momentarily full.
@@ -38,9 +42,11 @@ impl Errno {
     pub fn name(self) -> Option<&'static str> {
         Some(match self {
             Self::EPERM => "EPERM",
+            Self::ENOENT => "ENOENT",
             Self::ESRCH => "ESRCH",
             Self::E2BIG => "E2BIG",
             Self::ENOEXEC => "ENOEXEC",
+            Self::EBADF => "EBADF",
             Self::ECHILD => "ECHILD",
             Self::EAGAIN => "EAGAIN",
             Self::ENOMEM => "ENOMEM",

@@ -36,6 +36,9 @@ pub struct Reply {
     pub keep_line_masked: bool,
     /// The producer overran a queue whose policy is `KillProducer`: stop it.
     pub kill_producer: bool,
+    /// The request cannot complete yet: the requester has been blocked, and the source issues
+    /// the same request again once it is woken (a restartable system call).
+    pub restart: bool,
     /// The decision so far; observers read it to see how the event ended.
     pub outcome: Outcome,
 }
@@ -48,6 +51,7 @@ impl Reply {
             resume_at: None,
             keep_line_masked: false,
             kill_producer: false,
+            restart: false,
             outcome: Outcome::Unhandled,
         }
     }

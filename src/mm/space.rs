@@ -304,3 +304,95 @@ pub(super) fn resolve_fault(address: u64, access: Access, present: bool) -> Faul
         Err(_) => FaultResolution::OutOfMemory,
     }
 }
+
+/// How the kernel touches a user range on a process's behalf.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum UserAccess {
+    /// Read, as the process could (any mapped region).
+    Read,
+    /// Write, as the process could (writable regions only).
+    Write,
+    /// Write a program image: the process may not write there itself, the loader may.
+    Load,
+}
+
+/// Calls `f` for each page-bounded piece of `address..address + len_bytes` in space `id`, with
+/// a kernel pointer to it (through the physical-memory window) and the piece's offset in the
+/// range. Unbacked pages are backed first. Any address not reserved, not allowed, or outside
+/// user space is `EFAULT` — the kernel never dereferences a user pointer itself, so a bad one
+/// cannot fault in the kernel.
+fn for_each_user_piece(
+    id: SpaceId,
+    address: u64,
+    len_bytes: usize,
+    access: UserAccess,
+    mut f: impl FnMut(*mut u8, usize, usize),
+) -> Result<(), Errno> {
+    if len_bytes == 0 {
+        return Ok(());
+    }
+    let end = address.checked_add(len_bytes as u64).ok_or(Errno::EFAULT)?;
+    if address < paging::USER_SPACE.start || end > paging::USER_SPACE.end {
+        return Err(Errno::EFAULT);
+    }
+    let mut spaces = SPACES.lock();
+    let space = spaces.get_mut(&id).ok_or(Errno::ESRCH)?;
+    let mut cursor = address;
+    while cursor < end {
+        let region = *space.regions.find(cursor).ok_or(Errno::EFAULT)?;
+        let allowed = region.backing == Backing::Anonymous
+            && (access != UserAccess::Write || region.protection.write);
+        if !allowed {
+            return Err(Errno::EFAULT);
+        }
+        let page = cursor / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
+        let frame = populate(space, page, region.protection)?;
+        let offset_in_page = (cursor - page) as usize;
+        let piece = (PAGE_SIZE_BYTES as usize - offset_in_page).min((end - cursor) as usize);
+        // SAFETY: the frame backs `page` of this space and stays mapped while the registry lock
+        // is held; the window maps all RAM, and the piece stays inside the frame.
+        let pointer = unsafe { paging::phys_to_virt(frame.start()).add(offset_in_page) };
+        f(pointer, piece, (cursor - address) as usize);
+        cursor += piece as u64;
+    }
+    Ok(())
+}
+
+/// Copies `buffer.len()` bytes from the process's `address` into `buffer`.
+pub fn copy_from_user(id: SpaceId, address: u64, buffer: &mut [u8]) -> Result<(), Errno> {
+    for_each_user_piece(id, address, buffer.len(), UserAccess::Read, |source, len, offset| {
+        // SAFETY: `source` points at `len` readable bytes (see `for_each_user_piece`), and the
+        // destination piece is inside `buffer`; kernel and user frames never overlap.
+        unsafe { core::ptr::copy_nonoverlapping(source, buffer[offset..].as_mut_ptr(), len) };
+    })
+}
+
+/// Copies `bytes` to the process's `address`, which it must be allowed to write.
+pub fn copy_to_user(id: SpaceId, address: u64, bytes: &[u8]) -> Result<(), Errno> {
+    for_each_user_piece(id, address, bytes.len(), UserAccess::Write, |target, len, offset| {
+        // SAFETY: `target` points at `len` writable bytes of a user frame; the source piece is
+        // inside `bytes`.
+        unsafe { core::ptr::copy_nonoverlapping(bytes[offset..].as_ptr(), target, len) };
+    })
+}
+
+/// Writes a program image piece to `address`, whatever the region's protection.
+pub fn load(id: SpaceId, address: u64, bytes: &[u8]) -> Result<(), Errno> {
+    for_each_user_piece(id, address, bytes.len(), UserAccess::Load, |target, len, offset| {
+        // SAFETY: as in `copy_to_user`; the loader may fill read-only program pages.
+        unsafe { core::ptr::copy_nonoverlapping(bytes[offset..].as_ptr(), target, len) };
+    })
+}
+
+/// Reads the process's `address..address + len_bytes` piece by piece, without a kernel copy.
+pub fn read_user(
+    id: SpaceId,
+    address: u64,
+    len_bytes: usize,
+    mut f: impl FnMut(&[u8]),
+) -> Result<(), Errno> {
+    for_each_user_piece(id, address, len_bytes, UserAccess::Read, |source, len, _| {
+        // SAFETY: `source` points at `len` readable bytes that stay mapped during the call.
+        f(unsafe { core::slice::from_raw_parts(source, len) });
+    })
+}

@@ -36,6 +36,8 @@ pub struct BootResources {
     pub physical_memory_offset: Option<u64>,
     /// The firmware's memory map, as the loader amended it.
     memory_regions: &'static [MemoryRegion],
+    /// The boot ramdisk (user programs), if the runner supplied one.
+    pub ramdisk: Option<&'static [u8]>,
 }
 
 impl BootResources {
@@ -78,7 +80,12 @@ pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
         super::paging::init(offset);
     }
     let memory_regions: &'static [MemoryRegion] = &boot_info.memory_regions;
-    let resources = BootResources { framebuffer, physical_memory_offset, memory_regions };
+    let ramdisk = boot_info.ramdisk_addr.into_option().map(|address| {
+        // SAFETY: the loader mapped the ramdisk's `ramdisk_len` bytes at `address`, read-only
+        // data that nothing else writes, for the kernel's lifetime.
+        unsafe { core::slice::from_raw_parts(address as *const u8, boot_info.ramdisk_len as usize) }
+    });
+    let resources = BootResources { framebuffer, physical_memory_offset, memory_regions, ramdisk };
     crate::init(resources);
     main()
 }

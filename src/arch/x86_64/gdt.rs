@@ -80,8 +80,26 @@ struct Tables {
     selectors: Selectors,
 }
 
-static TSS: OnceCell<TaskStateSegment> = OnceCell::uninit();
+/// The TSS. Mutable because `rsp0` changes with every switch to a task that can enter ring 3;
+/// the CPU reads it only when an interrupt arrives from ring 3.
+static mut TSS: TaskStateSegment = TaskStateSegment::new();
 static TABLES: OnceCell<Tables> = OnceCell::uninit();
+
+/// Selector of the user data segment (index 3, RPL 3).
+pub(super) const USER_DATA_SELECTOR: u16 = (3 << 3) | 3;
+/// Selector of the user code segment (index 4, RPL 3).
+pub(super) const USER_CODE_SELECTOR: u16 = (4 << 3) | 3;
+
+/// Sets the stack the CPU switches to on an interrupt from ring 3 (TSS `rsp0`).
+///
+/// # Safety
+/// `top` must be the top of a mapped kernel stack that stays mapped while it is set, and
+/// interrupts must be disabled, so no ring-3 interrupt lands on a stack being replaced.
+pub(super) unsafe fn set_kernel_stack(top: u64) {
+    // SAFETY: a single aligned 8-byte store to the static TSS; per the contract no interrupt
+    // from ring 3 can be delivered while it happens.
+    unsafe { TSS.privilege_stack_table[0] = VirtAddr::new(top) };
+}
 
 /// Returns the address range of the IST stack in `slot`.
 pub fn ist_stack_range(slot: IstSlot) -> Range<u64> {
@@ -98,20 +116,25 @@ pub fn ist_guard_page(slot: IstSlot) -> u64 {
 /// Builds and loads the GDT and TSS and reloads every segment register. Runs once, first thing
 /// at boot: every later fault relies on the IST stacks set up here.
 pub(super) fn init() {
-    let tss = TSS.get_or_init(|| {
-        let mut tss = TaskStateSegment::new();
+    // SAFETY: runs once at boot with interrupts off, before the TSS is loaded; afterwards only
+    // `set_kernel_stack` writes it.
+    let tss: &'static TaskStateSegment = unsafe {
+        let pointer = &raw mut TSS;
+        let tss = &mut *pointer;
         for slot in [IstSlot::DoubleFault, IstSlot::NonMaskable, IstSlot::MachineCheck] {
             // The CPU pushes downwards from the top of the stack.
             tss.interrupt_stack_table[slot as usize] = VirtAddr::new(ist_stack_range(slot).end);
         }
         tss
-    });
+    };
     let tables = TABLES.get_or_init(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
-        gdt.append(Descriptor::user_data_segment());
-        gdt.append(Descriptor::user_code_segment());
+        let user_data = gdt.append(Descriptor::user_data_segment());
+        let user_code = gdt.append(Descriptor::user_code_segment());
+        // `syscall`/`sysret` and the user entry frames rely on these exact values.
+        assert_eq!((user_data.0, user_code.0), (USER_DATA_SELECTOR, USER_CODE_SELECTOR));
         let tss = gdt.append(Descriptor::tss_segment(tss));
         Tables { gdt, selectors: Selectors { kernel_code, kernel_data, tss } }
     });

@@ -62,6 +62,12 @@ herald_bare_iret:
     iretq
 
 herald_trap_common:
+    // Kernel code runs with the per-CPU block in GS; a trap from ring 3 swaps it in (the CS
+    // the CPU pushed is 24 bytes up: vector, error code, rip, cs).
+    testb $3, 24(%rsp)
+    jz 7f
+    swapgs
+7:
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -80,6 +86,10 @@ herald_trap_common:
     movq %rsp, %rdi
     cld
     call herald_trap_entry
+
+    // Also where a new task starts: its first switch "returns" here onto a prepared frame.
+    .global herald_trap_return
+herald_trap_return:
     popq %r15
     popq %r14
     popq %r13
@@ -96,6 +106,10 @@ herald_trap_common:
     popq %rbx
     popq %rax
     addq $16, %rsp
+    testb $3, 8(%rsp)
+    jz 8f
+    swapgs
+8:
     iretq
 "#,
     options(att_syntax)

@@ -2,6 +2,7 @@
 //! `bootloader_api`. The rest of the kernel sees the arch-neutral API re-exported here.
 
 mod boot;
+pub mod context;
 pub mod cpu;
 mod gdt;
 mod idt;
@@ -12,6 +13,7 @@ mod port;
 pub mod qemu;
 pub mod serial;
 mod sync;
+pub mod syscall;
 mod traps;
 
 /// Re-exported for [`kernel_entry!`](crate::kernel_entry) only.
@@ -25,8 +27,8 @@ pub use self::{
     pit::{TICK_HZ, ticks},
     sync::{IrqMutex, IrqMutexGuard},
     traps::{
-        BARE_IRET_VECTOR, ExceptionReport, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR, TrapFrame,
-        exception_name,
+        BARE_IRET_VECTOR, ExceptionReport, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR, TaskHooks,
+        TrapFrame, exception_name, set_task_hooks,
     },
 };
 
@@ -35,6 +37,7 @@ pub(crate) fn init_cpu() {
     serial::init();
     gdt::init();
     idt::init();
+    syscall::init();
 }
 
 /// Remaps the PICs, starts the timer and enables interrupts.

@@ -23,9 +23,10 @@ use ::x86_64::{
 
 use crate::{events::Protection, mm::Frame};
 
-/// Where user programs live: the canonical lower half without page 0, so a null pointer never
-/// maps (SDM Vol. 1 §3.3.7.1, canonical addresses).
-pub const USER_SPACE: Range<u64> = 0x1000..0x0000_8000_0000_0000;
+/// Where user programs live: the canonical lower half without its first page, so a null
+/// pointer never maps, and without its last page, so the instruction after a `syscall` is
+/// always canonical and `sysretq` cannot fault in ring 0 (SDM Vol. 1 §3.3.7.1; Vol. 2B SYSRET).
+pub const USER_SPACE: Range<u64> = 0x1000..0x0000_7fff_ffff_f000;
 
 /// Start of the kernel half; every address space shares its top-level entries.
 const KERNEL_HALF_START: u64 = 0xffff_8000_0000_0000;

@@ -3,6 +3,7 @@
 use core::fmt;
 
 use ::x86_64::registers::control::Cr2;
+use conquer_once::spin::OnceCell;
 
 use super::pic;
 use crate::events::{Access, BUS, Errno, Event, Outcome, Reply, irq};
@@ -11,7 +12,8 @@ use crate::events::{Access, BUS, Errno, Event, Outcome, Reply, irq};
 pub(super) const PIC_VECTOR_BASE: u8 = 32;
 /// Number of legacy PIC lines (two cascaded 8259As).
 pub(super) const PIC_LINE_COUNT: u8 = 16;
-/// Software interrupt vector for system calls until `syscall`/`sysret` exists (Linux's number).
+/// Software interrupt vector kernel tests use to raise a syscall event without ring 3 (Linux's
+/// old number); also the `vector` recorded in frames built by the `syscall` entry stub.
 pub const SYSCALL_VECTOR: u8 = 0x80;
 /// Software interrupt vector that raises the software IRQ line (tests, benchmarks).
 pub const SOFTWARE_IRQ_VECTOR: u8 = 0xf0;
@@ -164,6 +166,35 @@ impl fmt::Display for ExceptionReport<'_> {
     }
 }
 
+/// What the task layer tells the trap path; arch knows nothing of processes beyond this.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskHooks {
+    /// The running process's id, stamped on syscall events (0: the kernel).
+    pub current_pid: fn() -> u32,
+    /// Called with interrupts off just before returning to ring 3: the scheduler switches away
+    /// here if the process was killed, blocked, or used up its time slice.
+    pub before_user_return: fn(),
+}
+
+static TASK_HOOKS: OnceCell<TaskHooks> = OnceCell::uninit();
+
+/// Installs the task layer's hooks. Only the first call takes effect.
+pub fn set_task_hooks(hooks: TaskHooks) {
+    TASK_HOOKS.init_once(|| hooks);
+}
+
+fn current_pid() -> u32 {
+    TASK_HOOKS.get().map_or(0, |hooks| (hooks.current_pid)())
+}
+
+pub(super) fn before_user_return(frame: &TrapFrame) {
+    if frame.from_user()
+        && let Some(hooks) = TASK_HOOKS.get()
+    {
+        (hooks.before_user_return)();
+    }
+}
+
 /// Called by `herald_trap_common` for every vector with the frame it saved; on return the stub
 /// restores that frame and executes `iretq`. Decides nothing itself: it builds the event and
 /// applies the bus's outcome, or the documented default when nobody handled it.
@@ -177,6 +208,7 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
         SOFTWARE_IRQ_VECTOR => dispatch_irq(irq::SOFTWARE_LINE),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
     }
+    before_user_return(frame);
 }
 
 /// Vector of #PF.
@@ -227,16 +259,27 @@ fn handle_exception(frame: &mut TrapFrame) {
     }
 }
 
-/// System call ABI (software interrupt for now): number in `rax`, arguments in `rdi`, `rsi`,
-/// `rdx`, `r10`, `r8`, `r9`; result in `rax`, or `-errno`.
-fn handle_syscall(frame: &mut TrapFrame) {
+/// Length of both `syscall` and `int 0x80` (SDM Vol. 2B, SYSCALL; Vol. 2A, INT n).
+const SYSCALL_INSTRUCTION_LEN_BYTES: u64 = 2;
+
+/// System call ABI (`syscall`, or `int 0x80` from kernel tests): number in `rax`, arguments in
+/// `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`; result in `rax`, or `-errno`.
+pub(super) fn handle_syscall(frame: &mut TrapFrame) {
+    let pid = if frame.from_user() { current_pid() } else { 0 };
     let event = Event::Syscall {
         number: frame.rax,
         args: [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9],
-        pid: 0,
+        pid,
     };
     let mut reply = Reply::new();
-    frame.rax = match BUS.dispatch(&event, &mut reply) {
+    let outcome = BUS.dispatch(&event, &mut reply);
+    if reply.restart {
+        // Back up over the 2-byte `syscall` (0f 05) or `int 0x80` (cd 80) with rax still the
+        // call number, so the call runs again when the blocked caller resumes.
+        frame.rip -= SYSCALL_INSTRUCTION_LEN_BYTES;
+        return;
+    }
+    frame.rax = match outcome {
         Outcome::Handled => reply.value,
         Outcome::Denied(errno) => errno.as_return_value(),
         Outcome::Unhandled => Errno::ENOSYS.as_return_value(),

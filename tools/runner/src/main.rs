@@ -7,6 +7,8 @@
 //! - `HERALD_QEMU_ARGS` is appended to QEMU's command line, split on whitespace.
 //! - `HERALD_TEST_TIMEOUT_SECS` bounds each test kernel (default 300); a hang fails the test.
 
+mod ramdisk;
+
 use std::{
     env,
     ffi::OsString,
@@ -62,7 +64,9 @@ fn run() -> Result<ExitCode, String> {
         Ok("uefi") => Firmware::Uefi,
         Ok(other) => return Err(format!("HERALD_BOOT={other:?}: expected `bios` or `uefi`")),
     };
-    let image = build_image(&without_debug_info(&kernel), firmware)?;
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let ramdisk = ramdisk::build(&repository, &kernel)?;
+    let image = build_image(&without_debug_info(&kernel), &ramdisk, firmware)?;
 
     let mut qemu = Command::new("qemu-system-x86_64");
     if firmware == Firmware::Uefi {
@@ -129,7 +133,7 @@ fn without_debug_info(kernel: &Path) -> PathBuf {
 }
 
 /// Builds the boot image next to the kernel ELF, so parallel test binaries never collide.
-fn build_image(kernel: &Path, firmware: Firmware) -> Result<PathBuf, String> {
+fn build_image(kernel: &Path, ramdisk: &Path, firmware: Firmware) -> Result<PathBuf, String> {
     let mut config = bootloader::BootConfig::default();
     // Only Herald's own output on the consoles: tests parse it.
     config.serial_logging = false;
@@ -138,6 +142,7 @@ fn build_image(kernel: &Path, firmware: Firmware) -> Result<PathBuf, String> {
         Firmware::Bios => {
             let image = kernel.with_extension("bios.img");
             bootloader::BiosBoot::new(kernel)
+                .set_ramdisk(ramdisk)
                 .set_boot_config(&config)
                 .create_disk_image(&image)
                 .map(|()| image)
@@ -145,6 +150,7 @@ fn build_image(kernel: &Path, firmware: Firmware) -> Result<PathBuf, String> {
         Firmware::Uefi => {
             let image = kernel.with_extension("uefi.img");
             bootloader::UefiBoot::new(kernel)
+                .set_ramdisk(ramdisk)
                 .set_boot_config(&config)
                 .create_disk_image(&image)
                 .map(|()| image)

@@ -1,0 +1,21 @@
+//! Processes and the scheduler: ring-3 programs from the ramdisk, each with its own address
+//! space and kernel stack, run in preemptive time slices; the kernel's boot context is the idle
+//! task (pid 0). The scheduler learns time from the bus (`timer` events), faults of user code
+//! from the bus (`exception`, `page-fault`), and serves the process system calls it owns.
+
+pub mod elf;
+pub mod ramdisk;
+
+#[cfg(target_os = "none")]
+mod process;
+#[cfg(target_os = "none")]
+mod syscalls;
+
+#[cfg(target_os = "none")]
+pub use self::process::{
+    ProcessInfo, SpawnError, TIME_SLICE_TICKS, idle_step, init, processes, programs, push_input,
+    ramdisk_file, spawn, spawn_image, wait,
+};
+
+/// A process id. 0 is the kernel (the idle task); processes count up from 1.
+pub type Pid = u32;

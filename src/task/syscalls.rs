@@ -1,0 +1,342 @@
+//! The process system calls, served as the owner of `syscall` events. Every user pointer goes
+//! through mm's checked copies (`EFAULT` for anything the process may not touch); memory calls
+//! become `memory` events, so mm serves them after the security band has seen them.
+
+use alloc::{sync::Arc, vec, vec::Vec};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crossbeam_queue::ArrayQueue;
+
+use super::{
+    Pid,
+    process::{self, BlockReason, Reaped, SCHEDULER},
+};
+use crate::{
+    abi::{self, EventRecord},
+    events::{
+        BUS, Errno, Event, EventKind, MemoryRequest, Priority, Protection, Reply, SpaceId,
+        Subscription, Verdict,
+    },
+    mm::{self, space},
+    print,
+};
+
+/// Most bytes one `write` takes; the caller loops for more (a short write, as POSIX allows).
+const MAX_WRITE_BYTES: usize = 64 * 1024;
+/// Most records one `poll` returns.
+const MAX_POLL_RECORDS: usize = 64;
+/// Most event subscriptions one process holds.
+const MAX_SUBSCRIPTIONS: usize = 8;
+/// Longest program name `spawn` accepts.
+const MAX_NAME_LEN_BYTES: usize = 32;
+/// Longest sleep: a day. Longer requests are refused rather than overflowing tick arithmetic.
+const MAX_SLEEP_MS: u64 = 24 * 60 * 60 * 1000;
+
+pub(super) fn subscribe() {
+    BUS.subscribe(EventKind::Syscall, "process-calls", Priority::OWNER, on_syscall)
+        .expect("the scheduler subscribes at boot")
+        .keep_forever();
+}
+
+/// What a call did, beyond an ordinary result.
+enum Served {
+    /// Return this value.
+    Value(u64),
+    /// The caller blocked; issue the call again when it is woken.
+    Restart,
+}
+
+fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
+    let Event::Syscall { number, args, pid } = *event else { return Verdict::Continue };
+    if pid == 0 || number >= abi::SYSCALL_COUNT {
+        // Kernel-raised test syscalls and unknown numbers are not ours (the default: ENOSYS).
+        return Verdict::Continue;
+    }
+    let Some(space) = ({
+        let mut scheduler = SCHEDULER.lock();
+        scheduler.current_task().map(|task| {
+            task.syscalls += 1;
+            task.space
+        })
+    }) else {
+        return Verdict::Continue;
+    };
+    match serve(number, args, pid, space) {
+        Ok(Served::Value(value)) => {
+            reply.value = value;
+            Verdict::Handled
+        }
+        Ok(Served::Restart) => {
+            reply.restart = true;
+            Verdict::Handled
+        }
+        Err(errno) => Verdict::Deny(errno),
+    }
+}
+
+fn protection(bits: u64) -> Result<Protection, Errno> {
+    Protection::from_bits(bits).ok_or(Errno::EINVAL)
+}
+
+fn length(len: u64) -> Result<usize, Errno> {
+    usize::try_from(len).map_err(|_| Errno::EFAULT)
+}
+
+fn serve(number: u64, args: [u64; 6], pid: Pid, space: SpaceId) -> Result<Served, Errno> {
+    let value = match number {
+        abi::SYS_READ => return read(args[0], args[1], length(args[2])?, space),
+        abi::SYS_WRITE => write(args[0], args[1], length(args[2])?, space)?,
+        abi::SYS_EXIT => {
+            // The return path sees the pending exit and never comes back to ring 3.
+            exit(args[0] as i32);
+            0
+        }
+        abi::SYS_GETPID => u64::from(pid),
+        abi::SYS_YIELD => {
+            SCHEDULER.lock().request_resched();
+            0
+        }
+        abi::SYS_SLEEP => sleep(args[0])?,
+        abi::SYS_SPAWN => spawn(args, space, pid)?,
+        abi::SYS_WAIT => return wait(args[0], args[1], pid, space),
+        abi::SYS_KILL => {
+            let target = Pid::try_from(args[0]).map_err(|_| Errno::ESRCH)?;
+            if target == 0 {
+                return Err(Errno::EPERM);
+            }
+            process::kill(target)?;
+            0
+        }
+        abi::SYS_MAP => mm::request(
+            pid,
+            MemoryRequest::Map {
+                space,
+                address: args[0],
+                len_bytes: args[1],
+                protection: protection(args[2])?,
+            },
+        )?,
+        abi::SYS_UNMAP => {
+            mm::request(pid, MemoryRequest::Unmap { space, address: args[0], len_bytes: args[1] })?
+        }
+        abi::SYS_PROTECT => mm::request(
+            pid,
+            MemoryRequest::Protect {
+                space,
+                address: args[0],
+                len_bytes: args[1],
+                protection: protection(args[2])?,
+            },
+        )?,
+        abi::SYS_SHARE => {
+            let target = Pid::try_from(args[2]).map_err(|_| Errno::ESRCH)?;
+            let into = space_of(target)?;
+            mm::request(
+                pid,
+                MemoryRequest::Share {
+                    from: space,
+                    from_address: args[0],
+                    len_bytes: args[1],
+                    into,
+                    into_address: args[3],
+                    protection: protection(args[4])?,
+                },
+            )?
+        }
+        abi::SYS_SUBSCRIBE => subscribe_process(args[0], args[1])?,
+        abi::SYS_POLL => poll(args[0], args[1], args[2], space)?,
+        abi::SYS_UPTIME => SCHEDULER.lock().ticks() * 1000 / u64::from(crate::arch::TICK_HZ),
+        _ => return Err(Errno::ENOSYS),
+    };
+    Ok(Served::Value(value))
+}
+
+fn space_of(pid: Pid) -> Result<SpaceId, Errno> {
+    let scheduler = SCHEDULER.lock();
+    match scheduler.tasks.get(&pid) {
+        Some(task) if !matches!(task.state, process::State::Zombie(_)) => Ok(task.space),
+        _ => Err(Errno::ESRCH),
+    }
+}
+
+fn exit(code: i32) {
+    let pid = SCHEDULER.lock().current;
+    process::request_exit(pid, code);
+}
+
+fn write(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<u64, Errno> {
+    if fd != 1 && fd != 2 {
+        return Err(Errno::EBADF);
+    }
+    let len = len.min(MAX_WRITE_BYTES);
+    space::read_user(space, buffer, len, |bytes| {
+        // Console text: invalid UTF-8 is shown with replacement characters, never refused.
+        for chunk in bytes.utf8_chunks() {
+            print!("{}", chunk.valid());
+            if !chunk.invalid().is_empty() {
+                print!("\u{fffd}");
+            }
+        }
+    })?;
+    Ok(len as u64)
+}
+
+fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errno> {
+    if fd != 0 {
+        return Err(Errno::EBADF);
+    }
+    if len == 0 {
+        return Ok(Served::Value(0));
+    }
+    let len = len.min(MAX_WRITE_BYTES);
+    // Check the whole buffer before taking input, so a bad pointer loses no bytes.
+    space::copy_to_user(space, buffer, &vec![0; len])?;
+    let taken: Vec<u8> = {
+        let mut scheduler = SCHEDULER.lock();
+        if scheduler.input.is_empty() {
+            scheduler.block_current(BlockReason::Input);
+            return Ok(Served::Restart);
+        }
+        let count = len.min(scheduler.input.len());
+        scheduler.input.drain(..count).collect()
+    };
+    space::copy_to_user(space, buffer, &taken)?;
+    Ok(Served::Value(taken.len() as u64))
+}
+
+fn sleep(milliseconds: u64) -> Result<u64, Errno> {
+    if milliseconds > MAX_SLEEP_MS {
+        return Err(Errno::EINVAL);
+    }
+    let mut scheduler = SCHEDULER.lock();
+    if milliseconds == 0 {
+        scheduler.request_resched();
+    } else {
+        let until_tick = scheduler.ticks() + milliseconds * u64::from(crate::arch::TICK_HZ) / 1000;
+        scheduler.block_current(BlockReason::Sleep { until_tick });
+    }
+    Ok(0)
+}
+
+fn spawn(args: [u64; 6], space: SpaceId, parent: Pid) -> Result<u64, Errno> {
+    let name_len = length(args[1])?;
+    let args_len = length(args[3])?;
+    if name_len == 0 || name_len > MAX_NAME_LEN_BYTES {
+        return Err(Errno::EINVAL);
+    }
+    if args_len > 4096 {
+        return Err(Errno::E2BIG);
+    }
+    let mut name = vec![0; name_len];
+    space::copy_from_user(space, args[0], &mut name)?;
+    let mut arguments = vec![0; args_len];
+    space::copy_from_user(space, args[2], &mut arguments)?;
+    let name = core::str::from_utf8(&name).map_err(|_| Errno::EINVAL)?;
+    let arguments = core::str::from_utf8(&arguments).map_err(|_| Errno::EINVAL)?;
+    process::spawn(name, arguments, parent).map(u64::from).map_err(|error| error.errno())
+}
+
+fn wait(target: u64, status_out: u64, pid: Pid, space: SpaceId) -> Result<Served, Errno> {
+    let target = Pid::try_from(target).map_err(|_| Errno::ECHILD)?;
+    if status_out != 0 {
+        // Check before reaping, so a bad pointer does not lose the child's status.
+        space::copy_to_user(space, status_out, &[0; 4])?;
+    }
+    match process::reap(pid, target)? {
+        Reaped::Child(child, code) => {
+            if status_out != 0 {
+                space::copy_to_user(space, status_out, &code.to_le_bytes())?;
+            }
+            Ok(Served::Value(u64::from(child)))
+        }
+        Reaped::NotYet => {
+            SCHEDULER.lock().block_current(BlockReason::WaitChild { pid: target });
+            Ok(Served::Restart)
+        }
+    }
+}
+
+/// A process's subscription: an observer that copies each event into a fixed queue, dropping
+/// the oldest when full; `seq` counts every offer, so gaps tell the process what it missed.
+pub(super) struct ProcessSubscription {
+    handle: u64,
+    queue: Arc<RecordQueue>,
+    _subscription: Subscription,
+}
+
+struct RecordQueue {
+    offered: AtomicU64,
+    records: ArrayQueue<EventRecord>,
+}
+
+static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
+fn record(seq: u64, event: &Event) -> Option<EventRecord> {
+    let (kind, a, b) = match *event {
+        Event::Timer { tick } => (abi::EVENT_TIMER, tick, 0),
+        Event::Irq { line, seq } => (abi::EVENT_IRQ, u64::from(line), seq),
+        Event::ProcessExited { pid, code } => {
+            (abi::EVENT_PROCESS_EXITED, u64::from(pid), code as u64)
+        }
+        _ => return None,
+    };
+    Some(EventRecord { seq, kind, a, b })
+}
+
+fn subscribe_process(kind: u64, capacity: u64) -> Result<u64, Errno> {
+    let kind = match kind {
+        abi::EVENT_TIMER => EventKind::Timer,
+        abi::EVENT_IRQ => EventKind::Irq,
+        abi::EVENT_PROCESS_EXITED => EventKind::ProcessExited,
+        _ => return Err(Errno::EINVAL),
+    };
+    if capacity == 0 || capacity > abi::MAX_SUBSCRIPTION_CAPACITY {
+        return Err(Errno::EINVAL);
+    }
+    if SCHEDULER.lock().current_task().is_some_and(|t| t.subscriptions.len() >= MAX_SUBSCRIPTIONS) {
+        return Err(Errno::EAGAIN);
+    }
+    let queue = Arc::new(RecordQueue {
+        offered: AtomicU64::new(0),
+        records: ArrayQueue::new(capacity as usize),
+    });
+    let sink = queue.clone();
+    let subscription = BUS
+        .subscribe(kind, "process", Priority::OBSERVER, move |event, _| {
+            let seq = sink.offered.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(record) = record(seq, event) {
+                sink.records.force_push(record);
+            }
+            Verdict::Continue
+        })
+        .map_err(|_| Errno::EAGAIN)?;
+    let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
+    let mut scheduler = SCHEDULER.lock();
+    let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
+    task.subscriptions.push(ProcessSubscription { handle, queue, _subscription: subscription });
+    Ok(handle)
+}
+
+fn poll(handle: u64, buffer: u64, max_records: u64, space: SpaceId) -> Result<u64, Errno> {
+    let max = length(max_records)?.min(MAX_POLL_RECORDS);
+    let record_bytes = core::mem::size_of::<EventRecord>();
+    // Check the whole buffer first, so a bad pointer loses no records.
+    space::copy_to_user(space, buffer, &vec![0; max * record_bytes])?;
+    let queue = {
+        let mut scheduler = SCHEDULER.lock();
+        let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
+        let found = task.subscriptions.iter().find(|s| s.handle == handle);
+        found.map(|s| s.queue.clone()).ok_or(Errno::EINVAL)?
+    };
+    let mut bytes = Vec::with_capacity(max * record_bytes);
+    let mut count = 0;
+    while count < max {
+        let Some(record) = queue.records.pop() else { break };
+        for word in [record.seq, record.kind, record.a, record.b] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        count += 1;
+    }
+    space::copy_to_user(space, buffer, &bytes)?;
+    Ok(count as u64)
+}

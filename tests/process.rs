@@ -1,0 +1,142 @@
+//! Real user programs from the ramdisk in ring 3: output, exit codes, faults that kill only the
+//! faulting process, fair preemptive scheduling, a syscall fuzzer, and the frame count coming
+//! back after each.
+#![no_std]
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(herald::testing::run_tests)]
+#![reexport_test_harness_main = "test_main"]
+#![expect(missing_docs, reason = "`#[test_case]` functions are named for what they check")]
+
+extern crate alloc;
+
+use alloc::{format, vec::Vec};
+
+use herald::{
+    abi, arch, console,
+    mm::{self, space},
+    task::{self, SpawnError, elf::ElfError},
+};
+
+herald::kernel_entry!(main);
+
+fn main() -> ! {
+    test_main();
+    arch::cpu::halt_forever()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    herald::testing::panic_handler(info)
+}
+
+/// Free frames plus frames the kernel heap has grown by: the heap keeps what it grows (and
+/// reuses it), so only this sum must return to its baseline after a process ends.
+fn free_frames() -> usize {
+    mm::frame_stats().free + mm::heap::stats().grown_bytes / mm::FRAME_SIZE_BYTES as usize
+}
+
+/// Runs `name` to its end and returns its exit code and what it printed.
+fn run(name: &str, args: &str) -> (i32, alloc::string::String) {
+    console::start_capture();
+    let pid = task::spawn(name, args, 0).expect("spawn");
+    let code = task::wait(pid).expect("wait");
+    (code, console::take_capture())
+}
+
+#[test_case]
+fn hello_world_runs_in_ring_3_and_exits_with_its_code() {
+    let free = free_frames();
+    let (code, output) = run("hello", "a b");
+    assert_eq!(code, 7);
+    assert!(output.contains("hello from user space: pid "), "output: {output:?}");
+    assert!(output.contains("args \"a b\""), "output: {output:?}");
+    assert_eq!(free_frames(), free, "the process's frames all came back");
+    assert_eq!(space::count(), 0);
+}
+
+#[test_case]
+fn each_faulting_program_is_killed_and_the_next_one_runs() {
+    let free = free_frames();
+    let cases = [
+        ("pf", 14),
+        ("kernel", 14),
+        ("wx", 14),
+        ("stack", 14),
+        ("gp", 13),
+        ("cli", 13),
+        ("de", 0),
+        ("ud", 6),
+    ];
+    for (kind, vector) in cases {
+        let (code, output) = run("fault", kind);
+        assert_eq!(code, abi::FAULT_EXIT_CODE_BASE + vector, "fault {kind}: {output}");
+        let (code, _) = run("hello", "");
+        assert_eq!(code, 7, "the next program runs after {kind}");
+        assert_eq!(free_frames(), free, "frames leaked by the {kind} fault");
+    }
+}
+
+#[test_case]
+fn every_system_call_check_passes_in_a_real_process() {
+    let free = free_frames();
+    let (code, output) = run("checks", "");
+    assert_eq!(code, 0, "failed check number {code}: {output}");
+    assert!(output.contains("checks: all"), "{output}");
+    assert_eq!(free_frames(), free);
+}
+
+#[test_case]
+fn cpu_bound_processes_share_the_cpu_fairly() {
+    const PROCESSES: usize = 3;
+    let deadline_ms = arch::ticks() * 1000 / u64::from(arch::TICK_HZ) + 600;
+    let args = format!("{deadline_ms}");
+    let pids: Vec<_> =
+        (0..PROCESSES).map(|_| task::spawn("spin", &args, 0).expect("spawn")).collect();
+    let work: Vec<i32> = pids.iter().map(|&pid| task::wait(pid).expect("wait")).collect();
+    let (least, most) = (*work.iter().min().expect("3"), *work.iter().max().expect("3"));
+    herald::println!("fairness: thousands of iterations per process {work:?}");
+    assert!(least > 0, "a process never ran: {work:?}");
+    assert!(least * 10 >= most * 7, "unfair shares: {work:?}");
+}
+
+#[test_case]
+fn a_syscall_fuzzer_cannot_hurt_the_kernel() {
+    // The first kernel stack ever made creates the stack region's tables; those stay.
+    run("hello", "");
+    let free = free_frames();
+    let (code, output) = run("fuzz", "12345");
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("100000 calls answered"), "{output}");
+    // Children the fuzzer spawned by chance may still run; let them finish.
+    while task::processes().iter().any(|p| !p.state.starts_with("exited")) {
+        task::idle_step();
+    }
+    assert_eq!(free_frames(), free, "frames leaked");
+}
+
+#[test_case]
+fn malformed_executables_are_refused_with_the_reason() {
+    let hello = task::programs().contains(&"hello");
+    assert!(hello, "ramdisk holds hello: {:?}", task::programs());
+    let image = herald::task::ramdisk_file("hello").expect("hello");
+    let truncated = &image[..100];
+    let mut magic = image.to_vec();
+    magic[0] = 0;
+    let mut kernel = image.to_vec();
+    // Move the first loadable segment (p_type 1) into the kernel half.
+    let phoff = u64::from_le_bytes(kernel[32..40].try_into().expect("8 bytes")) as usize;
+    let load =
+        (phoff..).step_by(56).find(|&at| kernel[at..at + 4] == [1, 0, 0, 0]).expect("PT_LOAD");
+    kernel[load + 16..load + 24].copy_from_slice(&0xffff_8000_0000_0000u64.to_le_bytes());
+    let cases: [(&[u8], SpawnError); 3] = [
+        (truncated, SpawnError::BadExecutable(ElfError::Malformed("truncated"))),
+        (&magic, SpawnError::BadExecutable(ElfError::Malformed("bad magic"))),
+        (&kernel, SpawnError::BadExecutable(ElfError::SegmentOutsideUserSpace(0))),
+    ];
+    for (image, expected) in cases {
+        assert_eq!(task::spawn_image("bad", image, "", 0), Err(expected));
+    }
+    assert_eq!(task::spawn("no-such", "", 0), Err(SpawnError::NotFound));
+    assert_eq!(space::count(), 0, "refused images leave no address space behind");
+}

@@ -1,0 +1,113 @@
+//! Builds the user programs and packs them into the boot ramdisk.
+//!
+//! Format (read by the kernel's `task::ramdisk`; all integers little-endian):
+//! - header: magic `HRDK0001` (8 bytes), entry count `u32`, reserved `u32` (0);
+//! - entries: name (32 bytes, UTF-8, NUL-padded), data offset `u64`, data length `u64`;
+//! - data, each file 8-byte aligned.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// First bytes of a Herald ramdisk.
+pub(crate) const MAGIC: &[u8; 8] = b"HRDK0001";
+/// Bytes of a file name in an entry (longer names are refused).
+pub(crate) const NAME_LEN_BYTES: usize = 32;
+const HEADER_LEN_BYTES: usize = 16;
+const ENTRY_LEN_BYTES: usize = NAME_LEN_BYTES + 16;
+
+/// Packs `files` (name, contents) into the ramdisk format.
+pub(crate) fn pack(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    let count = u32::try_from(files.len()).map_err(|_| "too many files")?;
+    let mut data_offset = HEADER_LEN_BYTES + files.len() * ENTRY_LEN_BYTES;
+    let mut image = Vec::new();
+    image.extend_from_slice(MAGIC);
+    image.extend_from_slice(&count.to_le_bytes());
+    image.extend_from_slice(&0u32.to_le_bytes());
+    for (name, contents) in files {
+        if name.is_empty() || name.len() > NAME_LEN_BYTES || name.contains('\0') {
+            return Err(format!("program name {name:?} must be 1-{NAME_LEN_BYTES} bytes"));
+        }
+        let mut padded = [0u8; NAME_LEN_BYTES];
+        padded[..name.len()].copy_from_slice(name.as_bytes());
+        image.extend_from_slice(&padded);
+        data_offset = data_offset.next_multiple_of(8);
+        image.extend_from_slice(&(data_offset as u64).to_le_bytes());
+        image.extend_from_slice(&(contents.len() as u64).to_le_bytes());
+        data_offset += contents.len();
+    }
+    for (_, contents) in files {
+        image.resize(image.len().next_multiple_of(8), 0);
+        image.extend_from_slice(contents);
+    }
+    Ok(image)
+}
+
+/// Builds `user/` (release) and writes the ramdisk next to `kernel`; returns its path.
+pub(crate) fn build(repository: &Path, kernel: &Path) -> Result<PathBuf, String> {
+    let manifest = repository.join("user/Cargo.toml");
+    let target_dir = repository.join("user/target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--release", "--bins", "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        // The kernel build's target directory and flags must not leak into this one.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .current_dir(repository.join("user"))
+        .status()
+        .map_err(|error| format!("cannot build user programs: {error}"))?;
+    if !status.success() {
+        return Err("building the user programs failed (see above)".into());
+    }
+    let binaries = target_dir.join("x86_64-unknown-none/release");
+    let mut files = Vec::new();
+    for source in fs::read_dir(repository.join("user/src/bin")).map_err(|e| e.to_string())? {
+        let source = source.map_err(|e| e.to_string())?.path();
+        let Some(name) = source.file_stem().and_then(|stem| stem.to_str()) else { continue };
+        if source.extension().is_some_and(|extension| extension == "rs") {
+            let elf = fs::read(binaries.join(name))
+                .map_err(|error| format!("user program {name}: {error}"))?;
+            files.push((name.to_owned(), elf));
+        }
+    }
+    files.sort();
+    let image = kernel.with_extension("ramdisk");
+    fs::write(&image, pack(&files)?).map_err(|error| format!("cannot write ramdisk: {error}"))?;
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_header_entries_and_aligned_data() {
+        let image =
+            pack(&[("a".into(), vec![1, 2, 3]), ("bb".into(), vec![4])]).expect("valid input");
+        assert_eq!(&image[..8], MAGIC);
+        assert_eq!(u32::from_le_bytes(image[8..12].try_into().expect("4 bytes")), 2);
+        let entry = |index: usize| {
+            let at = HEADER_LEN_BYTES + index * ENTRY_LEN_BYTES + NAME_LEN_BYTES;
+            let offset = u64::from_le_bytes(image[at..at + 8].try_into().expect("8 bytes"));
+            let len = u64::from_le_bytes(image[at + 8..at + 16].try_into().expect("8 bytes"));
+            (offset as usize, len as usize)
+        };
+        let (offset, len) = entry(0);
+        assert_eq!(&image[offset..offset + len], &[1, 2, 3]);
+        let (offset, len) = entry(1);
+        assert_eq!(offset % 8, 0);
+        assert_eq!(&image[offset..offset + len], &[4]);
+    }
+
+    #[test]
+    fn refuses_bad_names() {
+        assert!(pack(&[(String::new(), vec![])]).is_err());
+        assert!(pack(&[("x".repeat(33), vec![])]).is_err());
+    }
+}

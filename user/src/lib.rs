@@ -1,0 +1,253 @@
+//! Herald's user library: system-call wrappers, `print!`/`println!` to the console, a panic
+//! handler that reports and exits, and [`main!`] to declare a program's entry point.
+#![no_std]
+
+use core::{arch::asm, fmt};
+
+/// The ABI shared with the kernel: one source of truth for numbers and records.
+#[path = "../../src/abi.rs"]
+pub mod abi;
+
+pub use abi::EventRecord;
+
+/// An error number from the kernel (the negated `rax` of a failed call).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Errno(pub u64);
+
+impl Errno {
+    /// Operation not permitted.
+    pub const EPERM: Self = Self(1);
+    /// No such program.
+    pub const ENOENT: Self = Self(2);
+    /// No such process.
+    pub const ESRCH: Self = Self(3);
+    /// Bad file descriptor.
+    pub const EBADF: Self = Self(9);
+    /// No child to wait for.
+    pub const ECHILD: Self = Self(10);
+    /// Out of memory.
+    pub const ENOMEM: Self = Self(12);
+    /// Permission denied.
+    pub const EACCES: Self = Self(13);
+    /// Bad address.
+    pub const EFAULT: Self = Self(14);
+    /// Already mapped.
+    pub const EEXIST: Self = Self(17);
+    /// Invalid argument.
+    pub const EINVAL: Self = Self(22);
+    /// No such call.
+    pub const ENOSYS: Self = Self(38);
+}
+
+/// Makes a raw system call. Exposed for tests and fuzzers; programs use the wrappers.
+///
+/// # Safety
+/// The arguments must be valid for call `number` (pointers the kernel will write through must
+/// point at memory the program may overwrite).
+#[inline(always)]
+pub unsafe fn syscall(number: u64, args: [u64; 6]) -> u64 {
+    let result: u64;
+    // SAFETY: `syscall` enters the kernel, which preserves every register but rcx and r11
+    // (declared clobbered) and returns the result in rax; memory effects are the caller's
+    // contract.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") number => result,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("rdx") args[2],
+            in("r10") args[3],
+            in("r8") args[4],
+            in("r9") args[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    result
+}
+
+fn check(result: u64) -> Result<u64, Errno> {
+    // Results above -4096 are errors (Linux's convention; no valid result is that large).
+    if result > u64::MAX - 4096 { Err(Errno(result.wrapping_neg())) } else { Ok(result) }
+}
+
+/// Calls with arguments that cannot make the kernel write anywhere.
+fn call(number: u64, args: [u64; 6]) -> Result<u64, Errno> {
+    // SAFETY: the wrappers below only pass pointers to memory they own for the call.
+    check(unsafe { syscall(number, args) })
+}
+
+/// Writes `bytes` to the console.
+pub fn write(fd: u64, bytes: &[u8]) -> Result<u64, Errno> {
+    call(abi::SYS_WRITE, [fd, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0])
+}
+
+/// Reads console input into `buffer`, blocking until at least one byte is there.
+pub fn read(fd: u64, buffer: &mut [u8]) -> Result<u64, Errno> {
+    call(abi::SYS_READ, [fd, buffer.as_mut_ptr() as u64, buffer.len() as u64, 0, 0, 0])
+}
+
+/// Ends the program with `code`.
+pub fn exit(code: i32) -> ! {
+    let _ = call(abi::SYS_EXIT, [code as u64, 0, 0, 0, 0, 0]);
+    unreachable!("exit returned")
+}
+
+/// The caller's process id.
+pub fn getpid() -> u64 {
+    call(abi::SYS_GETPID, [0; 6]).unwrap_or(0)
+}
+
+/// Lets other ready processes run first.
+pub fn yield_now() {
+    let _ = call(abi::SYS_YIELD, [0; 6]);
+}
+
+/// Sleeps for `milliseconds`.
+pub fn sleep_ms(milliseconds: u64) {
+    let _ = call(abi::SYS_SLEEP, [milliseconds, 0, 0, 0, 0, 0]);
+}
+
+/// Milliseconds since boot.
+pub fn uptime_ms() -> u64 {
+    call(abi::SYS_UPTIME, [0; 6]).unwrap_or(0)
+}
+
+/// Starts program `name` from the ramdisk with `args`; returns its pid.
+pub fn spawn(name: &str, args: &str) -> Result<u64, Errno> {
+    call(
+        abi::SYS_SPAWN,
+        [name.as_ptr() as u64, name.len() as u64, args.as_ptr() as u64, args.len() as u64, 0, 0],
+    )
+}
+
+/// Waits for child `pid` (0: any child) to end; returns its pid and exit code.
+pub fn wait(pid: u64) -> Result<(u64, i32), Errno> {
+    let mut status: i32 = 0;
+    let ended = call(abi::SYS_WAIT, [pid, &raw mut status as u64, 0, 0, 0, 0])?;
+    Ok((ended, status))
+}
+
+/// Ends process `pid`.
+pub fn kill(pid: u64) -> Result<(), Errno> {
+    call(abi::SYS_KILL, [pid, 0, 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Maps `len` bytes of zero-filled memory (at `address`, or anywhere if 0).
+pub fn map(address: u64, len: u64, protection: u64) -> Result<u64, Errno> {
+    call(abi::SYS_MAP, [address, len, protection, 0, 0, 0])
+}
+
+/// Unmaps a range.
+pub fn unmap(address: u64, len: u64) -> Result<(), Errno> {
+    call(abi::SYS_UNMAP, [address, len, 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Changes the protection of a range.
+pub fn protect(address: u64, len: u64, protection: u64) -> Result<(), Errno> {
+    call(abi::SYS_PROTECT, [address, len, protection, 0, 0, 0]).map(|_| ())
+}
+
+/// Maps the caller's `address..address + len` into process `pid` too; returns where.
+pub fn share(address: u64, len: u64, pid: u64, target: u64, protection: u64) -> Result<u64, Errno> {
+    call(abi::SYS_SHARE, [address, len, pid, target, protection, 0])
+}
+
+/// Subscribes to an event kind (`abi::EVENT_*`) with a queue of `capacity` records.
+pub fn subscribe(kind: u64, capacity: u64) -> Result<u64, Errno> {
+    call(abi::SYS_SUBSCRIBE, [kind, capacity, 0, 0, 0, 0])
+}
+
+/// Takes waiting events; returns how many records were filled.
+pub fn poll(handle: u64, records: &mut [EventRecord]) -> Result<usize, Errno> {
+    call(abi::SYS_POLL, [handle, records.as_mut_ptr() as u64, records.len() as u64, 0, 0, 0])
+        .map(|count| count as usize)
+}
+
+/// Console output for [`print!`]: formats into a small buffer, one `write` per flush.
+pub struct Console {
+    buffer: [u8; 256],
+    len: usize,
+}
+
+impl Console {
+    /// An empty console writer.
+    pub const fn new() -> Self {
+        Self { buffer: [0; 256], len: 0 }
+    }
+
+    /// Writes out what is buffered.
+    pub fn flush(&mut self) {
+        if self.len > 0 {
+            let _ = write(1, &self.buffer[..self.len]);
+            self.len = 0;
+        }
+    }
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        for &byte in text.as_bytes() {
+            if self.len == self.buffer.len() {
+                self.flush();
+            }
+            self.buffer[self.len] = byte;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn _print(args: fmt::Arguments<'_>) {
+    let mut console = Console::new();
+    let _ = fmt::write(&mut console, args);
+    console.flush();
+}
+
+/// Prints to the console.
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::_print(format_args!($($arg)*)) };
+}
+
+/// Prints a line to the console.
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::_print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Declares `$main: fn(&str) -> i32` as the program's entry: it gets the arguments `spawn`
+/// passed, and its return value is the exit code.
+#[macro_export]
+macro_rules! main {
+    ($main:path) => {
+        /// The kernel enters here with the argument string in `rdi`/`rsi`.
+        ///
+        /// # Safety
+        /// Only the kernel calls it, with `args_len` bytes of UTF-8 at `args`.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn _start(args: *const u8, args_len: usize) -> ! {
+            // SAFETY: the kernel places `args_len` bytes of UTF-8 at `args` on the new stack.
+            let args = unsafe {
+                core::str::from_utf8_unchecked(core::slice::from_raw_parts(args, args_len))
+            };
+            $crate::exit($main(args))
+        }
+    };
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    println!("panicked: {info}");
+    exit(abi::PANIC_EXIT_CODE)
+}
