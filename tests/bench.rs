@@ -1,5 +1,5 @@
-//! Runs the event-path benchmarks (`cargo xtask bench` runs this under `-icount`); as part of
-//! the test suite it checks that every benchmark completes.
+//! Runs the in-kernel benchmarks and the user-space `bench` program (`cargo xtask bench` runs
+//! this under `-icount`); as part of the test suite it checks that every benchmark completes.
 #![no_std]
 #![no_main]
 
@@ -13,6 +13,9 @@ herald::kernel_entry!(main);
 fn main() -> ! {
     println!("running 1 test");
     herald::bench::run();
+    // The user-side rows: system calls, context switches and spawning, from ring 3.
+    let pid = herald::task::spawn("bench", "", 0).expect("the bench program is in the ramdisk");
+    assert_eq!(herald::task::wait(pid), Ok(0), "the user benchmark failed");
     println!("bench::every_benchmark_completes ... ok\n1 passed, 0 failed");
     qemu::exit(ExitCode::Success)
 }

@@ -12,6 +12,7 @@ use alloc::{
     string::String,
     vec::Vec,
 };
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::{Pid, elf, ramdisk::Ramdisk, syscalls};
 use crate::{
@@ -87,6 +88,30 @@ pub(super) struct Scheduler {
     ramdisk: Option<Ramdisk<'static>>,
 }
 
+/// Set when the running task must check in before returning to ring 3 (time slice over, kill
+/// or exit pending, blocked). Lets the common return path skip the scheduler lock entirely.
+static ATTENTION: AtomicBool = AtomicBool::new(false);
+/// The running task's pid and space, readable without the lock (syscall entry needs them).
+static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
+static CURRENT_SPACE: AtomicU32 = AtomicU32::new(SpaceId::KERNEL.0);
+/// System calls the running task made since it was switched in; added to its count on switch.
+pub(super) static SYSCALLS_SINCE_SWITCH: AtomicU64 = AtomicU64::new(0);
+
+/// The running process's pid (0: the kernel).
+pub(super) fn current_pid() -> Pid {
+    CURRENT_PID.load(Ordering::Relaxed)
+}
+
+/// The running process's address space.
+pub(super) fn current_space() -> SpaceId {
+    SpaceId(CURRENT_SPACE.load(Ordering::Relaxed))
+}
+
+fn set_pending_kill(task: &mut Task, code: i32) {
+    task.pending_kill = Some(code);
+    ATTENTION.store(true, Ordering::Relaxed);
+}
+
 pub(super) static SCHEDULER: IrqMutex<Scheduler> = IrqMutex::new(Scheduler {
     tasks: BTreeMap::new(),
     ready: VecDeque::new(),
@@ -124,11 +149,13 @@ impl Scheduler {
     pub(super) fn block_current(&mut self, reason: BlockReason) {
         if let Some(task) = self.current_task() {
             task.state = State::Blocked(reason);
+            ATTENTION.store(true, Ordering::Relaxed);
         }
     }
 
     pub(super) fn request_resched(&mut self) {
         self.need_resched = true;
+        ATTENTION.store(true, Ordering::Relaxed);
     }
 }
 
@@ -154,10 +181,7 @@ pub fn init(ramdisk_image: Option<&'static [u8]>) {
         Some(Err(error)) => log::error!("ramdisk refused: {error}"),
         None => log::warn!("no ramdisk: no user programs to run"),
     }
-    arch::set_task_hooks(arch::TaskHooks {
-        current_pid: || SCHEDULER.lock().current,
-        before_user_return,
-    });
+    arch::set_task_hooks(arch::TaskHooks { current_pid, before_user_return });
     BUS.subscribe(EventKind::Timer, "scheduler", Priority::OWNER, on_tick)
         .expect("the scheduler subscribes at boot")
         .keep_forever();
@@ -181,11 +205,11 @@ fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
     if let Some(task) = scheduler.current_task() {
         task.cpu_ticks += 1;
         task.slice_left_ticks = task.slice_left_ticks.saturating_sub(1);
-        if task.slice_left_ticks == 0 {
-            scheduler.need_resched = !scheduler.ready.is_empty();
+        if task.slice_left_ticks == 0 && !scheduler.ready.is_empty() {
+            scheduler.request_resched();
         }
     } else if !scheduler.ready.is_empty() {
-        scheduler.need_resched = true;
+        scheduler.request_resched();
     }
     Verdict::Handled
 }
@@ -248,12 +272,15 @@ fn on_user_fault(event: &Event, _reply: &mut Reply) -> Verdict {
     let Some(task) = scheduler.current_task() else { return Verdict::Continue };
     let (mnemonic, name) = arch::exception_name(vector);
     log::warn!("pid {} ({}) killed: {mnemonic} {name} {detail}", task.pid, task.name);
-    task.pending_kill = Some(abi::FAULT_EXIT_CODE_BASE + i32::from(vector));
+    set_pending_kill(task, abi::FAULT_EXIT_CODE_BASE + i32::from(vector));
     Verdict::Handled
 }
 
 /// Runs with interrupts off just before a trap or system call returns to ring 3.
 fn before_user_return() {
+    if !ATTENTION.swap(false, Ordering::Relaxed) {
+        return;
+    }
     enum Action {
         Exit(i32),
         Switch,
@@ -310,6 +337,11 @@ fn schedule() {
             return;
         }
         scheduler.current = next;
+        let syscalls = SYSCALLS_SINCE_SWITCH.swap(0, Ordering::Relaxed);
+        if let Some(task) = scheduler.tasks.get_mut(&previous) {
+            task.syscalls += syscalls;
+        }
+        CURRENT_PID.store(next, Ordering::Relaxed);
         let load = match scheduler.tasks.get_mut(&next) {
             Some(task) => {
                 task.state = State::Running;
@@ -319,10 +351,12 @@ fn schedule() {
                 // stays mapped while it lives.
                 unsafe { arch::syscall::set_kernel_stack(top) };
                 space::switch_to(task.space).expect("a live task's space exists");
+                CURRENT_SPACE.store(task.space.0, Ordering::Relaxed);
                 task.saved_stack_pointer
             }
             None => {
                 space::switch_to(SpaceId::KERNEL).expect("the kernel space exists");
+                CURRENT_SPACE.store(SpaceId::KERNEL.0, Ordering::Relaxed);
                 scheduler.idle_stack_pointer
             }
         };
@@ -547,7 +581,7 @@ fn build_process(
 /// Makes the running task `pid` end with `code` on its way back to ring 3.
 pub(super) fn request_exit(pid: Pid, code: i32) {
     if let Some(task) = SCHEDULER.lock().tasks.get_mut(&pid) {
-        task.pending_kill = Some(code);
+        set_pending_kill(task, code);
     }
 }
 
@@ -561,7 +595,7 @@ pub(super) fn kill(pid: Pid) -> Result<(), Errno> {
             return Err(Errno::ESRCH);
         }
         if pid == current {
-            task.pending_kill = Some(abi::KILLED_EXIT_CODE);
+            set_pending_kill(task, abi::KILLED_EXIT_CODE);
         }
         pid == current
     };

@@ -52,16 +52,8 @@ fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
         // Kernel-raised test syscalls and unknown numbers are not ours (the default: ENOSYS).
         return Verdict::Continue;
     }
-    let Some(space) = ({
-        let mut scheduler = SCHEDULER.lock();
-        scheduler.current_task().map(|task| {
-            task.syscalls += 1;
-            task.space
-        })
-    }) else {
-        return Verdict::Continue;
-    };
-    match serve(number, args, pid, space) {
+    process::SYSCALLS_SINCE_SWITCH.fetch_add(1, Ordering::Relaxed);
+    match serve(number, args, pid, process::current_space()) {
         Ok(Served::Value(value)) => {
             reply.value = value;
             Verdict::Handled
