@@ -17,7 +17,9 @@ pub const SYS_GETPID: u64 = 3;
 pub const SYS_YIELD: u64 = 4;
 /// `sleep(milliseconds)` → 0.
 pub const SYS_SLEEP: u64 = 5;
-/// `spawn(name, name_len, args, args_len)` → the child's pid; the program comes from the ramdisk.
+/// `spawn(name, name_len, args, args_len, withheld_rights)` → the child's pid; the program comes
+/// from the ramdisk; `withheld_rights` (`RIGHT_*` bits, usually 0) narrow what the child may do
+/// under `policy-capability`.
 pub const SYS_SPAWN: u64 = 6;
 /// `wait(pid or 0 for any child, status_out or 0)` → the pid that ended; its exit code is stored
 /// at `status_out` as an `i32`.
@@ -79,3 +81,20 @@ pub const KILLED_EXIT_CODE: i32 = 137;
 pub const FAULT_EXIT_CODE_BASE: i32 = 200;
 /// Exit code the user library's panic handler uses.
 pub const PANIC_EXIT_CODE: i32 = 101;
+
+/// Capability rights (`policy-capability`), withheld from a child by `spawn`'s fifth argument:
+/// may create processes.
+pub const RIGHT_SPAWN: u64 = 1 << 0;
+/// May end processes it holds a capability over (its children).
+pub const RIGHT_KILL: u64 = 1 << 1;
+/// May map memory into processes it holds a capability over.
+pub const RIGHT_SHARE: u64 = 1 << 2;
+/// May subscribe to events.
+pub const RIGHT_EVENTS: u64 = 1 << 3;
+/// Every right.
+pub const ALL_RIGHTS: u64 = RIGHT_SPAWN | RIGHT_KILL | RIGHT_SHARE | RIGHT_EVENTS;
+
+/// Name of the ELF section in which a program declares the system calls it needs (a `u64`
+/// bitmask, bit `n` for call `n`); `policy-sandbox` allows only those. See
+/// `herald_user::syscalls!`.
+pub const SYSCALLS_SECTION: &str = ".herald_syscalls";

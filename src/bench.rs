@@ -15,6 +15,7 @@ use crate::{
     arch::{self, cpu},
     events::{BUS, BoundedQueue, Bus, Event, EventKind, OverflowPolicy, Priority, Reply, Verdict},
     println,
+    security::Policy as _,
 };
 
 /// Repetitions per measurement; the mean is reported.
@@ -85,7 +86,9 @@ fn call_table(
 /// Runs every benchmark and prints the table.
 pub fn run() {
     println!(
-        "benchmark: guest instructions per operation (exact under -icount shift=0), mean of {ITERATIONS}"
+        "benchmark: guest instructions per operation (exact under -icount shift=0), mean of \
+         {ITERATIONS}; security policy: {}",
+        crate::security::ACTIVE.name()
     );
     let calibration = hundredths_per_op(|| {
         // SAFETY: two `nop`s: no registers, memory or flags touched.

@@ -53,6 +53,7 @@ pub fn init(mut boot: arch::BootResources) {
     }
     mm::init(&boot);
     task::init(boot.ramdisk);
+    security::init();
     arch::init_interrupts();
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
 }

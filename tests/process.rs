@@ -83,6 +83,9 @@ fn every_system_call_check_passes_in_a_real_process() {
     let (code, output) = run("checks", "");
     assert_eq!(code, 0, "failed check number {code}: {output}");
     assert!(output.contains("checks: all"), "{output}");
+    // Regression: a `write` whose buffer ran past the mapping used to print the readable part
+    // (here, the program's own image) before answering EFAULT.
+    assert!(!output.contains("raw(abi::SYS_WRITE"), "a refused write printed memory");
     assert_eq!(free_frames(), free);
 }
 

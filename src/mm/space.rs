@@ -358,6 +358,30 @@ fn for_each_user_piece(
     Ok(())
 }
 
+/// Checks, without touching memory, that the process may read (or, with `write`, write)
+/// all of `address..address + len_bytes`: `EFAULT` otherwise. Lets a call refuse a bad buffer
+/// before it has any side effect.
+pub fn check_user(id: SpaceId, address: u64, len_bytes: u64, write: bool) -> Result<(), Errno> {
+    if len_bytes == 0 {
+        return Ok(());
+    }
+    let end = address.checked_add(len_bytes).ok_or(Errno::EFAULT)?;
+    if address < paging::USER_SPACE.start || end > paging::USER_SPACE.end {
+        return Err(Errno::EFAULT);
+    }
+    let spaces = SPACES.lock();
+    let space = spaces.get(&id).ok_or(Errno::ESRCH)?;
+    let mut cursor = address;
+    while cursor < end {
+        let region = space.regions.find(cursor).ok_or(Errno::EFAULT)?;
+        if region.backing != Backing::Anonymous || (write && !region.protection.write) {
+            return Err(Errno::EFAULT);
+        }
+        cursor = region.end;
+    }
+    Ok(())
+}
+
 /// Copies `buffer.len()` bytes from the process's `address` into `buffer`.
 pub fn copy_from_user(id: SpaceId, address: u64, buffer: &mut [u8]) -> Result<(), Errno> {
     for_each_user_piece(id, address, buffer.len(), UserAccess::Read, |source, len, offset| {

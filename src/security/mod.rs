@@ -1,3 +1,147 @@
-//! Security policies: hooks in the event chains ahead of `mm` that may deny, never grant.
+//! Security policies: one policy, chosen at build time, sits in the security band of the
+//! `syscall` and `memory` chains — ahead of the owners that do the work (the process calls,
+//! mm) — and may deny a request, never grant one. mm and the scheduler contain no permission
+//! checks at all; swapping the policy swaps the whole permission model.
 //!
-//! The policy trait and the build-time selection arrive with issue #6.
+//! How checks combine: both chains use "first decision wins". The policy runs first; its
+//! `Deny(errno)` ends the dispatch, no owner runs, and the caller gets the errno. If it lets
+//! the request pass, the owner may still refuse it for its own reasons (a bad address, no such
+//! process). A request is therefore served only if the policy *and* the owner accept it, and
+//! a policy can never make an owner do something the owner would refuse. A system call that
+//! becomes a memory request (map, share, …) is checked twice: as a call, then as a request.
+//!
+//! Select a policy with a cargo feature, exactly one of `policy-permissive`,
+//! `policy-capability` (the default) and `policy-sandbox`:
+//! `cargo run --no-default-features --features policy-sandbox`.
+
+#[cfg(any(test, feature = "policy-capability"))]
+pub mod capability;
+#[cfg(any(test, feature = "policy-permissive"))]
+pub mod permissive;
+#[cfg(any(test, feature = "policy-sandbox"))]
+pub mod sandbox;
+
+#[cfg(target_os = "none")]
+mod hooks;
+
+use crate::{
+    events::{Errno, MemoryRequest},
+    task::Pid,
+};
+
+#[cfg(not(any(
+    feature = "policy-permissive",
+    feature = "policy-capability",
+    feature = "policy-sandbox"
+)))]
+compile_error!(
+    "no security policy selected: build with exactly one of `--features policy-permissive`, \
+     `policy-capability` (the default) or `policy-sandbox` (with `--no-default-features`)"
+);
+
+#[cfg(any(
+    all(feature = "policy-permissive", feature = "policy-capability"),
+    all(feature = "policy-permissive", feature = "policy-sandbox"),
+    all(feature = "policy-capability", feature = "policy-sandbox"),
+))]
+compile_error!(
+    "more than one security policy selected: pass `--no-default-features` and exactly one of \
+     `--features policy-permissive`, `policy-capability` or `policy-sandbox`"
+);
+
+/// What a policy learns when a process is created.
+#[derive(Clone, Copy, Debug)]
+pub struct SpawnInfo<'a> {
+    /// The creator (0: the kernel).
+    pub parent: Pid,
+    /// The new process.
+    pub child: Pid,
+    /// Its program's name.
+    pub program: &'a str,
+    /// The system calls its executable declares it needs (bit `n`: call `n`), if it declares.
+    pub declared_syscalls: Option<u64>,
+    /// Rights the parent asked to withhold from the child (the `spawn` call's fifth argument).
+    pub withheld_rights: u64,
+}
+
+/// Answers the policy needs about processes; the kernel implements it over the process table.
+pub trait Processes {
+    /// Whether process `pid` exists and has not ended.
+    fn exists(&self, pid: Pid) -> bool;
+    /// The process owning address space `space`, if any.
+    fn owner_of(&self, space: crate::events::SpaceId) -> Option<Pid>;
+}
+
+/// A permission model. Implementations keep their own state (behind their own locks) and are
+/// consulted by the hooks in the security band. Every method must be quick: it runs on every
+/// system call.
+pub trait Policy: Sync {
+    /// The name printed at boot and by the shell's `policy`.
+    fn name(&self) -> &'static str;
+    /// One line on what the policy enforces.
+    fn summary(&self) -> &'static str;
+    /// A process was created.
+    fn on_spawn(&self, spawn: &SpawnInfo<'_>);
+    /// A process ended; forget it.
+    fn on_exit(&self, pid: Pid);
+    /// May `pid` make system call `number` with `args`? Only called for defined numbers.
+    fn check_syscall(
+        &self,
+        pid: Pid,
+        number: u64,
+        args: &[u64; 6],
+        processes: &dyn Processes,
+    ) -> Result<(), Errno>;
+    /// May `pid` have `request` carried out?
+    fn check_memory(
+        &self,
+        pid: Pid,
+        request: &MemoryRequest,
+        processes: &dyn Processes,
+    ) -> Result<(), Errno>;
+}
+
+/// The policy compiled into this kernel.
+#[cfg(feature = "policy-capability")]
+pub static ACTIVE: capability::Capability = capability::Capability::new();
+/// The policy compiled into this kernel.
+#[cfg(all(feature = "policy-permissive", not(feature = "policy-capability")))]
+pub static ACTIVE: permissive::Permissive = permissive::Permissive;
+/// The policy compiled into this kernel. (The `cfg`s give one `ACTIVE` even when features
+/// collide, so the `compile_error!` above is the only message.)
+#[cfg(all(
+    feature = "policy-sandbox",
+    not(feature = "policy-capability"),
+    not(feature = "policy-permissive")
+))]
+pub static ACTIVE: sandbox::Sandbox = sandbox::Sandbox::new();
+
+#[cfg(target_os = "none")]
+pub use self::hooks::{Denial, denial_count, init, on_exit, on_spawn, recent_denials};
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use super::Processes;
+    use crate::{events::SpaceId, task::Pid};
+
+    /// A process table for policy tests: pid `n` owns space `n`.
+    pub(super) struct Table(Vec<Pid>);
+
+    impl Table {
+        pub(super) fn with(pids: &[Pid]) -> Self {
+            Self(pids.to_vec())
+        }
+    }
+
+    impl Processes for Table {
+        fn exists(&self, pid: Pid) -> bool {
+            self.0.contains(&pid)
+        }
+
+        fn owner_of(&self, space: SpaceId) -> Option<Pid> {
+            self.0.contains(&space.0).then_some(space.0)
+        }
+    }
+}

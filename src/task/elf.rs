@@ -80,6 +80,17 @@ pub struct ImagePlan {
     pub entry: u64,
     /// Segments, sorted by address, not overlapping.
     pub segments: Vec<SegmentPlan>,
+    /// The system calls the program declares it needs (the `.herald_syscalls` section, bit
+    /// `n` for call `n`), if it declares them.
+    pub declared_syscalls: Option<u64>,
+}
+
+/// Reads the program's declared system calls; a missing or malformed section declares none.
+fn declared_syscalls(file: &ElfBytes<'_, LittleEndian>) -> Option<u64> {
+    let header = file.section_header_by_name(crate::abi::SYSCALLS_SECTION).ok()??;
+    let (data, _) = file.section_data(&header).ok()?;
+    let bytes: [u8; 8] = data.get(..8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
 }
 
 fn parse_error(error: elf::ParseError) -> ElfError {
@@ -161,7 +172,11 @@ pub fn plan(data: &[u8], user_space: &Range<u64>) -> Result<ImagePlan, ElfError>
     if !in_code {
         return Err(ElfError::EntryNotInCode(entry));
     }
-    Ok(ImagePlan { entry, segments: segments.into_iter().map(|(_, segment)| segment).collect() })
+    Ok(ImagePlan {
+        entry,
+        segments: segments.into_iter().map(|(_, segment)| segment).collect(),
+        declared_syscalls: declared_syscalls(&file),
+    })
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use crate::{
         Access, BUS, Errno, Event, EventKind, MemoryRequest, Priority, Reply, SpaceId, Verdict,
     },
     mm::{self, KernelStack, space},
+    security,
 };
 
 /// Timer ticks (milliseconds) a process runs before others that are ready get the CPU.
@@ -447,6 +448,7 @@ fn finish(pid: Pid, code: i32) {
     };
     drop(subscriptions);
     drop(stack);
+    security::on_exit(pid);
     if space::current() == space {
         space::switch_to(SpaceId::KERNEL).expect("the kernel space exists");
     }
@@ -496,13 +498,34 @@ impl SpawnError {
 
 /// Starts ramdisk program `name` as a child of `parent` (0: the kernel).
 pub fn spawn(name: &str, args: &str, parent: Pid) -> Result<Pid, SpawnError> {
+    spawn_withholding(name, args, parent, 0)
+}
+
+/// [`spawn`], withholding `rights` (`abi::RIGHT_*`) from the child under policies that have
+/// rights.
+pub fn spawn_withholding(
+    name: &str,
+    args: &str,
+    parent: Pid,
+    rights: u64,
+) -> Result<Pid, SpawnError> {
     let ramdisk = SCHEDULER.lock().ramdisk.ok_or(SpawnError::NotFound)?;
     let image = ramdisk.find(name).ok_or(SpawnError::NotFound)?;
-    spawn_image(name, image, args, parent)
+    start(name, image, args, parent, rights)
 }
 
 /// Starts the executable `image` as a child of `parent`.
 pub fn spawn_image(name: &str, image: &[u8], args: &str, parent: Pid) -> Result<Pid, SpawnError> {
+    start(name, image, args, parent, 0)
+}
+
+fn start(
+    name: &str,
+    image: &[u8],
+    args: &str,
+    parent: Pid,
+    withheld_rights: u64,
+) -> Result<Pid, SpawnError> {
     if args.len() > MAX_ARGS_LEN_BYTES {
         return Err(SpawnError::ArgumentsTooLong);
     }
@@ -532,6 +555,14 @@ pub fn spawn_image(name: &str, image: &[u8], args: &str, parent: Pid) -> Result<
                 }),
             );
             scheduler.ready.push_back(pid);
+            drop(scheduler);
+            security::on_spawn(&security::SpawnInfo {
+                parent,
+                child: pid,
+                program: name,
+                declared_syscalls: plan.declared_syscalls,
+                withheld_rights,
+            });
             Ok(pid)
         }
         Err(error) => {
@@ -578,6 +609,12 @@ fn build_process(
     Ok((stack, saved_stack_pointer))
 }
 
+/// Ends process `pid` on the kernel's authority (the shell's `kill`, tests); the kernel is
+/// not subject to the security policy.
+pub fn kill_from_kernel(pid: Pid) -> Result<(), Errno> {
+    kill(pid)
+}
+
 /// Makes the running task `pid` end with `code` on its way back to ring 3.
 pub(super) fn request_exit(pid: Pid, code: i32) {
     if let Some(task) = SCHEDULER.lock().tasks.get_mut(&pid) {
@@ -604,6 +641,18 @@ pub(super) fn kill(pid: Pid) -> Result<(), Errno> {
         finish(pid, abi::KILLED_EXIT_CODE);
     }
     Ok(())
+}
+
+/// Whether process `pid` exists and has not ended.
+pub fn is_alive(pid: Pid) -> bool {
+    SCHEDULER.lock().tasks.get(&pid).is_some_and(|task| !matches!(task.state, State::Zombie(_)))
+}
+
+/// The live process whose address space is `space`.
+pub fn owner_of_space(space: SpaceId) -> Option<Pid> {
+    let scheduler = SCHEDULER.lock();
+    let mut live = scheduler.tasks.values().filter(|t| !matches!(t.state, State::Zombie(_)));
+    live.find(|task| task.space == space).map(|task| task.pid)
 }
 
 /// Outcome of looking for an ended child.
@@ -691,6 +740,8 @@ pub struct ProcessInfo {
     pub name: String,
     /// Its parent (0: the kernel).
     pub parent: Pid,
+    /// Its address space.
+    pub space: SpaceId,
     /// `ready`, `running`, `blocked`, or `exited(code)`.
     pub state: String,
     /// Timer ticks it was running for.
@@ -709,6 +760,7 @@ pub fn processes() -> Vec<ProcessInfo> {
             pid: task.pid,
             name: task.name.clone(),
             parent: task.parent,
+            space: task.space,
             state: match task.state {
                 State::Ready => "ready".into(),
                 State::Running => "running".into(),

@@ -77,7 +77,7 @@ fn length(len: u64) -> Result<usize, Errno> {
 fn serve(number: u64, args: [u64; 6], pid: Pid, space: SpaceId) -> Result<Served, Errno> {
     let value = match number {
         abi::SYS_READ => return read(args[0], args[1], length(args[2])?, space),
-        abi::SYS_WRITE => write(args[0], args[1], length(args[2])?, space)?,
+        abi::SYS_WRITE => write(args[0], args[1], args[2], space)?,
         abi::SYS_EXIT => {
             // The return path sees the pending exit and never comes back to ring 3.
             exit(args[0] as i32);
@@ -156,11 +156,13 @@ fn exit(code: i32) {
     process::request_exit(pid, code);
 }
 
-fn write(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<u64, Errno> {
+fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
     if fd != 1 && fd != 2 {
         return Err(Errno::EBADF);
     }
-    let len = len.min(MAX_WRITE_BYTES);
+    // The whole buffer must be the caller's, even the part beyond this call's share.
+    space::check_user(space, buffer, len, false)?;
+    let len = length(len)?.min(MAX_WRITE_BYTES);
     space::read_user(space, buffer, len, |bytes| {
         // Console text: invalid UTF-8 is shown with replacement characters, never refused.
         for chunk in bytes.utf8_chunks() {
@@ -180,9 +182,9 @@ fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errn
     if len == 0 {
         return Ok(Served::Value(0));
     }
-    let len = len.min(MAX_WRITE_BYTES);
     // Check the whole buffer before taking input, so a bad pointer loses no bytes.
-    space::copy_to_user(space, buffer, &vec![0; len])?;
+    space::check_user(space, buffer, len as u64, true)?;
+    let len = len.min(MAX_WRITE_BYTES);
     let taken: Vec<u8> = {
         let mut scheduler = SCHEDULER.lock();
         if scheduler.input.is_empty() {
@@ -225,14 +227,16 @@ fn spawn(args: [u64; 6], space: SpaceId, parent: Pid) -> Result<u64, Errno> {
     space::copy_from_user(space, args[2], &mut arguments)?;
     let name = core::str::from_utf8(&name).map_err(|_| Errno::EINVAL)?;
     let arguments = core::str::from_utf8(&arguments).map_err(|_| Errno::EINVAL)?;
-    process::spawn(name, arguments, parent).map(u64::from).map_err(|error| error.errno())
+    process::spawn_withholding(name, arguments, parent, args[4])
+        .map(u64::from)
+        .map_err(|error| error.errno())
 }
 
 fn wait(target: u64, status_out: u64, pid: Pid, space: SpaceId) -> Result<Served, Errno> {
     let target = Pid::try_from(target).map_err(|_| Errno::ECHILD)?;
     if status_out != 0 {
         // Check before reaping, so a bad pointer does not lose the child's status.
-        space::copy_to_user(space, status_out, &[0; 4])?;
+        space::check_user(space, status_out, 4, true)?;
     }
     match process::reap(pid, target)? {
         Reaped::Child(child, code) => {
@@ -313,7 +317,7 @@ fn poll(handle: u64, buffer: u64, max_records: u64, space: SpaceId) -> Result<u6
     let max = length(max_records)?.min(MAX_POLL_RECORDS);
     let record_bytes = core::mem::size_of::<EventRecord>();
     // Check the whole buffer first, so a bad pointer loses no records.
-    space::copy_to_user(space, buffer, &vec![0; max * record_bytes])?;
+    space::check_user(space, buffer, (max * record_bytes) as u64, true)?;
     let queue = {
         let mut scheduler = SCHEDULER.lock();
         let task = scheduler.current_task().ok_or(Errno::ESRCH)?;

@@ -117,10 +117,13 @@ pub fn uptime_ms() -> u64 {
 
 /// Starts program `name` from the ramdisk with `args`; returns its pid.
 pub fn spawn(name: &str, args: &str) -> Result<u64, Errno> {
-    call(
-        abi::SYS_SPAWN,
-        [name.as_ptr() as u64, name.len() as u64, args.as_ptr() as u64, args.len() as u64, 0, 0],
-    )
+    spawn_withholding(name, args, 0)
+}
+
+/// [`spawn`], withholding `rights` (`abi::RIGHT_*`) from the child.
+pub fn spawn_withholding(name: &str, args: &str, rights: u64) -> Result<u64, Errno> {
+    let (name_ptr, name_len) = (name.as_ptr() as u64, name.len() as u64);
+    call(abi::SYS_SPAWN, [name_ptr, name_len, args.as_ptr() as u64, args.len() as u64, rights, 0])
 }
 
 /// Waits for child `pid` (0: any child) to end; returns its pid and exit code.
@@ -227,10 +230,23 @@ macro_rules! println {
 }
 
 /// Declares `$main: fn(&str) -> i32` as the program's entry: it gets the arguments `spawn`
-/// passed, and its return value is the exit code.
+/// passed, and its return value is the exit code. With `syscalls: [SYS_WRITE, ...]` (names from
+/// `abi`) it also declares the system calls the program needs, in its executable, for
+/// `policy-sandbox`, which allows a program only what it declares (and `exit`).
 #[macro_export]
 macro_rules! main {
+    ($main:path, syscalls: [$($call:ident),* $(,)?]) => {
+        /// The system calls this program declares it needs (bit `n`: call `n`).
+        #[unsafe(link_section = ".herald_syscalls")]
+        #[used]
+        static DECLARED_SYSCALLS: u64 = 0 $(| (1 << $crate::abi::$call))*;
+
+        $crate::main!(@entry $main, core::ptr::addr_of!(DECLARED_SYSCALLS));
+    };
     ($main:path) => {
+        $crate::main!(@entry $main, core::ptr::null::<u64>());
+    };
+    (@entry $main:path, $declared:expr) => {
         /// The kernel enters here with the argument string in `rdi`/`rsi`.
         ///
         /// # Safety
@@ -241,6 +257,8 @@ macro_rules! main {
             let args = unsafe {
                 core::str::from_utf8_unchecked(core::slice::from_raw_parts(args, args_len))
             };
+            // Referenced, so the linker keeps the declaration section.
+            core::hint::black_box($declared);
             $crate::exit($main(args))
         }
     };

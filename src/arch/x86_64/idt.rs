@@ -155,7 +155,7 @@ struct Idt([Gate; VECTOR_COUNT]);
 static IDT: OnceCell<Idt> = OnceCell::uninit();
 
 /// Returns the IST slot a vector's handler runs on, if any.
-fn ist_slot(vector: usize) -> Option<IstSlot> {
+pub(super) fn ist_slot(vector: usize) -> Option<IstSlot> {
     match vector {
         2 => Some(IstSlot::NonMaskable),
         8 => Some(IstSlot::DoubleFault),

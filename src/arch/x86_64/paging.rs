@@ -467,7 +467,8 @@ pub unsafe fn protect_range(root: Frame, range: Range<u64>, protection: Protecti
 }
 
 /// Calls `visit` for each present 4 KiB leaf entry of `table` whose page lies in `range`.
-/// Huge pages are skipped: the user half never has any.
+/// Only the entries overlapping `range` are looked at, so a small range costs a few entries
+/// per level, not the whole table. Huge pages are skipped: the user half never has any.
 fn visit_leaves(
     table: &mut PageTable,
     level: u32,
@@ -476,12 +477,14 @@ fn visit_leaves(
     visit: &mut dyn FnMut(u64, &mut ::x86_64::structures::paging::page_table::PageTableEntry),
 ) {
     let span_bytes = 4096u64 << (9 * (level - 1));
-    for (index, entry) in table.iter_mut().enumerate() {
+    let first = (range.start.saturating_sub(base) / span_bytes) as usize;
+    let last = (range.end.saturating_sub(base).div_ceil(span_bytes) as usize).min(512);
+    for index in first..last {
         let start = base + index as u64 * span_bytes;
-        let end = start + span_bytes;
-        if end <= range.start || start >= range.end || is_kernel_address(canonical(start)) {
-            continue;
+        if is_kernel_address(canonical(start)) {
+            break;
         }
+        let entry = &mut table[index];
         let flags = entry.flags();
         if !flags.contains(Flags::PRESENT) || flags.contains(Flags::HUGE_PAGE) {
             continue;

@@ -208,7 +208,10 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
         SOFTWARE_IRQ_VECTOR => dispatch_irq(irq::SOFTWARE_LINE),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
     }
-    before_user_return(frame);
+    // Never switch tasks on an IST stack: the next NMI/#MC would reuse the parked frames.
+    if super::idt::ist_slot(usize::from(vector)).is_none() {
+        before_user_return(frame);
+    }
 }
 
 /// Vector of #PF.

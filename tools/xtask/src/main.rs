@@ -24,6 +24,31 @@ struct Suite {
     env: &'static [(&'static str, &'static str)],
 }
 
+/// The security policies, the default first; see `src/security/`.
+const POLICIES: [&str; 3] = ["capability", "permissive", "sandbox"];
+
+/// Test kernels whose outcome depends on the security policy: run again under the others.
+const POLICY_TESTS_PERMISSIVE: &[&str] = &[
+    "test",
+    "--no-default-features",
+    "--features",
+    "policy-permissive",
+    "--test",
+    "process",
+    "--test",
+    "security",
+];
+const POLICY_TESTS_SANDBOX: &[&str] = &[
+    "test",
+    "--no-default-features",
+    "--features",
+    "policy-sandbox",
+    "--test",
+    "process",
+    "--test",
+    "security",
+];
+
 /// Test kernels that exercise memory management, run again at the smallest and a large memory
 /// size: frame bookkeeping, heap growth and the physical-memory window depend on it.
 const MEMORY_SIZE_TESTS: &[&str] =
@@ -32,6 +57,12 @@ const MEMORY_SIZE_TESTS: &[&str] =
 const SUITES: &[Suite] = &[
     // `build.target` is the kernel target, so this boots every test kernel in QEMU.
     Suite { name: "kernel tests in QEMU", args: &["test", "--no-fail-fast"], env: &[] },
+    Suite {
+        name: "user programs under policy-permissive",
+        args: POLICY_TESTS_PERMISSIVE,
+        env: &[],
+    },
+    Suite { name: "user programs under policy-sandbox", args: POLICY_TESTS_SANDBOX, env: &[] },
     Suite {
         name: "memory tests with 64 MiB of RAM",
         args: MEMORY_SIZE_TESTS,
@@ -112,16 +143,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Boots the optimised benchmark kernel under `-icount`, which prints its table.
+/// Boots the optimised benchmark kernel under `-icount` once per security policy; each boot
+/// prints its table (the default policy's first, then the others for comparison).
 fn bench() -> ExitCode {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let extra = env::var("HERALD_QEMU_ARGS").unwrap_or_default();
-    let status = Command::new(cargo)
-        .args(["test", "--release", "--test", "bench"])
-        .env("HERALD_QEMU_ARGS", format!("{ICOUNT_ARGS} {extra}"))
-        .current_dir(repository_root())
-        .status();
-    if status.is_ok_and(|status| status.success()) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    let mut all_succeeded = true;
+    for policy in POLICIES {
+        eprintln!("\n==> benchmarks under policy-{policy}");
+        let status = Command::new(&cargo)
+            .args(["test", "--release", "--test", "bench", "--no-default-features", "--features"])
+            .arg(format!("policy-{policy}"))
+            .env("HERALD_QEMU_ARGS", format!("{ICOUNT_ARGS} {extra}"))
+            .current_dir(repository_root())
+            .status();
+        all_succeeded &= status.is_ok_and(|status| status.success());
+    }
+    if all_succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn repository_root() -> PathBuf {

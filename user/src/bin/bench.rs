@@ -6,7 +6,7 @@
 
 use core::arch::x86_64::_rdtsc;
 
-use herald_user::{getpid, println, spawn, syscall, wait, yield_now};
+use herald_user::{abi, getpid, map, println, spawn, syscall, unmap, wait, yield_now};
 
 const SYSCALLS: u64 = 20_000;
 const SWITCH_ROUNDS: u64 = 2_000;
@@ -65,6 +65,11 @@ fn main(args: &str) -> i32 {
     });
     row("bare syscall + sysretq stub (baseline)", bare, None);
     row("null syscall (getpid) -> bus -> owner -> sysretq", null, Some(bare));
+    let map_unmap = hundredths_per_op(SYSCALLS / 10, || {
+        let address = map(0, 4096, abi::PROT_WRITE).unwrap_or(0);
+        core::hint::black_box(unmap(address, 4096)).ok();
+    });
+    row("map + unmap syscalls (memory events through mm)", map_unmap, Some(null));
 
     let partner = spawn("bench", "partner").unwrap_or(0);
     yield_now();
@@ -81,4 +86,4 @@ fn main(args: &str) -> i32 {
     0
 }
 
-herald_user::main!(main);
+herald_user::main!(main, syscalls: [SYS_WRITE, SYS_GETPID, SYS_YIELD, SYS_SPAWN, SYS_WAIT, SYS_MAP, SYS_UNMAP]);

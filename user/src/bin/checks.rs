@@ -41,6 +41,8 @@ fn main(_: &str) -> i32 {
     expect!(raw(abi::SYS_WRITE, [1, 0xffff_8000_0000_0000, 8, 0, 0, 0]), Err(Errno::EFAULT));
     expect!(raw(abi::SYS_WRITE, [1, 0x10_0000_0000, 8, 0, 0, 0]), Err(Errno::EFAULT));
     expect!(raw(abi::SYS_WRITE, [1, 0x40_0000, u64::MAX, 0, 0, 0]), Err(Errno::EFAULT));
+    // Starts in our image, runs past its end: refused before anything is printed.
+    expect!(raw(abi::SYS_WRITE, [1, 0x40_0000, 1 << 20, 0, 0, 0]), Err(Errno::EFAULT));
     expect!(raw(abi::SYS_WRITE, [1, 0, 1, 0, 0, 0]), Err(Errno::EFAULT));
     expect!(raw(abi::SYS_WRITE, [7, 0x40_0000, 1, 0, 0, 0]), Err(Errno::EBADF));
     expect!(raw(abi::SYS_WAIT, [0, 0xffff_8000_0000_0000, 0, 0, 0, 0]), Err(Errno::EFAULT));
@@ -103,4 +105,4 @@ fn main(_: &str) -> i32 {
     0
 }
 
-herald_user::main!(main);
+herald_user::main!(main, syscalls: [SYS_READ, SYS_WRITE, SYS_GETPID, SYS_SLEEP, SYS_SPAWN, SYS_WAIT, SYS_KILL, SYS_MAP, SYS_UNMAP, SYS_PROTECT, SYS_SHARE, SYS_SUBSCRIBE, SYS_POLL]);

@@ -42,4 +42,4 @@ fn main(args: &str) -> i32 {
     1
 }
 
-herald_user::main!(main);
+herald_user::main!(main, syscalls: [SYS_WRITE]);

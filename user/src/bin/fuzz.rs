@@ -71,4 +71,4 @@ fn main(args: &str) -> i32 {
     0
 }
 
-herald_user::main!(main);
+herald_user::main!(main, syscalls: [SYS_READ, SYS_WRITE, SYS_GETPID, SYS_YIELD, SYS_SLEEP, SYS_SPAWN, SYS_WAIT, SYS_KILL, SYS_MAP, SYS_UNMAP, SYS_PROTECT, SYS_SHARE, SYS_SUBSCRIBE, SYS_POLL, SYS_UPTIME]);

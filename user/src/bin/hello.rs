@@ -9,4 +9,4 @@ fn main(args: &str) -> i32 {
     7
 }
 
-herald_user::main!(main);
+herald_user::main!(main, syscalls: [SYS_WRITE, SYS_GETPID]);

@@ -7,4 +7,4 @@ fn main(args: &str) -> i32 {
     0
 }
 
-herald_user::main!(main);
+herald_user::main!(main, syscalls: [SYS_SLEEP]);

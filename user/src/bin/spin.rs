@@ -16,4 +16,4 @@ fn main(args: &str) -> i32 {
     (iterations / 1000) as i32
 }
 
-herald_user::main!(main);
+herald_user::main!(main, syscalls: [SYS_UPTIME]);

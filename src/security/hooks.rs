@@ -1,0 +1,123 @@
+//! The active policy on the bus: its handlers in the security band of the `syscall` and
+//! `memory` chains, the audit trail of denials, and the process facts it may consult.
+
+use alloc::{collections::VecDeque, format, string::String, vec::Vec};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::{ACTIVE, Policy, Processes, SpawnInfo};
+use crate::{
+    abi,
+    arch::IrqMutex,
+    events::{BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, Verdict},
+    task::{self, Pid},
+};
+
+/// Denials kept for the shell's `policy` command.
+const RECENT_DENIALS: usize = 16;
+
+/// One refused request, as the audit trail records it.
+#[derive(Clone, Debug)]
+pub struct Denial {
+    /// Who asked.
+    pub pid: Pid,
+    /// The chain it was refused in.
+    pub kind: EventKind,
+    /// What was asked, in words.
+    pub what: String,
+    /// The answer.
+    pub errno: Errno,
+}
+
+static DENIALS: AtomicU64 = AtomicU64::new(0);
+static RECENT: IrqMutex<VecDeque<Denial>> = IrqMutex::new(VecDeque::new());
+
+/// Denials since boot.
+pub fn denial_count() -> u64 {
+    DENIALS.load(Ordering::Relaxed)
+}
+
+/// The most recent denials, oldest first.
+pub fn recent_denials() -> Vec<Denial> {
+    RECENT.lock().iter().cloned().collect()
+}
+
+struct ProcessTable;
+
+impl Processes for ProcessTable {
+    fn exists(&self, pid: Pid) -> bool {
+        task::is_alive(pid)
+    }
+
+    fn owner_of(&self, space: SpaceId) -> Option<Pid> {
+        task::owner_of_space(space)
+    }
+}
+
+/// Records a denial: counted, logged, kept for the shell, and announced as a `policy-denied`
+/// event so observers (an audit module, a user-level monitor) see it too.
+fn audit(pid: Pid, kind: EventKind, what: String, errno: Errno) {
+    DENIALS.fetch_add(1, Ordering::Relaxed);
+    log::warn!("policy {}: denied {what} from pid {pid}: {errno}", ACTIVE.name());
+    {
+        let mut recent = RECENT.lock();
+        if recent.len() == RECENT_DENIALS {
+            recent.pop_front();
+        }
+        recent.push_back(Denial { pid, kind, what, errno });
+    }
+    BUS.dispatch(&Event::PolicyDenied { pid, kind, errno }, &mut Reply::new());
+}
+
+fn on_syscall(event: &Event, _reply: &mut Reply) -> Verdict {
+    let Event::Syscall { number, args, pid } = *event else { return Verdict::Continue };
+    // The kernel is not checked; unknown numbers go on to get ENOSYS.
+    if pid == 0 || number >= abi::SYSCALL_COUNT {
+        return Verdict::Continue;
+    }
+    match ACTIVE.check_syscall(pid, number, &args, &ProcessTable) {
+        Ok(()) => Verdict::Continue,
+        Err(errno) => {
+            audit(pid, EventKind::Syscall, format!("system call {number}"), errno);
+            Verdict::Deny(errno)
+        }
+    }
+}
+
+fn on_memory(event: &Event, _reply: &mut Reply) -> Verdict {
+    let Event::Memory { pid, request } = *event else { return Verdict::Continue };
+    match ACTIVE.check_memory(pid, &request, &ProcessTable) {
+        Ok(()) => Verdict::Continue,
+        Err(errno) => {
+            let what = format!("{} of {}", request.operation(), request.target());
+            audit(pid, EventKind::Memory, what, errno);
+            Verdict::Deny(errno)
+        }
+    }
+}
+
+/// Puts the active policy in the security band and reports where it sits, like Linux's
+/// `lsm.debug`. Runs after mm and the scheduler have joined their chains.
+pub fn init() {
+    BUS.subscribe(EventKind::Syscall, ACTIVE.name(), Priority::SECURITY, on_syscall)
+        .expect("the policy subscribes at boot")
+        .keep_forever();
+    BUS.subscribe(EventKind::Memory, ACTIVE.name(), Priority::SECURITY, on_memory)
+        .expect("the policy subscribes at boot")
+        .keep_forever();
+    log::info!("security: policy {} ({})", ACTIVE.name(), ACTIVE.summary());
+    for kind in [EventKind::Syscall, EventKind::Memory] {
+        for line in BUS.describe_chain(kind).lines() {
+            log::info!("security: {line}");
+        }
+    }
+}
+
+/// Tells the policy about a new process.
+pub fn on_spawn(spawn: &SpawnInfo<'_>) {
+    ACTIVE.on_spawn(spawn);
+}
+
+/// Tells the policy a process ended.
+pub fn on_exit(pid: Pid) {
+    ACTIVE.on_exit(pid);
+}
