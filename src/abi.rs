@@ -98,3 +98,26 @@ pub const ALL_RIGHTS: u64 = RIGHT_SPAWN | RIGHT_KILL | RIGHT_SHARE | RIGHT_EVENT
 /// bitmask, bit `n` for call `n`); `policy-sandbox` allows only those. See
 /// `herald_user::syscalls!`.
 pub const SYSCALLS_SECTION: &str = ".herald_syscalls";
+
+/// The name of call `number`, for tracing.
+pub const fn syscall_name(number: u64) -> &'static str {
+    match number {
+        SYS_READ => "read",
+        SYS_WRITE => "write",
+        SYS_EXIT => "exit",
+        SYS_GETPID => "getpid",
+        SYS_YIELD => "yield",
+        SYS_SLEEP => "sleep",
+        SYS_SPAWN => "spawn",
+        SYS_WAIT => "wait",
+        SYS_KILL => "kill",
+        SYS_MAP => "map",
+        SYS_UNMAP => "unmap",
+        SYS_PROTECT => "protect",
+        SYS_SHARE => "share",
+        SYS_SUBSCRIBE => "subscribe",
+        SYS_POLL => "poll",
+        SYS_UPTIME => "uptime",
+        _ => "unknown",
+    }
+}

@@ -17,13 +17,18 @@ pub mod arch;
 #[cfg(target_os = "none")]
 pub mod bench;
 pub mod console;
+#[cfg(target_os = "none")]
+mod drivers;
 pub mod events;
 #[cfg(target_os = "none")]
 pub mod logger;
 pub mod mm;
 #[cfg(target_os = "none")]
+pub mod modules;
+#[cfg(target_os = "none")]
 pub mod panic;
 pub mod security;
+pub mod shell;
 pub mod task;
 pub mod testing;
 
@@ -54,6 +59,7 @@ pub fn init(mut boot: arch::BootResources) {
     mm::init(&boot);
     task::init(boot.ramdisk);
     security::init();
+    modules::init();
     arch::init_interrupts();
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
 }

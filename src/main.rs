@@ -1,4 +1,5 @@
-//! The Herald kernel binary: boots through [`herald::init`], then serves interrupts.
+//! The Herald kernel binary: boots through [`herald::init`], starts the shell, then the idle
+//! task serves interrupts, processes and commands.
 #![no_std]
 #![no_main]
 // `cargo clippy --all-targets` checks this binary in test mode too, which needs a test runner.
@@ -8,7 +9,8 @@
 herald::kernel_entry!(kernel_main);
 
 fn kernel_main() -> ! {
-    log::info!("boot complete; idle (Ctrl-C quits QEMU)");
+    log::info!("boot complete (in a terminal, Ctrl-A X quits QEMU)");
+    herald::shell::start();
     herald::idle()
 }
 

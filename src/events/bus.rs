@@ -204,6 +204,42 @@ impl Bus {
         policy: OverflowPolicy,
         handler: impl Fn(&Event) + Send + Sync + 'static,
     ) -> Result<Subscription, BusError> {
+        self.subscribe_deferred_filtered(kind, None, name, priority, capacity, policy, handler)
+    }
+
+    /// A deferred handler for one interrupt line: a driver's bottom half. Events of other lines
+    /// pass it by; events of `line` are queued and keep the line masked until handled.
+    pub fn subscribe_irq_line(
+        &'static self,
+        line: u8,
+        name: &'static str,
+        priority: Priority,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
+        self.subscribe_deferred_filtered(
+            EventKind::Irq,
+            Some(line),
+            name,
+            priority,
+            capacity,
+            policy,
+            handler,
+        )
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the two public entry points name them all")]
+    fn subscribe_deferred_filtered(
+        &'static self,
+        kind: EventKind,
+        only_line: Option<u8>,
+        name: &'static str,
+        priority: Priority,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
         let mut queues = self.deferred.try_lock().ok_or(BusError::Busy)?;
         queues.retain(|queue| queue.alive.load(Ordering::Acquire) || !queue.queue.is_empty());
         if queues.len() >= MAX_DEFERRED_QUEUES {
@@ -225,6 +261,11 @@ impl Bus {
         drop(queues);
         let queue = deferred.clone();
         let enqueue: Handler = Box::new(move |event, reply| {
+            if let (Some(wanted), Event::Irq { line, .. }) = (only_line, event)
+                && *line != wanted
+            {
+                return Verdict::Continue;
+            }
             let pushed = queue.queue.push(*event);
             self.deferred_pending.fetch_add(1, Ordering::Release);
             if pushed == PushOutcome::KillProducer {

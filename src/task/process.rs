@@ -731,6 +731,12 @@ pub fn push_input(bytes: &[u8]) {
     }
 }
 
+/// Takes the console input no process has read (the shell gets it back when its foreground
+/// program ends, as a terminal would).
+pub fn take_input() -> Vec<u8> {
+    SCHEDULER.lock().input.drain(..).collect()
+}
+
 /// What `ps` shows of a process.
 #[derive(Clone, Debug)]
 pub struct ProcessInfo {

@@ -195,6 +195,10 @@ fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errn
         scheduler.input.drain(..count).collect()
     };
     space::copy_to_user(space, buffer, &taken)?;
+    // Cooked console: what a program reads is shown, as a terminal echoes typed keys.
+    for chunk in taken.utf8_chunks() {
+        print!("{}", chunk.valid());
+    }
     Ok(Served::Value(taken.len() as u64))
 }
 

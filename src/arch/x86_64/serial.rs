@@ -1,4 +1,5 @@
-//! COM1, a 16550-compatible UART: polled transmit for the console and the test protocol.
+//! COM1, a 16550-compatible UART: polled transmit for the console and the test protocol, and
+//! interrupt-driven receive for the console input (IRQ 4).
 //!
 //! Register layout and bits: National Semiconductor PC16550D datasheet, section 8 ("Registers").
 
@@ -12,8 +13,6 @@ const COM1_BASE: u16 = 0x3f8;
 const DATA: u16 = COM1_BASE;
 /// Interrupt enable register, DLAB = 0; divisor latch high byte when DLAB = 1.
 const INTERRUPT_ENABLE: u16 = COM1_BASE + 1;
-/// FIFO control register (write).
-const FIFO_CONTROL: u16 = COM1_BASE + 2;
 /// Line control register.
 const LINE_CONTROL: u16 = COM1_BASE + 3;
 /// Modem control register.
@@ -25,33 +24,52 @@ const LINE_STATUS: u16 = COM1_BASE + 5;
 const LCR_DLAB: u8 = 0x80;
 /// LCR: 8 data bits, no parity, 1 stop bit.
 const LCR_8N1: u8 = 0x03;
-/// FCR: enable and clear both FIFOs, receive trigger at 14 bytes.
-const FCR_ENABLE_CLEAR_14: u8 = 0xc7;
 /// MCR: DTR + RTS + OUT2 (OUT2 gates the UART's interrupt line on PCs).
 const MCR_DTR_RTS_OUT2: u8 = 0x0b;
 /// LSR: transmit holding register empty.
 const LSR_TRANSMIT_EMPTY: u8 = 0x20;
+/// LSR: a received byte is waiting.
+const LSR_DATA_READY: u8 = 0x01;
+/// IER: interrupt when received data is available (and on the FIFO's character timeout).
+const IER_RECEIVED_DATA: u8 = 0x01;
+/// PIC line COM1 interrupts on (PC/AT convention).
+pub const COM1_IRQ_LINE: u8 = 4;
+
 /// Divisor for 115 200 baud from the 1.8432 MHz reference clock (1 843 200 / 16 / 115 200).
 const DIVISOR_115200_BAUD: u8 = 1;
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
 
-/// Programs COM1 for 115 200 baud 8N1 with FIFOs; idempotent.
+/// Programs COM1 for 115 200 baud 8N1; idempotent. The FIFO control register is left as the
+/// firmware set it: switching the FIFOs on or off clears the receiver, which would lose input
+/// that arrived during boot (piped commands, typed-ahead keys).
 pub(super) fn init() {
     if INITIALIZED.swap(true, Ordering::AcqRel) {
         return;
     }
     // SAFETY: COM1 belongs to this driver alone; the sequence is the datasheet's initialisation
-    // order (interrupts off, set divisor under DLAB, line format, FIFOs, modem control).
+    // order (interrupts off, set divisor under DLAB, line format, modem control).
     unsafe {
         port::write_u8(INTERRUPT_ENABLE, 0);
         port::write_u8(LINE_CONTROL, LCR_DLAB);
         port::write_u8(DATA, DIVISOR_115200_BAUD);
         port::write_u8(INTERRUPT_ENABLE, 0);
         port::write_u8(LINE_CONTROL, LCR_8N1);
-        port::write_u8(FIFO_CONTROL, FCR_ENABLE_CLEAR_14);
         port::write_u8(MODEM_CONTROL, MCR_DTR_RTS_OUT2);
     }
+}
+
+/// Starts interrupting on received bytes (IRQ [`COM1_IRQ_LINE`]); called once a handler is
+/// subscribed to that line.
+pub fn enable_receive_interrupt() {
+    // SAFETY: setting IER only changes which events raise COM1's interrupt line.
+    unsafe { port::write_u8(INTERRUPT_ENABLE, IER_RECEIVED_DATA) };
+}
+
+/// Takes one received byte, if any.
+pub fn read_byte() -> Option<u8> {
+    // SAFETY: reading LSR has no side effects; reading DATA when data is ready takes one byte.
+    unsafe { (port::read_u8(LINE_STATUS) & LSR_DATA_READY != 0).then(|| port::read_u8(DATA)) }
 }
 
 /// Sends `bytes`, translating `\n` to `\r\n` so raw terminals render lines correctly.

@@ -1,0 +1,271 @@
+//! The shell's commands. Each prints its answer; a bad command or argument gets a one-line
+//! `error:` and nothing else happens.
+
+use alloc::{string::String, vec::Vec};
+
+use crate::{
+    arch,
+    events::{BUS, EventKind, OverflowPolicy},
+    mm, modules, println,
+    security::{self, Policy as _},
+    task::{self, Pid},
+};
+
+/// Every command: name, arguments, what it does (printed by `help`).
+const COMMANDS: &[(&str, &str, &str)] = &[
+    ("help", "", "this list"),
+    ("events", "", "events dispatched, per kind"),
+    ("chains", "[kind]", "each chain's subscribers: order, priority, hits, instructions"),
+    ("queues", "", "deferred queues: capacity, depth, high-water, dropped, coalesced, policy"),
+    ("ps", "", "processes"),
+    ("run", "<program> [args]", "run a program from the ramdisk in the foreground (Ctrl-C ends it)"),
+    ("kill", "<pid>", "end a process"),
+    ("mem", "", "frames free and used, heap, faults"),
+    ("policy", "", "the security policy and its denials"),
+    ("modules", "", "modules and drivers, where they subscribed, their statistics"),
+    ("trace", "on|off", "print every system call (the tracer module)"),
+    ("bench", "", "run the benchmarks (exact under -icount)"),
+    ("uptime", "", "time since boot"),
+    ("poweroff", "", "turn the machine off"),
+];
+
+/// Runs one command line. Returns the pid of a program started in the foreground.
+pub(super) fn run(line: &str) -> Option<Pid> {
+    let mut words = line.split_whitespace();
+    let command = words.next()?;
+    let args: Vec<&str> = words.collect();
+    let expect_none = |args: &[&str]| {
+        if args.is_empty() {
+            true
+        } else {
+            println!("error: `{command}` takes no arguments");
+            false
+        }
+    };
+    match command {
+        "help" if expect_none(&args) => help(),
+        "events" if expect_none(&args) => events(),
+        "chains" => chains(&args),
+        "queues" if expect_none(&args) => queues(),
+        "ps" if expect_none(&args) => ps(),
+        "run" => return start_program(&args),
+        "kill" => kill(&args),
+        "mem" if expect_none(&args) => mem(),
+        "policy" if expect_none(&args) => policy(),
+        "modules" if expect_none(&args) => list_modules(),
+        "trace" => trace(&args),
+        "bench" if expect_none(&args) => return bench(),
+        "uptime" if expect_none(&args) => uptime(),
+        "poweroff" if expect_none(&args) => {
+            println!("powering off");
+            arch::qemu::power_off()
+        }
+        "help" | "events" | "queues" | "ps" | "mem" | "policy" | "modules" | "bench"
+        | "uptime" | "poweroff" => {}
+        _ => println!("error: unknown command `{}`; try `help`", printable(command)),
+    }
+    None
+}
+
+/// The command name as typed, cut short if absurdly long (the line limit applies anyway).
+fn printable(word: &str) -> &str {
+    word.get(..40).unwrap_or(word)
+}
+
+fn help() {
+    for (name, args, what) in COMMANDS {
+        println!("  {:<26} {what}", alloc::format!("{name} {args}"));
+    }
+}
+
+fn events() {
+    println!("  {:<16} {:>12}", "kind", "dispatched");
+    for kind in EventKind::ALL {
+        println!("  {:<16} {:>12}", kind.name(), BUS.dispatch_count(kind));
+    }
+}
+
+fn chains(args: &[&str]) {
+    let kinds: Vec<EventKind> = match args {
+        [] => EventKind::ALL.to_vec(),
+        [name] => match EventKind::from_name(name) {
+            Some(kind) => alloc::vec![kind],
+            None => {
+                let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
+                println!("error: no event kind `{}`; kinds: {}", printable(name), names.join(" "));
+                return;
+            }
+        },
+        _ => {
+            println!("error: usage: chains [kind]");
+            return;
+        }
+    };
+    for kind in kinds {
+        crate::print!("{}", BUS.describe_chain(kind));
+    }
+}
+
+fn policy_name(policy: OverflowPolicy) -> &'static str {
+    match policy {
+        OverflowPolicy::DropNewest => "drop-newest",
+        OverflowPolicy::DropOldest => "drop-oldest",
+        OverflowPolicy::Coalesce => "coalesce",
+        OverflowPolicy::Backpressure => "backpressure",
+        OverflowPolicy::KillProducer => "kill-producer",
+        OverflowPolicy::Panic => "panic",
+    }
+}
+
+fn queues() {
+    println!(
+        "  {:>3} {:<14} {:>8} {:>6} {:>6} {:>9} {:>8} {:>9} {:>8}  policy",
+        "id", "name", "capacity", "depth", "high", "enqueued", "dropped", "coalesced", "refused"
+    );
+    for queue in BUS.queues() {
+        println!(
+            "  {:>3} {:<14} {:>8} {:>6} {:>6} {:>9} {:>8} {:>9} {:>8}  {}",
+            queue.id.0,
+            queue.name,
+            queue.capacity,
+            queue.depth,
+            queue.stats.high_water,
+            queue.stats.enqueued,
+            queue.stats.dropped,
+            queue.stats.coalesced,
+            queue.stats.refused,
+            policy_name(queue.policy)
+        );
+    }
+    println!("  console input dropped before the shell started: {} bytes", super::session::dropped_bytes());
+}
+
+fn ps() {
+    println!("  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9}", "pid", "parent", "name", "state", "cpu ms", "syscalls");
+    for process in task::processes() {
+        println!(
+            "  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9}",
+            process.pid,
+            process.parent,
+            process.name,
+            process.state,
+            process.cpu_ticks * 1000 / u64::from(arch::TICK_HZ),
+            process.syscalls
+        );
+    }
+}
+
+fn start_program(args: &[&str]) -> Option<Pid> {
+    let Some((program, rest)) = args.split_first() else {
+        let programs = task::programs();
+        println!("error: usage: run <program> [args]; programs: {}", programs.join(" "));
+        return None;
+    };
+    let arguments = rest.join(" ");
+    match task::spawn(program, &arguments, 0) {
+        Ok(pid) => {
+            println!("[pid {pid} started: {program}]");
+            Some(pid)
+        }
+        Err(error) => {
+            println!("error: cannot run `{}`: {error}", printable(program));
+            None
+        }
+    }
+}
+
+fn kill(args: &[&str]) {
+    let [pid] = args else {
+        println!("error: usage: kill <pid>");
+        return;
+    };
+    match pid.parse::<Pid>() {
+        Ok(0) | Err(_) => println!("error: `{}` is not a process id", printable(pid)),
+        Ok(pid) => match task::kill_from_kernel(pid) {
+            Ok(()) => println!("killed pid {pid}"),
+            Err(errno) => println!("error: cannot kill pid {pid}: {errno}"),
+        },
+    }
+}
+
+fn mem() {
+    let frames = mm::frame_stats();
+    let heap = mm::heap::stats();
+    let faults = mm::fault_counters();
+    let mib = |frames: usize| frames as u64 * mm::FRAME_SIZE_BYTES / (1024 * 1024);
+    println!(
+        "  frames: {} free, {} used, {} total ({} MiB free of {} MiB)",
+        frames.free,
+        frames.used(),
+        frames.total,
+        mib(frames.free),
+        mib(frames.total)
+    );
+    println!(
+        "  heap: {} KiB used of {} KiB ({} KiB grown beyond the boot arena)",
+        heap.used_bytes / 1024,
+        heap.size_bytes / 1024,
+        heap.grown_bytes / 1024
+    );
+    println!(
+        "  faults: {} demand-zero, {} guard-page hits, {} unresolved; {} bad frame releases caught",
+        faults.demand_zero, faults.guard_hits, faults.invalid, faults.bad_releases
+    );
+    println!("  address spaces: {}", mm::space::count());
+}
+
+fn policy() {
+    println!("  policy: {} ({})", security::ACTIVE.name(), security::ACTIVE.summary());
+    println!("  denials so far: {}", security::denial_count());
+    for denial in security::recent_denials() {
+        println!("    pid {} {}: {} -> {}", denial.pid, denial.kind, denial.what, denial.errno);
+    }
+}
+
+fn list_modules() {
+    for module in modules::list() {
+        let role = if module.is_driver { "driver" } else { "module" };
+        println!("  {:<14} {role:<6} {}", module.name, module.description);
+        let joined: Vec<String> =
+            module.subscriptions.iter().map(|(kind, priority)| alloc::format!("{kind}@{priority}")).collect();
+        if !joined.is_empty() {
+            println!("  {:<14} subscribed: {}", "", joined.join(", "));
+        }
+        if let Some(stats) = module.stats {
+            println!("  {:<14} {stats}", "");
+        }
+        if let Some(error) = module.error {
+            println!("  {:<14} failed: {error}", "");
+        }
+    }
+}
+
+fn trace(args: &[&str]) {
+    match args {
+        ["on"] => {
+            modules::set_tracing(true);
+            println!("tracing system calls");
+        }
+        ["off"] => {
+            modules::set_tracing(false);
+            println!("tracing off");
+        }
+        _ => println!("error: usage: trace on|off"),
+    }
+}
+
+fn bench() -> Option<Pid> {
+    crate::bench::run();
+    match task::spawn("bench", "", 0) {
+        Ok(pid) => Some(pid),
+        Err(error) => {
+            println!("error: the user-space benchmarks cannot run: {error}");
+            None
+        }
+    }
+}
+
+fn uptime() {
+    let ms = arch::ticks() * 1000 / u64::from(arch::TICK_HZ);
+    println!("up {}.{:03} s", ms / 1000, ms % 1000);
+}
