@@ -12,7 +12,9 @@ use core::fmt;
 
 use crate::{
     arch::IrqMutex,
-    events::{BUS, BusError, Event, EventKind, OverflowPolicy, Priority, Reply, Subscription, Verdict},
+    events::{
+        BUS, BusError, Event, EventKind, OverflowPolicy, Priority, Reply, Subscription, Verdict,
+    },
 };
 
 /// A kernel extension.

@@ -18,7 +18,11 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("chains", "[kind]", "each chain's subscribers: order, priority, hits, instructions"),
     ("queues", "", "deferred queues: capacity, depth, high-water, dropped, coalesced, policy"),
     ("ps", "", "processes"),
-    ("run", "<program> [args]", "run a program from the ramdisk in the foreground (Ctrl-C ends it)"),
+    (
+        "run",
+        "<program> [args]",
+        "run a program from the ramdisk in the foreground (Ctrl-C ends it)",
+    ),
     ("kill", "<pid>", "end a process"),
     ("mem", "", "frames free and used, heap, faults"),
     ("policy", "", "the security policy and its denials"),
@@ -60,8 +64,8 @@ pub(super) fn run(line: &str) -> Option<Pid> {
             println!("powering off");
             arch::qemu::power_off()
         }
-        "help" | "events" | "queues" | "ps" | "mem" | "policy" | "modules" | "bench"
-        | "uptime" | "poweroff" => {}
+        "help" | "events" | "queues" | "ps" | "mem" | "policy" | "modules" | "bench" | "uptime"
+        | "poweroff" => {}
         _ => println!("error: unknown command `{}`; try `help`", printable(command)),
     }
     None
@@ -137,11 +141,17 @@ fn queues() {
             policy_name(queue.policy)
         );
     }
-    println!("  console input dropped before the shell started: {} bytes", super::session::dropped_bytes());
+    println!(
+        "  console input dropped before the shell started: {} bytes",
+        super::session::dropped_bytes()
+    );
 }
 
 fn ps() {
-    println!("  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9}", "pid", "parent", "name", "state", "cpu ms", "syscalls");
+    println!(
+        "  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9}",
+        "pid", "parent", "name", "state", "cpu ms", "syscalls"
+    );
     for process in task::processes() {
         println!(
             "  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9}",
@@ -226,8 +236,11 @@ fn list_modules() {
     for module in modules::list() {
         let role = if module.is_driver { "driver" } else { "module" };
         println!("  {:<14} {role:<6} {}", module.name, module.description);
-        let joined: Vec<String> =
-            module.subscriptions.iter().map(|(kind, priority)| alloc::format!("{kind}@{priority}")).collect();
+        let joined: Vec<String> = module
+            .subscriptions
+            .iter()
+            .map(|(kind, priority)| alloc::format!("{kind}@{priority}"))
+            .collect();
         if !joined.is_empty() {
             println!("  {:<14} subscribed: {}", "", joined.join(", "));
         }

@@ -94,8 +94,10 @@ mod tests {
     fn lines_end_at_cr_lf_or_crlf_once() {
         let mut editor = LineEditor::new();
         let edits = feed_all(&mut editor, b"ps\r\nmem\nuptime\r");
-        let lines: Vec<_> =
-            edits.iter().filter_map(|e| if let Edit::Line(l) = e { Some(l.as_str()) } else { None }).collect();
+        let lines: Vec<_> = edits
+            .iter()
+            .filter_map(|e| if let Edit::Line(l) = e { Some(l.as_str()) } else { None })
+            .collect();
         assert_eq!(lines, ["ps", "mem", "uptime"]);
     }
 

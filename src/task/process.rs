@@ -212,6 +212,9 @@ fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
     } else if !scheduler.ready.is_empty() {
         scheduler.request_resched();
     }
+    if scheduler.current != 0 && BUS.has_deferred_work() {
+        scheduler.request_resched();
+    }
     Verdict::Handled
 }
 
@@ -324,7 +327,10 @@ fn schedule() {
             scheduler.ready.push_back(previous);
         }
         let mut next = 0;
-        while let Some(pid) = scheduler.ready.pop_front() {
+        // Deferred work (driver bottom halves, the shell) runs in the idle task and comes
+        // first, like softirqs: otherwise a busy process would starve input, even Ctrl-C.
+        let deferred_waiting = BUS.has_deferred_work() && previous != 0;
+        while let Some(pid) = (!deferred_waiting).then(|| scheduler.ready.pop_front()).flatten() {
             if scheduler.tasks.get(&pid).is_some_and(|task| task.state == State::Ready) {
                 next = pid;
                 break;
@@ -683,17 +689,19 @@ pub(super) fn reap(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
     }
 }
 
-/// One step of the idle task: run a ready process if there is one, else deferred work, else
-/// halt until the next interrupt.
+/// One step of the idle task: deferred work first (a budget of it), else a ready process,
+/// else halt until the next interrupt.
 pub fn idle_step() {
     cpu::disable_interrupts();
+    if BUS.has_deferred_work() {
+        cpu::enable_interrupts();
+        BUS.run_deferred(crate::DEFERRED_BUDGET_PER_ROUND);
+        return;
+    }
     let ready = !SCHEDULER.lock().ready.is_empty();
     if ready {
         schedule();
         cpu::enable_interrupts();
-    } else if BUS.has_deferred_work() {
-        cpu::enable_interrupts();
-        BUS.run_deferred(crate::DEFERRED_BUDGET_PER_ROUND);
     } else {
         cpu::enable_interrupts_and_halt();
     }

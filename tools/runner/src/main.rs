@@ -6,6 +6,7 @@
 //!   `bios` (the default) through the bootloader's BIOS stages.
 //! - `HERALD_QEMU_ARGS` is appended to QEMU's command line, split on whitespace.
 //! - `HERALD_TEST_TIMEOUT_SECS` bounds each test kernel (default 300); a hang fails the test.
+//!   Set explicitly, it bounds `cargo run` too (scripted shell sessions).
 
 mod ramdisk;
 
@@ -97,7 +98,12 @@ fn run() -> Result<ExitCode, String> {
         }
         _ => format!("cannot start qemu-system-x86_64: {error}"),
     })?;
-    let timeout = if is_test { Some(test_timeout()?) } else { None };
+    // Tests always get a deadline; `cargo run` gets one only when asked (scripted sessions).
+    let timeout = if is_test || env::var_os("HERALD_TEST_TIMEOUT_SECS").is_some() {
+        Some(test_timeout()?)
+    } else {
+        None
+    };
     wait_for_verdict(child, timeout, is_test, &kernel)
 }
 

@@ -4,6 +4,8 @@
 //! `test` runs every test suite and exits non-zero if any test fails, any suite fails to build,
 //! or any test kernel hangs (the runner kills it and reports a failure).
 
+mod sessions;
+
 use std::{
     env,
     io::{BufRead, BufReader, Write},
@@ -12,7 +14,7 @@ use std::{
     time::Instant,
 };
 
-const USAGE: &str = "usage: cargo xtask test | cargo xtask bench";
+const USAGE: &str = "usage: cargo xtask test | cargo xtask bench | cargo xtask shell";
 /// QEMU flags that make the guest TSC count guest instructions exactly.
 const ICOUNT_ARGS: &str = "-icount shift=0,align=off";
 
@@ -136,6 +138,10 @@ fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["test"] => test(),
         ["bench"] => bench(),
+        ["shell"] => {
+            let tally = sessions::run_all(&repository_root());
+            if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
@@ -185,6 +191,13 @@ fn test() -> ExitCode {
         if !succeeded || tally.failed > 0 || tally.unfinished > 0 || tally.passed == 0 {
             failed_suites.push(suite.name);
         }
+    }
+    eprintln!("\n==> shell sessions over COM1 and the keyboard (cargo run, scripted)");
+    let tally = sessions::run_all(&root);
+    total.passed += tally.passed;
+    total.failed += tally.failed;
+    if tally.failed > 0 {
+        failed_suites.push("shell sessions");
     }
     eprintln!("\n==> finished in {:.0} s", started.elapsed().as_secs_f64());
     for name in &failed_suites {

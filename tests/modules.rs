@@ -1,0 +1,91 @@
+//! Modules and drivers observed from outside: each is registered where it says, the README's
+//! walkthrough module (farewell) counts process exits, the tracer prints calls only while on,
+//! and the deferred heartbeat handler runs in the idle task.
+#![no_std]
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(herald::testing::run_tests)]
+#![reexport_test_harness_main = "test_main"]
+#![expect(missing_docs, reason = "`#[test_case]` functions are named for what they check")]
+
+extern crate alloc;
+
+use herald::{
+    arch, console,
+    events::{BUS, Band, EventKind},
+    modules::{self, ModuleInfo},
+    task,
+};
+
+herald::kernel_entry!(main);
+
+fn main() -> ! {
+    test_main();
+    arch::cpu::halt_forever()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    herald::testing::panic_handler(info)
+}
+
+fn module(name: &str) -> ModuleInfo {
+    modules::list().into_iter().find(|m| m.name == name).expect("module loaded")
+}
+
+fn run(name: &str) -> i32 {
+    let pid = task::spawn(name, "", 0).expect("spawn");
+    task::wait(pid).expect("wait")
+}
+
+#[test_case]
+fn drivers_own_their_interrupt_lines_and_modules_observe() {
+    for driver in ["com1", "ps2-keyboard"] {
+        let info = module(driver);
+        assert!(info.is_driver && info.error.is_none());
+        assert_eq!(info.subscriptions[0].0, EventKind::Irq);
+        assert_eq!(info.subscriptions[0].1.band(), Band::Owner);
+    }
+    for name in ["tracer", "fault-stats", "heartbeat", "farewell"] {
+        let info = module(name);
+        assert!(!info.is_driver && info.error.is_none(), "{name}: {:?}", info.error);
+        assert!(info.subscriptions.iter().all(|(_, p)| p.band() == Band::Observer));
+    }
+    let irq_chain = BUS.chain(EventKind::Irq);
+    assert!(irq_chain.iter().any(|s| s.name == "com1" && s.deferred_queue.is_some()));
+}
+
+#[test_case]
+fn the_walkthrough_module_sees_processes_off() {
+    let before = module("farewell").stats.expect("stats");
+    assert_eq!(run("hello"), 7);
+    let after = module("farewell").stats.expect("stats");
+    let count = |text: &str| text.split(' ').next().and_then(|n| n.parse::<u64>().ok());
+    assert_eq!(count(&after), count(&before).map(|n| n + 1), "{before} -> {after}");
+}
+
+#[test_case]
+fn the_tracer_prints_calls_only_while_on() {
+    console::start_capture();
+    run("hello");
+    modules::set_tracing(true);
+    run("hello");
+    modules::set_tracing(false);
+    run("hello");
+    let output = console::take_capture();
+    assert_eq!(output.matches("[trace]").count(), 3, "getpid, write, exit once: {output}");
+    assert!(output.contains(") = 7\n") || output.contains("exit(0x7"), "{output}");
+}
+
+#[test_case]
+fn the_deferred_heartbeat_runs_in_the_idle_task() {
+    let handled = |info: ModuleInfo| -> u64 {
+        info.stats.and_then(|s| s.split(' ').next()?.parse().ok()).expect("count")
+    };
+    let before = handled(module("heartbeat"));
+    let until = arch::ticks() + 20;
+    while arch::ticks() < until {
+        task::idle_step();
+    }
+    assert!(handled(module("heartbeat")) > before, "deferred timer handler never ran");
+}

@@ -1,0 +1,319 @@
+//! Shell sessions driven from outside the guest, as a user would: commands piped into COM1
+//! (`printf '...' | cargo run`), or typed on the PS/2 keyboard through QEMU's QMP `send-key`.
+//! Each session checks what the kernel printed and that it powered off with status 0.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    os::unix::net::UnixStream,
+    path::Path,
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use crate::Tally;
+
+/// How long one session may take before it counts as hung (the runner kills QEMU then).
+const SESSION_TIMEOUT_SECS: u64 = 180;
+
+/// How input reaches the shell.
+enum Input {
+    /// Piped into COM1 (QEMU's `-serial stdio`).
+    Serial(Vec<u8>),
+    /// Typed on the keyboard: QMP `send-key` qcodes, sent once the prompt is up.
+    Keys(&'static str),
+    /// Piped into COM1 step by step, like an `expect` script: each step's bytes are sent once
+    /// the output holds the step's marker the given number of times (Ctrl-C must reach the
+    /// program it is meant for, not one that ran earlier).
+    Steps(&'static [(&'static str, usize, &'static [u8])]),
+}
+
+struct Session {
+    name: &'static str,
+    input: Input,
+    /// Text the output must contain, in this order.
+    expect: &'static [&'static str],
+    /// Text it must not contain.
+    forbid: &'static [&'static str],
+}
+
+fn bad_input() -> Vec<u8> {
+    let mut input = Vec::new();
+    // Garbage: every byte value except line ends and Ctrl-C, twice.
+    for _ in 0..2 {
+        input.extend((0u8..=255).filter(|b| !matches!(b, b'\n' | b'\r' | 0x03)));
+    }
+    input.push(b'\n');
+    input.extend(std::iter::repeat_n(b'x', 10_000));
+    input.push(b'\n');
+    for line in [
+        "bogus",
+        "kill",
+        "kill 0",
+        "kill 99999",
+        "kill -3",
+        "chains nope",
+        "chains a b",
+        "trace maybe",
+        "run",
+        "run nosuch",
+        "help extra",
+        "ps",
+        "uptime",
+        "poweroff",
+    ] {
+        input.extend_from_slice(line.as_bytes());
+        input.push(b'\n');
+    }
+    input
+}
+
+fn sessions() -> Vec<Session> {
+    vec![
+        Session {
+            name: "piped_commands_run_in_order_and_poweroff_exits_0",
+            input: Input::Serial(b"events\nps\npoweroff\n".to_vec()),
+            expect: &[
+                "herald> events",
+                "timer",
+                "herald> ps",
+                "pid",
+                "herald> poweroff",
+                "powering off",
+            ],
+            forbid: &["error:", "panicked"],
+        },
+        Session {
+            name: "bad_input_gets_one_line_errors_and_the_shell_survives",
+            input: Input::Serial(bad_input()),
+            expect: &[
+                "error: unknown command",
+                "error: line longer than 256 characters; ignored",
+                "error: unknown command `bogus`",
+                "error: usage: kill <pid>",
+                "error: `0` is not a process id",
+                "error: cannot kill pid 99999: ESRCH",
+                "error: `-3` is not a process id",
+                "error: no event kind `nope`",
+                "error: usage: chains [kind]",
+                "error: usage: trace on|off",
+                "error: usage: run <program> [args]",
+                "error: cannot run `nosuch`: no such program",
+                "error: `help` takes no arguments",
+                "herald> uptime",
+                "up ",
+                "powering off",
+            ],
+            // The editor echoes at most 256 characters of the over-long line.
+            forbid: &[
+                "panicked",
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            ],
+        },
+        Session {
+            name: "every_command_answers",
+            input: Input::Steps(&[
+                ("herald> ", 1, b"help\nevents\nchains syscall\nqueues\nrun hello a b\n"),
+                ("exited with code 7]", 1, b"ps\nrun sleeper 60000\n"),
+                ("started: sleeper]", 1, b"\x03"),
+                ("exited with code 137]", 1, b"run spin 99999999\n"),
+                ("started: spin]", 1, b"\x03"),
+                ("exited with code 137]", 2, b"mem\npolicy\nmodules\ntrace on\nrun hello\n"),
+                ("exited with code 7]", 2, b"trace off\nkill 99\nuptime\npoweroff\n"),
+            ]),
+            expect: &[
+                "poweroff",
+                "timer",
+                "process-calls",
+                "heartbeat",
+                "hello from user space",
+                "[pid 1 exited with code 7]",
+                "[pid 2 started: sleeper]",
+                "[pid 2 exited with code 137]",
+                "[pid 3 started: spin]",
+                "[pid 3 exited with code 137]",
+                "frames:",
+                "policy: ",
+                "farewell",
+                "processes seen off",
+                "tracing system calls",
+                "[trace] pid 4 write(",
+                "tracing off",
+                "error: cannot kill pid 99: ESRCH",
+                "up ",
+                "powering off",
+            ],
+            forbid: &["panicked"],
+        },
+        Session {
+            name: "bench_prints_the_kernel_and_user_tables",
+            input: Input::Serial(b"bench\npoweroff\n".to_vec()),
+            expect: &[
+                "calibration",
+                "bus dispatch",
+                "demand-zero",
+                "null syscall",
+                "context switch",
+                "exited with code 0]",
+                "powering off",
+            ],
+            forbid: &["panicked", "error:"],
+        },
+        Session {
+            name: "the_keyboard_drives_the_shell",
+            input: Input::Keys("u p t i m e ret p o w e r o f f ret"),
+            expect: &["herald> uptime", "up ", "herald> poweroff", "powering off"],
+            forbid: &["error:", "panicked"],
+        },
+    ]
+}
+
+fn contains_in_order(output: &str, expected: &[&str]) -> Result<(), String> {
+    let mut rest = output;
+    for fragment in expected {
+        match rest.find(fragment) {
+            Some(at) => rest = &rest[at + fragment.len()..],
+            None => return Err(format!("missing (in order): {fragment:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Sends `keys` (space-separated QMP qcodes) through the QMP socket at `socket`.
+fn type_keys(socket: &Path, keys: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stream = loop {
+        match UnixStream::connect(socket) {
+            Ok(stream) => break stream,
+            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(100)),
+            Err(error) => return Err(format!("QMP socket: {error}")),
+        }
+    };
+    let mut reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+    let mut writer = stream;
+    let mut line = String::new();
+    let mut command = |json: String| -> Result<(), String> {
+        writer.write_all(json.as_bytes()).map_err(|e| e.to_string())?;
+        // Skip the greeting and events until the command's answer.
+        loop {
+            line.clear();
+            reader.read_line(&mut line).map_err(|e| e.to_string())?;
+            if line.contains("\"return\"") {
+                return Ok(());
+            }
+            if line.contains("\"error\"") || line.is_empty() {
+                return Err(format!("QMP: {line}"));
+            }
+        }
+    };
+    command("{\"execute\":\"qmp_capabilities\"}\n".into())?;
+    for key in keys.split_whitespace() {
+        command(format!(
+            "{{\"execute\":\"send-key\",\"arguments\":{{\"keys\":[{{\"type\":\"qcode\",\"data\":\"{key}\"}}],\"hold-time\":20}}}}\n"
+        ))?;
+        // One key at a time, as typed: the 8042 holds only a few scancodes.
+        thread::sleep(Duration::from_millis(40));
+    }
+    Ok(())
+}
+
+fn run_session(root: &Path, session: &Session) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let socket = std::env::temp_dir().join(format!("herald-qmp-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&socket);
+    let mut qemu_args = std::env::var("HERALD_QEMU_ARGS").unwrap_or_default();
+    if matches!(session.input, Input::Keys(_)) {
+        qemu_args.push_str(&format!(" -qmp unix:{},server=on,wait=off", socket.display()));
+    }
+    let mut child = Command::new(cargo)
+        .args(["run", "--quiet"])
+        .env("HERALD_QEMU_ARGS", qemu_args)
+        .env("HERALD_TEST_TIMEOUT_SECS", SESSION_TIMEOUT_SECS.to_string())
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|error| format!("cannot run cargo: {error}"))?;
+    let output = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let sink = output.clone();
+    let reader = thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(read) = stdout.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buffer[..read]).replace('\r', "");
+            sink.lock().map(|mut output| output.push_str(&text)).ok();
+        }
+    });
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let wait_for = |marker: &str, count: usize| -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(SESSION_TIMEOUT_SECS);
+        while output.lock().map(|o| o.matches(marker).count()).unwrap_or(0) < count {
+            if Instant::now() > deadline {
+                return Err(format!("never saw {marker:?} {count} time(s)"));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    };
+    match &session.input {
+        Input::Steps(steps) => {
+            for (marker, count, bytes) in *steps {
+                wait_for(marker, *count)?;
+                stdin.write_all(bytes).map_err(|e| format!("writing to COM1: {e}"))?;
+                stdin.flush().map_err(|e| e.to_string())?;
+            }
+            drop(stdin);
+        }
+        Input::Serial(bytes) => {
+            stdin.write_all(bytes).map_err(|e| format!("writing to COM1: {e}"))?;
+            drop(stdin);
+        }
+        Input::Keys(keys) => {
+            wait_for("herald> ", 1)?;
+            type_keys(&socket, keys)?;
+            drop(stdin);
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let _ = reader.join();
+    let _ = std::fs::remove_file(&socket);
+    let output = output.lock().map(|o| o.clone()).unwrap_or_default();
+    let verdict = if !status.success() {
+        Err(format!("exit status {status}"))
+    } else if let Some(bad) = session.forbid.iter().find(|f| output.contains(**f)) {
+        Err(format!("output contains {:?}", &bad[..bad.len().min(60)]))
+    } else {
+        contains_in_order(&output, session.expect)
+    };
+    verdict.map_err(|reason| {
+        let tail: String =
+            output.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
+        format!("{reason}\n--- output (last 3000 characters) ---\n{tail}")
+    })
+}
+
+/// Runs every session; prints `name ... ok|FAILED` lines and returns the tally.
+pub(crate) fn run_all(root: &Path) -> Tally {
+    let mut tally = Tally::default();
+    for session in sessions() {
+        print!("shell::{} ... ", session.name);
+        let _ = std::io::stdout().flush();
+        match run_session(root, &session) {
+            Ok(()) => {
+                println!("ok");
+                tally.passed += 1;
+            }
+            Err(reason) => {
+                println!("FAILED: {reason}");
+                tally.failed += 1;
+            }
+        }
+    }
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    tally
+}
