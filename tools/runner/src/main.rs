@@ -13,7 +13,7 @@ mod ramdisk;
 use std::{
     env,
     ffi::OsString,
-    io::ErrorKind,
+    io::{ErrorKind, IsTerminal},
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
     thread,
@@ -80,8 +80,12 @@ fn run() -> Result<ExitCode, String> {
         qemu.arg("-bios").arg(ovmf);
     }
     qemu.arg("-drive").arg(format!("format=raw,file={}", image.display()));
-    // COM1 on our stdin/stdout; a reset (e.g. triple fault) stops QEMU instead of looping.
-    qemu.args(["-serial", "stdio", "-no-reboot", "-device", DEBUG_EXIT_DEVICE]);
+    // COM1 on our stdin/stdout; a reset (e.g. triple fault) stops QEMU instead of looping. In
+    // a terminal, COM1 shares stdio with QEMU's monitor: Ctrl-C then reaches Herald (it ends the
+    // foreground program) and Ctrl-A X quits. Piped input stays raw, so every byte reaches COM1.
+    let interactive = !is_test && std::io::stdin().is_terminal();
+    let serial = if interactive { "mon:stdio" } else { "stdio" };
+    qemu.args(["-serial", serial, "-no-reboot", "-device", DEBUG_EXIT_DEVICE]);
     let has_display = env::var_os("DISPLAY").is_some() || env::var_os("WAYLAND_DISPLAY").is_some();
     if is_test || !has_display {
         qemu.args(["-display", "none"]);
