@@ -203,10 +203,12 @@ fn memory(bare_interrupt: u64) {
         .expect("map");
     space::switch_to(id).expect("switch");
     let mut next = base;
-    let fault = hundredths_per_op_over(DEMAND_PAGES, || {
-        // SAFETY: `next` walks the pages of the read-write region just mapped, one per call.
-        unsafe { (next as *mut u64).write_volatile(1) };
-        next += FRAME_SIZE_BYTES;
+    let fault = cpu::with_user_access(|| {
+        hundredths_per_op_over(DEMAND_PAGES, || {
+            // SAFETY: `next` walks the pages of the read-write region just mapped, one per call.
+            unsafe { (next as *mut u64).write_volatile(1) };
+            next += FRAME_SIZE_BYTES;
+        })
     });
     space::switch_to(SpaceId::KERNEL).expect("switch back");
     space::destroy(id).expect("destroy");

@@ -57,6 +57,7 @@ pub fn init(mut boot: arch::BootResources) {
         log::info!("no usable framebuffer; console on COM1 only");
     }
     mm::init(&boot);
+    arch::init_protection();
     task::init(boot.ramdisk);
     security::init();
     modules::init();

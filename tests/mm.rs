@@ -43,10 +43,11 @@ fn map(space: SpaceId, address: u64, pages: u64, protection: Protection) -> Resu
     mm::request(0, MemoryRequest::Map { space, address, len_bytes: pages * PAGE, protection })
 }
 
-/// Runs `f` with `space` active, then returns to the kernel space.
+/// Runs `f` with `space` active (and, under SMAP, kernel access to its pages allowed), then
+/// returns to the kernel space.
 fn inside<R>(space: SpaceId, f: impl FnOnce() -> R) -> R {
     space::switch_to(space).expect("switch");
-    let result = f();
+    let result = herald::arch::cpu::with_user_access(f);
     space::switch_to(SpaceId::KERNEL).expect("switch back");
     result
 }
@@ -454,4 +455,26 @@ fn kernel_stacks_return_their_frames() {
     let again = mm::KernelStack::new(32 * 1024).expect("stack");
     drop(again);
     assert_eq!(mm::frame_stats(), after);
+}
+
+#[test_case]
+fn with_smap_on_the_kernel_cannot_touch_user_pages_by_accident() {
+    if !herald::arch::cpu::smap_enabled() {
+        herald::println!(
+            "(SMAP not available on this CPU: run with HERALD_QEMU_ARGS=\"-cpu max\")"
+        );
+        return;
+    }
+    let id = space::create().expect("space");
+    let address = map(id, USER_ADDRESS, 1, Protection::READ_WRITE).expect("map");
+    inside(id, || store(address, 1)); // allowed: `inside` opens user access
+    let _catcher = catch_refused_faults();
+    space::switch_to(id).expect("switch");
+    let rip = store(address, 2); // no `with_user_access`: SMAP refuses it
+    space::switch_to(SpaceId::KERNEL).expect("switch back");
+    assert_eq!(
+        *CAUGHT.lock(),
+        [Event::PageFault { address, access: Access::Write, present: true, from_user: false, rip }]
+    );
+    space::destroy(id).expect("destroy");
 }

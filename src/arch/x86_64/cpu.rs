@@ -62,3 +62,73 @@ pub fn stack_pointer() -> u64 {
 pub fn breakpoint() {
     ::x86_64::instructions::interrupts::int3();
 }
+
+/// CPUID leaf 7 (structured extended features), EBX bits (SDM Vol. 2A, CPUID, Table 3-8).
+const CPUID_EXTENDED_FEATURES: u32 = 7;
+const CPUID_EBX_SMEP: u32 = 1 << 7;
+const CPUID_EBX_SMAP: u32 = 1 << 20;
+
+static SMAP_ENABLED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether SMAP is on (the CPU has it and boot enabled it).
+pub fn smap_enabled() -> bool {
+    SMAP_ENABLED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Which supervisor protections are on.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct SupervisorProtection {
+    /// SMEP: the kernel cannot execute user pages.
+    pub smep: bool,
+    /// SMAP: the kernel cannot touch user pages unless it says so ([`with_user_access`]).
+    pub smap: bool,
+}
+
+/// Turns on SMEP and SMAP if the CPU has them (SDM Vol. 3A §4.6). The kernel reaches user
+/// memory only through mm's copies via the physical-memory window, so neither gets in its way.
+pub(super) fn enable_supervisor_protection() -> SupervisorProtection {
+    use ::x86_64::registers::control::{Cr4, Cr4Flags};
+
+    let features = core::arch::x86_64::__cpuid_count(CPUID_EXTENDED_FEATURES, 0);
+    let protection = SupervisorProtection {
+        smep: features.ebx & CPUID_EBX_SMEP != 0,
+        smap: features.ebx & CPUID_EBX_SMAP != 0,
+    };
+    // SAFETY: setting CR4 bits the CPU reports; the kernel neither executes nor (outside
+    // `with_user_access`) touches user pages.
+    unsafe {
+        Cr4::update(|flags| {
+            flags.set(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION, protection.smep);
+            flags.set(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION, protection.smap);
+        });
+    }
+    SMAP_ENABLED.store(protection.smap, core::sync::atomic::Ordering::Relaxed);
+    protection
+}
+
+/// Clears RFLAGS.AC on kernel entry, so ring-3 code that set it cannot lend the kernel its
+/// SMAP exemption (Linux's ASM_CLAC).
+#[inline]
+pub(super) fn forbid_user_access() {
+    if SMAP_ENABLED.load(core::sync::atomic::Ordering::Relaxed) {
+        // SAFETY: `clac` exists when SMAP does; it only clears RFLAGS.AC.
+        unsafe { asm!("clac", options(nomem, nostack)) };
+    }
+}
+
+/// Runs `f` with kernel access to user pages allowed (RFLAGS.AC set while SMAP is on). Only
+/// for tests and benchmarks that touch a user page from the kernel on purpose; kernel code
+/// uses mm's user copies.
+pub fn with_user_access<R>(f: impl FnOnce() -> R) -> R {
+    let smap = SMAP_ENABLED.load(core::sync::atomic::Ordering::Relaxed);
+    if smap {
+        // SAFETY: `stac` exists when SMAP does; it only sets RFLAGS.AC.
+        unsafe { asm!("stac", options(nomem, nostack)) };
+    }
+    let result = f();
+    if smap {
+        // SAFETY: as above, clearing it again.
+        unsafe { asm!("clac", options(nomem, nostack)) };
+    }
+    result
+}

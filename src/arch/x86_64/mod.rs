@@ -41,6 +41,13 @@ pub(crate) fn init_cpu() {
     syscall::init();
 }
 
+/// Turns on the CPU's supervisor protections (SMEP, SMAP) where available; logs which.
+pub(crate) fn init_protection() {
+    let protection = cpu::enable_supervisor_protection();
+    let state = |on: bool| if on { "on" } else { "not available on this CPU" };
+    log::info!("cpu: SMEP {}, SMAP {}", state(protection.smep), state(protection.smap));
+}
+
 /// Remaps the PICs, starts the timer and enables interrupts.
 pub(crate) fn init_interrupts() {
     crate::events::BUS.set_clock(cpu::read_timestamp);

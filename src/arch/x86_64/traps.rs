@@ -200,6 +200,7 @@ pub(super) fn before_user_return(frame: &TrapFrame) {
 /// applies the bus's outcome, or the documented default when nobody handled it.
 #[unsafe(no_mangle)]
 extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
+    super::cpu::forbid_user_access();
     let vector = frame.vector as u8;
     match vector {
         0..PIC_VECTOR_BASE => handle_exception(frame),

@@ -51,6 +51,10 @@ const POLICY_TESTS_SANDBOX: &[&str] = &[
     "security",
 ];
 
+/// Test kernels run again on another CPU model and through UEFI firmware.
+const MACHINE_TESTS: &[&str] =
+    &["test", "--test", "mm", "--test", "basic_boot", "--test", "process", "--test", "security"];
+
 /// Test kernels that exercise memory management, run again at the smallest and a large memory
 /// size: frame bookkeeping, heap growth and the physical-memory window depend on it.
 const MEMORY_SIZE_TESTS: &[&str] =
@@ -65,6 +69,12 @@ const SUITES: &[Suite] = &[
         env: &[],
     },
     Suite { name: "user programs under policy-sandbox", args: POLICY_TESTS_SANDBOX, env: &[] },
+    Suite {
+        name: "on -cpu max (SMEP and SMAP on)",
+        args: MACHINE_TESTS,
+        env: &[("HERALD_QEMU_ARGS", "-cpu max")],
+    },
+    Suite { name: "booted through UEFI", args: MACHINE_TESTS, env: &[("HERALD_BOOT", "uefi")] },
     Suite {
         name: "memory tests with 64 MiB of RAM",
         args: MEMORY_SIZE_TESTS,
