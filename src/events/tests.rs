@@ -513,32 +513,130 @@ fn deferred_handlers_run_later_and_see_losses_in_band() {
     assert_eq!(bus.queues()[0].stats.dropped, 2);
 }
 
-#[test_case]
-fn irq_lines_count_sequence_and_mask_until_acknowledged() {
-    struct FakeController(Mutex<Vec<(bool, u8)>>);
-    impl irq::LineControl for FakeController {
-        fn mask(&self, line: u8) {
-            self.0.lock().push((true, line));
-        }
-        fn unmask(&self, line: u8) {
-            self.0.lock().push((false, line));
-        }
+struct FakeController(Mutex<Vec<(bool, u8)>>);
+
+impl irq::LineControl for FakeController {
+    fn mask(&self, line: u8) {
+        self.0.lock().push((true, line));
     }
+    fn unmask(&self, line: u8) {
+        self.0.lock().push((false, line));
+    }
+}
+
+fn lines_with_controller() -> (&'static IrqLines, &'static FakeController) {
     let controller: &'static FakeController =
         Box::leak(Box::new(FakeController(Mutex::new(Vec::new()))));
     let lines: &'static IrqLines = Box::leak(Box::new(IrqLines::new()));
     lines.set_control(controller);
-    assert_eq!(lines.raise(4), Some(1));
-    assert_eq!(lines.raise(4), Some(2));
-    assert_eq!(lines.raise(99), None);
-    lines.complete(4, Outcome::Unhandled, &Reply::new());
+    (lines, controller)
+}
+
+#[test_case]
+fn irq_lines_count_sequence_and_mask_until_acknowledged() {
+    let (lines, controller) = lines_with_controller();
+    assert_eq!(lines.raise(4, 0), Some((irq::Raised::Dispatch(1), None)));
+    assert_eq!(lines.raise(4, 0), Some((irq::Raised::Dispatch(2), None)));
+    assert_eq!(lines.raise(99, 0), None);
+    lines.complete(4, Outcome::Unhandled, &Reply::new(), 0);
     let deferred = Reply { keep_line_masked: true, ..Reply::new() };
-    lines.complete(4, Outcome::Handled, &deferred);
-    lines.complete(4, Outcome::Handled, &deferred);
-    assert_eq!(lines.stats(4), irq::LineStats { raised: 2, unhandled: 1, awaiting_ack: true });
+    lines.complete(4, Outcome::Handled, &deferred, 0);
+    lines.complete(4, Outcome::Handled, &deferred, 0);
+    let stats = lines.stats(4);
+    assert_eq!((stats.raised, stats.unhandled, stats.awaiting_ack), (2, 1, true));
     lines.acknowledge(4);
     lines.acknowledge(4);
     assert_eq!(*controller.0.lock(), [(true, 4), (false, 4)], "masked once, unmasked once");
+}
+
+#[test_case]
+fn a_storm_masks_the_line_with_doubling_backoff_that_resets_when_it_behaves() {
+    let (lines, controller) = lines_with_controller();
+    lines.set_rate_limit(3, 10);
+    let mut now = 1000;
+    let storm = |now: u64| {
+        let mut report = None;
+        for _ in 0..11 {
+            if let Some((_, Some(r))) = lines.raise(3, now) {
+                report = Some(r);
+            }
+        }
+        report
+    };
+    for expected_backoff in [50, 100, 200, 400] {
+        let report = storm(now);
+        assert_eq!(
+            report,
+            Some(irq::LineReport::Storm { line: 3, in_window: 11, backoff_ms: expected_backoff })
+        );
+        assert_eq!(lines.raise(3, now + 1).map(|(r, _)| r), Some(irq::Raised::Suppressed));
+        assert_eq!(lines.tick(now + expected_backoff - 1), None, "still backing off");
+        assert_eq!(lines.tick(now + expected_backoff), Some(irq::LineReport::Retry { line: 3 }));
+        now += expected_backoff;
+    }
+    let stats = lines.stats(3);
+    assert_eq!((stats.throttles, stats.suppressed, stats.backoff_ms), (4, 4, 800));
+    // A calm window afterwards resets the backoff.
+    lines.raise(3, now + irq::RATE_WINDOW_MS);
+    lines.raise(3, now + 2 * irq::RATE_WINDOW_MS);
+    assert_eq!(lines.stats(3).backoff_ms, irq::INITIAL_BACKOFF_MS);
+    let masks = controller.0.lock().iter().filter(|(masked, _)| *masked).count();
+    assert_eq!(masks, 4);
+}
+
+#[test_case]
+fn the_backoff_stops_at_its_maximum() {
+    let (lines, _) = lines_with_controller();
+    lines.set_rate_limit(5, 1);
+    let mut now = 0;
+    let mut last = 0;
+    for _ in 0..12 {
+        lines.raise(5, now);
+        if let Some((_, Some(irq::LineReport::Storm { backoff_ms, .. }))) = lines.raise(5, now) {
+            last = backoff_ms;
+            now += backoff_ms;
+            lines.tick(now);
+        }
+    }
+    assert_eq!(last, irq::MAX_BACKOFF_MS);
+}
+
+#[test_case]
+fn a_missing_acknowledgement_is_retried_with_backoff() {
+    let (lines, controller) = lines_with_controller();
+    lines.raise(6, 100);
+    lines.complete(6, Outcome::Handled, &Reply { keep_line_masked: true, ..Reply::new() }, 100);
+    assert_eq!(lines.tick(149), None);
+    assert_eq!(lines.tick(150), Some(irq::LineReport::AckTimeout { line: 6, waited_ms: 50 }));
+    assert_eq!(lines.tick(249), None, "the next timeout waits twice as long");
+    assert_eq!(lines.tick(250), Some(irq::LineReport::AckTimeout { line: 6, waited_ms: 100 }));
+    assert_eq!(lines.stats(6).ack_timeouts, 2);
+    assert_eq!(*controller.0.lock(), [(true, 6), (false, 6), (false, 6)]);
+}
+
+#[test_case]
+fn a_line_nobody_handles_is_disabled_after_99900_of_100000() {
+    let (lines, controller) = lines_with_controller();
+    lines.set_rate_limit(7, 0);
+    let mut report = None;
+    for i in 0..irq::UNHANDLED_PERIOD {
+        lines.raise(7, i);
+        let outcome = if i < 99 { Outcome::Handled } else { Outcome::Unhandled };
+        report = report.or(lines.complete(7, outcome, &Reply::new(), i));
+    }
+    assert_eq!(report, Some(irq::LineReport::Disabled { line: 7, unhandled: 99_901 }));
+    assert!(lines.stats(7).disabled);
+    assert_eq!(lines.raise(7, 0).map(|(r, _)| r), Some(irq::Raised::Suppressed));
+    assert_eq!(*controller.0.lock(), [(true, 7)]);
+    // A line that is mostly handled is left alone.
+    let (lines, _) = lines_with_controller();
+    lines.set_rate_limit(8, 0);
+    for i in 0..irq::UNHANDLED_PERIOD {
+        lines.raise(8, i);
+        let outcome = if i < 101 { Outcome::Handled } else { Outcome::Unhandled };
+        assert_eq!(lines.complete(8, outcome, &Reply::new(), i), None);
+    }
+    assert!(!lines.stats(8).disabled);
 }
 
 /// Regression: queue ids were the registry length after pruning, so a new queue could take the

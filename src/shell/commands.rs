@@ -145,6 +145,42 @@ fn queues() {
         "  console input dropped before the shell started: {} bytes",
         super::session::dropped_bytes()
     );
+    irq_lines();
+}
+
+/// Interrupt lines that have fired or been throttled: storm and acknowledgement state.
+fn irq_lines() {
+    use crate::events::irq::{LINE_COUNT, LINES};
+
+    println!(
+        "  {:>4} {:>9} {:>9} {:>7} {:>8} {:>8} {:>10} {:>8}  state",
+        "irq", "raised", "unhandled", "limit", "storms", "ack-late", "suppressed", "backoff"
+    );
+    for line in 0..LINE_COUNT as u8 {
+        let stats = LINES.stats(line);
+        if stats.raised == 0 && stats.suppressed == 0 {
+            continue;
+        }
+        let state = if stats.disabled {
+            String::from("disabled (unhandled)")
+        } else if let Some(until) = stats.throttled_until_ms {
+            alloc::format!("throttled until {until} ms")
+        } else if stats.awaiting_ack {
+            String::from("masked until ack")
+        } else {
+            String::from("open")
+        };
+        println!(
+            "  {line:>4} {:>9} {:>9} {:>7} {:>8} {:>8} {:>10} {:>6}ms  {state}",
+            stats.raised,
+            stats.unhandled,
+            stats.limit_per_window,
+            stats.throttles,
+            stats.ack_timeouts,
+            stats.suppressed,
+            stats.backoff_ms
+        );
+    }
 }
 
 fn ps() {
@@ -159,7 +195,7 @@ fn ps() {
             process.parent,
             process.name,
             process.state,
-            process.cpu_ticks * 1000 / u64::from(arch::TICK_HZ),
+            process.cpu_ticks,
             process.syscalls
         );
     }
@@ -279,6 +315,6 @@ fn bench() -> Option<Pid> {
 }
 
 fn uptime() {
-    let ms = arch::ticks() * 1000 / u64::from(arch::TICK_HZ);
+    let ms = arch::milliseconds();
     println!("up {}.{:03} s", ms / 1000, ms % 1000);
 }

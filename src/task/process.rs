@@ -41,8 +41,8 @@ const INPUT_CAPACITY_BYTES: usize = 4096;
 /// Why a task is not runnable.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub(super) enum BlockReason {
-    /// Until this tick.
-    Sleep { until_tick: u64 },
+    /// Until this time (milliseconds since boot).
+    Sleep { until_ms: u64 },
     /// Until a child (or this one, if non-zero) ends.
     WaitChild { pid: Pid },
     /// Until console input arrives.
@@ -85,7 +85,6 @@ pub(super) struct Scheduler {
     idle_stack_pointer: u64,
     pub(super) input: VecDeque<u8>,
     pub(super) input_dropped_bytes: u64,
-    ticks: u64,
     ramdisk: Option<Ramdisk<'static>>,
 }
 
@@ -123,7 +122,6 @@ pub(super) static SCHEDULER: IrqMutex<Scheduler> = IrqMutex::new(Scheduler {
     idle_stack_pointer: 0,
     input: VecDeque::new(),
     input_dropped_bytes: 0,
-    ticks: 0,
     ramdisk: None,
 });
 
@@ -131,10 +129,6 @@ impl Scheduler {
     pub(super) fn current_task(&mut self) -> Option<&mut Task> {
         let current = self.current;
         self.tasks.get_mut(&current).map(|task| &mut **task)
-    }
-
-    pub(super) fn ticks(&self) -> u64 {
-        self.ticks
     }
 
     pub(super) fn make_ready(&mut self, pid: Pid) {
@@ -196,10 +190,9 @@ pub fn init(ramdisk_image: Option<&'static [u8]>) {
 }
 
 fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
-    let Event::Timer { tick } = *event else { return Verdict::Continue };
+    let Event::Timer { .. } = *event else { return Verdict::Continue };
     let mut scheduler = SCHEDULER.lock();
-    scheduler.ticks = tick;
-    let wake: heapless_wake::Wake = heapless_wake::collect(&scheduler.tasks, tick);
+    let wake: heapless_wake::Wake = heapless_wake::collect(&scheduler.tasks, arch::milliseconds());
     for pid in wake.iter() {
         scheduler.make_ready(pid);
     }
@@ -238,11 +231,11 @@ mod heapless_wake {
         }
     }
 
-    pub(super) fn collect(tasks: &BTreeMap<Pid, Box<Task>>, tick: u64) -> Wake {
+    pub(super) fn collect(tasks: &BTreeMap<Pid, Box<Task>>, now_ms: u64) -> Wake {
         let mut wake = Wake { pids: [0; MAX_WAKE_PER_TICK], len: 0 };
         for task in tasks.values() {
-            if let State::Blocked(BlockReason::Sleep { until_tick }) = task.state
-                && until_tick <= tick
+            if let State::Blocked(BlockReason::Sleep { until_ms }) = task.state
+                && until_ms <= now_ms
                 && wake.len < MAX_WAKE_PER_TICK
             {
                 wake.pids[wake.len] = task.pid;

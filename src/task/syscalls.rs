@@ -137,7 +137,7 @@ fn serve(number: u64, args: [u64; 6], pid: Pid, space: SpaceId) -> Result<Served
         }
         abi::SYS_SUBSCRIBE => subscribe_process(args[0], args[1])?,
         abi::SYS_POLL => poll(args[0], args[1], args[2], space)?,
-        abi::SYS_UPTIME => SCHEDULER.lock().ticks() * 1000 / u64::from(crate::arch::TICK_HZ),
+        abi::SYS_UPTIME => crate::arch::milliseconds(),
         _ => return Err(Errno::ENOSYS),
     };
     Ok(Served::Value(value))
@@ -210,8 +210,8 @@ fn sleep(milliseconds: u64) -> Result<u64, Errno> {
     if milliseconds == 0 {
         scheduler.request_resched();
     } else {
-        let until_tick = scheduler.ticks() + milliseconds * u64::from(crate::arch::TICK_HZ) / 1000;
-        scheduler.block_current(BlockReason::Sleep { until_tick });
+        let until_ms = crate::arch::milliseconds() + milliseconds;
+        scheduler.block_current(BlockReason::Sleep { until_ms });
     }
     Ok(0)
 }

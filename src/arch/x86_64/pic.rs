@@ -124,6 +124,9 @@ pub(super) fn handle_line(line: u8) {
     if line == TIMER_LINE {
         let tick = pit::on_tick();
         BUS.dispatch(&Event::Timer { tick }, &mut Reply::new());
+        if let Some(report) = crate::events::irq::LINES.tick(pit::milliseconds()) {
+            log::warn!("{report}");
+        }
     } else {
         traps::dispatch_irq(line);
     }

@@ -291,10 +291,18 @@ pub(super) fn handle_syscall(frame: &mut TrapFrame) {
 }
 
 /// Builds and dispatches the event for interrupt `line`, then lets the line state apply the
-/// outcome (unhandled count, mask until a deferred handler acknowledges).
+/// outcome (unhandled count and rule, storm throttling, mask until a deferred handler
+/// acknowledges).
 pub(super) fn dispatch_irq(line: u8) {
-    let Some(seq) = irq::LINES.raise(line) else { return };
+    let now_ms = super::pit::milliseconds();
+    let Some((raised, storm)) = irq::LINES.raise(line, now_ms) else { return };
+    if let Some(report) = storm {
+        log::warn!("{report}");
+    }
+    let irq::Raised::Dispatch(seq) = raised else { return };
     let mut reply = Reply::new();
     let outcome = BUS.dispatch(&Event::Irq { line, seq }, &mut reply);
-    irq::LINES.complete(line, outcome, &reply);
+    if let Some(report) = irq::LINES.complete(line, outcome, &reply, now_ms) {
+        log::error!("{report}");
+    }
 }
