@@ -15,8 +15,8 @@ use conquer_once::spin::OnceCell;
 use spin::Mutex;
 
 use super::{
-    Band, BoundedQueue, Composition, Delivery, Event, EventKind, Outcome, OverflowPolicy, Priority,
-    PushOutcome, QueueId, QueueStats, Reply, Verdict,
+    Asking, Band, BoundedQueue, Composition, Delivery, Event, EventKind, Outcome, OverflowPolicy,
+    Priority, PushOutcome, QueueId, QueueStats, Reply, SharedLine, Verdict,
     chain::{Chain, Handler, Subscriber},
 };
 
@@ -65,6 +65,8 @@ pub struct Bus {
     deferred_pending: AtomicU64,
     /// Never reused, so a `Lost { queue }` always names one queue even after others are gone.
     next_queue_id: AtomicU64,
+    /// Lines shared by several devices (created by [`Bus::shared_irq_line`]).
+    shared_lines: [OnceCell<Arc<SharedLine>>; super::irq::LINE_COUNT],
 }
 
 /// A live registration; dropping it unregisters the handler.
@@ -141,7 +143,38 @@ impl Bus {
             deferred: Mutex::new(Vec::new()),
             deferred_pending: AtomicU64::new(0),
             next_queue_id: AtomicU64::new(0),
+            shared_lines: [const { OnceCell::uninit() }; super::irq::LINE_COUNT],
         }
+    }
+
+    /// The shared-line dispatcher of interrupt `line`, created (and subscribed as the line's
+    /// owner, asking handlers in claim order) on first use. Devices add their "is it mine?"
+    /// handlers to it.
+    pub fn shared_irq_line(
+        &'static self,
+        line: u8,
+        asking: Asking,
+    ) -> Result<Arc<SharedLine>, BusError> {
+        let cell = self.shared_lines.get(usize::from(line)).ok_or(BusError::ChainFull)?;
+        if let Some(shared) = cell.get() {
+            return Ok(shared.clone());
+        }
+        let shared = Arc::new(SharedLine::new(asking));
+        let dispatcher = shared.clone();
+        let subscription =
+            self.subscribe(EventKind::Irq, "shared-irq", Priority::OWNER, move |event, _| {
+                match event {
+                    Event::Irq { line: raised, .. } if *raised == line => dispatcher.offer(event),
+                    _ => Verdict::Continue,
+                }
+            })?;
+        if cell.try_init_once(|| shared.clone()).is_err() {
+            // Another caller won the race; its dispatcher serves the line.
+            drop(subscription);
+            return cell.get().cloned().ok_or(BusError::Busy);
+        }
+        subscription.keep_forever();
+        Ok(shared)
     }
 
     /// Sets the clock used to account handler time (the TSC, on x86_64). Only the first call
@@ -465,6 +498,24 @@ impl Bus {
                 info.hits,
                 info.instructions
             );
+        }
+        if kind == EventKind::Irq {
+            for (line, cell) in self.shared_lines.iter().enumerate() {
+                let Some(shared) = cell.get() else { continue };
+                let _ = write!(
+                    text,
+                    "  shared line {line} ({} spurious), asked in order:",
+                    shared.spurious()
+                );
+                for claimant in shared.claimants() {
+                    let _ = write!(
+                        text,
+                        " {} ({}/{} claimed)",
+                        claimant.name, claimant.claims, claimant.asked
+                    );
+                }
+                let _ = writeln!(text);
+            }
         }
         text
     }

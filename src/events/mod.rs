@@ -24,6 +24,7 @@ pub mod irq;
 mod memory;
 mod priority;
 mod queue;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +36,7 @@ pub use self::{
     memory::{MemoryRequest, Protection, SpaceId},
     priority::{Band, Priority},
     queue::{BoundedQueue, Delivery, OverflowPolicy, PushOutcome, QueueStats},
+    shared::{Asking, ClaimantInfo, REORDER_PERIOD, SharedLine},
     verdict::{Outcome, Reply, Verdict},
 };
 

@@ -108,6 +108,21 @@ impl Registrar {
     }
 }
 
+impl Registrar {
+    /// Joins interrupt `line` as one of several devices sharing it: `is_mine` answers whether
+    /// this device raised the interrupt. Handlers are asked in order of how often they claimed
+    /// the line (see `events::SharedLine`); an interrupt nobody claims counts as spurious.
+    /// Shared-line handlers stay for the kernel's lifetime.
+    pub fn subscribe_shared_irq(
+        &mut self,
+        line: u8,
+        is_mine: impl Fn(&Event) -> bool + Send + Sync + 'static,
+    ) -> Result<(), ModuleError> {
+        BUS.shared_irq_line(line, crate::events::Asking::UntilClaimed)?.add(self.module, is_mine);
+        Ok(())
+    }
+}
+
 struct Loaded {
     module: &'static dyn Module,
     is_driver: bool,
