@@ -69,13 +69,15 @@ pub fn init(mut boot: arch::BootResources) {
 #[cfg(target_os = "none")]
 pub(crate) const DEFERRED_BUDGET_PER_ROUND: usize = 64;
 
-/// The kernel's idle task: runs ready processes, then deferred event handlers while any are
-/// waiting, and halts until the next interrupt when there is nothing to do. Interrupts are off
+/// The kernel's idle task: runs deferred event handlers while any are waiting, then ready
+/// processes, then the shell's typed commands, and halts until the next interrupt when there
+/// is nothing to do. Interrupts are off
 /// between the check and the `hlt`, so a wake-up cannot be missed.
 #[cfg(target_os = "none")]
 pub fn idle() -> ! {
     loop {
         task::idle_step();
+        shell::run_pending();
     }
 }
 

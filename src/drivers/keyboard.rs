@@ -29,12 +29,14 @@ pub(super) static DRIVER: KeyboardDriver = KeyboardDriver {
 const QUEUE_CAPACITY: usize = 2;
 
 impl KeyboardDriver {
-    fn drain(&self) {
+    /// Decodes scancodes into the console buffer while it has room.
+    pub(super) fn drain(&self) {
         let mut decoder = self.decoder.lock();
         let decoder = decoder.get_or_insert_with(|| {
             Keyboard::new(ScancodeSet1::new(), Us104Key, HandleControl::MapLettersToUnicode)
         });
-        while let Some(scancode) = ps2::read_scancode() {
+        while crate::shell::has_room() {
+            let Some(scancode) = ps2::read_scancode() else { break };
             self.scancodes.fetch_add(1, Ordering::Relaxed);
             let Ok(Some(event)) = decoder.add_byte(scancode) else { continue };
             if let Some(DecodedKey::Unicode(character)) = decoder.process_keyevent(event) {

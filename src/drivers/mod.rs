@@ -10,3 +10,11 @@ use crate::modules::Module;
 
 /// Every driver, in start-up order.
 pub(crate) static DRIVERS: &[&dyn Module] = &[&serial::DRIVER, &keyboard::DRIVER];
+
+/// Reads what the input devices held back while the console buffer was full. Called by the
+/// shell once it has made room (an edge-triggered line raises no new interrupt for data that
+/// was already waiting).
+pub(crate) fn poll_input() {
+    serial::DRIVER.drain();
+    keyboard::DRIVER.drain();
+}

@@ -23,9 +23,11 @@ pub(super) static DRIVER: SerialDriver = SerialDriver { received: AtomicU64::new
 const QUEUE_CAPACITY: usize = 2;
 
 impl SerialDriver {
-    /// Drains every byte the UART holds.
-    fn drain(&self) {
-        while let Some(byte) = serial::read_byte() {
+    /// Moves bytes from the UART into the console buffer while it has room; the rest stay in
+    /// the UART (and QEMU's backend), so nothing is lost.
+    pub(super) fn drain(&self) {
+        while crate::shell::has_room() {
+            let Some(byte) = serial::read_byte() else { break };
             self.received.fetch_add(1, Ordering::Relaxed);
             crate::shell::feed(byte);
         }

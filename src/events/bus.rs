@@ -52,10 +52,28 @@ impl fmt::Display for BusError {
 /// A deferred handler's queue and the handler that drains it.
 struct DeferredQueue {
     id: QueueId,
+    name: &'static str,
     queue: BoundedQueue<Event>,
     handler: Handler,
     alive: AtomicBool,
+    /// Stopped by the watchdog: its handler overran its budget.
+    quarantined: AtomicBool,
 }
+
+/// A deferred handler the watchdog caught overrunning its budget; it has been quarantined.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Overrun {
+    /// Its queue.
+    pub queue: QueueId,
+    /// Its subscriber's name.
+    pub name: &'static str,
+    /// How long it had been running.
+    pub ran_ms: u64,
+}
+
+/// Runs one deferred handler so that it can be abandoned: returns `false` if the watchdog
+/// aborted it. Provided by arch code, which alone can take a CPU away from running code.
+pub type DeferredGuard = fn(&mut dyn FnMut()) -> bool;
 
 /// The event bus. The kernel has one ([`BUS`](super::BUS)); tests and benchmarks make their own.
 pub struct Bus {
@@ -67,6 +85,11 @@ pub struct Bus {
     next_queue_id: AtomicU64,
     /// Lines shared by several devices (created by [`Bus::shared_irq_line`]).
     shared_lines: [OnceCell<Arc<SharedLine>>; super::irq::LINE_COUNT],
+    /// The deferred queue whose handler is running (id + 1; 0: none), and since when.
+    running_deferred: AtomicU64,
+    running_since_ms: AtomicU64,
+    deferred_guard: OnceCell<(DeferredGuard, fn() -> u64)>,
+    quarantined: AtomicU64,
 }
 
 /// A live registration; dropping it unregisters the handler.
@@ -126,6 +149,8 @@ pub struct QueueInfo {
     pub policy: OverflowPolicy,
     /// Counters.
     pub stats: QueueStats,
+    /// Stopped by the watchdog (its handler overran its budget).
+    pub quarantined: bool,
 }
 
 impl Default for Bus {
@@ -144,7 +169,44 @@ impl Bus {
             deferred_pending: AtomicU64::new(0),
             next_queue_id: AtomicU64::new(0),
             shared_lines: [const { OnceCell::uninit() }; super::irq::LINE_COUNT],
+            running_deferred: AtomicU64::new(0),
+            running_since_ms: AtomicU64::new(0),
+            deferred_guard: OnceCell::uninit(),
+            quarantined: AtomicU64::new(0),
         }
+    }
+
+    /// Installs the watchdog's means: `guard` runs each deferred handler so it can be
+    /// abandoned, `milliseconds` times it. Only the first call takes effect.
+    pub fn set_deferred_guard(&self, guard: DeferredGuard, milliseconds: fn() -> u64) {
+        let _ = self.deferred_guard.try_init_once(|| (guard, milliseconds));
+    }
+
+    /// The watchdog, called from the timer interrupt: if a deferred handler has been running for
+    /// `budget_ms` or more, it is quarantined (never called again, no more events queued for
+    /// it) and returned, so the caller can take the CPU back from it.
+    pub fn watchdog(&self, now_ms: u64, budget_ms: u64) -> Option<Overrun> {
+        let running = self.running_deferred.load(Ordering::Acquire);
+        if running == 0 {
+            return None;
+        }
+        let ran_ms = now_ms.saturating_sub(self.running_since_ms.load(Ordering::Acquire));
+        if ran_ms < budget_ms {
+            return None;
+        }
+        let queues = self.deferred.try_lock()?;
+        let deferred = queues.iter().find(|d| u64::from(d.id.0) + 1 == running)?;
+        if deferred.quarantined.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        deferred.alive.store(false, Ordering::Release);
+        self.quarantined.fetch_add(1, Ordering::Relaxed);
+        Some(Overrun { queue: deferred.id, name: deferred.name, ran_ms })
+    }
+
+    /// Deferred handlers the watchdog has quarantined since boot.
+    pub fn quarantined_count(&self) -> u64 {
+        self.quarantined.load(Ordering::Relaxed)
     }
 
     /// The shared-line dispatcher of interrupt `line`, created (and subscribed as the line's
@@ -274,7 +336,12 @@ impl Bus {
         handler: impl Fn(&Event) + Send + Sync + 'static,
     ) -> Result<Subscription, BusError> {
         let mut queues = self.deferred.try_lock().ok_or(BusError::Busy)?;
-        queues.retain(|queue| queue.alive.load(Ordering::Acquire) || !queue.queue.is_empty());
+        // Quarantined queues stay listed: `queues` must keep showing what the watchdog did.
+        queues.retain(|queue| {
+            queue.alive.load(Ordering::Acquire)
+                || !queue.queue.is_empty()
+                || queue.quarantined.load(Ordering::Relaxed)
+        });
         if queues.len() >= MAX_DEFERRED_QUEUES {
             return Err(BusError::TooManyQueues);
         }
@@ -283,6 +350,8 @@ impl Bus {
             .map_err(|_| BusError::TooManyQueues)?;
         let deferred = Arc::new(DeferredQueue {
             id,
+            name,
+            quarantined: AtomicBool::new(false),
             queue: BoundedQueue::new(name, capacity, policy),
             handler: Box::new(move |event, _reply| {
                 handler(event);
@@ -297,6 +366,9 @@ impl Bus {
             if let (Some(wanted), Event::Irq { line, .. }) = (only_line, event)
                 && *line != wanted
             {
+                return Verdict::Continue;
+            }
+            if queue.quarantined.load(Ordering::Relaxed) {
                 return Verdict::Continue;
             }
             let pushed = queue.queue.push(*event);
@@ -399,7 +471,7 @@ impl Bus {
                     Delivery::Lost { count } => Event::Lost { queue: deferred.id, count },
                 };
                 if deferred.alive.load(Ordering::Acquire) {
-                    (deferred.handler)(&event, &mut Reply::new());
+                    self.run_guarded(deferred, &event);
                 }
                 if let Event::Irq { line, .. } = event {
                     super::irq::LINES.acknowledge(line);
@@ -411,6 +483,23 @@ impl Bus {
         }
         self.resync_pending(&queues);
         delivered
+    }
+
+    /// Runs one deferred handler under the watchdog (if one is installed).
+    fn run_guarded(&self, deferred: &DeferredQueue, event: &Event) {
+        let mut call = || {
+            let _ = (deferred.handler)(event, &mut Reply::new());
+        };
+        match self.deferred_guard.get() {
+            Some((guard, milliseconds)) => {
+                self.running_since_ms.store(milliseconds(), Ordering::Release);
+                self.running_deferred.store(u64::from(deferred.id.0) + 1, Ordering::Release);
+                // `false`: the watchdog took the CPU back; the queue is quarantined already.
+                let _completed = guard(&mut call);
+                self.running_deferred.store(0, Ordering::Release);
+            }
+            None => call(),
+        }
     }
 
     /// Pushes that were refused or merged never become deliveries; recount from the queues so
@@ -473,6 +562,7 @@ impl Bus {
                 depth: deferred.queue.len(),
                 policy: deferred.queue.policy(),
                 stats: deferred.queue.stats(),
+                quarantined: deferred.quarantined.load(Ordering::Relaxed),
             })
             .collect()
     }

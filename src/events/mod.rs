@@ -29,7 +29,10 @@ mod shared;
 mod tests;
 
 pub use self::{
-    bus::{Bus, BusError, QueueInfo, SubscriberInfo, Subscription, TIMING_SAMPLE_PERIOD},
+    bus::{
+        Bus, BusError, DeferredGuard, Overrun, QueueInfo, SubscriberInfo, Subscription,
+        TIMING_SAMPLE_PERIOD,
+    },
     chain::{Handler, MAX_SUBSCRIBERS_PER_CHAIN},
     errno::Errno,
     event::{Access, Composition, Event, EventKind, QueueId},

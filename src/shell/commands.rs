@@ -142,8 +142,8 @@ fn queues() {
         );
     }
     println!(
-        "  console input dropped before the shell started: {} bytes",
-        super::session::dropped_bytes()
+        "  console input waiting for the shell: {} bytes",
+        super::session::waiting_bytes()
     );
     irq_lines();
 }

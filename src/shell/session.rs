@@ -1,7 +1,14 @@
-//! The shell's session: console input routing, the prompt, and the foreground program.
+//! The shell's session: the console input buffer, routing (foreground program or line
+//! editor), the prompt, and running commands.
+//!
+//! Drivers only append bytes to a bounded buffer ([`feed`]) from their bottom halves; the idle
+//! task processes them ([`run_pending`]) — echo, editing, commands that may take seconds —
+//! outside any deferred handler's watchdog budget. Nothing is dropped: a driver stops reading
+//! its device while the buffer is full (the device and QEMU hold the rest), and the shell stops
+//! handing bytes to a program whose input queue is full.
 
 use alloc::collections::VecDeque;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::{
     commands,
@@ -18,29 +25,38 @@ use crate::{
 const PROMPT: &str = "herald> ";
 /// Ctrl-C.
 const INTERRUPT: u8 = 0x03;
-/// Input kept before the shell starts; beyond it bytes are counted as dropped.
-const PENDING_CAPACITY_BYTES: usize = 4096;
+/// Console input waiting for the shell; drivers hold back beyond this.
+const INPUT_CAPACITY_BYTES: usize = 64 * 1024;
 
-struct Shell {
-    editor: LineEditor,
-    /// Input that arrived before [`start`].
-    pending: VecDeque<u8>,
-}
-
-static SHELL: IrqMutex<Shell> =
-    IrqMutex::new(Shell { editor: LineEditor::new(), pending: VecDeque::new() });
+static INPUT: IrqMutex<VecDeque<u8>> = IrqMutex::new(VecDeque::new());
+static EDITOR: IrqMutex<LineEditor> = IrqMutex::new(LineEditor::new());
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// The program running in the foreground (0: none).
 static FOREGROUND: AtomicU32 = AtomicU32::new(0);
-/// Input bytes dropped because nobody could take them yet.
-static DROPPED_BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// Input bytes the shell had to drop (only before it started, with more than 4 KiB waiting).
-pub fn dropped_bytes() -> u64 {
-    DROPPED_BYTES.load(Ordering::Relaxed)
+/// Console input bytes waiting for the shell.
+pub fn waiting_bytes() -> usize {
+    INPUT.lock().len()
 }
 
-/// Prints the greeting and prompt, then handles whatever input arrived during boot.
+/// Whether the console input buffer can take another byte. Drivers read their device only
+/// while it can.
+pub fn has_room() -> bool {
+    INPUT.lock().len() < INPUT_CAPACITY_BYTES
+}
+
+/// Appends one byte of console input (from a driver's bottom half). Returns `false`, taking
+/// nothing, if the buffer is full; the driver keeps the byte in its device.
+pub fn feed(byte: u8) -> bool {
+    let mut input = INPUT.lock();
+    if input.len() >= INPUT_CAPACITY_BYTES {
+        return false;
+    }
+    input.push_back(byte);
+    true
+}
+
+/// Prints the greeting and prompt; from now on the idle task runs the shell.
 pub fn start() {
     BUS.subscribe_deferred(
         EventKind::ProcessExited,
@@ -55,12 +71,9 @@ pub fn start() {
     println!("Herald shell: type `help` for the commands.");
     print!("{PROMPT}");
     STARTED.store(true, Ordering::Release);
-    let pending: VecDeque<u8> = core::mem::take(&mut SHELL.lock().pending);
-    for byte in pending {
-        feed(byte);
-    }
 }
 
+/// A foreground program ended: reap it, report, and give the shell the input it left unread.
 fn on_process_exited(event: &Event) {
     let Event::ProcessExited { pid, .. } = *event else { return };
     if pid != 0 && FOREGROUND.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
@@ -69,35 +82,48 @@ fn on_process_exited(event: &Event) {
         let code = task::wait(pid).unwrap_or(-1);
         println!("[pid {pid} exited with code {code}]");
         print!("{PROMPT}");
-        // Input the program did not read belongs to the shell again (type-ahead, scripts).
-        for byte in task::take_input() {
-            feed(byte);
+        let unread = task::take_input();
+        let mut input = INPUT.lock();
+        for byte in unread.into_iter().rev() {
+            input.push_front(byte);
         }
     }
 }
 
-/// Takes one byte of console input (from the serial or keyboard driver).
-pub fn feed(byte: u8) {
+/// Processes waiting console input: runs the typed commands, feeds the foreground program.
+/// Called by the idle task; returns when the input is used up or a program must read first.
+pub fn run_pending() {
     if !STARTED.load(Ordering::Acquire) {
-        let mut shell = SHELL.lock();
-        if shell.pending.len() < PENDING_CAPACITY_BYTES {
-            shell.pending.push_back(byte);
-        } else {
-            DROPPED_BYTES.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    loop {
+        let Some(byte) = INPUT.lock().front().copied() else { break };
+        let foreground = FOREGROUND.load(Ordering::Acquire);
+        if foreground != 0 {
+            if byte == INTERRUPT {
+                println!("^C");
+                let _ = task::kill_from_kernel(foreground);
+            } else if !task::push_input(&[byte]) {
+                // The program's queue is full: leave the byte until it reads.
+                break;
+            }
+            INPUT.lock().pop_front();
+            continue;
         }
-        return;
+        INPUT.lock().pop_front();
+        edit(byte);
     }
-    let foreground = FOREGROUND.load(Ordering::Acquire);
-    if foreground != 0 {
-        to_program(foreground, byte);
-        return;
-    }
+    // Room again: let drivers take what their devices held back.
+    crate::drivers::poll_input();
+}
+
+fn edit(byte: u8) {
     if byte == INTERRUPT {
-        SHELL.lock().editor.clear();
+        EDITOR.lock().clear();
         print!("^C\n{PROMPT}");
         return;
     }
-    let edit = SHELL.lock().editor.feed(byte);
+    let edit = EDITOR.lock().feed(byte);
     match edit {
         Edit::Nothing => {}
         Edit::Echo(byte) => print!("{}", char::from(byte)),
@@ -109,27 +135,19 @@ pub fn feed(byte: u8) {
         }
         Edit::Line(line) => {
             println!();
-            // The lock is not held here: commands run with interrupts on, for as long as they take.
-            if let Some(pid) = commands::run(&line) {
-                FOREGROUND.store(pid, Ordering::Release);
-                // It may have ended already, before it was foreground.
-                if !task::is_alive(pid) {
-                    on_process_exited(&Event::ProcessExited { pid, code: 0 });
-                }
-            } else {
-                print!("{PROMPT}");
+            // No lock is held: commands run with interrupts on, for as long as they take.
+            match commands::run(&line) {
+                Some(pid) => start_foreground(pid),
+                None => print!("{PROMPT}"),
             }
         }
     }
 }
 
-/// Input for the foreground program: Ctrl-C ends it; everything else waits for its `read`
-/// (which echoes it) and returns to the shell if the program ends without reading it.
-fn to_program(pid: Pid, byte: u8) {
-    if byte == INTERRUPT {
-        println!("^C");
-        let _ = task::kill_from_kernel(pid);
-        return;
+fn start_foreground(pid: Pid) {
+    FOREGROUND.store(pid, Ordering::Release);
+    // It may have ended already, before it was foreground.
+    if !task::is_alive(pid) {
+        on_process_exited(&Event::ProcessExited { pid, code: 0 });
     }
-    task::push_input(&[byte]);
 }

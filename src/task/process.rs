@@ -35,7 +35,7 @@ const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
 const USER_STACK_SIZE_BYTES: u64 = 256 * 1024;
 /// Largest argument string a program gets.
 const MAX_ARGS_LEN_BYTES: usize = 4096;
-/// Console input kept for readers; more is dropped and counted.
+/// Console input kept for readers; the shell holds back the rest until they read.
 const INPUT_CAPACITY_BYTES: usize = 4096;
 
 /// Why a task is not runnable.
@@ -84,7 +84,6 @@ pub(super) struct Scheduler {
     dead_stacks: Vec<KernelStack>,
     idle_stack_pointer: u64,
     pub(super) input: VecDeque<u8>,
-    pub(super) input_dropped_bytes: u64,
     ramdisk: Option<Ramdisk<'static>>,
 }
 
@@ -121,7 +120,6 @@ pub(super) static SCHEDULER: IrqMutex<Scheduler> = IrqMutex::new(Scheduler {
     dead_stacks: Vec::new(),
     idle_stack_pointer: 0,
     input: VecDeque::new(),
-    input_dropped_bytes: 0,
     ramdisk: None,
 });
 
@@ -711,16 +709,14 @@ pub fn wait(pid: Pid) -> Result<i32, Errno> {
     }
 }
 
-/// Appends console input for `read`; what does not fit is dropped and counted.
-pub fn push_input(bytes: &[u8]) {
+/// Appends console input for `read`. Returns `false`, taking nothing, if it does not all fit:
+/// the caller keeps it until the reader has made room.
+pub fn push_input(bytes: &[u8]) -> bool {
     let mut scheduler = SCHEDULER.lock();
-    for &byte in bytes {
-        if scheduler.input.len() == INPUT_CAPACITY_BYTES {
-            scheduler.input_dropped_bytes += 1;
-        } else {
-            scheduler.input.push_back(byte);
-        }
+    if scheduler.input.len() + bytes.len() > INPUT_CAPACITY_BYTES {
+        return false;
     }
+    scheduler.input.extend(bytes.iter().copied());
     let readers: Vec<Pid> = scheduler
         .tasks
         .values()
@@ -730,6 +726,7 @@ pub fn push_input(bytes: &[u8]) {
     for pid in readers {
         scheduler.make_ready(pid);
     }
+    true
 }
 
 /// Takes the console input no process has read (the shell gets it back when its foreground

@@ -16,6 +16,7 @@ pub mod serial;
 mod sync;
 pub mod syscall;
 mod traps;
+mod watchdog;
 
 /// Re-exported for [`kernel_entry!`](crate::kernel_entry) only.
 #[doc(hidden)]
@@ -31,6 +32,7 @@ pub use self::{
         BARE_IRET_VECTOR, ExceptionReport, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR, TaskHooks,
         TrapFrame, exception_name, set_task_hooks,
     },
+    watchdog::DEFERRED_BUDGET_MS,
 };
 
 /// Prepares the CPU to survive faults: GDT, TSS with IST stacks, IDT. Interrupts stay off.
@@ -55,6 +57,7 @@ pub(crate) fn init_interrupts() {
     // The software line is raised in tight loops by benchmarks and tests; only tests that
     // exercise storm handling give it a limit.
     crate::events::irq::LINES.set_rate_limit(crate::events::irq::SOFTWARE_LINE, 0);
+    watchdog::init();
     pic::init();
     pit::init();
     cpu::enable_interrupts();

@@ -127,6 +127,7 @@ pub(super) fn handle_line(line: u8) {
         if let Some(report) = crate::events::irq::LINES.tick(pit::milliseconds()) {
             log::warn!("{report}");
         }
+        super::watchdog::on_tick();
     } else {
         traps::dispatch_irq(line);
     }

@@ -211,6 +211,7 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
     }
     // Never switch tasks on an IST stack: the next NMI/#MC would reuse the parked frames.
     if super::idt::ist_slot(usize::from(vector)).is_none() {
+        super::watchdog::apply_abort(frame);
         before_user_return(frame);
     }
 }
