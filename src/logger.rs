@@ -18,9 +18,8 @@ impl Log for ConsoleLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let ticks = arch::ticks();
-        let tick_hz = u64::from(arch::TICK_HZ);
-        let (seconds, milliseconds) = (ticks / tick_hz, (ticks % tick_hz) * 1000 / tick_hz);
+        let uptime_ms = arch::milliseconds();
+        let (seconds, milliseconds) = (uptime_ms / 1000, uptime_ms % 1000);
         crate::println!(
             "[{seconds:5}.{milliseconds:03}] {:5} {}: {}",
             record.level(),

@@ -353,6 +353,19 @@ impl IrqLines {
         report
     }
 
+    /// Ends `line`'s throttling and resets its backoff (after the cause of a storm is gone,
+    /// e.g. a test slowing a timer it flooded). Unmasks it unless it waits for an ack or is
+    /// disabled.
+    pub fn release(&self, line: u8) {
+        let Some(state) = self.lines.get(usize::from(line)) else { return };
+        state.throttled_until_ms.store(0, Ordering::Relaxed);
+        state.backoff_ms.store(INITIAL_BACKOFF_MS, Ordering::Relaxed);
+        state.window_count.store(0, Ordering::Relaxed);
+        if !state.awaiting_ack.load(Ordering::Relaxed) && !state.disabled.load(Ordering::Relaxed) {
+            self.unmask(line);
+        }
+    }
+
     /// Returns `line`'s counters.
     pub fn stats(&self, line: u8) -> LineStats {
         self.lines.get(usize::from(line)).map_or_else(LineStats::default, |state| {

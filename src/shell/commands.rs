@@ -141,10 +141,7 @@ fn queues() {
             policy_name(queue.policy)
         );
     }
-    println!(
-        "  console input waiting for the shell: {} bytes",
-        super::session::waiting_bytes()
-    );
+    println!("  console input waiting for the shell: {} bytes", super::session::waiting_bytes());
     irq_lines();
 }
 

@@ -33,6 +33,8 @@ const KERNEL_STACK_SIZE_BYTES: u64 = 32 * 1024;
 /// logic's simplicity) and its size; a guard page lies below it.
 const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
 const USER_STACK_SIZE_BYTES: u64 = 256 * 1024;
+/// Longest a process keeps the CPU while deferred work (input, bottom halves) waits.
+const DEFERRED_LATENCY_MS: u64 = 10;
 /// Largest argument string a program gets.
 const MAX_ARGS_LEN_BYTES: usize = 4096;
 /// Console input kept for readers; the shell holds back the rest until they read.
@@ -84,6 +86,8 @@ pub(super) struct Scheduler {
     dead_stacks: Vec<KernelStack>,
     idle_stack_pointer: u64,
     pub(super) input: VecDeque<u8>,
+    /// Since when deferred work has been waiting for a busy process to yield.
+    deferred_waiting_since_ms: Option<u64>,
     ramdisk: Option<Ramdisk<'static>>,
 }
 
@@ -120,6 +124,7 @@ pub(super) static SCHEDULER: IrqMutex<Scheduler> = IrqMutex::new(Scheduler {
     dead_stacks: Vec::new(),
     idle_stack_pointer: 0,
     input: VecDeque::new(),
+    deferred_waiting_since_ms: None,
     ramdisk: None,
 });
 
@@ -203,8 +208,17 @@ fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
     } else if !scheduler.ready.is_empty() {
         scheduler.request_resched();
     }
+    // Deferred work (input, driver bottom halves) waits at most DEFERRED_LATENCY_MS for a busy
+    // process to give up the CPU; switching on every tick would let a fast timer starve the
+    // process with switches.
+    let now_ms = arch::milliseconds();
     if scheduler.current != 0 && BUS.has_deferred_work() {
-        scheduler.request_resched();
+        let since = *scheduler.deferred_waiting_since_ms.get_or_insert(now_ms);
+        if now_ms - since >= DEFERRED_LATENCY_MS {
+            scheduler.request_resched();
+        }
+    } else {
+        scheduler.deferred_waiting_since_ms = None;
     }
     Verdict::Handled
 }

@@ -50,6 +50,10 @@ pub(crate) fn init_protection() {
     log::info!("cpu: SMEP {}, SMAP {}", state(protection.smep), state(protection.smap));
 }
 
+/// Timer interrupts per 10 ms window beyond which the timer counts as a storm and is throttled
+/// (5 kHz; the kernel ticks at 1 kHz).
+const TIMER_STORM_LIMIT_PER_WINDOW: u64 = 50;
+
 /// Remaps the PICs, starts the timer and enables interrupts.
 pub(crate) fn init_interrupts() {
     crate::events::BUS.set_clock(cpu::read_timestamp);
@@ -57,6 +61,7 @@ pub(crate) fn init_interrupts() {
     // The software line is raised in tight loops by benchmarks and tests; only tests that
     // exercise storm handling give it a limit.
     crate::events::irq::LINES.set_rate_limit(crate::events::irq::SOFTWARE_LINE, 0);
+    crate::events::irq::LINES.set_rate_limit(pic::TIMER_LINE, TIMER_STORM_LIMIT_PER_WINDOW);
     watchdog::init();
     pic::init();
     pit::init();

@@ -23,7 +23,7 @@ const OCW3_READ_IN_SERVICE: u8 = 0x0b;
 /// The primary PIC line the secondary is cascaded into.
 const CASCADE_LINE: u8 = 2;
 /// Line the PIT's channel 0 is wired to.
-const TIMER_LINE: u8 = 0;
+pub(super) const TIMER_LINE: u8 = 0;
 /// Lines on which an 8259A reports a spurious interrupt (lowest priority of each chip).
 const SPURIOUS_PRIMARY_LINE: u8 = 7;
 const SPURIOUS_SECONDARY_LINE: u8 = 15;
@@ -60,7 +60,9 @@ impl LineControl for PicLineControl {
 }
 
 fn set_line_masked(line: u8, masked: bool) {
-    if line >= traps::PIC_LINE_COUNT || line == CASCADE_LINE {
+    // The timer is never masked: its interrupts keep time and drive the retries of throttled
+    // lines, itself included. A throttled timer has its events suppressed instead.
+    if line >= traps::PIC_LINE_COUNT || line == CASCADE_LINE || line == TIMER_LINE {
         return;
     }
     super::cpu::without_interrupts(|| {
@@ -122,12 +124,21 @@ pub(super) fn handle_line(line: u8) {
     unsafe { pics.notify_end_of_interrupt(PIC_VECTOR_BASE + line) };
     drop(pics);
     if line == TIMER_LINE {
+        // Time always advances; a timer flood is throttled like any storm, by suppressing the
+        // `timer` events (scheduler, deferred timer handlers) rather than the interrupt.
         let tick = pit::on_tick();
-        BUS.dispatch(&Event::Timer { tick }, &mut Reply::new());
-        if let Some(report) = crate::events::irq::LINES.tick(pit::milliseconds()) {
+        let now_ms = pit::milliseconds();
+        let raised = crate::events::irq::LINES.raise(TIMER_LINE, now_ms);
+        if let Some((_, Some(report))) = raised {
+            log::warn!("{report}");
+        }
+        if let Some(report) = crate::events::irq::LINES.tick(now_ms) {
             log::warn!("{report}");
         }
         super::watchdog::on_tick();
+        if !matches!(raised, Some((crate::events::irq::Raised::Suppressed, _))) {
+            BUS.dispatch(&Event::Timer { tick }, &mut Reply::new());
+        }
     } else {
         traps::dispatch_irq(line);
     }

@@ -1,0 +1,268 @@
+//! Under pressure: interrupt storms, a handler that never acknowledges, a line nobody claims,
+//! shared lines, a deferred handler that never returns, every overflow policy driven past its
+//! capacity by a real interrupt source, and a million system calls during a timer flood.
+#![no_std]
+#![no_main]
+#![feature(custom_test_frameworks)]
+#![test_runner(herald::testing::run_tests)]
+#![reexport_test_harness_main = "test_main"]
+#![expect(missing_docs, reason = "`#[test_case]` functions are named for what they check")]
+
+extern crate alloc;
+
+use alloc::{sync::Arc, vec::Vec};
+use core::{
+    arch::asm,
+    sync::atomic::{AtomicU8, AtomicU64, Ordering},
+};
+
+use herald::{
+    arch,
+    events::{
+        Asking, BUS, Event, EventKind, OverflowPolicy, Priority, Verdict,
+        irq::{self, LINES, SOFTWARE_LINE},
+    },
+    task,
+};
+
+herald::kernel_entry!(main);
+
+fn main() -> ! {
+    test_main();
+    arch::cpu::halt_forever()
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    herald::testing::panic_handler(info)
+}
+
+fn raise_software_line(times: u64) {
+    for _ in 0..times {
+        // SAFETY: the software IRQ vector dispatches an Irq event for line 16 and returns.
+        unsafe { asm!("int {v}", v = const arch::SOFTWARE_IRQ_VECTOR) };
+    }
+}
+
+/// Waits `ms` with interrupts on, running nothing else (no deferred work, no processes).
+fn spin_for_ms(ms: u64) {
+    let until = arch::milliseconds() + ms;
+    while arch::milliseconds() < until {
+        core::hint::spin_loop();
+    }
+}
+
+/// Runs the idle task's work for `ms`.
+fn idle_for_ms(ms: u64) {
+    let until = arch::milliseconds() + ms;
+    while arch::milliseconds() < until {
+        task::idle_step();
+    }
+}
+
+/// The software line's whole life under pressure, in order (the last step disables it for
+/// good): a storm throttles it with backoff, a missing acknowledgement is retried, a shared
+/// line finds its busiest device first, and a line nobody claims is disabled.
+#[test_case]
+fn the_software_line_survives_storms_silence_and_sharing() {
+    // 1. A storm: more than 50 interrupts in 10 ms.
+    let claimed = Arc::new(AtomicU64::new(0));
+    let counter = claimed.clone();
+    let handler = BUS
+        .subscribe(EventKind::Irq, "storm-device", Priority::OWNER, move |event, _| {
+            if matches!(event, Event::Irq { line: SOFTWARE_LINE, .. }) {
+                counter.fetch_add(1, Ordering::Relaxed);
+                Verdict::Handled
+            } else {
+                Verdict::Continue
+            }
+        })
+        .expect("subscribe");
+    LINES.set_rate_limit(SOFTWARE_LINE, 50);
+    raise_software_line(200);
+    let stats = LINES.stats(SOFTWARE_LINE);
+    assert!(stats.throttles >= 1 && stats.suppressed > 0, "{stats:?}");
+    assert!(stats.throttled_until_ms.is_some(), "masked after the storm");
+    assert_eq!(
+        claimed.load(Ordering::Relaxed) + stats.suppressed,
+        200,
+        "every interrupt accounted for"
+    );
+    spin_for_ms(irq::INITIAL_BACKOFF_MS + 5);
+    assert!(LINES.stats(SOFTWARE_LINE).throttled_until_ms.is_none(), "retried after the backoff");
+    raise_software_line(200);
+    let stats = LINES.stats(SOFTWARE_LINE);
+    assert!(stats.throttles >= 2 && stats.backoff_ms >= 4 * irq::INITIAL_BACKOFF_MS, "{stats:?}");
+    spin_for_ms(stats.throttled_until_ms.map_or(0, |until| until - arch::milliseconds()) + 5);
+    drop(handler);
+    LINES.set_rate_limit(SOFTWARE_LINE, 0);
+
+    // 2. A deferred handler that does not get to acknowledge: retried with backoff.
+    let deferred = BUS
+        .subscribe_irq_line(
+            SOFTWARE_LINE,
+            "silent-device",
+            Priority::OWNER,
+            4,
+            OverflowPolicy::DropNewest,
+            |_| {},
+        )
+        .expect("subscribe");
+    raise_software_line(1);
+    assert!(LINES.stats(SOFTWARE_LINE).awaiting_ack);
+    let timeouts_before = LINES.stats(SOFTWARE_LINE).ack_timeouts;
+    spin_for_ms(2 * irq::MAX_BACKOFF_MS.min(400));
+    assert!(LINES.stats(SOFTWARE_LINE).ack_timeouts > timeouts_before, "no retry");
+    drop(deferred);
+    idle_for_ms(5);
+
+    // 3. Three devices share the line; the busiest is asked first.
+    static RAISED_BY: AtomicU8 = AtomicU8::new(0);
+    let shared = BUS.shared_irq_line(SOFTWARE_LINE, Asking::UntilClaimed).expect("shared line");
+    for (name, device) in [("quiet", 1u8), ("medium", 2), ("busy", 3)] {
+        shared.add(name, move |_| RAISED_BY.load(Ordering::Relaxed) == device);
+    }
+    for i in 0..400u64 {
+        // busy 70 %, medium 20 %, quiet 10 %.
+        let device = match i % 10 {
+            0..7 => 3,
+            7 | 8 => 2,
+            _ => 1,
+        };
+        RAISED_BY.store(device, Ordering::Relaxed);
+        raise_software_line(1);
+    }
+    let order: Vec<&str> = shared.claimants().iter().map(|c| c.name).collect();
+    assert_eq!(order, ["busy", "medium", "quiet"]);
+    let unhandled_before = LINES.stats(SOFTWARE_LINE).unhandled;
+    RAISED_BY.store(0, Ordering::Relaxed);
+    raise_software_line(3);
+    assert_eq!(LINES.stats(SOFTWARE_LINE).unhandled - unhandled_before, 3, "nobody's: spurious");
+    assert_eq!(shared.spurious(), 3);
+    herald::print!("{}", BUS.describe_chain(EventKind::Irq));
+
+    // 4. Nobody claims the line any more: disabled once a whole period of 100 000 holds
+    // 99 900 unhandled (the period already under way still counts the claimed ones above).
+    let mut raised = 0;
+    while !LINES.stats(SOFTWARE_LINE).disabled && raised < 2 * irq::UNHANDLED_PERIOD {
+        raise_software_line(1000);
+        raised += 1000;
+    }
+    let stats = LINES.stats(SOFTWARE_LINE);
+    assert!(stats.disabled, "{stats:?}");
+    assert!(raised > irq::UNHANDLED_PERIOD - 1000, "disabled too early, after {raised}");
+    let suppressed = stats.suppressed;
+    raise_software_line(10);
+    assert_eq!(LINES.stats(SOFTWARE_LINE).suppressed, suppressed + 10, "a disabled line stays off");
+}
+
+#[test_case]
+fn a_deferred_handler_that_never_returns_is_quarantined_and_the_kernel_goes_on() {
+    let healthy = Arc::new(AtomicU64::new(0));
+    let counter = healthy.clone();
+    let _healthy = BUS
+        .subscribe_deferred(
+            EventKind::Timer,
+            "healthy",
+            Priority::OBSERVER,
+            4,
+            OverflowPolicy::Coalesce,
+            move |_| {
+                counter.fetch_add(1, Ordering::Relaxed);
+            },
+        )
+        .expect("subscribe");
+    let _stuck = BUS
+        .subscribe_deferred(
+            EventKind::Timer,
+            "endless-loop",
+            Priority::OBSERVER,
+            4,
+            OverflowPolicy::DropNewest,
+            |_| {
+                loop {
+                    core::hint::spin_loop();
+                }
+            },
+        )
+        .expect("subscribe");
+    let quarantined_before = BUS.quarantined_count();
+    idle_for_ms(3 * arch::DEFERRED_BUDGET_MS);
+    assert_eq!(BUS.quarantined_count(), quarantined_before + 1);
+    let queue = BUS.queues().into_iter().find(|q| q.name == "endless-loop").expect("still listed");
+    assert!(queue.quarantined);
+    let healthy_before = healthy.load(Ordering::Relaxed);
+    idle_for_ms(50);
+    assert!(healthy.load(Ordering::Relaxed) > healthy_before, "other deferred work still runs");
+}
+
+#[test_case]
+fn every_overflow_policy_is_driven_past_capacity_by_the_timer() {
+    const CAPACITY: usize = 8;
+    let delivered_lost = Arc::new(AtomicU64::new(0));
+    let lost = delivered_lost.clone();
+    let policies = [
+        ("over-drop-new", OverflowPolicy::DropNewest),
+        ("over-drop-old", OverflowPolicy::DropOldest),
+        ("over-coalesce", OverflowPolicy::Coalesce),
+        ("over-backpress", OverflowPolicy::Backpressure),
+        ("over-kill", OverflowPolicy::KillProducer),
+    ];
+    let mut subscriptions = Vec::new();
+    for (name, policy) in policies {
+        let lost = lost.clone();
+        subscriptions.push(
+            BUS.subscribe_deferred(
+                EventKind::Timer,
+                name,
+                Priority::OBSERVER,
+                CAPACITY,
+                policy,
+                move |event| {
+                    if let Event::Lost { count, .. } = event {
+                        lost.fetch_add(*count, Ordering::Relaxed);
+                    }
+                },
+            )
+            .expect("subscribe"),
+        );
+    }
+    // 60 real timer interrupts arrive while nothing drains the queues.
+    spin_for_ms(60);
+    let queues = BUS.queues();
+    let stats = |name: &str| queues.iter().find(|q| q.name == name).expect("queue").stats;
+    let over = |n: u64| n >= 40;
+    assert!(over(stats("over-drop-new").dropped), "{:?}", stats("over-drop-new"));
+    assert!(over(stats("over-drop-old").dropped), "{:?}", stats("over-drop-old"));
+    assert!(over(stats("over-coalesce").coalesced), "{:?}", stats("over-coalesce"));
+    assert!(over(stats("over-backpress").refused), "{:?}", stats("over-backpress"));
+    assert!(
+        over(stats("over-kill").refused + stats("over-kill").dropped),
+        "{:?}",
+        stats("over-kill")
+    );
+    for queue in &queues {
+        assert!(
+            queue.stats.high_water <= CAPACITY as u64 || queue.policy == OverflowPolicy::Coalesce
+        );
+    }
+    idle_for_ms(5);
+    assert!(over(delivered_lost.load(Ordering::Relaxed)), "losses were reported in-band");
+    drop(subscriptions);
+}
+
+#[test_case]
+fn a_million_system_calls_during_a_timer_flood() {
+    let rate = arch::set_timer_rate(20_000);
+    let ticks_before = arch::ticks();
+    let pid = task::spawn("syscaller", "1000000", 0).expect("spawn");
+    assert_eq!(task::wait(pid), Ok(0), "a call was answered wrongly");
+    let ticks = arch::ticks() - ticks_before;
+    arch::set_timer_rate(arch::TICK_HZ);
+    let throttles = LINES.stats(0).throttles;
+    LINES.release(0);
+    herald::println!("timer flood: throttled {throttles} times");
+    assert!(throttles >= 1, "a 20 kHz timer is a storm");
+    herald::println!("timer flood: {ticks} interrupts at {rate} Hz during the million calls");
+    assert!(ticks > 1000, "the flood did not happen");
+}
