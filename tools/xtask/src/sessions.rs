@@ -69,8 +69,33 @@ fn bad_input() -> Vec<u8> {
     input
 }
 
+/// Bytes in the flood session: the alphabet over and over.
+const FLOOD_BYTES: usize = 100_000;
+
+fn flood() -> &'static [u8] {
+    let bytes: Vec<u8> = (0..FLOOD_BYTES).map(|i| b'a' + (i % 26) as u8).collect();
+    Box::leak(bytes.into_boxed_slice())
+}
+
 fn sessions() -> Vec<Session> {
+    let flood_steps: &'static [(&'static str, usize, &'static [u8])] = Box::leak(Box::new([
+        ("herald> ", 1, b"run keylog 100000\n".as_slice()),
+        ("started: keylog]", 1, flood()),
+        ("exited with code", 1, b"uptime\npoweroff\n".as_slice()),
+    ]));
     vec![
+        Session {
+            name: "a_100000_byte_flood_arrives_in_order_and_the_shell_stays_responsive",
+            input: Input::Steps(flood_steps),
+            expect: &[
+                "keylog: 100000 bytes received, 0 out of place",
+                "exited with code 0]",
+                "herald> uptime",
+                "up ",
+                "powering off",
+            ],
+            forbid: &["panicked", "error:"],
+        },
         Session {
             name: "piped_commands_run_in_order_and_poweroff_exits_0",
             input: Input::Serial(b"events\nps\npoweroff\n".to_vec()),
