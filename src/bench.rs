@@ -95,6 +95,11 @@ pub fn run() {
         unsafe { asm!("nop", "nop", options(nomem, nostack, preserves_flags)) };
     });
     row("calibration: 2-instruction block (expect 2)", calibration, None);
+    row(
+        "power-on -> kernel ready (firmware, loader, init)",
+        crate::boot_complete_timestamp() * 100,
+        None,
+    );
 
     let event = Event::Syscall { number: 1, args: [0; 6], pid: 0 };
     let table: Vec<fn(&Event, &mut Reply) -> Verdict> =

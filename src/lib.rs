@@ -63,6 +63,20 @@ pub fn init(mut boot: arch::BootResources) {
     modules::init();
     arch::init_interrupts();
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
+    BOOT_COMPLETE_TIMESTAMP
+        .store(arch::cpu::read_timestamp(), core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The time stamp when [`init`] finished: under `-icount` the guest instructions executed from
+/// power-on (firmware, loader, kernel initialisation) to a kernel ready for work.
+#[cfg(target_os = "none")]
+static BOOT_COMPLETE_TIMESTAMP: core::sync::atomic::AtomicU64 =
+    core::sync::atomic::AtomicU64::new(0);
+
+/// See [`BOOT_COMPLETE_TIMESTAMP`].
+#[cfg(target_os = "none")]
+pub fn boot_complete_timestamp() -> u64 {
+    BOOT_COMPLETE_TIMESTAMP.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// Deliveries the idle task makes before checking again whether to sleep.

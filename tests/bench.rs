@@ -12,6 +12,10 @@ herald::kernel_entry!(main);
 
 fn main() -> ! {
     println!("running 1 test");
+    // Benchmarks measure the kernel's paths, not sample modules' log lines (farewell logs
+    // every exit; the framebuffer console makes each line cost tens of thousands of
+    // instructions).
+    herald::logger::set_level(log::LevelFilter::Warn);
     herald::bench::run();
     // The user-side rows: system calls, context switches and spawning, from ring 3.
     let pid = herald::task::spawn("bench", "", 0).expect("the bench program is in the ramdisk");

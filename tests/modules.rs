@@ -50,6 +50,8 @@ fn drivers_own_their_interrupt_lines_and_modules_observe() {
         let info = module(name);
         assert!(!info.is_driver && info.error.is_none(), "{name}: {:?}", info.error);
         assert!(info.subscriptions.iter().all(|(_, p)| p.band() == Band::Observer));
+        // The tracer subscribes only while tracing is on.
+        assert_eq!(info.subscriptions.is_empty(), name == "tracer");
     }
     let irq_chain = BUS.chain(EventKind::Irq);
     assert!(irq_chain.iter().any(|s| s.name == "com1" && s.deferred_queue.is_some()));

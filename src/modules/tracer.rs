@@ -1,28 +1,61 @@
-//! A system-call tracer (like strace): an observer of the `syscall` chain that prints each call
-//! a process makes and how it ended. Off by default; `trace on|off` toggles it at run time.
+//! A system-call tracer (like strace): while on, an observer of the `syscall` chain that prints
+//! each call a process makes and how it ended. `trace on|off` toggles it at run time; when off
+//! it is not subscribed at all, so it costs nothing.
 
 use alloc::{format, string::String};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Module, ModuleError, Registrar};
 use crate::{
     abi,
-    events::{Event, EventKind, Outcome, Priority, Verdict},
+    arch::IrqMutex,
+    events::{BUS, Event, EventKind, Outcome, Priority, Reply, Subscription, Verdict},
     println,
 };
 
-/// The tracer's switch and counter.
+/// The tracer's subscription while on, and its counter.
 pub(super) struct Tracer {
-    enabled: AtomicBool,
+    subscription: IrqMutex<Option<Subscription>>,
     traced: AtomicU64,
 }
 
 pub(super) static MODULE: Tracer =
-    Tracer { enabled: AtomicBool::new(false), traced: AtomicU64::new(0) };
+    Tracer { subscription: IrqMutex::new(None), traced: AtomicU64::new(0) };
+
+fn trace(event: &Event, reply: &mut Reply) -> Verdict {
+    let Event::Syscall { number, args, pid } = *event else { return Verdict::Continue };
+    if pid == 0 {
+        return Verdict::Continue;
+    }
+    MODULE.traced.fetch_add(1, Ordering::Relaxed);
+    let result = match reply.outcome {
+        _ if reply.restart => String::from("(blocked, restarts)"),
+        Outcome::Handled => format!("{}", reply.value as i64),
+        Outcome::Denied(errno) => format!("-1 {errno}"),
+        Outcome::Unhandled => String::from("-1 ENOSYS"),
+    };
+    println!(
+        "[trace] pid {pid} {}({:#x}, {:#x}, {:#x}) = {result}",
+        abi::syscall_name(number),
+        args[0],
+        args[1],
+        args[2]
+    );
+    Verdict::Continue
+}
 
 /// Turns tracing on or off (the shell's `trace`).
 pub(super) fn set_enabled(enabled: bool) {
-    MODULE.enabled.store(enabled, Ordering::Relaxed);
+    let mut subscription = MODULE.subscription.lock();
+    if enabled && subscription.is_none() {
+        match BUS.subscribe(EventKind::Syscall, "tracer", Priority::OBSERVER, trace) {
+            Ok(new) => *subscription = Some(new),
+            Err(error) => log::error!("tracer: cannot subscribe: {error:?}"),
+        }
+    } else if !enabled {
+        // Dropping the subscription unregisters the observer.
+        *subscription = None;
+    }
 }
 
 impl Module for Tracer {
@@ -31,35 +64,15 @@ impl Module for Tracer {
     }
 
     fn description(&self) -> &'static str {
-        "prints every system call and its result while `trace on`"
+        "prints every system call and its result while `trace on` (subscribed only then)"
     }
 
-    fn init(&'static self, registrar: &mut Registrar) -> Result<(), ModuleError> {
-        registrar.subscribe(EventKind::Syscall, Priority::OBSERVER, |event, reply| {
-            let Event::Syscall { number, args, pid } = *event else { return Verdict::Continue };
-            if pid == 0 || !self.enabled.load(Ordering::Relaxed) {
-                return Verdict::Continue;
-            }
-            self.traced.fetch_add(1, Ordering::Relaxed);
-            let result = match reply.outcome {
-                _ if reply.restart => String::from("(blocked, restarts)"),
-                Outcome::Handled => format!("{}", reply.value as i64),
-                Outcome::Denied(errno) => format!("-1 {errno}"),
-                Outcome::Unhandled => String::from("-1 ENOSYS"),
-            };
-            println!(
-                "[trace] pid {pid} {}({:#x}, {:#x}, {:#x}) = {result}",
-                abi::syscall_name(number),
-                args[0],
-                args[1],
-                args[2]
-            );
-            Verdict::Continue
-        })
+    fn init(&'static self, _registrar: &mut Registrar) -> Result<(), ModuleError> {
+        Ok(())
     }
 
     fn stats(&self) -> Option<String> {
-        let state = if self.enabled.load(Ordering::Relaxed) { "on" } else { "off" };
+        let state = if self.subscription.lock().is_some() { "on" } else { "off" };
         Some(format!("{state}, {} calls traced", self.traced.load(Ordering::Relaxed)))
     }
 }
