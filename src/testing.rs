@@ -171,3 +171,26 @@ macro_rules! panic_test {
         }
     };
 }
+
+/// Declares a test kernel's entry, main and panic handler (for `tests/*.rs` that use the
+/// `#[test_case]` harness): boots, runs every test, reports, exits QEMU. The crate attributes
+/// (`no_std`, `no_main`, `custom_test_frameworks`, `test_runner`,
+/// `reexport_test_harness_main = "test_main"`) stay in the test file, since a macro cannot add
+/// them.
+#[cfg(target_os = "none")]
+#[macro_export]
+macro_rules! test_kernel {
+    () => {
+        $crate::kernel_entry!(__herald_test_kernel_main);
+
+        fn __herald_test_kernel_main() -> ! {
+            test_main();
+            $crate::arch::cpu::halt_forever()
+        }
+
+        #[panic_handler]
+        fn __herald_test_kernel_panic(info: &::core::panic::PanicInfo<'_>) -> ! {
+            $crate::testing::panic_handler(info)
+        }
+    };
+}

@@ -12,17 +12,7 @@ use alloc::{boxed::Box, vec::Vec};
 
 use herald::{arch, println};
 
-herald::kernel_entry!(main);
-
-fn main() -> ! {
-    test_main();
-    arch::cpu::halt_forever()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    herald::testing::panic_handler(info)
-}
+herald::test_kernel!();
 
 #[test_case]
 fn interrupts_are_enabled_after_init() {

@@ -23,17 +23,7 @@ use herald::{
     },
 };
 
-herald::kernel_entry!(main);
-
-fn main() -> ! {
-    test_main();
-    arch::cpu::halt_forever()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    herald::testing::panic_handler(info)
-}
+herald::test_kernel!();
 
 type Log = Arc<IrqMutex<Vec<(&'static str, Event)>>>;
 

@@ -23,17 +23,7 @@ use herald::{
     mm::{self, FRAME_SIZE_BYTES, FrameError, space},
 };
 
-herald::kernel_entry!(main);
-
-fn main() -> ! {
-    test_main();
-    herald::arch::cpu::halt_forever()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    herald::testing::panic_handler(info)
-}
+herald::test_kernel!();
 
 const PAGE: u64 = FRAME_SIZE_BYTES;
 /// A user-half address programs are not linked at.

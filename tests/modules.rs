@@ -17,17 +17,7 @@ use herald::{
     task,
 };
 
-herald::kernel_entry!(main);
-
-fn main() -> ! {
-    test_main();
-    arch::cpu::halt_forever()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    herald::testing::panic_handler(info)
-}
+herald::test_kernel!();
 
 fn module(name: &str) -> ModuleInfo {
     modules::list().into_iter().find(|m| m.name == name).expect("module loaded")

@@ -25,17 +25,7 @@ use herald::{
     task,
 };
 
-herald::kernel_entry!(main);
-
-fn main() -> ! {
-    test_main();
-    arch::cpu::halt_forever()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    herald::testing::panic_handler(info)
-}
+herald::test_kernel!();
 
 fn raise_software_line(times: u64) {
     for _ in 0..times {

@@ -18,17 +18,7 @@ use herald::{
     task::{self, SpawnError, elf::ElfError},
 };
 
-herald::kernel_entry!(main);
-
-fn main() -> ! {
-    test_main();
-    arch::cpu::halt_forever()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    herald::testing::panic_handler(info)
-}
+herald::test_kernel!();
 
 /// Free frames plus frames the kernel heap has grown by: the heap keeps what it grows (and
 /// reuses it), so only this sum must return to its baseline after a process ends.

@@ -14,24 +14,13 @@ use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use herald::{
-    arch,
     events::{BUS, Band, Errno, EventKind, MemoryRequest, Priority, Protection, SpaceId, Verdict},
     mm::{self, space},
     security::{self, ACTIVE, Policy},
     task::{self, Pid},
 };
 
-herald::kernel_entry!(main);
-
-fn main() -> ! {
-    test_main();
-    arch::cpu::halt_forever()
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    herald::testing::panic_handler(info)
-}
+herald::test_kernel!();
 
 /// What each policy must decide in the seed scenario.
 struct Expected {
