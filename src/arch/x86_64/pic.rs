@@ -124,21 +124,24 @@ pub(super) fn handle_line(line: u8) {
     unsafe { pics.notify_end_of_interrupt(PIC_VECTOR_BASE + line) };
     drop(pics);
     if line == TIMER_LINE {
-        // Time always advances; a timer flood is throttled like any storm, by suppressing the
-        // `timer` events (scheduler, deferred timer handlers) rather than the interrupt.
+        // Time always advances and the scheduler always gets its tick. A timer storm (a
+        // flooding rate) is throttled at the source: the PIT drops back to its base rate until
+        // the backoff is over.
         let tick = pit::on_tick();
         let now_ms = pit::milliseconds();
-        let raised = crate::events::irq::LINES.raise(TIMER_LINE, now_ms);
-        if let Some((_, Some(report))) = raised {
+        let lines = &crate::events::irq::LINES;
+        if let Some((_, Some(report))) = lines.raise(TIMER_LINE, now_ms) {
+            log::warn!("{report}; the timer falls back to {} Hz meanwhile", pit::TICK_HZ);
+            pit::fall_back_to_base_rate();
+        }
+        if let Some(report) = lines.tick(now_ms) {
             log::warn!("{report}");
         }
-        if let Some(report) = crate::events::irq::LINES.tick(now_ms) {
-            log::warn!("{report}");
+        if lines.stats(TIMER_LINE).throttled_until_ms.is_none() {
+            pit::restore_requested_rate();
         }
         super::watchdog::on_tick();
-        if !matches!(raised, Some((crate::events::irq::Raised::Suppressed, _))) {
-            BUS.dispatch(&Event::Timer { tick }, &mut Reply::new());
-        }
+        BUS.dispatch(&Event::Timer { tick }, &mut Reply::new());
     } else {
         traps::dispatch_irq(line);
     }

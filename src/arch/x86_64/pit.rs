@@ -39,12 +39,35 @@ pub(super) fn init() {
     program(TICK_HZ);
 }
 
+/// The rate asked for by [`set_rate`]; the PIT runs at [`TICK_HZ`] instead while a timer
+/// storm is throttled.
+static REQUESTED_HZ: AtomicU64 = AtomicU64::new(TICK_HZ as u64);
+static FALLEN_BACK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Changes the tick rate (flood tests drive the timer far above [`TICK_HZ`]); time keeps
 /// counting correctly. Returns the rate set, clamped to what the PIT can do.
 pub fn set_rate(hz: u32) -> u32 {
     let hz = hz.clamp(MIN_RATE_HZ, MAX_RATE_HZ);
+    REQUESTED_HZ.store(u64::from(hz), Ordering::Relaxed);
+    FALLEN_BACK.store(false, Ordering::Relaxed);
     program(hz);
     hz
+}
+
+/// A timer storm: tick at [`TICK_HZ`] until the backoff is over. Throttling the source is the
+/// only relief for a timer flood — masking the line would stop time, and merely ignoring the
+/// interrupts still spends the CPU on taking them.
+pub(super) fn fall_back_to_base_rate() {
+    if !FALLEN_BACK.swap(true, Ordering::Relaxed) {
+        program(TICK_HZ);
+    }
+}
+
+/// The backoff is over: back to the rate asked for (a storm recurs if it is still too fast).
+pub(super) fn restore_requested_rate() {
+    if FALLEN_BACK.swap(false, Ordering::Relaxed) {
+        program(REQUESTED_HZ.load(Ordering::Relaxed) as u32);
+    }
 }
 
 fn program(hz: u32) {
