@@ -137,7 +137,7 @@ pub(super) fn handle_line(line: u8) {
         if let Some(report) = lines.tick(now_ms) {
             log::warn!("{report}");
         }
-        if lines.stats(TIMER_LINE).throttled_until_ms.is_none() {
+        if pit::fallen_back() && lines.stats(TIMER_LINE).throttled_until_ms.is_none() {
             pit::restore_requested_rate();
         }
         super::watchdog::on_tick();

@@ -63,6 +63,11 @@ pub(super) fn fall_back_to_base_rate() {
     }
 }
 
+/// Whether the PIT runs at its base rate because of a timer storm.
+pub(super) fn fallen_back() -> bool {
+    FALLEN_BACK.load(Ordering::Relaxed)
+}
+
 /// The backoff is over: back to the rate asked for (a storm recurs if it is still too fast).
 pub(super) fn restore_requested_rate() {
     if FALLEN_BACK.swap(false, Ordering::Relaxed) {
