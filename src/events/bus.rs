@@ -20,6 +20,59 @@ use super::{
     chain::{Chain, Handler, Subscriber},
 };
 
+/// Calls a chain's subscribers in order and combines their verdicts (see [`Composition`]).
+/// With `LINE_FILTER`, subscribers bound to another interrupt line than `line` are skipped
+/// without a call (a driver's bottom half sees only its own line).
+#[inline(always)]
+fn run_chain<const LINE_FILTER: bool>(
+    snapshot: &[Arc<Subscriber>],
+    event: &Event,
+    reply: &mut Reply,
+    clock: Option<fn() -> u64>,
+    first_decision: bool,
+    line: u8,
+) -> Outcome {
+    let mut outcome = Outcome::Unhandled;
+    let mut decided = false;
+    for subscriber in snapshot {
+        if LINE_FILTER && subscriber.only_line.is_some_and(|only| only != line) {
+            continue;
+        }
+        if !subscriber.alive.load(Ordering::Acquire) {
+            continue;
+        }
+        match subscriber.band() {
+            Band::Observer => {
+                reply.outcome = outcome;
+                subscriber.call(event, reply, clock);
+            }
+            _ if decided => {}
+            Band::Security => {
+                // Security may only deny; a `Handled` from it grants nothing.
+                if let Verdict::Deny(errno) = subscriber.call(event, reply, clock)
+                    && first_decision
+                {
+                    outcome = Outcome::Denied(errno);
+                    decided = true;
+                }
+            }
+            Band::Owner => match subscriber.call(event, reply, clock) {
+                Verdict::Continue => {}
+                Verdict::Handled => {
+                    outcome = Outcome::Handled;
+                    decided = first_decision;
+                }
+                Verdict::Deny(errno) if first_decision => {
+                    outcome = Outcome::Denied(errno);
+                    decided = true;
+                }
+                Verdict::Deny(_) => {}
+            },
+        }
+    }
+    outcome
+}
+
 /// Handler timing is sampled: one dispatch in this many per chain is timed (the first one
 /// always), and a handler's total is estimated from its sampled average. Timing every call
 /// would cost two clock reads per handler, more than the rest of the dispatch.
@@ -258,15 +311,17 @@ impl Bus {
         priority: Priority,
         handler: impl Fn(&Event, &mut Reply) -> Verdict + Send + Sync + 'static,
     ) -> Result<Subscription, BusError> {
-        self.subscribe_boxed(kind, name, priority, None, Box::new(handler), None)
+        self.subscribe_boxed(kind, name, priority, None, None, Box::new(handler), None)
     }
 
+    #[expect(clippy::too_many_arguments, reason = "private; the public entry points name them")]
     fn subscribe_boxed(
         &'static self,
         kind: EventKind,
         name: &'static str,
         priority: Priority,
         deferred_queue: Option<usize>,
+        only_line: Option<u8>,
         handler: Handler,
         deferred: Option<Arc<DeferredQueue>>,
     ) -> Result<Subscription, BusError> {
@@ -274,6 +329,7 @@ impl Bus {
             name,
             priority,
             deferred_queue,
+            only_line,
             alive: AtomicBool::new(true),
             hits: AtomicU64::new(0),
             sampled_calls: AtomicU64::new(0),
@@ -381,7 +437,15 @@ impl Bus {
             }
             Verdict::Handled
         });
-        self.subscribe_boxed(kind, name, priority, Some(usize::from(id.0)), enqueue, Some(deferred))
+        self.subscribe_boxed(
+            kind,
+            name,
+            priority,
+            Some(usize::from(id.0)),
+            only_line,
+            enqueue,
+            Some(deferred),
+        )
     }
 
     /// Delivers `event` to its chain and returns the decision. Safe in interrupt context: it
@@ -401,41 +465,14 @@ impl Bus {
             None
         };
         let first_decision = kind.composition() == Composition::FirstDecision;
-        let mut outcome = Outcome::Unhandled;
-        let mut decided = false;
-        for subscriber in snapshot.iter() {
-            if !subscriber.alive.load(Ordering::Acquire) {
-                continue;
+        // Two copies of the loop: only `irq` chains hold one-line subscribers, so only their
+        // dispatch pays for the line check.
+        let outcome = match event {
+            Event::Irq { line, .. } => {
+                run_chain::<true>(&snapshot, event, reply, clock, first_decision, *line)
             }
-            match subscriber.band() {
-                Band::Observer => {
-                    reply.outcome = outcome;
-                    subscriber.call(event, reply, clock);
-                }
-                _ if decided => {}
-                Band::Security => {
-                    // Security may only deny; a `Handled` from it grants nothing.
-                    if let Verdict::Deny(errno) = subscriber.call(event, reply, clock)
-                        && first_decision
-                    {
-                        outcome = Outcome::Denied(errno);
-                        decided = true;
-                    }
-                }
-                Band::Owner => match subscriber.call(event, reply, clock) {
-                    Verdict::Continue => {}
-                    Verdict::Handled => {
-                        outcome = Outcome::Handled;
-                        decided = first_decision;
-                    }
-                    Verdict::Deny(errno) if first_decision => {
-                        outcome = Outcome::Denied(errno);
-                        decided = true;
-                    }
-                    Verdict::Deny(_) => {}
-                },
-            }
-        }
+            _ => run_chain::<false>(&snapshot, event, reply, clock, first_decision, 0),
+        };
         reply.outcome = outcome;
         outcome
     }

@@ -37,6 +37,8 @@ pub(super) struct Subscriber {
     pub(super) name: &'static str,
     pub(super) priority: Priority,
     pub(super) deferred_queue: Option<usize>,
+    /// For `irq` subscribers of one line: dispatches of other lines skip it without a call.
+    pub(super) only_line: Option<u8>,
     pub(super) alive: AtomicBool,
     pub(super) hits: AtomicU64,
     pub(super) sampled_calls: AtomicU64,
