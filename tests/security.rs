@@ -59,7 +59,7 @@ fn space_of(pid: Pid) -> SpaceId {
 fn end(pid: Pid) {
     if task::is_alive(pid) {
         // The kernel may always end a process.
-        let _ = task::kill_from_kernel(pid);
+        let _ = task::kill(pid);
     }
     let _ = task::wait(pid);
 }

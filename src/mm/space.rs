@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{
     Frame,
+    handlers::release_or_report,
     physical::{self, allocate_frame},
     regions::{Backing, PAGE_SIZE_BYTES, RegionError, RegionMap, checked_range},
 };
@@ -64,10 +65,6 @@ pub fn destroy(id: SpaceId) -> Result<(), Errno> {
     // SAFETY: the space is out of the registry and not active; every leaf was unmapped above.
     unsafe { paging::release_user_tables(space.root, &mut |frame| release_or_report(frame)) };
     Ok(())
-}
-
-fn release_or_report(frame: Frame) {
-    super::handlers::release_or_report(frame);
 }
 
 fn unmap_pages(root: Frame, range: core::ops::Range<u64>) {

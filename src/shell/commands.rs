@@ -224,7 +224,7 @@ fn kill(args: &[&str]) {
     };
     match pid.parse::<Pid>() {
         Ok(0) | Err(_) => println!("error: `{}` is not a process id", printable(pid)),
-        Ok(pid) => match task::kill_from_kernel(pid) {
+        Ok(pid) => match task::kill(pid) {
             Ok(()) => println!("killed pid {pid}"),
             Err(errno) => println!("error: cannot kill pid {pid}: {errno}"),
         },

@@ -102,7 +102,7 @@ pub fn run_pending() {
         if foreground != 0 {
             if byte == INTERRUPT {
                 println!("^C");
-                let _ = task::kill_from_kernel(foreground);
+                let _ = task::kill(foreground);
             } else if !task::push_input(&[byte]) {
                 // The program's queue is full: leave the byte until it reads.
                 break;

@@ -13,9 +13,9 @@ mod syscalls;
 
 #[cfg(target_os = "none")]
 pub use self::process::{
-    ProcessInfo, SpawnError, TIME_SLICE_TICKS, idle_step, init, is_alive, kill_from_kernel,
-    owner_of_space, processes, programs, push_input, ramdisk_file, spawn, spawn_image,
-    spawn_withholding, take_input, wait,
+    ProcessInfo, SpawnError, TIME_SLICE_TICKS, idle_step, init, is_alive, kill, owner_of_space,
+    processes, programs, push_input, ramdisk_file, spawn, spawn_image, spawn_withholding,
+    take_input, wait,
 };
 
 /// A process id. 0 is the kernel (the idle task); processes count up from 1.

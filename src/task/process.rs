@@ -620,12 +620,6 @@ fn build_process(
     Ok((stack, saved_stack_pointer))
 }
 
-/// Ends process `pid` on the kernel's authority (the shell's `kill`, tests); the kernel is
-/// not subject to the security policy.
-pub fn kill_from_kernel(pid: Pid) -> Result<(), Errno> {
-    kill(pid)
-}
-
 /// Makes the running task `pid` end with `code` on its way back to ring 3.
 pub(super) fn request_exit(pid: Pid, code: i32) {
     if let Some(task) = SCHEDULER.lock().tasks.get_mut(&pid) {
@@ -633,8 +627,10 @@ pub(super) fn request_exit(pid: Pid, code: i32) {
     }
 }
 
-/// Ends process `pid`.
-pub(super) fn kill(pid: Pid) -> Result<(), Errno> {
+/// Ends process `pid` with [`abi::KILLED_EXIT_CODE`]. Called by the `kill` system call after
+/// the security policy has agreed, and by the kernel itself (the shell, tests), which the
+/// policy does not check.
+pub fn kill(pid: Pid) -> Result<(), Errno> {
     let is_current = {
         let mut scheduler = SCHEDULER.lock();
         let current = scheduler.current;

@@ -241,24 +241,6 @@ pub unsafe fn unmap(root: Frame, address: u64) -> Option<Frame> {
     }
 }
 
-/// Changes the protection of the mapped page at `address`. Returns `false` if it is not mapped.
-///
-/// # Safety
-/// The caller holds the lock of `root`, and the new rights must not expose kernel memory.
-pub unsafe fn protect(root: Frame, address: u64, protection: Protection, user: bool) -> bool {
-    // SAFETY: forwarded from this function's contract.
-    let mut table = unsafe { mapper(root) };
-    // SAFETY: forwarded from this function's contract.
-    match unsafe { table.update_flags(page(address), leaf_flags(protection, user)) } {
-        Ok(flush) => {
-            flush.ignore();
-            flush_if_active(root, address);
-            true
-        }
-        Err(_) => false,
-    }
-}
-
 /// Looks up the 4 KiB page at `address` (`None` if unmapped or part of a huge page).
 ///
 /// # Safety
