@@ -29,6 +29,7 @@ pub mod modules;
 pub mod panic;
 pub mod security;
 pub mod shell;
+pub mod sync;
 pub mod task;
 pub mod testing;
 

@@ -1,16 +1,30 @@
 //! Bounded queues with an explicit overflow policy and loss that cannot go unnoticed.
 //!
-//! Built on `crossbeam_queue::ArrayQueue` (lock-free, fixed capacity, safe to push from
-//! interrupt context). Whatever a full queue does with an event is counted, and events it
-//! discarded are announced in-band: the consumer's next [`BoundedQueue::pop`] returns
-//! [`Delivery::Lost`] before any later event (perf's `PERF_RECORD_LOST` model).
+//! # Reentrancy
+//!
+//! Every operation is one short critical section under an [`IrqSpinLock`]: interrupts are
+//! masked on this CPU while it runs, so an interrupt handler that pushes can never land inside
+//! a pop (or push) of the same queue on its own CPU, and another CPU waits at most for one
+//! critical section (a few dozen instructions with its interrupts masked). A push never waits
+//! for the consumer, allocates nothing and is safe in interrupt context, from several CPUs at
+//! once. NMI context must not push: the bus never queues an exception (see `events`).
+//!
+//! `crossbeam_queue::ArrayQueue`, which this replaced, is lock-free between CPUs but not
+//! reentrant on one: its push spins until a pop that has claimed a slot releases it, and when
+//! the timer interrupt's push landed inside the idle task's pop the kernel froze with
+//! interrupts off (`tests/bus_stress.rs` reproduces it). Masking makes the same-CPU case
+//! impossible rather than rare, and a single lock makes the overflow policies (drop the oldest,
+//! merge into the newest) and the counters one atomic step, so they add up exactly at every
+//! instant: `enqueued = delivered + dropped-oldest + coalesced + depth`.
+//!
+//! Whatever a full queue does with an event is counted, and events it discarded are announced
+//! in-band: the consumer's next [`BoundedQueue::pop`] returns [`Delivery::Lost`] before any later
+//! event (perf's `PERF_RECORD_LOST` model).
 
-use core::{
-    fmt,
-    sync::atomic::{AtomicU64, Ordering},
-};
+use alloc::{boxed::Box, vec::Vec};
+use core::fmt;
 
-use crossbeam_queue::ArrayQueue;
+use crate::sync::IrqSpinLock;
 
 /// What a full queue does with one more event.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -19,9 +33,10 @@ pub enum OverflowPolicy {
     DropNewest,
     /// Discard the oldest queued event to make room; count it as dropped and lost.
     DropOldest,
-    /// Merge the incoming event into one pending "latest" slot delivered after the queue
-    /// drains (seL4 notification / Managarm IRQ model). Nothing is lost: the consumer learns
-    /// how many it missed from sequence numbers. Counted as coalesced.
+    /// Merge the incoming event into the newest queued one, which it replaces (seL4
+    /// notification / Managarm IRQ model): the consumer always gets the latest state, learns
+    /// how many it missed from sequence numbers, and the depth never exceeds the capacity.
+    /// Counted as coalesced.
     Coalesce,
     /// Refuse the event; the producer must wait and retry (an IRQ line stays masked).
     Backpressure,
@@ -89,45 +104,117 @@ pub struct QueueStats {
     pub refused: u64,
     /// Largest number of events waiting at once.
     pub high_water: u64,
+    /// Events waiting when the counters were read.
+    pub depth: u64,
 }
 
 /// A fixed-capacity multi-producer queue with an [`OverflowPolicy`].
 pub struct BoundedQueue<T> {
     name: &'static str,
     policy: OverflowPolicy,
-    items: ArrayQueue<T>,
-    /// `Coalesce` only: the newest event that did not fit. While it is occupied every new
-    /// event merges into it, so delivery order stays oldest first.
-    latest: ArrayQueue<T>,
+    ring: IrqSpinLock<Ring<T>>,
+}
+
+/// The queue's storage and counters, only touched under the lock.
+struct Ring<T> {
+    slots: Box<[Option<T>]>,
+    /// Slot of the oldest event.
+    head: usize,
+    /// Events waiting.
+    len: usize,
     /// Discarded since the last delivery; reported in-band and reset by `pop`.
-    unreported_lost: AtomicU64,
-    /// Events in `items`, kept here because `ArrayQueue::len` is a retry loop.
-    depth: AtomicU64,
-    enqueued: AtomicU64,
-    delivered: AtomicU64,
-    dropped: AtomicU64,
-    coalesced: AtomicU64,
-    refused: AtomicU64,
-    high_water: AtomicU64,
+    unreported_lost: u64,
+    stats: QueueStats,
+}
+
+/// What [`Ring::push`] did, before the panic policy is applied outside the lock.
+enum Pushed {
+    Done(PushOutcome),
+    Overflowed,
+}
+
+impl<T> Ring<T> {
+    fn slot(&self, position: usize) -> usize {
+        let index = self.head + position;
+        if index >= self.slots.len() { index - self.slots.len() } else { index }
+    }
+
+    fn push(&mut self, item: T, policy: OverflowPolicy) -> Pushed {
+        let capacity = self.slots.len();
+        if self.len < capacity {
+            let slot = self.slot(self.len);
+            self.slots[slot] = Some(item);
+            self.len += 1;
+            self.stats.enqueued += 1;
+            self.stats.high_water = self.stats.high_water.max(self.len as u64);
+            return Pushed::Done(PushOutcome::Queued);
+        }
+        let outcome = match policy {
+            OverflowPolicy::DropNewest => {
+                self.record_loss();
+                PushOutcome::Dropped
+            }
+            OverflowPolicy::DropOldest => {
+                // The slot after the newest is the oldest's: overwrite it and move the head on.
+                self.slots[self.head] = Some(item);
+                self.head = self.slot(1);
+                self.record_loss();
+                self.stats.enqueued += 1;
+                PushOutcome::QueuedDroppingOldest
+            }
+            OverflowPolicy::Coalesce => {
+                let newest = self.slot(self.len - 1);
+                self.slots[newest] = Some(item);
+                self.stats.coalesced += 1;
+                self.stats.enqueued += 1;
+                PushOutcome::Coalesced
+            }
+            OverflowPolicy::Backpressure => {
+                self.stats.refused += 1;
+                PushOutcome::WouldBlock
+            }
+            OverflowPolicy::KillProducer => {
+                self.stats.refused += 1;
+                PushOutcome::KillProducer
+            }
+            OverflowPolicy::Panic => return Pushed::Overflowed,
+        };
+        Pushed::Done(outcome)
+    }
+
+    fn record_loss(&mut self) {
+        self.stats.dropped += 1;
+        self.unreported_lost += 1;
+    }
+
+    fn pop(&mut self) -> Option<Delivery<T>> {
+        if self.unreported_lost > 0 {
+            let count = core::mem::take(&mut self.unreported_lost);
+            return Some(Delivery::Lost { count });
+        }
+        if self.len == 0 {
+            return None;
+        }
+        let item = self.slots[self.head].take()?;
+        self.head = self.slot(1);
+        self.len -= 1;
+        self.stats.delivered += 1;
+        Some(Delivery::Item(item))
+    }
 }
 
 impl<T> BoundedQueue<T> {
     /// Creates a queue holding at most `capacity` events (at least 1).
     pub fn new(name: &'static str, capacity: usize, policy: OverflowPolicy) -> Self {
-        Self {
-            name,
-            policy,
-            items: ArrayQueue::new(capacity.max(1)),
-            latest: ArrayQueue::new(1),
-            unreported_lost: AtomicU64::new(0),
-            depth: AtomicU64::new(0),
-            enqueued: AtomicU64::new(0),
-            delivered: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-            coalesced: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            high_water: AtomicU64::new(0),
-        }
+        let slots: Vec<Option<T>> = (0..capacity.max(1)).map(|_| None).collect();
+        let ring = Ring {
+            slots: slots.into_boxed_slice(),
+            head: 0,
+            len: 0,
+            unreported_lost: 0,
+            stats: QueueStats::default(),
+        };
+        Self { name, policy, ring: IrqSpinLock::new(ring) }
     }
 
     /// Returns the queue's name.
@@ -142,120 +229,44 @@ impl<T> BoundedQueue<T> {
 
     /// Returns the capacity.
     pub fn capacity(&self) -> usize {
-        self.items.capacity()
+        self.ring.lock().slots.len()
     }
 
-    /// Returns how many events wait (including a coalesced one).
+    /// Returns how many events wait; never more than the capacity.
     pub fn len(&self) -> usize {
-        self.items.len() + self.latest.len()
+        self.ring.lock().len
     }
 
     /// Returns whether nothing waits, counting an unreported loss as something.
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-            && self.latest.is_empty()
-            && self.unreported_lost.load(Ordering::Relaxed) == 0
+        let ring = self.ring.lock();
+        ring.len == 0 && ring.unreported_lost == 0
     }
 
-    /// Offers `item`; never blocks and never allocates, so it is safe in interrupt context.
+    /// Offers `item`; never waits for the consumer and never allocates, so it is safe in
+    /// interrupt context.
     ///
     /// # Panics
     ///
     /// With [`OverflowPolicy::Panic`], when the queue is full.
     pub fn push(&self, item: T) -> PushOutcome {
-        let outcome = if self.policy == OverflowPolicy::Coalesce && !self.latest.is_empty() {
-            self.coalesce(item)
-        } else {
-            match self.items.push(item) {
-                Ok(()) => {
-                    let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
-                    if depth > self.high_water.load(Ordering::Relaxed) {
-                        self.high_water.fetch_max(depth, Ordering::Relaxed);
-                    }
-                    PushOutcome::Queued
-                }
-                Err(item) => self.overflow(item),
-            }
-        };
-        match outcome {
-            PushOutcome::Queued => {
-                self.enqueued.fetch_add(1, Ordering::Relaxed);
-            }
-            PushOutcome::QueuedDroppingOldest | PushOutcome::Coalesced => {
-                self.enqueued.fetch_add(1, Ordering::Relaxed);
-                self.high_water.fetch_max(self.len() as u64, Ordering::Relaxed);
-            }
-            PushOutcome::Dropped => self.record_loss(),
-            PushOutcome::WouldBlock | PushOutcome::KillProducer => {
-                self.refused.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        outcome
-    }
-
-    fn overflow(&self, item: T) -> PushOutcome {
-        match self.policy {
-            OverflowPolicy::DropNewest => PushOutcome::Dropped,
-            OverflowPolicy::DropOldest => {
-                match self.items.force_push(item) {
-                    Some(_oldest) => self.record_loss(),
-                    None => {
-                        self.depth.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                PushOutcome::QueuedDroppingOldest
-            }
-            OverflowPolicy::Coalesce => self.coalesce(item),
-            OverflowPolicy::Backpressure => PushOutcome::WouldBlock,
-            OverflowPolicy::KillProducer => PushOutcome::KillProducer,
-            OverflowPolicy::Panic => {
+        let pushed = self.ring.lock().push(item, self.policy);
+        match pushed {
+            Pushed::Done(outcome) => outcome,
+            Pushed::Overflowed => {
                 panic!("queue `{}` overflowed at capacity {}", self.name, self.capacity())
             }
         }
     }
 
-    fn coalesce(&self, item: T) -> PushOutcome {
-        if self.latest.force_push(item).is_some() {
-            // The replaced event is now represented by the newer one.
-            self.coalesced.fetch_add(1, Ordering::Relaxed);
-        }
-        PushOutcome::Coalesced
-    }
-
-    fn record_loss(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        self.unreported_lost.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Takes the next delivery: first any loss not yet reported, then the oldest event.
     pub fn pop(&self) -> Option<Delivery<T>> {
-        // A plain load first: the swap (a locked instruction) only when there is a loss.
-        if self.unreported_lost.load(Ordering::Relaxed) > 0 {
-            let lost = self.unreported_lost.swap(0, Ordering::Relaxed);
-            if lost > 0 {
-                return Some(Delivery::Lost { count: lost });
-            }
-        }
-        let item = match self.items.pop() {
-            Some(item) => {
-                self.depth.fetch_sub(1, Ordering::Relaxed);
-                item
-            }
-            None => self.latest.pop()?,
-        };
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        Some(Delivery::Item(item))
+        self.ring.lock().pop()
     }
 
-    /// Returns the counters.
+    /// Returns the counters and the depth, read together (they add up exactly).
     pub fn stats(&self) -> QueueStats {
-        QueueStats {
-            enqueued: self.enqueued.load(Ordering::Relaxed),
-            delivered: self.delivered.load(Ordering::Relaxed),
-            dropped: self.dropped.load(Ordering::Relaxed),
-            coalesced: self.coalesced.load(Ordering::Relaxed),
-            refused: self.refused.load(Ordering::Relaxed),
-            high_water: self.high_water.load(Ordering::Relaxed),
-        }
+        let ring = self.ring.lock();
+        QueueStats { depth: ring.len as u64, ..ring.stats }
     }
 }

@@ -11,9 +11,9 @@
 use alloc::{boxed::Box, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use spin::RwLock;
 
 use super::{Event, Verdict};
+use crate::sync::IrqSpinLock;
 
 /// Interrupts between re-orderings of the handlers by claim count.
 pub const REORDER_PERIOD: u64 = 64;
@@ -49,7 +49,9 @@ pub struct ClaimantInfo {
 /// The handlers of one shared line, in their current order.
 pub struct SharedLine {
     asking: Asking,
-    claimants: RwLock<Vec<Arc<Claimant>>>,
+    /// Held with interrupts masked: `add` from thread context and `offer` from the line's
+    /// interrupt never find each other half-way on one CPU.
+    claimants: IrqSpinLock<Vec<Arc<Claimant>>>,
     interrupts: AtomicU64,
     spurious: AtomicU64,
 }
@@ -59,7 +61,7 @@ impl SharedLine {
     pub const fn new(asking: Asking) -> Self {
         Self {
             asking,
-            claimants: RwLock::new(Vec::new()),
+            claimants: IrqSpinLock::new(Vec::new()),
             interrupts: AtomicU64::new(0),
             spurious: AtomicU64::new(0),
         }
@@ -77,28 +79,30 @@ impl SharedLine {
             claims: AtomicU64::new(0),
             asked: AtomicU64::new(0),
         });
-        self.claimants.write().push(claimant);
+        self.claimants.lock().push(claimant);
     }
 
     /// Offers an interrupt to the handlers: `Handled` if one (or, asking all, any) claimed it.
+    /// Every `REORDER_PERIOD` interrupts the most frequent claimants move to the front
+    /// (a stable sort, so equal counts keep their order).
     pub fn offer(&self, event: &Event) -> Verdict {
         let count = self.interrupts.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut claimants = self.claimants.lock();
         let mut claimed = false;
-        if let Some(claimants) = self.claimants.try_read() {
-            for claimant in claimants.iter() {
-                claimant.asked.fetch_add(1, Ordering::Relaxed);
-                if (claimant.is_mine)(event) {
-                    claimant.claims.fetch_add(1, Ordering::Relaxed);
-                    claimed = true;
-                    if self.asking == Asking::UntilClaimed {
-                        break;
-                    }
+        for claimant in claimants.iter() {
+            claimant.asked.fetch_add(1, Ordering::Relaxed);
+            if (claimant.is_mine)(event) {
+                claimant.claims.fetch_add(1, Ordering::Relaxed);
+                claimed = true;
+                if self.asking == Asking::UntilClaimed {
+                    break;
                 }
             }
         }
         if count.is_multiple_of(REORDER_PERIOD) {
-            self.reorder();
+            claimants.sort_by_key(|c| core::cmp::Reverse(c.claims.load(Ordering::Relaxed)));
         }
+        drop(claimants);
         if claimed {
             Verdict::Handled
         } else {
@@ -107,18 +111,10 @@ impl SharedLine {
         }
     }
 
-    /// Puts the most frequent claimants first. Skipped if the list is in use (it is retried
-    /// after the next period); stable, so equal counts keep their order.
-    fn reorder(&self) {
-        if let Some(mut claimants) = self.claimants.try_write() {
-            claimants.sort_by_key(|c| core::cmp::Reverse(c.claims.load(Ordering::Relaxed)));
-        }
-    }
-
     /// The handlers in their current order.
     pub fn claimants(&self) -> Vec<ClaimantInfo> {
         self.claimants
-            .read()
+            .lock()
             .iter()
             .map(|c| ClaimantInfo {
                 name: c.name,

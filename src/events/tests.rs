@@ -315,7 +315,8 @@ fn drop_newest_keeps_the_first_and_reports_the_loss_in_band() {
             dropped: 3,
             coalesced: 0,
             refused: 0,
-            high_water: 4
+            high_water: 4,
+            depth: 0,
         }
     );
 }
@@ -334,7 +335,8 @@ fn drop_oldest_keeps_the_last() {
             dropped: 3,
             coalesced: 0,
             refused: 0,
-            high_water: 4
+            high_water: 4,
+            depth: 0,
         }
     );
 }
@@ -342,17 +344,19 @@ fn drop_oldest_keeps_the_last() {
 #[test_case]
 fn coalesce_keeps_order_and_the_newest_with_nothing_lost() {
     let (deliveries, stats, pushes) = overflow(OverflowPolicy::Coalesce, 4, 9);
-    assert_eq!(deliveries, items(&[1, 2, 3, 4, 9]));
+    // The newest queued event is replaced by each newer one: the depth stays within capacity.
+    assert_eq!(deliveries, items(&[1, 2, 3, 9]));
     assert_eq!(pushes[4..], [PushOutcome::Coalesced; 5]);
     assert_eq!(
         stats,
         QueueStats {
             enqueued: 9,
-            delivered: 5,
+            delivered: 4,
             dropped: 0,
-            coalesced: 4,
+            coalesced: 5,
             refused: 0,
-            high_water: 5
+            high_water: 4,
+            depth: 0,
         }
     );
 }
@@ -374,7 +378,8 @@ fn backpressure_and_kill_producer_refuse_without_losing() {
                 dropped: 0,
                 coalesced: 0,
                 refused: 2,
-                high_water: 3
+                high_water: 3,
+                depth: 0,
             }
         );
     }
@@ -395,15 +400,12 @@ fn loss_is_reported_before_the_next_event_only_once() {
 /// The reference model a queue is checked against.
 fn model_push(
     model: &mut VecDeque<u64>,
-    latest: &mut Option<u64>,
     lost: &mut u64,
     policy: OverflowPolicy,
     capacity: usize,
     item: u64,
 ) {
-    if policy == OverflowPolicy::Coalesce && latest.is_some() {
-        *latest = Some(item);
-    } else if model.len() < capacity {
+    if model.len() < capacity {
         model.push_back(item);
     } else {
         match policy {
@@ -413,7 +415,10 @@ fn model_push(
                 model.push_back(item);
                 *lost += 1;
             }
-            OverflowPolicy::Coalesce => *latest = Some(item),
+            OverflowPolicy::Coalesce => {
+                model.pop_back();
+                model.push_back(item);
+            }
             _ => {}
         }
     }
@@ -433,24 +438,25 @@ fn random_push_pop_sequences_match_the_reference_model() {
         let policy = policies[rng.below(policies.len() as u64) as usize];
         let capacity = 1 + rng.below(8) as usize;
         let queue = BoundedQueue::new("model", capacity, policy);
-        let (mut model, mut latest, mut lost) = (VecDeque::new(), None, 0u64);
+        let (mut model, mut lost) = (VecDeque::new(), 0u64);
         let mut next_item = 0;
         for _ in 0..rng.below(100) {
             if rng.below(3) < 2 {
                 next_item += 1;
                 queue.push(next_item);
-                model_push(&mut model, &mut latest, &mut lost, policy, capacity, next_item);
+                model_push(&mut model, &mut lost, policy, capacity, next_item);
             } else {
                 let expected = if lost > 0 {
                     Some(Delivery::Lost { count: core::mem::take(&mut lost) })
                 } else {
-                    model.pop_front().or_else(|| latest.take()).map(Delivery::Item)
+                    model.pop_front().map(Delivery::Item)
                 };
                 assert_eq!(queue.pop(), expected, "round {round}, {policy}, capacity {capacity}");
             }
         }
         let stats = queue.stats();
-        let waiting = queue.len() as u64;
+        let waiting = stats.depth;
+        assert!(waiting <= capacity as u64 && stats.high_water <= capacity as u64);
         // Every accepted event is delivered, waiting, discarded or merged: none disappears.
         assert_eq!(
             stats.enqueued,

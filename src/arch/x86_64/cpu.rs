@@ -19,6 +19,27 @@ pub fn disable_interrupts() {
     interrupts::disable();
 }
 
+/// Masks maskable interrupts; returns whether they were enabled (for [`restore_interrupts`]).
+pub fn mask_interrupts() -> bool {
+    let were_enabled = interrupts::are_enabled();
+    if were_enabled {
+        interrupts::disable();
+    }
+    were_enabled
+}
+
+/// Enables interrupts again if they `were_enabled` before [`mask_interrupts`].
+pub fn restore_interrupts(were_enabled: bool) {
+    if were_enabled {
+        interrupts::enable();
+    }
+}
+
+/// Index of the running CPU. Herald runs on the boot CPU only, so far.
+pub fn index() -> usize {
+    0
+}
+
 /// Runs `f` with maskable interrupts disabled, restoring the previous state afterwards.
 pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     interrupts::without_interrupts(f)

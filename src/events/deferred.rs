@@ -1,0 +1,314 @@
+//! Deferred delivery: an event queued by dispatch, its handler run later by the idle task, under
+//! a watchdog that quarantines a handler past its budget.
+//!
+//! # Reentrancy
+//!
+//! The queue registry and the record of the running handler are [`IrqSpinLock`]s, so the timer
+//! interrupt (the watchdog) and an enqueue in any interrupt never find them held by the code
+//! they interrupted. [`Bus::run_deferred`] runs in thread context only (it calls handlers that
+//! may take long); it holds no lock while a handler runs.
+
+use alloc::{boxed::Box, sync::Arc, vec::Vec};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::{
+    Bus, BusError, Delivery, Event, EventKind, OverflowPolicy, PushOutcome, QueueId, QueueStats,
+    Verdict, bus::Subscription, chain::Handler, irq,
+};
+use crate::sync::IrqSpinLock;
+use conquer_once::spin::OnceCell;
+
+/// Most deferred queues the bus keeps.
+const MAX_DEFERRED_QUEUES: usize = 64;
+
+/// Runs one deferred handler so that it can be abandoned: returns `false` if the watchdog
+/// aborted it. Provided by arch code, which alone can take a CPU away from running code.
+pub type DeferredGuard = fn(&mut dyn FnMut()) -> bool;
+
+/// A deferred handler the watchdog caught overrunning its budget; it has been quarantined.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Overrun {
+    /// Its queue.
+    pub queue: QueueId,
+    /// Its subscriber's name.
+    pub name: &'static str,
+    /// How long it had been running.
+    pub ran_ms: u64,
+}
+
+/// A deferred queue's state, as `queues` prints it.
+#[derive(Clone, Debug)]
+pub struct QueueInfo {
+    /// Queue id, as in [`Event::Lost`].
+    pub id: QueueId,
+    /// Name (the subscriber's).
+    pub name: &'static str,
+    /// Capacity.
+    pub capacity: usize,
+    /// Events waiting now.
+    pub depth: usize,
+    /// Overflow policy.
+    pub policy: OverflowPolicy,
+    /// Counters, read together with the depth.
+    pub stats: QueueStats,
+    /// Stopped by the watchdog (its handler overran its budget).
+    pub quarantined: bool,
+}
+
+/// A deferred handler's queue and the handler that drains it.
+pub(super) struct DeferredQueue {
+    id: QueueId,
+    queue: super::BoundedQueue<Event>,
+    handler: Box<dyn Fn(&Event) + Send + Sync>,
+    pub(super) alive: AtomicBool,
+    /// Stopped by the watchdog: its handler overran its budget.
+    quarantined: AtomicBool,
+}
+
+/// The handler running now, for the watchdog.
+struct Running {
+    queue: Arc<DeferredQueue>,
+    since_ms: u64,
+}
+
+/// The bus's deferred engine.
+pub(super) struct Deferred {
+    queues: IrqSpinLock<Vec<Arc<DeferredQueue>>>,
+    /// Events queued and not yet delivered, over all queues (resynchronised after each round).
+    pending: AtomicU64,
+    /// Never reused, so a `Lost { queue }` always names one queue even after others are gone.
+    next_queue_id: AtomicU64,
+    running: IrqSpinLock<Option<Running>>,
+    guard: OnceCell<(DeferredGuard, fn() -> u64)>,
+    quarantined: AtomicU64,
+}
+
+impl Deferred {
+    pub(super) const fn new() -> Self {
+        Self {
+            queues: IrqSpinLock::new(Vec::new()),
+            pending: AtomicU64::new(0),
+            next_queue_id: AtomicU64::new(0),
+            running: IrqSpinLock::new(None),
+            guard: OnceCell::uninit(),
+            quarantined: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Bus {
+    /// Registers a deferred handler: the dispatch only queues the event (a short critical
+    /// section, safe in interrupt context) and `handler` runs later from
+    /// [`run_deferred`](Self::run_deferred), in a kernel task. A loss is delivered to `handler`
+    /// as [`Event::Lost`] before the next event.
+    ///
+    /// Only notification kinds can be deferred: a request (exception, page fault, system call,
+    /// memory) must be decided while its source waits, so those are refused with
+    /// [`BusError::DeferredRequest`]. This also keeps NMIs (exceptions) away from every queue.
+    ///
+    /// For [`EventKind::Irq`] the line stays masked until [`run_deferred`](Self::run_deferred)
+    /// has run the handler (the L4 model), so a flood is bounded by the handler's pace.
+    pub fn subscribe_deferred(
+        &'static self,
+        kind: EventKind,
+        name: &'static str,
+        priority: super::Priority,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
+        self.subscribe_queued(kind, None, name, priority, capacity, policy, Box::new(handler))
+    }
+
+    /// A deferred handler for one interrupt line: a driver's bottom half. Only `line`'s events
+    /// reach it (it sits in that line's list); they are queued and keep the line masked until
+    /// handled.
+    pub fn subscribe_irq_line(
+        &'static self,
+        line: u8,
+        name: &'static str,
+        priority: super::Priority,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
+        let handler = Box::new(handler);
+        self.subscribe_queued(EventKind::Irq, Some(line), name, priority, capacity, policy, handler)
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the two public entry points name them all")]
+    fn subscribe_queued(
+        &'static self,
+        kind: EventKind,
+        only_line: Option<u8>,
+        name: &'static str,
+        priority: super::Priority,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: Box<dyn Fn(&Event) + Send + Sync>,
+    ) -> Result<Subscription, BusError> {
+        if kind.composition() == super::Composition::FirstDecision {
+            return Err(BusError::DeferredRequest);
+        }
+        let deferred = self.add_queue(name, capacity, policy, handler)?;
+        let queue = deferred.clone();
+        let enqueue: Handler = Box::new(move |event, reply| {
+            if queue.quarantined.load(Ordering::Relaxed) {
+                return Verdict::Continue;
+            }
+            let pushed = queue.queue.push(*event);
+            self.deferred.pending.fetch_add(1, Ordering::Release);
+            if pushed == PushOutcome::KillProducer {
+                reply.kill_producer = true;
+            }
+            if kind == EventKind::Irq {
+                reply.keep_line_masked = true;
+            }
+            Verdict::Handled
+        });
+        let id = deferred.id;
+        self.subscribe_entry(kind, name, priority, Some(id), only_line, enqueue, Some(deferred))
+    }
+
+    fn add_queue(
+        &self,
+        name: &'static str,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: Box<dyn Fn(&Event) + Send + Sync>,
+    ) -> Result<Arc<DeferredQueue>, BusError> {
+        let mut queues = self.deferred.queues.lock();
+        // Quarantined queues stay listed: `queues` must keep showing what the watchdog did.
+        queues.retain(|queue| {
+            queue.alive.load(Ordering::Acquire)
+                || !queue.queue.is_empty()
+                || queue.quarantined.load(Ordering::Relaxed)
+        });
+        if queues.len() >= MAX_DEFERRED_QUEUES {
+            return Err(BusError::TooManyQueues);
+        }
+        let id = u16::try_from(self.deferred.next_queue_id.fetch_add(1, Ordering::Relaxed))
+            .map(QueueId)
+            .map_err(|_| BusError::TooManyQueues)?;
+        let deferred = Arc::new(DeferredQueue {
+            id,
+            queue: super::BoundedQueue::new(name, capacity, policy),
+            handler,
+            alive: AtomicBool::new(true),
+            quarantined: AtomicBool::new(false),
+        });
+        queues.push(deferred.clone());
+        Ok(deferred)
+    }
+
+    /// Installs the watchdog's means: `guard` runs each deferred handler so it can be
+    /// abandoned, `milliseconds` times it. Only the first call takes effect.
+    pub fn set_deferred_guard(&self, guard: DeferredGuard, milliseconds: fn() -> u64) {
+        let _ = self.deferred.guard.try_init_once(|| (guard, milliseconds));
+    }
+
+    /// The watchdog, called from the timer interrupt: if a deferred handler has been running for
+    /// `budget_ms` or more, it is quarantined (never called again, no more events queued for
+    /// it) and returned, so the caller can take the CPU back from it.
+    pub fn watchdog(&self, now_ms: u64, budget_ms: u64) -> Option<Overrun> {
+        let running = self.deferred.running.lock();
+        let running = running.as_ref()?;
+        let ran_ms = now_ms.saturating_sub(running.since_ms);
+        if ran_ms < budget_ms || running.queue.quarantined.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        running.queue.alive.store(false, Ordering::Release);
+        self.deferred.quarantined.fetch_add(1, Ordering::Relaxed);
+        Some(Overrun { queue: running.queue.id, name: running.queue.queue.name(), ran_ms })
+    }
+
+    /// Deferred handlers the watchdog has quarantined since boot.
+    pub fn quarantined_count(&self) -> u64 {
+        self.deferred.quarantined.load(Ordering::Relaxed)
+    }
+
+    /// Returns whether deferred handlers have events waiting.
+    pub fn has_deferred_work(&self) -> bool {
+        self.deferred.pending.load(Ordering::Acquire) > 0
+    }
+
+    /// Runs deferred handlers on up to `budget` waiting events, round-robin over queues so one
+    /// busy queue cannot starve the others. Returns how many deliveries were made. Thread
+    /// context only (the kernel's idle task), never from interrupt context or a handler.
+    pub fn run_deferred(&self, budget: usize) -> usize {
+        self.reclaim_retired();
+        if !self.has_deferred_work() {
+            return 0;
+        }
+        let mut delivered = 0;
+        let mut progress = true;
+        while delivered < budget && progress {
+            progress = false;
+            let mut index = 0;
+            while delivered < budget {
+                let Some(deferred) = self.deferred.queues.lock().get(index).cloned() else {
+                    break;
+                };
+                index += 1;
+                let Some(delivery) = deferred.queue.pop() else { continue };
+                progress = true;
+                delivered += 1;
+                let event = match delivery {
+                    Delivery::Item(event) => event,
+                    Delivery::Lost { count } => Event::Lost { queue: deferred.id, count },
+                };
+                if deferred.alive.load(Ordering::Acquire) {
+                    self.run_guarded(&deferred, &event);
+                }
+                if let Event::Irq { line, .. } = event {
+                    irq::LINES.acknowledge(line);
+                }
+            }
+        }
+        self.resync_pending();
+        delivered
+    }
+
+    /// Runs one deferred handler under the watchdog (if one is installed).
+    fn run_guarded(&self, deferred: &Arc<DeferredQueue>, event: &Event) {
+        let mut call = || (deferred.handler)(event);
+        match self.deferred.guard.get() {
+            Some((guard, milliseconds)) => {
+                *self.deferred.running.lock() =
+                    Some(Running { queue: deferred.clone(), since_ms: milliseconds() });
+                // `false`: the watchdog took the CPU back; the queue is quarantined already.
+                let _completed = guard(&mut call);
+                self.deferred.running.lock().take();
+            }
+            None => call(),
+        }
+    }
+
+    /// Pushes that were refused or merged never become deliveries; recount from the queues so
+    /// the pending counter cannot drift and keep the deferred task spinning.
+    fn resync_pending(&self) {
+        let queues = self.deferred.queues.lock();
+        let waiting: usize = queues.iter().map(|deferred| deferred.queue.len()).sum();
+        self.deferred.pending.store(waiting as u64, Ordering::Release);
+    }
+
+    /// Returns every deferred queue's state.
+    pub fn queues(&self) -> Vec<QueueInfo> {
+        let queues: Vec<Arc<DeferredQueue>> = self.deferred.queues.lock().clone();
+        queues
+            .iter()
+            .map(|deferred| {
+                let stats = deferred.queue.stats();
+                QueueInfo {
+                    id: deferred.id,
+                    name: deferred.queue.name(),
+                    capacity: deferred.queue.capacity(),
+                    depth: stats.depth as usize,
+                    policy: deferred.queue.policy(),
+                    stats,
+                    quarantined: deferred.quarantined.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+}
