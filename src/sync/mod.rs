@@ -3,14 +3,12 @@
 //! read-copy-update publication with grace periods ([`rcu`]).
 //!
 //! No CPU instructions here: arch code installs the two per-CPU operations at boot. Under
-//! `--cfg loom` the atomics and locks are loom's, so `cargo xtask test` model-checks the lock and
-//! the grace period on the host (`loom_tests.rs`).
+//! `cfg(loom)` the atomics and locks are loom's: `tools/models` compiles these files that way,
+//! and `cargo xtask test` model-checks the lock, the grace period and the queue on the host.
 
 mod atomic;
 pub mod local;
 mod lock;
-#[cfg(all(test, loom))]
-mod loom_tests;
 pub mod rcu;
 
 pub use self::lock::{IrqSpinLock, IrqSpinLockGuard};

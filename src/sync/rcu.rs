@@ -2,8 +2,8 @@
 //! reference count, and freed only after a grace period.
 //!
 //! Each CPU has a reader record on a cache line of its own: a nesting depth and a count of
-//! read sections left. [`RcuArray::read`] adds one to the depth (a locked add: it orders the
-//! pointer load after it), loads the pointer, runs the caller's closure and subtracts one. Both
+//! read sections left. [`RcuArray::read`] adds one to the depth (then a full fence, so the
+//! pointer load cannot pass it), loads the pointer, runs the caller's closure and subtracts one. Both
 //! are single atomic instructions, so a section interrupted on its own CPU by another section
 //! (an interrupt that dispatches) is simply nested: the counts stay balanced.
 //!
@@ -89,8 +89,12 @@ impl<T, const N: usize> RcuArray<T, N> {
     #[inline]
     pub fn read<R>(&self, cpu: usize, index: usize, f: impl FnOnce(Option<&T>) -> R) -> R {
         let reader = &self.readers[cpu % MAX_CPUS];
-        // SeqCst RMW: the pointer load below cannot be ordered before the depth is visible.
         reader.nesting.fetch_add(1, Ordering::SeqCst);
+        // Store-buffering with the writer (it swaps the pointer, fences, reads the depth): one
+        // of the two must see the other. The locked add is already a full barrier on x86, but
+        // the fence is what the language's memory model (and loom, which found the race
+        // without it) needs; it costs one instruction.
+        fence(Ordering::SeqCst);
         let pointer = self.cells[index].load(Ordering::SeqCst);
         // SAFETY: a non-null pointer in a cell came from `Box::into_raw` in `replace`; the box
         // is freed only by `Retired::reclaim` after a grace period, which cannot end while this
