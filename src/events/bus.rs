@@ -231,19 +231,19 @@ impl Bus {
 
     /// Returns how many events of `kind` have been dispatched.
     pub fn dispatch_count(&self, kind: EventKind) -> u64 {
-        self.chains[kind.index()].dispatches()
+        self.chains[kind.index()].dispatches(&self.snapshots, kind)
     }
 
     /// Returns `kind`'s chain in dispatch order.
     pub fn chain(&self, kind: EventKind) -> Vec<SubscriberInfo> {
         self.chains[kind.index()]
-            .subscribers()
+            .subscribers(&self.snapshots, kind)
             .iter()
-            .map(|subscriber| SubscriberInfo {
+            .map(|(subscriber, calls)| SubscriberInfo {
                 name: subscriber.name,
                 priority: subscriber.priority,
-                hits: subscriber.calls(),
-                instructions: subscriber.estimated_instructions(),
+                hits: *calls,
+                instructions: subscriber.estimated_instructions(*calls),
                 deferred_queue: subscriber.deferred_queue,
                 only_line: subscriber.only_line,
             })

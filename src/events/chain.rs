@@ -38,7 +38,6 @@ pub(super) type Snapshots = RcuArray<Snapshot, { EventKind::COUNT }>;
 #[derive(Default)]
 #[repr(align(64))]
 pub(super) struct PerCpu {
-    pub(super) calls: AtomicU64,
     pub(super) sampled_calls: AtomicU64,
     pub(super) sampled_instructions: AtomicU64,
 }
@@ -52,6 +51,8 @@ pub(super) struct Subscriber {
     pub(super) only_line: Option<u8>,
     /// Cleared by `Subscription::drop` before anything else: no call begins after that.
     pub(super) alive: AtomicBool,
+    /// Calls counted by snapshots that have been freed (see `CpuCounts`).
+    settled_calls: AtomicU64,
     pub(super) per_cpu: [PerCpu; MAX_CPUS],
     pub(super) handler: Handler,
 }
@@ -70,18 +71,14 @@ impl Subscriber {
             deferred_queue,
             only_line,
             alive: AtomicBool::new(true),
+            settled_calls: AtomicU64::new(0),
             per_cpu: Default::default(),
             handler,
         }
     }
 
-    /// Calls so far, on every CPU.
-    pub(super) fn calls(&self) -> u64 {
-        self.per_cpu.iter().map(|cpu| cpu.calls.load(Ordering::Relaxed)).sum()
-    }
-
-    /// Estimated instructions spent in the handler so far, from the sampled calls.
-    pub(super) fn estimated_instructions(&self) -> u64 {
+    /// Estimated instructions spent in the handler over `calls` calls, from the sampled ones.
+    pub(super) fn estimated_instructions(&self, calls: u64) -> u64 {
         let sum = |field: fn(&PerCpu) -> &AtomicU64| -> u64 {
             self.per_cpu.iter().map(|cpu| field(cpu).load(Ordering::Relaxed)).sum()
         };
@@ -90,65 +87,175 @@ impl Subscriber {
             return 0;
         }
         let sampled = sum(|cpu| &cpu.sampled_instructions);
-        u64::try_from(u128::from(sampled) * u128::from(self.calls()) / u128::from(sampled_calls))
+        u64::try_from(u128::from(sampled) * u128::from(calls) / u128::from(sampled_calls))
             .unwrap_or(u64::MAX)
     }
 }
 
-/// Subscribers in dispatch order, split into bands.
+/// Eight counters: one cache line.
+#[derive(Default)]
+#[repr(align(64))]
+struct CounterLine([AtomicU64; 8]);
+
+/// One CPU's counts for one list, on cache lines no other CPU writes. Slot 0 counts the
+/// dispatches begun, slot `1 + i` those that decider `i` (security, then owners) decided.
+/// Every subscriber's calls follow: decider `i` was called by every dispatch not decided
+/// before it, every observer by all of them. So the dispatch loop counts nothing per subscriber.
+#[derive(Default)]
+struct CpuCounts {
+    first: CounterLine,
+    more: Box<[CounterLine]>,
+}
+
+impl CpuCounts {
+    fn new(deciders: usize) -> Self {
+        let lines = (deciders + 1).div_ceil(8);
+        Self { first: CounterLine::default(), more: (1..lines).map(|_| Default::default()).collect() }
+    }
+
+    #[inline(always)]
+    fn slot(&self, index: usize) -> Option<&AtomicU64> {
+        match index {
+            0..8 => Some(&self.first.0[index]),
+            _ => self.more.get(index / 8 - 1).map(|line| &line.0[index % 8]),
+        }
+    }
+
+    fn read(&self, index: usize) -> u64 {
+        self.slot(index).map_or(0, |slot| slot.load(Ordering::Relaxed))
+    }
+}
+
+/// Subscribers in dispatch order, split into bands (one array each: the loops need no bounds
+/// checks), with their per-CPU counts.
 pub(super) struct List {
-    pub(super) entries: Box<[Arc<Subscriber>]>,
-    /// `entries[..security_end]` are the security band, `[security_end..owner_end]` owners, the
-    /// rest observers.
-    pub(super) security_end: usize,
-    pub(super) owner_end: usize,
+    pub(super) security: Box<[Arc<Subscriber>]>,
+    pub(super) owners: Box<[Arc<Subscriber>]>,
+    pub(super) observers: Box<[Arc<Subscriber>]>,
+    counts: [CpuCounts; MAX_CPUS],
 }
 
 impl List {
-    fn new(subscribers: impl Iterator<Item = Arc<Subscriber>>) -> Self {
-        let entries: Box<[Arc<Subscriber>]> = subscribers.collect();
-        // Sorted by priority, so each band is one run.
-        let count = |band: Band| entries.iter().filter(|s| s.priority.band() == band).count();
-        let security_end = count(Band::Security);
-        let owner_end = security_end + count(Band::Owner);
-        Self { entries, security_end, owner_end }
+    fn new(subscribers: impl Iterator<Item = Arc<Subscriber>> + Clone) -> Self {
+        let band = |band: Band| -> Box<[Arc<Subscriber>]> {
+            subscribers.clone().filter(|s| s.priority.band() == band).collect()
+        };
+        let (security, owners, observers) =
+            (band(Band::Security), band(Band::Owner), band(Band::Observer));
+        let deciders = security.len() + owners.len();
+        let counts = core::array::from_fn(|_| CpuCounts::new(deciders));
+        Self { security, owners, observers, counts }
+    }
+
+    /// Counts a dispatch begun on `cpu`; returns how many that CPU began before it.
+    #[inline(always)]
+    pub(super) fn begin(&self, cpu: usize) -> u64 {
+        self.counts[cpu % MAX_CPUS].first.0[0].fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a dispatch on `cpu` that decider `position` decided. The last decider's
+    /// decisions need no count (no one's calls are derived from them), so the usual case of a
+    /// request served by its owner at the end of the chain counts nothing.
+    #[inline(always)]
+    pub(super) fn count_decision(&self, cpu: usize, position: usize) {
+        if position + 1 < self.security.len() + self.owners.len()
+            && let Some(slot) = self.counts[cpu % MAX_CPUS].slot(1 + position)
+        {
+            slot.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn total(&self, index: usize) -> u64 {
+        self.counts.iter().map(|cpu| cpu.read(index)).sum()
+    }
+
+    /// Dispatches of this list so far.
+    fn begun(&self) -> u64 {
+        self.total(0)
+    }
+
+    /// Calls of each subscriber so far, derived from the counts.
+    fn calls(&self) -> impl Iterator<Item = (&Arc<Subscriber>, u64)> {
+        let begun = self.begun();
+        let mut reached = begun;
+        let deciders = self.security.iter().chain(self.owners.iter()).enumerate().map(
+            move |(position, subscriber)| {
+                let calls = reached;
+                reached = reached.saturating_sub(self.total(1 + position));
+                (subscriber, calls)
+            },
+        );
+        deciders.chain(self.observers.iter().map(move |observer| (observer, begun)))
     }
 }
 
 /// A chain's subscribers as dispatch sees them; never changed once published.
 pub(super) struct Snapshot {
-    /// One list, or for `irq` one per line and a last one for lines past [`LINE_COUNT`].
-    lists: Box<[List]>,
+    /// Every subscriber, for events without a line of their own.
+    general: List,
+    /// For `irq`: one list per line, its own subscribers merged with the general ones.
+    lines: Box<[List]>,
 }
 
 impl Snapshot {
     fn build(kind: EventKind, subscribers: &[Arc<Subscriber>]) -> Self {
-        let lists = if kind == EventKind::Irq {
-            (0..=LINE_COUNT)
-                .map(|line| {
-                    List::new(
-                        subscribers
-                            .iter()
-                            .filter(|s| s.only_line.is_none_or(|only| usize::from(only) == line))
-                            .cloned(),
-                    )
-                })
-                .collect()
-        } else {
-            Box::new([List::new(subscribers.iter().cloned())]) as Box<[List]>
+        let for_line = |line: Option<usize>| {
+            List::new(subscribers.iter().filter(move |s| match (s.only_line, line) {
+                (None, _) => true,
+                (Some(only), Some(line)) => usize::from(only) == line,
+                (Some(_), None) => false,
+            }).cloned())
         };
-        Self { lists }
+        let lines = if kind == EventKind::Irq {
+            (0..LINE_COUNT).map(|line| for_line(Some(line))).collect()
+        } else {
+            Box::default()
+        };
+        Self { general: for_line(None), lines }
     }
 
     /// The list `event` is dispatched to.
-    #[inline]
+    #[inline(always)]
     pub(super) fn list_for(&self, event: &Event) -> &List {
-        let line = match event {
-            Event::Irq { line, .. } => usize::from(*line),
-            _ => 0,
-        };
-        let last = self.lists.len() - 1;
-        &self.lists[line.min(last)]
+        if let Event::Irq { line, .. } = event
+            && let Some(list) = self.lines.get(usize::from(*line))
+        {
+            return list;
+        }
+        &self.general
+    }
+
+    fn lists(&self) -> impl Iterator<Item = &List> {
+        core::iter::once(&self.general).chain(self.lines.iter())
+    }
+
+    /// Adds this snapshot's calls of each subscriber to `totals` (matched by identity).
+    fn add_calls(&self, totals: &mut [(Arc<Subscriber>, u64)]) {
+        for list in self.lists() {
+            for (subscriber, calls) in list.calls() {
+                if let Some(total) = totals.iter_mut().find(|(s, _)| Arc::ptr_eq(s, subscriber)) {
+                    total.1 += calls;
+                }
+            }
+        }
+    }
+}
+
+impl Snapshot {
+    /// Dispatches of this snapshot so far.
+    fn begun(&self) -> u64 {
+        self.lists().map(List::begun).sum()
+    }
+
+    /// Past its grace period, nothing counts here any more: moves the counts into the
+    /// subscribers and the chain before the snapshot is freed.
+    fn settle(&self, chain_dispatches: &AtomicU64) {
+        chain_dispatches.fetch_add(self.begun(), Ordering::Relaxed);
+        for list in self.lists() {
+            for (subscriber, calls) in list.calls() {
+                subscriber.settled_calls.fetch_add(calls, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -161,10 +268,13 @@ struct ChainState {
     retired: Vec<Retired<Snapshot>>,
 }
 
-/// One kind's writer side and dispatch counters.
+/// One kind's writer side and the dispatch counts that outlive snapshots.
 pub(super) struct Chain {
     state: IrqSpinLock<ChainState>,
-    dispatches: [PerCpuCount; MAX_CPUS],
+    /// Dispatches counted by freed snapshots.
+    settled_dispatches: AtomicU64,
+    /// Dispatches that found the chain empty (no snapshot to count them), per CPU.
+    unsubscribed: [PerCpuCount; MAX_CPUS],
 }
 
 #[derive(Default)]
@@ -175,25 +285,49 @@ impl Chain {
     pub(super) const fn new() -> Self {
         Self {
             state: IrqSpinLock::new(ChainState { subscribers: Vec::new(), retired: Vec::new() }),
-            dispatches: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
+            settled_dispatches: AtomicU64::new(0),
+            unsubscribed: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
         }
     }
 
-    /// Counts a dispatch on `cpu`; returns how many that CPU made before it.
-    #[inline]
-    pub(super) fn count_dispatch(&self, cpu: usize) -> u64 {
-        self.dispatches[cpu % MAX_CPUS].0.fetch_add(1, Ordering::Relaxed)
+    /// Counts a dispatch on `cpu` that found no subscribers.
+    #[cold]
+    pub(super) fn count_unsubscribed(&self, cpu: usize) {
+        self.unsubscribed[cpu % MAX_CPUS].0.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Dispatches on every CPU so far.
-    pub(super) fn dispatches(&self) -> u64 {
-        self.dispatches.iter().map(|count| count.0.load(Ordering::Relaxed)).sum()
+    pub(super) fn dispatches(&self, snapshots: &Snapshots, kind: EventKind) -> u64 {
+        let state = self.state.lock();
+        let retired: u64 = state.retired.iter().filter_map(Retired::get).map(Snapshot::begun).sum();
+        let current = snapshots.read(crate::sync::local::cpu_index(), kind.index(), |current| {
+            current.map_or(0, Snapshot::begun)
+        });
+        let unsubscribed: u64 = self.unsubscribed.iter().map(|c| c.0.load(Ordering::Relaxed)).sum();
+        self.settled_dispatches.load(Ordering::Relaxed) + retired + current + unsubscribed
     }
 
-    /// The live subscribers in dispatch order.
-    pub(super) fn subscribers(&self) -> Vec<Arc<Subscriber>> {
+    /// The live subscribers in dispatch order, each with its calls so far: settled ones plus
+    /// those counted by the snapshots still alive (published or retired).
+    pub(super) fn subscribers(&self, snapshots: &Snapshots, kind: EventKind) -> Vec<(Arc<Subscriber>, u64)> {
         let state = self.state.lock();
-        state.subscribers.iter().filter(|s| s.alive.load(Ordering::Acquire)).cloned().collect()
+        let mut totals: Vec<(Arc<Subscriber>, u64)> = state
+            .subscribers
+            .iter()
+            .filter(|s| s.alive.load(Ordering::Acquire))
+            .map(|s| (s.clone(), s.settled_calls.load(Ordering::Relaxed)))
+            .collect();
+        for retired in &state.retired {
+            if let Some(snapshot) = retired.get() {
+                snapshot.add_calls(&mut totals);
+            }
+        }
+        snapshots.read(crate::sync::local::cpu_index(), kind.index(), |current| {
+            if let Some(snapshot) = current {
+                snapshot.add_calls(&mut totals);
+            }
+        });
+        totals
     }
 
     /// Applies `change` to the live subscribers and publishes the result as `kind`'s snapshot.
@@ -212,13 +346,13 @@ impl Chain {
         if let Some(old) = snapshots.replace(kind.index(), snapshot) {
             state.retired.push(old);
         }
-        Ok(Self::take_reclaimable(&mut state, snapshots))
+        Ok(self.take_reclaimable(&mut state, snapshots))
     }
 
     /// Takes the retired snapshots whose grace period is over.
     pub(super) fn reclaim(&self, snapshots: &Snapshots) -> Reclaimed {
         let mut state = self.state.lock();
-        Self::take_reclaimable(&mut state, snapshots)
+        self.take_reclaimable(&mut state, snapshots)
     }
 
     /// Retired snapshots still waiting for their grace period.
@@ -226,10 +360,15 @@ impl Chain {
         self.state.lock().retired.len()
     }
 
-    fn take_reclaimable(state: &mut ChainState, snapshots: &Snapshots) -> Reclaimed {
-        let (done, waiting) =
+    /// Takes the retired snapshots past their grace period, their counts settled (under the
+    /// lock, so introspection never sees them twice or not at all).
+    fn take_reclaimable(&self, state: &mut ChainState, snapshots: &Snapshots) -> Reclaimed {
+        let (done, waiting): (Reclaimed, Reclaimed) =
             core::mem::take(&mut state.retired).into_iter().partition(|r| r.has_elapsed(snapshots));
         state.retired = waiting;
+        for snapshot in done.iter().filter_map(Retired::get) {
+            snapshot.settle(&self.settled_dispatches);
+        }
         done
     }
 }

@@ -1,9 +1,10 @@
 //! Dispatch: one event through its chain's snapshot, highest priority first.
 //!
 //! The hot loop is one indirect call per subscriber (the handler's vtable, the closure as its
-//! context), a check of the subscriber's `alive` flag and a count on this CPU's own cache line.
-//! Bands were resolved into ranges when the snapshot was built, and an `irq` event only meets
-//! its own line's list. One dispatch in [`TIMING_SAMPLE_PERIOD`] per CPU and chain takes the
+//! context) and a check of the subscriber's `alive` flag; nothing is counted per subscriber:
+//! one count per dispatch, on this CPU's own cache line, records where the dispatch stopped,
+//! and every subscriber's calls follow from those. Bands were resolved into three lists when
+//! the snapshot was built, and an `irq` event only meets its own line's list. One dispatch in [`TIMING_SAMPLE_PERIOD`] per CPU and chain takes the
 //! timed copy of the loop, out of line.
 
 use core::sync::atomic::Ordering;
@@ -19,7 +20,7 @@ use crate::sync::local::{self, MAX_CPUS};
 /// would cost two clock reads per handler, more than the rest of the dispatch.
 pub const TIMING_SAMPLE_PERIOD: u64 = 16;
 
-/// Calls one subscriber, counting the call on `cpu` (and its time, when `clock` is given).
+/// Calls one subscriber; with a `clock`, also times the call on `cpu`.
 #[inline(always)]
 fn call(
     subscriber: &Subscriber,
@@ -28,14 +29,13 @@ fn call(
     cpu: usize,
     clock: Option<fn() -> u64>,
 ) -> Verdict {
-    let counters = &subscriber.per_cpu[cpu];
-    counters.calls.fetch_add(1, Ordering::Relaxed);
     match clock {
         None => (subscriber.handler)(event, reply),
         Some(clock) => {
             let start = clock();
             let verdict = (subscriber.handler)(event, reply);
             let spent = clock().wrapping_sub(start);
+            let counters = &subscriber.per_cpu[cpu];
             counters.sampled_calls.fetch_add(1, Ordering::Relaxed);
             counters.sampled_instructions.fetch_add(spent, Ordering::Relaxed);
             verdict
@@ -43,60 +43,84 @@ fn call(
     }
 }
 
-/// Runs `list` and combines the verdicts (see [`Composition`]).
+/// Runs the deciders (security, then owners) until one decides; returns the outcome and the
+/// decider's position, if one decided.
 #[inline(always)]
-fn run(
+fn decide<const FIRST_DECISION: bool>(
     list: &List,
     event: &Event,
     reply: &mut Reply,
     cpu: usize,
-    first_decision: bool,
     clock: Option<fn() -> u64>,
-) -> Outcome {
-    let (deciders, observers) = list.entries.split_at(list.owner_end);
-    let (security, owners) = deciders.split_at(list.security_end);
-    let mut outcome = Outcome::Unhandled;
-    'decide: {
-        for subscriber in security {
-            if !subscriber.alive.load(Ordering::Acquire) {
-                continue;
-            }
-            // Security may only deny; a `Handled` from it grants nothing.
-            if let Verdict::Deny(errno) = call(subscriber, event, reply, cpu, clock)
-                && first_decision
-            {
-                outcome = Outcome::Denied(errno);
-                break 'decide;
-            }
+) -> (Outcome, Option<usize>) {
+    let first_decision = FIRST_DECISION;
+    for (position, subscriber) in list.security.iter().enumerate() {
+        // Relaxed is enough: `drop` stores before it returns, and on this CPU program order
+        // makes the store visible; another CPU that still sees `true` began its call first.
+        if !subscriber.alive.load(Ordering::Relaxed) {
+            continue;
         }
-        for subscriber in owners {
-            if !subscriber.alive.load(Ordering::Acquire) {
-                continue;
-            }
-            match call(subscriber, event, reply, cpu, clock) {
-                Verdict::Continue => {}
-                Verdict::Handled => {
-                    outcome = Outcome::Handled;
-                    if first_decision {
-                        break 'decide;
-                    }
-                }
-                Verdict::Deny(errno) if first_decision => {
-                    outcome = Outcome::Denied(errno);
-                    break 'decide;
-                }
-                Verdict::Deny(_) => {}
-            }
+        // Security may only deny; a `Handled` from it grants nothing.
+        if let Verdict::Deny(errno) = call(subscriber, event, reply, cpu, clock)
+            && first_decision
+        {
+            return (Outcome::Denied(errno), Some(position));
         }
     }
-    for subscriber in observers {
-        if !subscriber.alive.load(Ordering::Acquire) {
+    let mut outcome = Outcome::Unhandled;
+    for (position, subscriber) in list.owners.iter().enumerate() {
+        if !subscriber.alive.load(Ordering::Relaxed) {
+            continue;
+        }
+        let decided = match call(subscriber, event, reply, cpu, clock) {
+            Verdict::Continue => continue,
+            Verdict::Handled if first_decision => Outcome::Handled,
+            Verdict::Handled => {
+                outcome = Outcome::Handled;
+                continue;
+            }
+            Verdict::Deny(errno) if first_decision => Outcome::Denied(errno),
+            Verdict::Deny(_) => continue,
+        };
+        return (decided, Some(list.security.len() + position));
+    }
+    (outcome, None)
+}
+
+/// Runs `list` and combines the verdicts (see [`Composition`]); observers see the outcome.
+#[inline(always)]
+fn run<const FIRST_DECISION: bool>(
+    list: &List,
+    event: &Event,
+    reply: &mut Reply,
+    cpu: usize,
+    clock: Option<fn() -> u64>,
+) -> Outcome {
+    let (outcome, decider) = decide::<FIRST_DECISION>(list, event, reply, cpu, clock);
+    if let Some(position) = decider {
+        list.count_decision(cpu, position);
+    }
+    for subscriber in &list.observers {
+        if !subscriber.alive.load(Ordering::Relaxed) {
             continue;
         }
         reply.outcome = outcome;
         call(subscriber, event, reply, cpu, clock);
     }
     outcome
+}
+
+/// [`run`] with every handler timed: one dispatch in [`TIMING_SAMPLE_PERIOD`].
+#[cold]
+#[inline(never)]
+fn run_timed<const FIRST_DECISION: bool>(
+    list: &List,
+    event: &Event,
+    reply: &mut Reply,
+    cpu: usize,
+    clock: Option<fn() -> u64>,
+) -> Outcome {
+    run::<FIRST_DECISION>(list, event, reply, cpu, clock)
 }
 
 impl Bus {
@@ -106,39 +130,31 @@ impl Bus {
     /// verdicts combine, per kind.
     #[inline]
     pub fn dispatch(&self, event: &Event, reply: &mut Reply) -> Outcome {
-        let kind = event.kind();
-        // Reduced here so the compiler knows every per-CPU index below is in bounds.
-        let cpu = local::cpu_index() % MAX_CPUS;
-        let first_decision = kind.composition() == Composition::FirstDecision;
-        let outcome = if self.chains[kind.index()].count_dispatch(cpu) % TIMING_SAMPLE_PERIOD == 0
-        {
-            self.dispatch_timed(event, reply, cpu, first_decision)
-        } else {
-            self.snapshots.read(cpu, kind.index(), |snapshot| match snapshot {
-                Some(snapshot) => {
-                    run(snapshot.list_for(event), event, reply, cpu, first_decision, None)
-                }
-                None => Outcome::Unhandled,
-            })
+        let outcome = match event.kind().composition() {
+            Composition::FirstDecision => self.dispatch_as::<true>(event, reply),
+            Composition::Broadcast => self.dispatch_as::<false>(event, reply),
         };
         reply.outcome = outcome;
         outcome
     }
 
-    /// [`dispatch`](Self::dispatch) with every handler timed.
-    #[cold]
-    #[inline(never)]
-    fn dispatch_timed(
-        &self,
-        event: &Event,
-        reply: &mut Reply,
-        cpu: usize,
-        first_decision: bool,
-    ) -> Outcome {
-        let clock = self.clock.get().copied();
-        self.snapshots.read(cpu, event.kind().index(), |snapshot| match snapshot {
-            Some(snapshot) => run(snapshot.list_for(event), event, reply, cpu, first_decision, clock),
-            None => Outcome::Unhandled,
+    /// [`dispatch`](Self::dispatch) for one composition, so the loops are compiled for it.
+    #[inline(always)]
+    fn dispatch_as<const FIRST_DECISION: bool>(&self, event: &Event, reply: &mut Reply) -> Outcome {
+        let kind = event.kind();
+        // Reduced here so the compiler knows every per-CPU index below is in bounds.
+        let cpu = local::cpu_index() % MAX_CPUS;
+        self.snapshots.read(cpu, kind.index(), |snapshot| {
+            let Some(snapshot) = snapshot else {
+                self.chains[kind.index()].count_unsubscribed(cpu);
+                return Outcome::Unhandled;
+            };
+            let list = snapshot.list_for(event);
+            if list.begin(cpu) % TIMING_SAMPLE_PERIOD == 0 {
+                run_timed::<FIRST_DECISION>(list, event, reply, cpu, self.clock.get().copied())
+            } else {
+                run::<FIRST_DECISION>(list, event, reply, cpu, None)
+            }
         })
     }
 }

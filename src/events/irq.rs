@@ -225,6 +225,7 @@ impl IrqLines {
 
     /// Records an interrupt on `line` at `now_ms` and decides whether to dispatch it. `None`
     /// for a line that does not exist.
+    #[inline]
     pub fn raise(&self, line: u8, now_ms: u64) -> Option<(Raised, Option<LineReport>)> {
         let state = self.lines.get(usize::from(line))?;
         if state.disabled.load(Ordering::Relaxed)
@@ -271,6 +272,7 @@ impl IrqLines {
     /// Applies a dispatch's result to `line`: counts it if nobody claimed it (and applies the
     /// unhandled rule), and masks the line if a deferred handler queued the event (it is
     /// unmasked by [`acknowledge`](Self::acknowledge)).
+    #[inline]
     pub fn complete(
         &self,
         line: u8,

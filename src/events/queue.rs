@@ -249,6 +249,7 @@ impl<T> BoundedQueue<T> {
     /// # Panics
     ///
     /// With [`OverflowPolicy::Panic`], when the queue is full.
+    #[inline]
     pub fn push(&self, item: T) -> PushOutcome {
         let pushed = self.ring.lock().push(item, self.policy);
         match pushed {
@@ -260,6 +261,7 @@ impl<T> BoundedQueue<T> {
     }
 
     /// Takes the next delivery: first any loss not yet reported, then the oldest event.
+    #[inline]
     pub fn pop(&self) -> Option<Delivery<T>> {
         self.ring.lock().pop()
     }

@@ -1,22 +1,27 @@
-//! Interrupt and fault statistics: an observer of the `irq`, `exception` and `page-fault`
-//! chains counting per line and per vector.
+//! Interrupt and fault statistics: an observer of the `exception` and `page-fault` chains
+//! counting per vector, beside the per-line interrupt counts the bus keeps anyway.
+//!
+//! It observes no `irq` events: every line's sequence number already counts its interrupts
+//! (`irq::LINES`), and an observer on every interrupt would cost each one a call to count them
+//! twice.
 
 use alloc::{format, string::String, vec::Vec};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{Module, ModuleError, Registrar};
-use crate::events::{Event, EventKind, Priority, Verdict, irq::LINE_COUNT};
+use crate::events::{
+    Event, EventKind, Priority, Verdict,
+    irq::{LINE_COUNT, LINES},
+};
 
-/// Counters per interrupt line and per exception vector.
+/// Counters per exception vector.
 pub(super) struct FaultStats {
-    irqs: [AtomicU64; LINE_COUNT],
     exceptions: [AtomicU64; 32],
     user_page_faults: AtomicU64,
     kernel_page_faults: AtomicU64,
 }
 
 pub(super) static MODULE: FaultStats = FaultStats {
-    irqs: [const { AtomicU64::new(0) }; LINE_COUNT],
     exceptions: [const { AtomicU64::new(0) }; 32],
     user_page_faults: AtomicU64::new(0),
     kernel_page_faults: AtomicU64::new(0),
@@ -28,17 +33,12 @@ impl Module for FaultStats {
     }
 
     fn description(&self) -> &'static str {
-        "counts interrupts per line and faults per vector"
+        "counts faults per vector; shows interrupts per line"
     }
 
     fn init(&'static self, registrar: &mut Registrar) -> Result<(), ModuleError> {
         let count = |event: &Event| {
             match *event {
-                Event::Irq { line, .. } => {
-                    if let Some(counter) = self.irqs.get(usize::from(line)) {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
                 Event::Exception { vector, .. } => {
                     if let Some(counter) = self.exceptions.get(usize::from(vector)) {
                         counter.fetch_add(1, Ordering::Relaxed);
@@ -53,7 +53,7 @@ impl Module for FaultStats {
             }
             Verdict::Continue
         };
-        for kind in [EventKind::Irq, EventKind::Exception, EventKind::PageFault] {
+        for kind in [EventKind::Exception, EventKind::PageFault] {
             registrar.subscribe(kind, Priority::OBSERVER, move |event, _| count(event))?;
         }
         Ok(())
@@ -70,7 +70,12 @@ impl Module for FaultStats {
                 })
                 .collect()
         };
-        let mut parts = nonzero(&self.irqs, "irq");
+        let mut parts: Vec<String> = (0..LINE_COUNT as u8)
+            .filter_map(|line| {
+                let raised = LINES.stats(line).raised;
+                (raised > 0).then(|| format!("irq{line}:{raised}"))
+            })
+            .collect();
         parts.extend(nonzero(&self.exceptions, "vec"));
         parts.push(format!(
             "page faults user:{} kernel:{}",

@@ -69,18 +69,23 @@ fn audit(pid: Pid, kind: EventKind, what: String, errno: Errno) {
 }
 
 fn on_syscall(event: &Event, _reply: &mut Reply) -> Verdict {
-    let Event::Syscall { number, args, pid } = *event else { return Verdict::Continue };
+    let Event::Syscall { number, ref args, pid } = *event else { return Verdict::Continue };
     // The kernel is not checked; unknown numbers go on to get ENOSYS.
     if pid == 0 || number >= abi::SYSCALL_COUNT {
         return Verdict::Continue;
     }
-    match ACTIVE.check_syscall(pid, number, &args, &ProcessTable) {
+    match ACTIVE.check_syscall(pid, number, args, &ProcessTable) {
         Ok(()) => Verdict::Continue,
-        Err(errno) => {
-            audit(pid, EventKind::Syscall, format!("system call {number}"), errno);
-            Verdict::Deny(errno)
-        }
+        Err(errno) => deny_syscall(pid, number, errno),
     }
+}
+
+/// Out of line: the allowed path (every call a well-behaved program makes) stays small.
+#[cold]
+#[inline(never)]
+fn deny_syscall(pid: Pid, number: u64, errno: Errno) -> Verdict {
+    audit(pid, EventKind::Syscall, format!("system call {number}"), errno);
+    Verdict::Deny(errno)
 }
 
 fn on_memory(event: &Event, _reply: &mut Reply) -> Verdict {

@@ -1,8 +1,8 @@
-//! The two things about the running CPU that lock-free code needs: its index, and a way to mask
-//! its interrupts for a few instructions. Arch code installs them at boot ([`install`]); before
-//! that, and on the host, there is one CPU (index 0) and nothing to mask.
+//! The two things about the running CPU that lock-free code needs: a way to mask its interrupts
+//! for a few instructions, and its index. Arch code installs the first at boot ([`install`]) and
+//! the second once other CPUs run ([`install_cpu_index`]); before that, and on the host, there
+//! is one CPU (index 0) and, on the host, nothing to mask.
 
-use conquer_once::spin::OnceCell;
 
 /// Most CPUs the per-CPU tables hold.
 pub const MAX_CPUS: usize = 8;
@@ -10,26 +10,33 @@ pub const MAX_CPUS: usize = 8;
 /// The running CPU's operations, provided by arch code.
 #[derive(Clone, Copy)]
 pub struct LocalCpu {
-    /// Index of the running CPU, below [`MAX_CPUS`].
-    pub index: fn() -> usize,
     /// Masks maskable interrupts on this CPU; returns whether they were enabled.
     pub mask_interrupts: fn() -> bool,
     /// Enables interrupts again if `were_enabled`.
     pub restore_interrupts: fn(were_enabled: bool),
 }
 
-static LOCAL: OnceCell<LocalCpu> = OnceCell::uninit();
+/// `spin::Once` rather than a `OnceCell`: its `get` is one load and a compare, on every lock
+/// and every dispatch.
+static LOCAL: spin::Once<LocalCpu> = spin::Once::new();
+static CPU_INDEX: spin::Once<fn() -> usize> = spin::Once::new();
 
 /// Installs the running CPU's operations. Only the first call takes effect.
 pub fn install(local: LocalCpu) {
-    let _ = LOCAL.try_init_once(|| local);
+    LOCAL.call_once(|| local);
 }
 
-/// Index of the running CPU (0 until arch installs [`LocalCpu`]). Only meaningful while the
-/// caller cannot migrate: inside a dispatch, with interrupts masked, or on one CPU.
+/// Installs how to find the running CPU's index (below [`MAX_CPUS`]), once more than one CPU
+/// runs. Only the first call takes effect.
+pub fn install_cpu_index(index: fn() -> usize) {
+    CPU_INDEX.call_once(|| index);
+}
+
+/// Index of the running CPU (0 while only one runs). Only meaningful while the caller cannot
+/// migrate: inside a dispatch, with interrupts masked, or on one CPU.
 #[inline]
 pub fn cpu_index() -> usize {
-    LOCAL.get().map_or(0, |local| (local.index)() % MAX_CPUS)
+    CPU_INDEX.get().map_or(0, |index| index() % MAX_CPUS)
 }
 
 /// Masks this CPU's interrupts; returns the state to give [`restore_interrupts`].

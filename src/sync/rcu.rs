@@ -177,6 +177,11 @@ impl<T> Retired<T> {
         }
     }
 
+    /// The value, still readable (it is freed only by [`reclaim`](Self::reclaim)).
+    pub fn get(&self) -> Option<&T> {
+        self.value.as_deref()
+    }
+
     /// Whether the grace period is over (the value could be freed now).
     pub fn has_elapsed<const N: usize>(&self, array: &RcuArray<T, N>) -> bool {
         array.has_elapsed(&self.stamp)

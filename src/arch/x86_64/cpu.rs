@@ -21,23 +21,21 @@ pub fn disable_interrupts() {
 
 /// Masks maskable interrupts; returns whether they were enabled (for [`restore_interrupts`]).
 pub fn mask_interrupts() -> bool {
-    let were_enabled = interrupts::are_enabled();
-    if were_enabled {
-        interrupts::disable();
-    }
-    were_enabled
+    let flags: u64;
+    // SAFETY: reads RFLAGS through the stack and clears IF; no other state changes. Masking is
+    // what every caller asks for, and `restore_interrupts` undoes it.
+    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem, preserves_flags)) };
+    flags & RFLAGS_INTERRUPT_ENABLE != 0
 }
+
+/// RFLAGS.IF (SDM Vol. 1, §3.4.3.3).
+const RFLAGS_INTERRUPT_ENABLE: u64 = 1 << 9;
 
 /// Enables interrupts again if they `were_enabled` before [`mask_interrupts`].
 pub fn restore_interrupts(were_enabled: bool) {
     if were_enabled {
         interrupts::enable();
     }
-}
-
-/// Index of the running CPU. Herald runs on the boot CPU only, so far.
-pub fn index() -> usize {
-    0
 }
 
 /// Runs `f` with maskable interrupts disabled, restoring the previous state afterwards.

@@ -38,7 +38,6 @@ pub use self::{
 /// Prepares the CPU to survive faults: GDT, TSS with IST stacks, IDT. Interrupts stay off.
 pub(crate) fn init_cpu() {
     crate::sync::local::install(crate::sync::local::LocalCpu {
-        index: cpu::index,
         mask_interrupts: cpu::mask_interrupts,
         restore_interrupts: cpu::restore_interrupts,
     });

@@ -1,6 +1,7 @@
 //! Project commands, run as `cargo xtask <command>` from anywhere in the repository.
 //!
 //! `bench` boots the benchmark kernel, optimised, under `-icount` and prints its table.
+//! `shell` drives scripted shell sessions; `shell --soak MINUTES` keeps one running that long.
 //! `test` runs every test suite and exits non-zero if any test fails, any suite fails to build,
 //! or any test kernel hangs (the runner kills it and reports a failure).
 
@@ -14,7 +15,8 @@ use std::{
     time::Instant,
 };
 
-const USAGE: &str = "usage: cargo xtask test | cargo xtask bench | cargo xtask shell";
+const USAGE: &str =
+    "usage: cargo xtask test | cargo xtask bench | cargo xtask shell [--soak MINUTES]";
 /// QEMU flags that make the guest TSC count guest instructions exactly.
 const ICOUNT_ARGS: &str = "-icount shift=0,align=off";
 
@@ -152,6 +154,22 @@ fn main() -> ExitCode {
             let tally = sessions::run_all(&repository_root());
             if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
+        ["shell", "--soak", minutes] => match minutes.parse::<u64>() {
+            Ok(minutes) if minutes > 0 => match sessions::soak(&repository_root(), minutes) {
+                Ok(summary) => {
+                    println!("soak passed: {summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(reason) => {
+                    println!("soak FAILED: {reason}");
+                    ExitCode::FAILURE
+                }
+            },
+            _ => {
+                eprintln!("--soak takes a whole number of minutes above 0\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

@@ -342,3 +342,128 @@ pub(crate) fn run_all(root: &Path) -> Tally {
     println!("{} passed, {} failed", tally.passed, tally.failed);
     tally
 }
+
+/// Commands the soak rotates through, each with text only its answer prints.
+const SOAK_COMMANDS: [(&str, &str); 7] = [
+    ("uptime", "up "),
+    ("events", "page-fault"),
+    ("queues", "console input waiting for the shell"),
+    ("ps", "pid"),
+    ("mem", "frames:"),
+    ("chains timer", "scheduler"),
+    ("run hello", "exited with code 7]"),
+];
+/// Seconds between two commands of the soak.
+const SOAK_COMMAND_INTERVAL_SECS: u64 = 3;
+/// Every this many commands, a burst of serial input.
+const SOAK_BURST_EVERY: usize = 10;
+/// Unknown-command lines in one burst.
+const SOAK_BURST_LINES: usize = 20;
+/// How long a command may take to answer during the soak.
+const SOAK_ANSWER_TIMEOUT_SECS: u64 = 30;
+
+/// `cargo xtask shell --soak MINUTES`: `cargo run` with every module on (the heartbeat ticks
+/// on every timer interrupt), a command every few seconds and bursts of serial input; every
+/// command must be answered, every burst line refused with its error, and the kernel must power
+/// off cleanly at the end.
+pub(crate) fn soak(root: &Path, minutes: u64) -> Result<String, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let budget = Duration::from_secs(minutes * 60);
+    let mut child = Command::new(cargo)
+        .args(["run", "--quiet"])
+        .env("HERALD_TEST_TIMEOUT_SECS", (minutes * 60 + SESSION_TIMEOUT_SECS).to_string())
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|error| format!("cannot run cargo: {error}"))?;
+    let output = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let sink = output.clone();
+    let reader = thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(read) = stdout.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buffer[..read]).replace('\r', "");
+            sink.lock().map(|mut output| output.push_str(&text)).ok();
+        }
+    });
+    let mut stdin = child.stdin.take().ok_or("no stdin")?;
+    let length = || output.lock().map(|o| o.len()).unwrap_or(0);
+    let count_since = |from: usize, marker: &str| {
+        output.lock().map(|o| o.get(from..).map_or(0, |rest| rest.matches(marker).count())).unwrap_or(0)
+    };
+    let wait_for = |from: usize, marker: &str, count: usize| -> Result<Duration, String> {
+        let started = Instant::now();
+        while count_since(from, marker) < count {
+            if started.elapsed() > Duration::from_secs(SOAK_ANSWER_TIMEOUT_SECS) {
+                return Err(format!("no {marker:?} within {SOAK_ANSWER_TIMEOUT_SECS} s"));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(started.elapsed())
+    };
+    let mut send = |bytes: &[u8]| -> Result<(), String> {
+        stdin.write_all(bytes).and_then(|()| stdin.flush()).map_err(|e| format!("COM1: {e}"))
+    };
+    wait_for(0, "herald> ", 1)?;
+    let started = Instant::now();
+    let (mut answered, mut bursts, mut slowest) = (0usize, 0usize, Duration::ZERO);
+    let mut result = Ok(());
+    while started.elapsed() < budget {
+        let (command, marker) = SOAK_COMMANDS[answered % SOAK_COMMANDS.len()];
+        let from = length();
+        if let Err(error) = send(format!("{command}\n").as_bytes())
+            .and_then(|()| wait_for(from, marker, 1).map(|took| slowest = slowest.max(took)))
+        {
+            result = Err(format!("command {answered} `{command}`: {error}"));
+            break;
+        }
+        answered += 1;
+        if answered % SOAK_BURST_EVERY == 0 {
+            let from = length();
+            let mut burst = Vec::new();
+            for line in 0..SOAK_BURST_LINES {
+                burst.extend(format!("soakjunk{line}\n").bytes());
+            }
+            burst.extend(std::iter::repeat_n(b'y', 4000));
+            burst.push(b'\n');
+            let refused = send(&burst).and_then(|()| {
+                wait_for(from, "error: unknown command", SOAK_BURST_LINES)?;
+                wait_for(from, "error: line longer than 256 characters", 1)
+            });
+            if let Err(error) = refused {
+                result = Err(format!("burst {bursts}: {error}"));
+                break;
+            }
+            bursts += 1;
+        }
+        thread::sleep(Duration::from_secs(SOAK_COMMAND_INTERVAL_SECS));
+    }
+    let _ = send(b"poweroff\n");
+    drop(send);
+    drop(stdin);
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let _ = reader.join();
+    let output = output.lock().map(|o| o.clone()).unwrap_or_default();
+    let summary = format!(
+        "{answered} commands answered (slowest {} ms), {bursts} bursts of {} lines refused, {:.0} s",
+        slowest.as_millis(),
+        SOAK_BURST_LINES + 1,
+        started.elapsed().as_secs_f64()
+    );
+    let tail = || -> String {
+        output.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect()
+    };
+    result.map_err(|reason| format!("{reason} after {summary}\n--- output tail ---\n{}", tail()))?;
+    if output.contains("panicked") {
+        return Err(format!("the kernel panicked after {summary}\n{}", tail()));
+    }
+    if !status.success() || !output.contains("powering off") {
+        return Err(format!("no clean power-off ({status}) after {summary}\n{}", tail()));
+    }
+    Ok(summary)
+}
