@@ -16,9 +16,10 @@
 extern crate alloc;
 
 use alloc::sync::Arc;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use core::arch::asm;
+use core::{
+    arch::asm,
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+};
 
 use herald::{
     arch,
@@ -173,8 +174,9 @@ fn queue_info(id: herald::events::QueueId) -> QueueInfo {
 
 #[test_case]
 fn the_bus_survives_a_same_cpu_interrupt_flood() {
-    let queue = SHARED_QUEUE
-        .call_once(|| BoundedQueue::new("stress-shared", QUEUE_CAPACITY, OverflowPolicy::DropOldest));
+    let queue = SHARED_QUEUE.call_once(|| {
+        BoundedQueue::new("stress-shared", QUEUE_CAPACITY, OverflowPolicy::DropOldest)
+    });
     let newest = deferred(&DROP_NEWEST, OverflowPolicy::DropNewest);
     let oldest = deferred(&DROP_OLDEST, OverflowPolicy::DropOldest);
     let coalesce = deferred(&COALESCE, OverflowPolicy::Coalesce);
@@ -327,9 +329,8 @@ fn chain_with_victim(
     dropper: impl Fn(&Event, &mut Reply) -> Verdict + Send + Sync + 'static,
 ) -> (&'static Bus, Subscription) {
     let bus: &'static Bus = alloc::boxed::Box::leak(alloc::boxed::Box::new(Bus::new()));
-    let first = bus
-        .subscribe(EventKind::Timer, "dropper", Priority::owner(900), dropper)
-        .expect("dropper");
+    let first =
+        bus.subscribe(EventKind::Timer, "dropper", Priority::owner(900), dropper).expect("dropper");
     let victim = bus
         .subscribe(EventKind::Timer, "victim", Priority::owner(100), |_, _| {
             VICTIM_CALLS.fetch_add(1, Ordering::Relaxed);
@@ -385,9 +386,8 @@ fn snapshots_retired_inside_dispatches_are_reclaimed_by_the_idle_task() {
     let bus: &'static Bus = alloc::boxed::Box::leak(alloc::boxed::Box::new(Bus::new()));
     let churn = bus
         .subscribe(EventKind::Timer, "churn", Priority::OWNER, move |_, _| {
-            let inner = bus.subscribe(EventKind::Timer, "inner", Priority::OBSERVER, |_, _| {
-                Verdict::Continue
-            });
+            let inner = bus
+                .subscribe(EventKind::Timer, "inner", Priority::OBSERVER, |_, _| Verdict::Continue);
             drop(inner);
             Verdict::Continue
         })

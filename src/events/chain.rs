@@ -110,7 +110,10 @@ struct CpuCounts {
 impl CpuCounts {
     fn new(deciders: usize) -> Self {
         let lines = (deciders + 1).div_ceil(8);
-        Self { first: CounterLine::default(), more: (1..lines).map(|_| Default::default()).collect() }
+        Self {
+            first: CounterLine::default(),
+            more: (1..lines).map(|_| Default::default()).collect(),
+        }
     }
 
     #[inline(always)]
@@ -200,11 +203,16 @@ pub(super) struct Snapshot {
 impl Snapshot {
     fn build(kind: EventKind, subscribers: &[Arc<Subscriber>]) -> Self {
         let for_line = |line: Option<usize>| {
-            List::new(subscribers.iter().filter(move |s| match (s.only_line, line) {
-                (None, _) => true,
-                (Some(only), Some(line)) => usize::from(only) == line,
-                (Some(_), None) => false,
-            }).cloned())
+            List::new(
+                subscribers
+                    .iter()
+                    .filter(move |s| match (s.only_line, line) {
+                        (None, _) => true,
+                        (Some(only), Some(line)) => usize::from(only) == line,
+                        (Some(_), None) => false,
+                    })
+                    .cloned(),
+            )
         };
         let lines = if kind == EventKind::Irq {
             (0..LINE_COUNT).map(|line| for_line(Some(line))).collect()
@@ -309,7 +317,11 @@ impl Chain {
 
     /// The live subscribers in dispatch order, each with its calls so far: settled ones plus
     /// those counted by the snapshots still alive (published or retired).
-    pub(super) fn subscribers(&self, snapshots: &Snapshots, kind: EventKind) -> Vec<(Arc<Subscriber>, u64)> {
+    pub(super) fn subscribers(
+        &self,
+        snapshots: &Snapshots,
+        kind: EventKind,
+    ) -> Vec<(Arc<Subscriber>, u64)> {
         let state = self.state.lock();
         let mut totals: Vec<(Arc<Subscriber>, u64)> = state
             .subscribers
@@ -341,8 +353,8 @@ impl Chain {
         let mut state = self.state.lock();
         state.subscribers.retain(|s| s.alive.load(Ordering::Acquire));
         change(&mut state.subscribers)?;
-        let snapshot =
-            (!state.subscribers.is_empty()).then(|| Box::new(Snapshot::build(kind, &state.subscribers)));
+        let snapshot = (!state.subscribers.is_empty())
+            .then(|| Box::new(Snapshot::build(kind, &state.subscribers)));
         if let Some(old) = snapshots.replace(kind.index(), snapshot) {
             state.retired.push(old);
         }
@@ -391,9 +403,9 @@ pub(super) fn insert(
 
 /// Frees reclaimed snapshots (outside any chain lock).
 pub(super) fn free(reclaimed: Reclaimed, snapshots: &Snapshots) {
-    for retired in reclaimed {
+    for mut retired in reclaimed {
         // Every one was checked past its grace period under the lock; a grace period that is
         // over stays over, so this frees them all.
-        let _ = retired.reclaim(snapshots);
+        retired.try_reclaim(snapshots);
     }
 }

@@ -11,12 +11,13 @@
 use alloc::{boxed::Box, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use conquer_once::spin::OnceCell;
+
 use super::{
     Bus, BusError, Delivery, Event, EventKind, OverflowPolicy, PushOutcome, QueueId, QueueStats,
     Verdict, bus::Subscription, chain::Handler, irq,
 };
 use crate::sync::IrqSpinLock;
-use conquer_once::spin::OnceCell;
 
 /// Most deferred queues the bus keeps.
 const MAX_DEFERRED_QUEUES: usize = 64;

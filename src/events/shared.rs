@@ -11,7 +11,6 @@
 use alloc::{boxed::Box, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-
 use super::{Event, Verdict};
 use crate::sync::IrqSpinLock;
 

@@ -3,7 +3,6 @@
 //! the second once other CPUs run ([`install_cpu_index`]); before that, and on the host, there
 //! is one CPU (index 0) and, on the host, nothing to mask.
 
-
 /// Most CPUs the per-CPU tables hold.
 pub const MAX_CPUS: usize = 8;
 
@@ -51,4 +50,13 @@ pub fn restore_interrupts(were_enabled: bool) {
     if were_enabled && let Some(local) = LOCAL.get() {
         (local.restore_interrupts)(true);
     }
+}
+
+/// Runs `f` with this CPU's interrupts masked: nothing else on this CPU can run in between.
+#[inline]
+pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    let were_enabled = mask_interrupts();
+    let result = f();
+    restore_interrupts(were_enabled);
+    result
 }

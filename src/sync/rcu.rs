@@ -10,7 +10,7 @@
 //! A writer swaps in the new value and stamps the old one with every CPU's state at that
 //! moment. The grace period is over once every CPU that was inside a section then has been
 //! seen outside (depth 0) or has left a section since (its count moved): every later section
-//! loaded the new pointer. [`Retired::reclaim`] frees the old value only then.
+//! loaded the new pointer. [`Retired::try_reclaim`] frees the old value only then.
 //!
 //! A writer cannot wait for its own CPU while it is inside a section itself (a handler that
 //! drops a subscription, an interrupt that landed in a dispatch): the section it is in would
@@ -123,7 +123,7 @@ impl<T, const N: usize> RcuArray<T, N> {
         let stamp = self.stamp();
         // SAFETY: `old` came from `Box::into_raw` in an earlier `replace` and has just left the
         // cell, so this is its only owner; readers that loaded it before the swap are covered
-        // by the stamp, which `reclaim` checks before the box is dropped.
+        // by the stamp, which `try_reclaim` checks before the box is dropped.
         let value = (!old.is_null()).then(|| unsafe { Box::from_raw(old) });
         value.map(|value| Retired { value: Some(value), stamp })
     }
@@ -167,17 +167,16 @@ impl<T, const N: usize> RcuArray<T, N> {
 }
 
 impl<T> Retired<T> {
-    /// Frees the value if its grace period is over; hands it back otherwise.
-    pub fn reclaim<const N: usize>(mut self, array: &RcuArray<T, N>) -> Result<(), Self> {
-        if array.has_elapsed(&self.stamp) {
+    /// Frees the value if its grace period is over; returns whether it is gone (a value
+    /// already freed counts as gone).
+    pub fn try_reclaim<const N: usize>(&mut self, array: &RcuArray<T, N>) -> bool {
+        if self.value.is_some() && array.has_elapsed(&self.stamp) {
             drop(self.value.take());
-            Ok(())
-        } else {
-            Err(self)
         }
+        self.value.is_none()
     }
 
-    /// The value, still readable (it is freed only by [`reclaim`](Self::reclaim)).
+    /// The value, still readable (it is freed only by [`try_reclaim`](Self::try_reclaim)).
     pub fn get(&self) -> Option<&T> {
         self.value.as_deref()
     }

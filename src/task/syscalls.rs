@@ -19,6 +19,7 @@ use crate::{
     },
     mm::{self, space},
     print,
+    sync::local,
 };
 
 /// Most bytes one `write` takes; the caller loops for more (a short write, as POSIX allows).
@@ -275,9 +276,24 @@ pub(super) struct ProcessSubscription {
     _subscription: Subscription,
 }
 
+/// Filled by an observer on whichever CPU dispatches the event, emptied by `poll` on the
+/// process's CPU: a cross-CPU handoff, which is what `ArrayQueue` is for. It is not reentrant on
+/// one CPU (its push spins while a pop it interrupted holds a slot), so both sides run with
+/// this CPU's interrupts masked: same-CPU overlap is impossible, and another CPU waits at most
+/// for one masked push or pop.
 struct RecordQueue {
     offered: AtomicU64,
     records: ArrayQueue<EventRecord>,
+}
+
+impl RecordQueue {
+    fn push(&self, record: EventRecord) {
+        local::without_interrupts(|| self.records.force_push(record));
+    }
+
+    fn pop(&self) -> Option<EventRecord> {
+        local::without_interrupts(|| self.records.pop())
+    }
 }
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
@@ -316,7 +332,7 @@ fn subscribe_process(kind: u64, capacity: u64) -> Result<u64, Errno> {
         .subscribe(kind, "process", Priority::OBSERVER, move |event, _| {
             let seq = sink.offered.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(record) = record(seq, event) {
-                sink.records.force_push(record);
+                sink.push(record);
             }
             Verdict::Continue
         })
@@ -342,7 +358,7 @@ fn poll(handle: u64, buffer: u64, max_records: u64, space: SpaceId) -> Result<u6
     let mut bytes = Vec::with_capacity(max * record_bytes);
     let mut count = 0;
     while count < max {
-        let Some(record) = queue.records.pop() else { break };
+        let Some(record) = queue.pop() else { break };
         for word in [record.seq, record.kind, record.a, record.b] {
             bytes.extend_from_slice(&word.to_le_bytes());
         }

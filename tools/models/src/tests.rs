@@ -51,9 +51,9 @@ fn a_reader_never_sees_its_value_freed() {
             })
         };
         let (second, _) = tracked(2);
-        let retired = array.replace(0, Some(second)).expect("the first value");
+        let mut retired = array.replace(0, Some(second)).expect("the first value");
         assert!(array.synchronize(0), "the writer is outside any section");
-        assert!(retired.reclaim(&array).is_ok(), "a grace period passed");
+        assert!(retired.try_reclaim(&array), "a grace period passed");
         reader.join().expect("reader");
     });
 }
@@ -77,11 +77,7 @@ fn reclaim_never_frees_under_a_reader() {
         };
         let mut retired = array.replace(0, None).expect("the first value");
         // Poll like the idle task does, never waiting.
-        loop {
-            match retired.reclaim(&array) {
-                Ok(()) => break,
-                Err(again) => retired = again,
-            }
+        while !retired.try_reclaim(&array) {
             thread::yield_now();
         }
         assert!(first_freed.load(Ordering::SeqCst));
@@ -97,13 +93,14 @@ fn a_writer_inside_its_own_section_defers() {
         let array: RcuArray<Tracked, 1> = RcuArray::new();
         let (first, first_freed) = tracked(1);
         drop(array.replace(0, Some(first)));
-        let retired = array.read(0, 0, |_| {
-            let retired = array.replace(0, None).expect("the first value");
+        let mut retired = array.read(0, 0, |_| {
+            let mut retired = array.replace(0, None).expect("the first value");
             assert!(!array.synchronize(0), "refuses to wait for itself");
-            retired.reclaim(&array).err().expect("still inside a section")
+            assert!(!retired.try_reclaim(&array), "still inside a section");
+            retired
         });
         assert!(!first_freed.load(Ordering::SeqCst));
-        assert!(retired.reclaim(&array).is_ok(), "the section has ended");
+        assert!(retired.try_reclaim(&array), "the section has ended");
         assert!(first_freed.load(Ordering::SeqCst));
     });
 }
