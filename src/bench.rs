@@ -48,8 +48,12 @@ fn hundredths_per_op_over(iterations: u64, mut op: impl FnMut()) -> u64 {
         }
         cpu::read_timestamp() - start
     };
+    // Timer ticks would land in different iterations on different boots (and policies); with
+    // interrupts masked the count is the operation's alone, the same on every boot.
+    let were_enabled = cpu::mask_interrupts();
     let empty = measure(&mut || black_box(()));
     let full = measure(&mut op);
+    cpu::restore_interrupts(were_enabled);
     full.saturating_sub(empty) * 100 / iterations
 }
 
