@@ -103,6 +103,7 @@ impl Policy for Capability {
         }
     }
 
+    #[inline]
     fn check_syscall(
         &self,
         pid: Pid,

@@ -65,6 +65,7 @@ impl Policy for Sandbox {
         self.allowed.lock().remove(&pid);
     }
 
+    #[inline]
     fn check_syscall(
         &self,
         pid: Pid,
