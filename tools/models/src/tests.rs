@@ -31,6 +31,19 @@ fn tracked(value: u64) -> (Box<Tracked>, Arc<AtomicBool>) {
     (Box::new(Tracked { value, freed: freed.clone() }), freed)
 }
 
+/// Another CPU reading cell 0 once: whatever it finds must not have been freed under it.
+fn spawn_reader(array: &Arc<RcuArray<Tracked, 1>>) -> thread::JoinHandle<()> {
+    let array = array.clone();
+    thread::spawn(move || {
+        array.read(1, 0, |value| {
+            if let Some(value) = value {
+                assert!(!value.freed.load(Ordering::SeqCst), "read after free");
+                assert!(value.value == 1 || value.value == 2);
+            }
+        });
+    })
+}
+
 /// Whatever the interleaving, a reader holding a value (inside its section) never finds it
 /// freed: the writer's grace period waits for it.
 #[test]
@@ -39,17 +52,7 @@ fn a_reader_never_sees_its_value_freed() {
         let array: Arc<RcuArray<Tracked, 1>> = Arc::new(RcuArray::new());
         let (first, _) = tracked(1);
         drop(array.replace(0, Some(first)));
-        let reader = {
-            let array = array.clone();
-            thread::spawn(move || {
-                array.read(1, 0, |value| {
-                    if let Some(value) = value {
-                        assert!(!value.freed.load(Ordering::SeqCst), "read after free");
-                        assert!(value.value == 1 || value.value == 2);
-                    }
-                });
-            })
-        };
+        let reader = spawn_reader(&array);
         let (second, _) = tracked(2);
         let mut retired = array.replace(0, Some(second)).expect("the first value");
         assert!(array.synchronize(0), "the writer is outside any section");
@@ -65,16 +68,7 @@ fn reclaim_never_frees_under_a_reader() {
         let array: Arc<RcuArray<Tracked, 1>> = Arc::new(RcuArray::new());
         let (first, first_freed) = tracked(1);
         drop(array.replace(0, Some(first)));
-        let reader = {
-            let array = array.clone();
-            thread::spawn(move || {
-                array.read(1, 0, |value| {
-                    if let Some(value) = value {
-                        assert!(!value.freed.load(Ordering::SeqCst), "read after free");
-                    }
-                });
-            })
-        };
+        let reader = spawn_reader(&array);
         let mut retired = array.replace(0, None).expect("the first value");
         // Poll like the idle task does, never waiting.
         while !retired.try_reclaim(&array) {

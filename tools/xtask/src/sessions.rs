@@ -243,6 +243,26 @@ fn type_keys(socket: &Path, keys: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Everything `child` prints, collected by a thread as it arrives (carriage returns dropped).
+fn collect_output(
+    child: &mut std::process::Child,
+) -> Result<(Arc<Mutex<String>>, thread::JoinHandle<()>), String> {
+    let output = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let sink = output.clone();
+    let reader = thread::spawn(move || {
+        let mut buffer = [0; 4096];
+        while let Ok(read) = stdout.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buffer[..read]).replace('\r', "");
+            sink.lock().map(|mut output| output.push_str(&text)).ok();
+        }
+    });
+    Ok((output, reader))
+}
+
 fn run_session(root: &Path, session: &Session) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let socket = std::env::temp_dir().join(format!("herald-qmp-{}.sock", std::process::id()));
@@ -261,19 +281,7 @@ fn run_session(root: &Path, session: &Session) -> Result<(), String> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|error| format!("cannot run cargo: {error}"))?;
-    let output = Arc::new(Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().ok_or("no stdout")?;
-    let sink = output.clone();
-    let reader = thread::spawn(move || {
-        let mut buffer = [0; 4096];
-        while let Ok(read) = stdout.read(&mut buffer) {
-            if read == 0 {
-                break;
-            }
-            let text = String::from_utf8_lossy(&buffer[..read]).replace('\r', "");
-            sink.lock().map(|mut output| output.push_str(&text)).ok();
-        }
-    });
+    let (output, reader) = collect_output(&mut child)?;
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let wait_for = |marker: &str, count: usize| -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(SESSION_TIMEOUT_SECS);
@@ -378,23 +386,14 @@ pub(crate) fn soak(root: &Path, minutes: u64) -> Result<String, String> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|error| format!("cannot run cargo: {error}"))?;
-    let output = Arc::new(Mutex::new(String::new()));
-    let mut stdout = child.stdout.take().ok_or("no stdout")?;
-    let sink = output.clone();
-    let reader = thread::spawn(move || {
-        let mut buffer = [0; 4096];
-        while let Ok(read) = stdout.read(&mut buffer) {
-            if read == 0 {
-                break;
-            }
-            let text = String::from_utf8_lossy(&buffer[..read]).replace('\r', "");
-            sink.lock().map(|mut output| output.push_str(&text)).ok();
-        }
-    });
+    let (output, reader) = collect_output(&mut child)?;
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let length = || output.lock().map(|o| o.len()).unwrap_or(0);
     let count_since = |from: usize, marker: &str| {
-        output.lock().map(|o| o.get(from..).map_or(0, |rest| rest.matches(marker).count())).unwrap_or(0)
+        output
+            .lock()
+            .map(|o| o.get(from..).map_or(0, |rest| rest.matches(marker).count()))
+            .unwrap_or(0)
     };
     let wait_for = |from: usize, marker: &str, count: usize| -> Result<Duration, String> {
         let started = Instant::now();
@@ -458,7 +457,8 @@ pub(crate) fn soak(root: &Path, minutes: u64) -> Result<String, String> {
     let tail = || -> String {
         output.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect()
     };
-    result.map_err(|reason| format!("{reason} after {summary}\n--- output tail ---\n{}", tail()))?;
+    result
+        .map_err(|reason| format!("{reason} after {summary}\n--- output tail ---\n{}", tail()))?;
     if output.contains("panicked") {
         return Err(format!("the kernel panicked after {summary}\n{}", tail()));
     }
