@@ -55,11 +55,16 @@ pub struct Bus {
 
 /// A live registration; dropping it unregisters the handler.
 ///
-/// After `drop` returns, no call of the handler begins anywhere. Dropped outside any dispatch
-/// (the usual case: thread context), `drop` also waits for a grace period, so no call is still
-/// running on another CPU either. Dropped inside a dispatch on this CPU (from a handler, or an
-/// interrupt that landed in one), it cannot wait for the dispatch it is part of: calls already
-/// under way, there or on other CPUs, finish on their own.
+/// After `drop` returns, no call of the handler begins anywhere; a call begins when a dispatch
+/// (or, for a deferred handler, the idle task) reads the subscriber's alive flag, which `drop`
+/// clears first. Dropped outside any dispatch (the usual case: thread context), `drop` also
+/// waits for a grace period, so no immediate call is still running on another CPU either.
+/// Dropped inside a dispatch on this CPU (from a handler, or an interrupt that landed in one),
+/// it cannot wait for the dispatch it is part of: calls already begun, there or on other CPUs,
+/// finish on their own. A deferred handler already running on another CPU is not waited for.
+///
+/// Because of that wait, never drop a subscription while holding a lock that a handler may
+/// take: the handler's CPU could not leave its dispatch (move it out and drop it after).
 #[must_use = "dropping a Subscription unregisters its handler at once"]
 pub struct Subscription {
     bus: &'static Bus,

@@ -375,8 +375,14 @@ impl Chain {
     /// Takes the retired snapshots past their grace period, their counts settled (under the
     /// lock, so introspection never sees them twice or not at all).
     fn take_reclaimable(&self, state: &mut ChainState, snapshots: &Snapshots) -> Reclaimed {
-        let (done, waiting): (Reclaimed, Reclaimed) =
-            core::mem::take(&mut state.retired).into_iter().partition(|r| r.has_elapsed(snapshots));
+        let (mut done, mut waiting) = (Reclaimed::new(), Reclaimed::new());
+        for mut retired in core::mem::take(&mut state.retired) {
+            if retired.has_elapsed(snapshots) {
+                done.push(retired);
+            } else {
+                waiting.push(retired);
+            }
+        }
         state.retired = waiting;
         for snapshot in done.iter().filter_map(Retired::get) {
             snapshot.settle(&self.settled_dispatches);
@@ -404,8 +410,8 @@ pub(super) fn insert(
 /// Frees reclaimed snapshots (outside any chain lock).
 pub(super) fn free(reclaimed: Reclaimed, snapshots: &Snapshots) {
     for mut retired in reclaimed {
-        // Every one was checked past its grace period under the lock; a grace period that is
-        // over stays over, so this frees them all.
+        // Every one was seen past its grace period under the lock, and remembers it, so this
+        // frees them all.
         retired.try_reclaim(snapshots);
     }
 }

@@ -70,6 +70,12 @@ pub(super) struct DeferredQueue {
 struct Running {
     queue: Arc<DeferredQueue>,
     since_ms: u64,
+    /// Its CPU and that CPU's read-section depth when it was called: while the handler is
+    /// deeper (inside a dispatch it made), abandoning it would leave a read section open for
+    /// good — no grace period on that CPU would ever end — so the watchdog waits for it to
+    /// come back out.
+    cpu: usize,
+    depth: usize,
 }
 
 /// The bus's deferred engine.
@@ -180,12 +186,16 @@ impl Bus {
     ) -> Result<Arc<DeferredQueue>, BusError> {
         let mut queues = self.deferred.queues.lock();
         // Quarantined queues stay listed: `queues` must keep showing what the watchdog did.
-        queues.retain(|queue| {
-            queue.alive.load(Ordering::Acquire)
-                || !queue.queue.is_empty()
-                || queue.quarantined.load(Ordering::Relaxed)
-        });
+        let (kept, gone): (Vec<_>, Vec<_>) =
+            core::mem::take(&mut *queues).into_iter().partition(|queue| {
+                queue.alive.load(Ordering::Acquire)
+                    || !queue.queue.is_empty()
+                    || queue.quarantined.load(Ordering::Relaxed)
+            });
+        *queues = kept;
         if queues.len() >= MAX_DEFERRED_QUEUES {
+            drop(queues);
+            drop(gone);
             return Err(BusError::TooManyQueues);
         }
         let id = u16::try_from(self.deferred.next_queue_id.fetch_add(1, Ordering::Relaxed))
@@ -199,6 +209,9 @@ impl Bus {
             quarantined: AtomicBool::new(false),
         });
         queues.push(deferred.clone());
+        drop(queues);
+        // Freed outside the lock: a handler may own subscriptions, whose drop can wait.
+        drop(gone);
         Ok(deferred)
     }
 
@@ -208,14 +221,19 @@ impl Bus {
         let _ = self.deferred.guard.try_init_once(|| (guard, milliseconds));
     }
 
-    /// The watchdog, called from the timer interrupt: if a deferred handler has been running for
-    /// `budget_ms` or more, it is quarantined (never called again, no more events queued for
-    /// it) and returned, so the caller can take the CPU back from it.
+    /// The watchdog, called from the timer interrupt before the tick is dispatched: if a
+    /// deferred handler has been running for `budget_ms` or more, it is quarantined (never
+    /// called again, no more events queued for it) and returned, so the caller can take the CPU
+    /// back from it. Not while the handler is inside a dispatch of its own (it is then
+    /// quarantined once it is back out, at a later tick).
     pub fn watchdog(&self, now_ms: u64, budget_ms: u64) -> Option<Overrun> {
         let running = self.deferred.running.lock();
         let running = running.as_ref()?;
         let ran_ms = now_ms.saturating_sub(running.since_ms);
-        if ran_ms < budget_ms || running.queue.quarantined.swap(true, Ordering::AcqRel) {
+        if ran_ms < budget_ms || self.snapshots.depth(running.cpu) > running.depth {
+            return None;
+        }
+        if running.queue.quarantined.swap(true, Ordering::AcqRel) {
             return None;
         }
         running.queue.alive.store(false, Ordering::Release);
@@ -275,8 +293,13 @@ impl Bus {
         let mut call = || (deferred.handler)(event);
         match self.deferred.guard.get() {
             Some((guard, milliseconds)) => {
-                *self.deferred.running.lock() =
-                    Some(Running { queue: deferred.clone(), since_ms: milliseconds() });
+                let cpu = crate::sync::local::cpu_index();
+                *self.deferred.running.lock() = Some(Running {
+                    queue: deferred.clone(),
+                    since_ms: milliseconds(),
+                    cpu,
+                    depth: self.snapshots.depth(cpu),
+                });
                 // `false`: the watchdog took the CPU back; the queue is quarantined already.
                 let _completed = guard(&mut call);
                 self.deferred.running.lock().take();

@@ -24,11 +24,11 @@
 //! | --- | --- | --- |
 //! | [`Bus::dispatch`] | anywhere, NMI included | no lock, no wait, no allocation; reads the published snapshot inside an RCU read section (two atomic instructions on this CPU's own cache line); a nested dispatch is a nested section |
 //! | [`Bus::subscribe`], `subscribe_deferred`, `subscribe_irq_line` | thread, interrupt, inside a handler; not NMI | the chain's lock is held with interrupts masked, so an interrupt never finds its own CPU's thread half-way; another CPU's change is waited for (bounded); never fails for contention |
-//! | `Subscription::drop` | thread, interrupt, inside a handler (itself included); not NMI | marks the subscriber dead first (no call begins after that, anywhere), republishes under the chain lock; outside any dispatch it then waits for a grace period, inside one it cannot (see [`Subscription`]) |
+//! | `Subscription::drop` | thread, interrupt, inside a handler (itself included); not NMI; never under a lock a handler takes | marks the subscriber dead first (no call begins after that, anywhere), republishes under the chain lock; outside any dispatch it then waits for a grace period, inside one it cannot (see [`Subscription`]) |
 //! | [`BoundedQueue::push`] (the enqueue of a deferred subscriber) | thread, interrupt; not NMI | one critical section with interrupts masked; never waits for the consumer |
 //! | [`BoundedQueue::pop`], [`Bus::run_deferred`] | thread only (the idle task) | pop as push; `run_deferred` holds no lock while a handler runs |
 //! | [`SharedLine::offer`], [`SharedLine::add`] | offer: the line's interrupt; add: thread | the claimant list is an interrupts-masked lock |
-//! | [`Bus::watchdog`] | the timer interrupt | the running-handler record is an interrupts-masked lock |
+//! | [`Bus::watchdog`] | the timer interrupt | the running-handler record is an interrupts-masked lock; a handler inside a dispatch of its own is not abandoned until it is back out (its read section would stay open) |
 //! | introspection (`chain`, `queues`, `dispatch_count`) | thread, interrupt; not NMI | takes the same masked locks briefly; counters are per CPU and summed |
 //!
 //! NMI context may only dispatch: an NMI becomes an `exception` event, and exceptions (like

@@ -66,7 +66,8 @@ impl SharedLine {
         }
     }
 
-    /// Adds a device's handler; it starts last.
+    /// Adds a device's handler; it starts last. `is_mine` runs in the line's interrupt with the
+    /// claimant list locked: it must only look at its device (never add to this line).
     pub fn add(
         &self,
         name: &'static str,

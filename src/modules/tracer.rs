@@ -53,8 +53,11 @@ pub(super) fn set_enabled(enabled: bool) {
             Err(error) => log::error!("tracer: cannot subscribe: {error:?}"),
         }
     } else if !enabled {
-        // Dropping the subscription unregisters the observer.
-        *subscription = None;
+        // Dropping the subscription unregisters the observer; outside the lock, since a drop
+        // waits for dispatches on other CPUs to finish.
+        let old = subscription.take();
+        drop(subscription);
+        drop(old);
     }
 }
 

@@ -31,6 +31,22 @@ struct Reader {
     exits: AtomicU64,
 }
 
+/// Ends a read section when dropped (also if the closure unwinds, on the host).
+struct Section<'a> {
+    reader: &'a Reader,
+}
+
+impl Drop for Section<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // AcqRel: when two CPUs share a record, the one leaving last carries the other's
+        // accesses too into the exit count a writer acquires.
+        if self.reader.nesting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.reader.exits.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
 /// `N` RCU-published values sharing one set of per-CPU readers (the bus: one per event kind).
 pub struct RcuArray<T, const N: usize> {
     readers: [Reader; MAX_CPUS],
@@ -50,6 +66,13 @@ struct GraceStamp {
 pub struct Retired<T> {
     value: Option<Box<T>>,
     stamp: GraceStamp,
+    /// Address of the array it left: only that array's readers are covered by the stamp, so
+    /// any other array is refused (never frees).
+    array: usize,
+    /// Seen past its grace period once: it stays past it (a CPU seen outside its old
+    /// sections can only start new ones, which load the new pointer), even if a later look
+    /// finds the CPU inside a new section with the same exit count.
+    elapsed: bool,
 }
 
 impl<T, const N: usize> Default for RcuArray<T, N> {
@@ -97,15 +120,18 @@ impl<T, const N: usize> RcuArray<T, N> {
         fence(Ordering::SeqCst);
         let pointer = self.cells[index].load(Ordering::SeqCst);
         // SAFETY: a non-null pointer in a cell came from `Box::into_raw` in `replace`; the box
-        // is freed only by `Retired::reclaim` after a grace period, which cannot end while this
+        // is freed only by `Retired::try_reclaim` after a grace period, which cannot end while this
         // CPU's depth (raised above, before the load) stays above zero. The reference does not
         // outlive `f`, which runs before the depth is lowered.
         let value = unsafe { pointer.as_ref() };
-        let result = f(value);
-        if reader.nesting.fetch_sub(1, Ordering::Release) == 1 {
-            reader.exits.fetch_add(1, Ordering::Release);
-        }
-        result
+        let _section = Section { reader };
+        f(value)
+    }
+
+    /// How many read sections `cpu` is inside now (nested ones counted).
+    #[inline]
+    pub fn depth(&self, cpu: usize) -> usize {
+        self.readers[cpu % MAX_CPUS].nesting.load(Ordering::Acquire)
     }
 
     /// Whether `cpu` is inside a read section now.
@@ -125,7 +151,8 @@ impl<T, const N: usize> RcuArray<T, N> {
         // cell, so this is its only owner; readers that loaded it before the swap are covered
         // by the stamp, which `try_reclaim` checks before the box is dropped.
         let value = (!old.is_null()).then(|| unsafe { Box::from_raw(old) });
-        value.map(|value| Retired { value: Some(value), stamp })
+        let array = ptr::from_ref(self).addr();
+        value.map(|value| Retired { value: Some(value), stamp, array, elapsed: false })
     }
 
     /// Waits until every CPU has left the read sections it was in when called (Linux's
@@ -168,9 +195,10 @@ impl<T, const N: usize> RcuArray<T, N> {
 
 impl<T> Retired<T> {
     /// Frees the value if its grace period is over; returns whether it is gone (a value
-    /// already freed counts as gone).
+    /// already freed counts as gone). `array` must be the one it was retired from; any other
+    /// is refused.
     pub fn try_reclaim<const N: usize>(&mut self, array: &RcuArray<T, N>) -> bool {
-        if self.value.is_some() && array.has_elapsed(&self.stamp) {
+        if self.has_elapsed(array) {
             drop(self.value.take());
         }
         self.value.is_none()
@@ -181,9 +209,12 @@ impl<T> Retired<T> {
         self.value.as_deref()
     }
 
-    /// Whether the grace period is over (the value could be freed now).
-    pub fn has_elapsed<const N: usize>(&self, array: &RcuArray<T, N>) -> bool {
-        array.has_elapsed(&self.stamp)
+    /// Whether the grace period is over (the value could be freed now). Once true, stays true.
+    pub fn has_elapsed<const N: usize>(&mut self, array: &RcuArray<T, N>) -> bool {
+        if !self.elapsed && ptr::from_ref(array).addr() == self.array {
+            self.elapsed = array.has_elapsed(&self.stamp);
+        }
+        self.elapsed
     }
 }
 

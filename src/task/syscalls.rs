@@ -338,10 +338,26 @@ fn subscribe_process(kind: u64, capacity: u64) -> Result<u64, Errno> {
         })
         .map_err(|_| Errno::EAGAIN)?;
     let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
-    let mut scheduler = SCHEDULER.lock();
-    let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
-    task.subscriptions.push(ProcessSubscription { handle, queue, _subscription: subscription });
-    Ok(handle)
+    let subscription = ProcessSubscription { handle, queue, _subscription: subscription };
+    let refused = {
+        let mut scheduler = SCHEDULER.lock();
+        match scheduler.current_task() {
+            Some(task) => {
+                task.subscriptions.push(subscription);
+                None
+            }
+            None => Some(subscription),
+        }
+    };
+    // Never dropped under the scheduler lock: a drop waits for other CPUs to leave dispatch,
+    // and the timer's dispatch takes that lock.
+    match refused {
+        None => Ok(handle),
+        Some(subscription) => {
+            drop(subscription);
+            Err(Errno::ESRCH)
+        }
+    }
 }
 
 fn poll(handle: u64, buffer: u64, max_records: u64, space: SpaceId) -> Result<u64, Errno> {

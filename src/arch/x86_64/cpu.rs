@@ -23,8 +23,9 @@ pub fn disable_interrupts() {
 pub fn mask_interrupts() -> bool {
     let flags: u64;
     // SAFETY: reads RFLAGS through the stack and clears IF; no other state changes. Masking is
-    // what every caller asks for, and `restore_interrupts` undoes it.
-    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) flags, options(nomem, preserves_flags)) };
+    // what every caller asks for, and `restore_interrupts` undoes it. Not `nomem`: like a lock
+    // acquire, no memory access may move across it.
+    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) flags, options(preserves_flags)) };
     flags & RFLAGS_INTERRUPT_ENABLE != 0
 }
 

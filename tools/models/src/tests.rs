@@ -14,9 +14,9 @@ use crate::{
     sync::{IrqSpinLock, rcu::RcuArray},
 };
 
-/// A published value that records its own destruction.
+/// A published value that records its own destruction in a flag outside itself, so a check
+/// never has to touch memory that may already be freed.
 struct Tracked {
-    value: u64,
     freed: Arc<AtomicBool>,
 }
 
@@ -26,19 +26,28 @@ impl Drop for Tracked {
     }
 }
 
-fn tracked(value: u64) -> (Box<Tracked>, Arc<AtomicBool>) {
+/// A value to publish, the address it will have, and its flag.
+fn tracked() -> (Box<Tracked>, (usize, Arc<AtomicBool>)) {
     let freed = Arc::new(AtomicBool::new(false));
-    (Box::new(Tracked { value, freed: freed.clone() }), freed)
+    let value = Box::new(Tracked { freed: freed.clone() });
+    let address = core::ptr::from_ref(&*value).addr();
+    (value, (address, freed))
 }
 
-/// Another CPU reading cell 0 once: whatever it finds must not have been freed under it.
-fn spawn_reader(array: &Arc<RcuArray<Tracked, 1>>) -> thread::JoinHandle<()> {
+/// Another CPU reading cell 0 once: whatever it finds, identified by its address alone (never
+/// dereferenced), must not have been freed under it.
+fn spawn_reader(
+    array: &Arc<RcuArray<Tracked, 1>>,
+    known: Vec<(usize, Arc<AtomicBool>)>,
+) -> thread::JoinHandle<()> {
     let array = array.clone();
     thread::spawn(move || {
         array.read(1, 0, |value| {
             if let Some(value) = value {
-                assert!(!value.freed.load(Ordering::SeqCst), "read after free");
-                assert!(value.value == 1 || value.value == 2);
+                let address = core::ptr::from_ref(value).addr();
+                let (_, freed) =
+                    known.iter().find(|(a, _)| *a == address).expect("a published value");
+                assert!(!freed.load(Ordering::SeqCst), "read after free");
             }
         });
     })
@@ -50,13 +59,14 @@ fn spawn_reader(array: &Arc<RcuArray<Tracked, 1>>) -> thread::JoinHandle<()> {
 fn a_reader_never_sees_its_value_freed() {
     loom::model(|| {
         let array: Arc<RcuArray<Tracked, 1>> = Arc::new(RcuArray::new());
-        let (first, _) = tracked(1);
+        let (first, first_flag) = tracked();
+        let (second, second_flag) = tracked();
         drop(array.replace(0, Some(first)));
-        let reader = spawn_reader(&array);
-        let (second, _) = tracked(2);
+        let reader = spawn_reader(&array, vec![first_flag.clone(), second_flag]);
         let mut retired = array.replace(0, Some(second)).expect("the first value");
         assert!(array.synchronize(0), "the writer is outside any section");
         assert!(retired.try_reclaim(&array), "a grace period passed");
+        assert!(first_flag.1.load(Ordering::SeqCst));
         reader.join().expect("reader");
     });
 }
@@ -66,16 +76,32 @@ fn a_reader_never_sees_its_value_freed() {
 fn reclaim_never_frees_under_a_reader() {
     loom::model(|| {
         let array: Arc<RcuArray<Tracked, 1>> = Arc::new(RcuArray::new());
-        let (first, first_freed) = tracked(1);
+        let (first, first_flag) = tracked();
         drop(array.replace(0, Some(first)));
-        let reader = spawn_reader(&array);
+        let reader = spawn_reader(&array, vec![first_flag.clone()]);
         let mut retired = array.replace(0, None).expect("the first value");
         // Poll like the idle task does, never waiting.
         while !retired.try_reclaim(&array) {
             thread::yield_now();
         }
-        assert!(first_freed.load(Ordering::SeqCst));
+        assert!(first_flag.1.load(Ordering::SeqCst));
         reader.join().expect("reader");
+    });
+}
+
+/// A retired value is never freed through an array it did not come from (whose readers the
+/// grace period does not cover).
+#[test]
+fn another_array_never_frees_a_retired_value() {
+    loom::model(|| {
+        let array: RcuArray<Tracked, 1> = RcuArray::new();
+        let other: RcuArray<Tracked, 1> = RcuArray::new();
+        let (first, first_flag) = tracked();
+        drop(array.replace(0, Some(first)));
+        let mut retired = array.replace(0, None).expect("the first value");
+        assert!(!retired.try_reclaim(&other), "refused");
+        assert!(!first_flag.1.load(Ordering::SeqCst));
+        assert!(retired.try_reclaim(&array));
     });
 }
 
@@ -85,7 +111,7 @@ fn reclaim_never_frees_under_a_reader() {
 fn a_writer_inside_its_own_section_defers() {
     loom::model(|| {
         let array: RcuArray<Tracked, 1> = RcuArray::new();
-        let (first, first_freed) = tracked(1);
+        let (first, (_, first_freed)) = tracked();
         drop(array.replace(0, Some(first)));
         let mut retired = array.read(0, 0, |_| {
             let mut retired = array.replace(0, None).expect("the first value");
