@@ -13,7 +13,7 @@ extern crate alloc;
 use alloc::{sync::Arc, vec::Vec};
 use core::{
     arch::asm,
-    sync::atomic::{AtomicU8, AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
 };
 
 use herald::{
@@ -184,6 +184,52 @@ fn a_deferred_handler_that_never_returns_is_quarantined_and_the_kernel_goes_on()
     let healthy_before = healthy.load(Ordering::Relaxed);
     idle_for_ms(50);
     assert!(healthy.load(Ordering::Relaxed) > healthy_before, "other deferred work still runs");
+}
+
+/// Regression: the watchdog abandoned a deferred handler wherever it was, also inside a dispatch
+/// the handler had made. That left the dispatch's RCU read section open for good: no grace
+/// period on the CPU ended again, so every retired snapshot was kept and drops stopped waiting.
+#[test_case]
+fn a_handler_stuck_inside_its_own_dispatch_is_abandoned_only_once_back_out() {
+    static SPINNING: AtomicBool = AtomicBool::new(false);
+    static CAME_BACK_OUT: AtomicBool = AtomicBool::new(false);
+    let inner_ms = 3 * arch::DEFERRED_BUDGET_MS;
+    let _inner = BUS
+        .subscribe(EventKind::Lost, "slow-inner", Priority::OBSERVER, move |_, _| {
+            if SPINNING.swap(false, Ordering::AcqRel) {
+                spin_for_ms(inner_ms);
+                CAME_BACK_OUT.store(true, Ordering::Release);
+            }
+            Verdict::Continue
+        })
+        .expect("subscribe");
+    let _stuck = BUS
+        .subscribe_deferred(
+            EventKind::Timer,
+            "stuck-after-dispatch",
+            Priority::OBSERVER,
+            4,
+            OverflowPolicy::DropNewest,
+            |_| {
+                SPINNING.store(true, Ordering::Release);
+                let lost = Event::Lost { queue: herald::events::QueueId(u16::MAX), count: 1 };
+                BUS.dispatch(&lost, &mut herald::events::Reply::new());
+                loop {
+                    core::hint::spin_loop();
+                }
+            },
+        )
+        .expect("subscribe");
+    let quarantined_before = BUS.quarantined_count();
+    idle_for_ms(inner_ms + 3 * arch::DEFERRED_BUDGET_MS);
+    assert!(CAME_BACK_OUT.load(Ordering::Acquire), "not abandoned inside its dispatch");
+    assert_eq!(BUS.quarantined_count(), quarantined_before + 1, "abandoned once back out");
+    // Grace periods still end: a change's retired snapshot is freed at once.
+    let passing =
+        BUS.subscribe(EventKind::Lost, "passing", Priority::OBSERVER, |_, _| Verdict::Continue);
+    drop(passing);
+    BUS.reclaim_retired();
+    assert_eq!(BUS.retired_snapshots(), 0, "every retired snapshot reclaimed");
 }
 
 #[test_case]

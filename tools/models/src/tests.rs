@@ -89,6 +89,35 @@ fn reclaim_never_frees_under_a_reader() {
     });
 }
 
+/// Regression: a grace period seen over could look unfinished a moment later — a CPU seen
+/// outside its old section (depth 0) may already be in a new one before it counted the exit
+/// (an interrupt, modelled by a second thread sharing the CPU's record) — and the value, its
+/// counts already settled, was then leaked. Once over, it stays over.
+#[test]
+fn a_grace_period_seen_over_stays_over() {
+    // Three modelled CPUs touching eight reader records: bound the preemptions to keep the
+    // search to seconds (the interleaving that matters needs two).
+    let mut model = loom::model::Builder::new();
+    model.preemption_bound = Some(2);
+    model.check(|| {
+        let array: Arc<RcuArray<Tracked, 1>> = Arc::new(RcuArray::new());
+        let (first, _) = tracked();
+        drop(array.replace(0, Some(first)));
+        let section = |array: &Arc<RcuArray<Tracked, 1>>| {
+            let array = array.clone();
+            thread::spawn(move || array.read(1, 0, |_| {}))
+        };
+        let (reader, interrupt) = (section(&array), section(&array));
+        let mut retired = array.replace(0, None).expect("the first value");
+        if retired.has_elapsed(&array) {
+            assert!(retired.try_reclaim(&array), "an ended grace period stays ended");
+        }
+        reader.join().expect("reader");
+        interrupt.join().expect("interrupt");
+        assert!(retired.try_reclaim(&array));
+    });
+}
+
 /// A retired value is never freed through an array it did not come from (whose readers the
 /// grace period does not cover).
 #[test]
