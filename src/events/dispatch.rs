@@ -138,8 +138,10 @@ impl Bus {
         outcome
     }
 
-    /// [`dispatch`](Self::dispatch) for one composition, so the loops are compiled for it.
-    #[inline(always)]
+    /// [`dispatch`](Self::dispatch) for one composition, so the loops are compiled for it. Never
+    /// inlined: every source (trap entry, syscall entry, benchmarks) runs the same two copies,
+    /// so what the benchmark measures is what interrupts and system calls pay.
+    #[inline(never)]
     fn dispatch_as<const FIRST_DECISION: bool>(&self, event: &Event, reply: &mut Reply) -> Outcome {
         let kind = event.kind();
         // Reduced here so the compiler knows every per-CPU index below is in bounds.

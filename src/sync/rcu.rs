@@ -31,22 +31,6 @@ struct Reader {
     exits: AtomicU64,
 }
 
-/// Ends a read section when dropped (also if the closure unwinds, on the host).
-struct Section<'a> {
-    reader: &'a Reader,
-}
-
-impl Drop for Section<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // AcqRel: when two CPUs share a record, the one leaving last carries the other's
-        // accesses too into the exit count a writer acquires.
-        if self.reader.nesting.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.reader.exits.fetch_add(1, Ordering::Release);
-        }
-    }
-}
-
 /// `N` RCU-published values sharing one set of per-CPU readers (the bus: one per event kind).
 pub struct RcuArray<T, const N: usize> {
     readers: [Reader; MAX_CPUS],
@@ -124,8 +108,14 @@ impl<T, const N: usize> RcuArray<T, N> {
         // CPU's depth (raised above, before the load) stays above zero. The reference does not
         // outlive `f`, which runs before the depth is lowered.
         let value = unsafe { pointer.as_ref() };
-        let _section = Section { reader };
-        f(value)
+        let result = f(value);
+        // AcqRel: when two CPUs share a record, the one leaving last carries the other's
+        // accesses too into the exit count a writer acquires. (A closure that panics leaves the
+        // section open; the kernel aborts on panic, so a guard would only cost code.)
+        if reader.nesting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            reader.exits.fetch_add(1, Ordering::Release);
+        }
+        result
     }
 
     /// How many read sections `cpu` is inside now (nested ones counted).
