@@ -243,6 +243,25 @@ fn type_keys(socket: &Path, keys: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `cargo run` with piped COM1, killed by the runner after `timeout_secs`.
+fn start_kernel(
+    root: &Path,
+    qemu_args: &str,
+    timeout_secs: u64,
+) -> Result<std::process::Child, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    Command::new(cargo)
+        .args(["run", "--quiet"])
+        .env("HERALD_QEMU_ARGS", qemu_args)
+        .env("HERALD_TEST_TIMEOUT_SECS", timeout_secs.to_string())
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|error| format!("cannot run cargo: {error}"))
+}
+
 /// Everything `child` prints, collected by a thread as it arrives (carriage returns dropped).
 fn collect_output(
     child: &mut std::process::Child,
@@ -264,23 +283,13 @@ fn collect_output(
 }
 
 fn run_session(root: &Path, session: &Session) -> Result<(), String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let socket = std::env::temp_dir().join(format!("herald-qmp-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&socket);
     let mut qemu_args = std::env::var("HERALD_QEMU_ARGS").unwrap_or_default();
     if matches!(session.input, Input::Keys(_)) {
         qemu_args.push_str(&format!(" -qmp unix:{},server=on,wait=off", socket.display()));
     }
-    let mut child = Command::new(cargo)
-        .args(["run", "--quiet"])
-        .env("HERALD_QEMU_ARGS", qemu_args)
-        .env("HERALD_TEST_TIMEOUT_SECS", SESSION_TIMEOUT_SECS.to_string())
-        .current_dir(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|error| format!("cannot run cargo: {error}"))?;
+    let mut child = start_kernel(root, &qemu_args, SESSION_TIMEOUT_SECS)?;
     let (output, reader) = collect_output(&mut child)?;
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let wait_for = |marker: &str, count: usize| -> Result<(), String> {
@@ -375,17 +384,9 @@ const SOAK_ANSWER_TIMEOUT_SECS: u64 = 30;
 /// command must be answered, every burst line refused with its error, and the kernel must power
 /// off cleanly at the end.
 pub(crate) fn soak(root: &Path, minutes: u64) -> Result<String, String> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let budget = Duration::from_secs(minutes * 60);
-    let mut child = Command::new(cargo)
-        .args(["run", "--quiet"])
-        .env("HERALD_TEST_TIMEOUT_SECS", (minutes * 60 + SESSION_TIMEOUT_SECS).to_string())
-        .current_dir(root)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|error| format!("cannot run cargo: {error}"))?;
+    let qemu_args = std::env::var("HERALD_QEMU_ARGS").unwrap_or_default();
+    let mut child = start_kernel(root, &qemu_args, minutes * 60 + SESSION_TIMEOUT_SECS)?;
     let (output, reader) = collect_output(&mut child)?;
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let length = || output.lock().map(|o| o.len()).unwrap_or(0);
