@@ -67,7 +67,7 @@ pub enum PushOutcome {
     Queued,
     /// Queued after discarding the oldest event (`DropOldest`).
     QueuedDroppingOldest,
-    /// Merged into the pending latest slot (`Coalesce`).
+    /// Merged into the newest queued event, which it replaced (`Coalesce`).
     Coalesced,
     /// Discarded (`DropNewest`).
     Dropped,

@@ -3,9 +3,10 @@
 //!
 //! Each CPU has a reader record on a cache line of its own: a nesting depth and a count of
 //! read sections left. [`RcuArray::read`] adds one to the depth (then a full fence, so the
-//! pointer load cannot pass it), loads the pointer, runs the caller's closure and subtracts one. Both
-//! are single atomic instructions, so a section interrupted on its own CPU by another section
-//! (an interrupt that dispatches) is simply nested: the counts stay balanced.
+//! pointer load cannot pass it), loads the pointer, runs the caller's closure and subtracts one.
+//! The add and the subtract are single atomic instructions, so a section interrupted on its own
+//! CPU by another section (an interrupt that dispatches) is simply nested: the counts stay
+//! balanced.
 //!
 //! A writer swaps in the new value and stamps the old one with every CPU's state at that
 //! moment. The grace period is over once every CPU that was inside a section then has been
