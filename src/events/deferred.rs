@@ -46,11 +46,9 @@ pub struct QueueInfo {
     pub name: &'static str,
     /// Capacity.
     pub capacity: usize,
-    /// Events waiting now.
-    pub depth: usize,
     /// Overflow policy.
     pub policy: OverflowPolicy,
-    /// Counters, read together with the depth.
+    /// Counters, read together with the events waiting now (`stats.depth`).
     pub stats: QueueStats,
     /// Stopped by the watchdog (its handler overran its budget).
     pub quarantined: bool,
@@ -327,7 +325,6 @@ impl Bus {
                     id: deferred.id,
                     name: deferred.queue.name(),
                     capacity: deferred.queue.capacity(),
-                    depth: stats.depth as usize,
                     policy: deferred.queue.policy(),
                     stats,
                     quarantined: deferred.quarantined.load(Ordering::Relaxed),

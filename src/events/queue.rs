@@ -112,6 +112,7 @@ pub struct QueueStats {
 pub struct BoundedQueue<T> {
     name: &'static str,
     policy: OverflowPolicy,
+    capacity: usize,
     ring: IrqSpinLock<Ring<T>>,
 }
 
@@ -206,7 +207,8 @@ impl<T> Ring<T> {
 impl<T> BoundedQueue<T> {
     /// Creates a queue holding at most `capacity` events (at least 1).
     pub fn new(name: &'static str, capacity: usize, policy: OverflowPolicy) -> Self {
-        let slots: Vec<Option<T>> = (0..capacity.max(1)).map(|_| None).collect();
+        let capacity = capacity.max(1);
+        let slots: Vec<Option<T>> = (0..capacity).map(|_| None).collect();
         let ring = Ring {
             slots: slots.into_boxed_slice(),
             head: 0,
@@ -214,7 +216,7 @@ impl<T> BoundedQueue<T> {
             unreported_lost: 0,
             stats: QueueStats::default(),
         };
-        Self { name, policy, ring: IrqSpinLock::new(ring) }
+        Self { name, policy, capacity, ring: IrqSpinLock::new(ring) }
     }
 
     /// Returns the queue's name.
@@ -229,7 +231,7 @@ impl<T> BoundedQueue<T> {
 
     /// Returns the capacity.
     pub fn capacity(&self) -> usize {
-        self.ring.lock().slots.len()
+        self.capacity
     }
 
     /// Returns how many events wait; never more than the capacity.

@@ -132,7 +132,7 @@ fn queues() {
             queue.id.0,
             queue.name,
             queue.capacity,
-            queue.depth,
+            queue.stats.depth,
             queue.stats.high_water,
             queue.stats.enqueued,
             queue.stats.dropped,

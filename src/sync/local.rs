@@ -51,12 +51,3 @@ pub fn restore_interrupts(were_enabled: bool) {
         (local.restore_interrupts)(true);
     }
 }
-
-/// Runs `f` with this CPU's interrupts masked: nothing else on this CPU can run in between.
-#[inline]
-pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    let were_enabled = mask_interrupts();
-    let result = f();
-    restore_interrupts(were_enabled);
-    result
-}

@@ -19,7 +19,6 @@ use crate::{
     },
     mm::{self, space},
     print,
-    sync::local,
 };
 
 /// Most bytes one `write` takes; the caller loops for more (a short write, as POSIX allows).
@@ -288,11 +287,11 @@ struct RecordQueue {
 
 impl RecordQueue {
     fn push(&self, record: EventRecord) {
-        local::without_interrupts(|| self.records.force_push(record));
+        crate::arch::cpu::without_interrupts(|| self.records.force_push(record));
     }
 
     fn pop(&self) -> Option<EventRecord> {
-        local::without_interrupts(|| self.records.pop())
+        crate::arch::cpu::without_interrupts(|| self.records.pop())
     }
 }
 
