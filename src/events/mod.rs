@@ -43,7 +43,6 @@ mod bus;
 mod chain;
 mod deferred;
 mod dispatch;
-mod errno;
 mod event;
 pub mod irq;
 mod memory;
@@ -54,12 +53,14 @@ mod shared;
 mod tests;
 mod verdict;
 
+/// Shared with `user/` through the ABI.
+pub use crate::abi::Errno;
+
 pub use self::{
     bus::{Bus, BusError, SubscriberInfo, Subscription},
     chain::{Handler, MAX_SUBSCRIBERS_PER_CHAIN},
     deferred::{DeferredGuard, Overrun, QueueInfo},
     dispatch::TIMING_SAMPLE_PERIOD,
-    errno::Errno,
     event::{Access, Composition, Event, EventKind, QueueId},
     memory::{MemoryRequest, Protection, SpaceId},
     priority::{Band, Priority},

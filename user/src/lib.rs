@@ -10,34 +10,7 @@ pub mod abi;
 
 pub use abi::EventRecord;
 
-/// An error number from the kernel (the negated `rax` of a failed call).
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub struct Errno(pub u64);
-
-impl Errno {
-    /// Operation not permitted.
-    pub const EPERM: Self = Self(1);
-    /// No such program.
-    pub const ENOENT: Self = Self(2);
-    /// No such process.
-    pub const ESRCH: Self = Self(3);
-    /// Bad file descriptor.
-    pub const EBADF: Self = Self(9);
-    /// No child to wait for.
-    pub const ECHILD: Self = Self(10);
-    /// Out of memory.
-    pub const ENOMEM: Self = Self(12);
-    /// Permission denied.
-    pub const EACCES: Self = Self(13);
-    /// Bad address.
-    pub const EFAULT: Self = Self(14);
-    /// Already mapped.
-    pub const EEXIST: Self = Self(17);
-    /// Invalid argument.
-    pub const EINVAL: Self = Self(22);
-    /// No such call.
-    pub const ENOSYS: Self = Self(38);
-}
+pub use abi::Errno;
 
 /// Makes a raw system call. Exposed for tests and fuzzers; programs use the wrappers.
 ///
@@ -68,15 +41,10 @@ pub unsafe fn syscall(number: u64, args: [u64; 6]) -> u64 {
     result
 }
 
-fn check(result: u64) -> Result<u64, Errno> {
-    // Results above -4096 are errors (Linux's convention; no valid result is that large).
-    if result > u64::MAX - 4096 { Err(Errno(result.wrapping_neg())) } else { Ok(result) }
-}
-
 /// Calls with arguments that cannot make the kernel write anywhere.
 fn call(number: u64, args: [u64; 6]) -> Result<u64, Errno> {
     // SAFETY: the wrappers below only pass pointers to memory they own for the call.
-    check(unsafe { syscall(number, args) })
+    Errno::from_return_value(unsafe { syscall(number, args) })
 }
 
 /// Writes `bytes` to the console.

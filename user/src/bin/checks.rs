@@ -12,8 +12,7 @@ use herald_user::{
 
 fn raw(number: u64, args: [u64; 6]) -> Result<u64, Errno> {
     // SAFETY: the calls below pass pointers the kernel must refuse, or none.
-    let result = unsafe { syscall(number, args) };
-    if result > u64::MAX - 4096 { Err(Errno(result.wrapping_neg())) } else { Ok(result) }
+    Errno::from_return_value(unsafe { syscall(number, args) })
 }
 
 /// Compares two values of one type (so `Err(..)` literals infer their `Ok` type).
