@@ -80,6 +80,11 @@ pub const KILLED_EXIT_CODE: i32 = 137;
 /// A process killed by CPU exception `vector` exits with `FAULT_EXIT_CODE_BASE + vector`
 /// (#DE 200, #UD 206, #GP 213, #PF 214).
 pub const FAULT_EXIT_CODE_BASE: i32 = 200;
+/// A process that touched a reserved page when no memory was left for processes exits with
+/// this (Linux's OOM killer would report 137; Herald keeps the reasons apart).
+pub const OUT_OF_MEMORY_EXIT_CODE: i32 = 190;
+/// A process that overran a `kill-producer` queue with the events it raised exits with this.
+pub const FLOODED_EXIT_CODE: i32 = 191;
 /// Exit code the user library's panic handler uses.
 pub const PANIC_EXIT_CODE: i32 = 101;
 

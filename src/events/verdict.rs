@@ -34,8 +34,12 @@ pub struct Reply {
     pub resume_at: Option<u64>,
     /// Keep the interrupt line masked until a deferred handler acknowledges it.
     pub keep_line_masked: bool,
-    /// The producer overran a queue whose policy is `KillProducer`: stop it.
+    /// The producer overran a queue whose policy is `KillProducer`: the source stops it (a
+    /// process is ended with `abi::FLOODED_EXIT_CODE`, a device line is disabled).
     pub kill_producer: bool,
+    /// The fault's owner found no memory to resolve it: the process that touched the page is
+    /// ended with `abi::OUT_OF_MEMORY_EXIT_CODE` rather than as a crash.
+    pub out_of_memory: bool,
     /// The request cannot complete yet: the requester has been blocked, and the source issues
     /// the same request again once it is woken (a restartable system call).
     pub restart: bool,
@@ -51,6 +55,7 @@ impl Reply {
             resume_at: None,
             keep_line_masked: false,
             kill_producer: false,
+            out_of_memory: false,
             restart: false,
             outcome: Outcome::Unhandled,
         }

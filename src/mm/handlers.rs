@@ -24,6 +24,7 @@ static DEMAND_ZERO_FAULTS: AtomicU64 = AtomicU64::new(0);
 static GUARD_HITS: AtomicU64 = AtomicU64::new(0);
 static INVALID_FAULTS: AtomicU64 = AtomicU64::new(0);
 static BAD_RELEASES: AtomicU64 = AtomicU64::new(0);
+static OUT_OF_MEMORY_FAULTS: AtomicU64 = AtomicU64::new(0);
 
 /// What mm's fault handler has seen since boot.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -36,6 +37,8 @@ pub struct FaultCounters {
     pub invalid: u64,
     /// Frames released that were free or unmanaged (double frees, caught).
     pub bad_releases: u64,
+    /// Faults on reserved pages that found no frame left for processes (the toucher is ended).
+    pub out_of_memory: u64,
 }
 
 /// Returns the fault counters.
@@ -45,6 +48,7 @@ pub fn fault_counters() -> FaultCounters {
         guard_hits: GUARD_HITS.load(Ordering::Relaxed),
         invalid: INVALID_FAULTS.load(Ordering::Relaxed),
         bad_releases: BAD_RELEASES.load(Ordering::Relaxed),
+        out_of_memory: OUT_OF_MEMORY_FAULTS.load(Ordering::Relaxed),
     }
 }
 
@@ -83,7 +87,7 @@ fn access_name(access: Access) -> &'static str {
     }
 }
 
-fn on_page_fault(event: &Event, _reply: &mut Reply) -> Verdict {
+fn on_page_fault(event: &Event, reply: &mut Reply) -> Verdict {
     let Event::PageFault { address, access, present, from_user, rip } = *event else {
         return Verdict::Continue;
     };
@@ -106,6 +110,9 @@ fn on_page_fault(event: &Event, _reply: &mut Reply) -> Verdict {
     }
     if resolution == space::FaultResolution::Guard {
         GUARD_HITS.fetch_add(1, Ordering::Relaxed);
+    } else if resolution == space::FaultResolution::OutOfMemory {
+        OUT_OF_MEMORY_FAULTS.fetch_add(1, Ordering::Relaxed);
+        reply.out_of_memory = true;
     } else {
         INVALID_FAULTS.fetch_add(1, Ordering::Relaxed);
     }

@@ -25,7 +25,10 @@ pub use self::frames::{FRAME_SIZE_BYTES, Frame, FrameError, FrameStats};
 #[cfg(target_os = "none")]
 pub use self::{
     handlers::{FaultCounters, fault_counters, request},
-    physical::{allocate_frame, frame_stats, release_frame},
+    physical::{
+        allocate_frame, frame_stats, has_room_for_processes, release_frame, reserve_frames,
+        user_memory_bytes,
+    },
     stack::KernelStack,
 };
 

@@ -1,7 +1,10 @@
 //! The kernel's frame allocator instance: built from the loader's memory map, its bookkeeping
 //! stored in the first usable frames, reached through the physical-memory window.
 
-use core::ops::Range;
+use core::{
+    ops::Range,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use super::frames::{
     FRAME_SIZE_BYTES, Frame, FrameAllocator, FrameError, FrameStats, storage_words,
@@ -9,6 +12,15 @@ use super::frames::{
 use crate::arch::{BootResources, IrqMutex, paging};
 
 static FRAMES: IrqMutex<Option<FrameAllocator>> = IrqMutex::new(None);
+/// Frames only the kernel's own allocations may take (heap growth, its stacks): user pages,
+/// their page tables and the calls a process makes stop at this line, so no process can run
+/// the kernel itself out of memory. Set once at boot from the machine's size.
+static RESERVE_FRAMES: AtomicUsize = AtomicUsize::new(0);
+/// The reserve is a sixteenth of usable memory, at least 2 MiB and at most 32 MiB (Linux keeps
+/// a similar `admin_reserve_kbytes` plus watermarks).
+const RESERVE_DIVISOR: usize = 16;
+const RESERVE_MIN_FRAMES: usize = 512;
+const RESERVE_MAX_FRAMES: usize = 8192;
 
 /// Removes `hole` from `range`, leaving up to two pieces.
 fn without(range: Range<u64>, hole: &Range<u64>) -> [Range<u64>; 2] {
@@ -47,6 +59,11 @@ pub(super) fn init(boot: &BootResources) {
         free_bits,
         mapping_counts,
     );
+    let total = allocator.stats().total;
+    RESERVE_FRAMES.store(
+        (total / RESERVE_DIVISOR).clamp(RESERVE_MIN_FRAMES, RESERVE_MAX_FRAMES).min(total / 2),
+        Ordering::Relaxed,
+    );
     *FRAMES.lock() = Some(allocator);
 }
 
@@ -60,6 +77,36 @@ pub fn allocate_frame() -> Option<Frame> {
     // SAFETY: the frame was free, so nothing else refers to it; the window maps all of RAM.
     unsafe { paging::phys_to_virt(frame.start()).write_bytes(0, FRAME_SIZE_BYTES as usize) };
     Some(frame)
+}
+
+/// Allocates a zero-filled frame for a process (its pages and page tables): `None` once only
+/// the kernel's reserve is left.
+pub(super) fn allocate_user_frame() -> Option<Frame> {
+    let reserve = RESERVE_FRAMES.load(Ordering::Relaxed);
+    let frame = with_frames(|frames| {
+        if frames.stats().free > reserve { frames.allocate() } else { None }
+    })?;
+    // SAFETY: as in `allocate_frame`.
+    unsafe { paging::phys_to_virt(frame.start()).write_bytes(0, FRAME_SIZE_BYTES as usize) };
+    Some(frame)
+}
+
+/// Whether more than the kernel's reserve is free: calls that make the kernel allocate on a
+/// process's behalf (spawn, subscribe, map, share) answer `ENOMEM` otherwise.
+pub fn has_room_for_processes() -> bool {
+    frame_stats().free > RESERVE_FRAMES.load(Ordering::Relaxed)
+}
+
+/// The machine's user memory: usable memory less the kernel's reserve. The most one address
+/// space may reserve.
+pub fn user_memory_bytes() -> u64 {
+    let frames = frame_stats().total - RESERVE_FRAMES.load(Ordering::Relaxed);
+    frames as u64 * FRAME_SIZE_BYTES
+}
+
+/// Frames held back for the kernel.
+pub fn reserve_frames() -> usize {
+    RESERVE_FRAMES.load(Ordering::Relaxed)
 }
 
 /// Drops one mapping of `frame`, freeing it with the last one.

@@ -1,7 +1,10 @@
 //! The reserved ranges of an address space ("regions", Linux's VMAs): what each range allows and
 //! how it is backed. Pure bookkeeping; page tables follow it, they never lead.
 
-use alloc::collections::BTreeMap;
+use alloc::{
+    collections::{BTreeMap, BTreeSet},
+    vec::Vec,
+};
 use core::ops::Range;
 
 use crate::events::Protection;
@@ -42,13 +45,27 @@ pub enum RegionError {
     NotReserved,
     /// No free hole is large enough.
     NoSpace,
+    /// The map already holds its most regions (Linux's `vm.max_map_count`).
+    TooManyRegions,
 }
 
 /// The regions of one address space, keyed by start address; never overlapping.
+///
+/// The free holes of the placement window are indexed twice (by address, to merge and split
+/// them as regions come and go; by length, to find one), so every operation is O(log n) in the
+/// number of regions: a process cannot make the kernel slower by holding many of them.
 #[derive(Debug)]
 pub struct RegionMap {
     regions: BTreeMap<u64, Region>,
     window: Range<u64>,
+    /// Where [`find_free`](Self::find_free) places regions; inside `window`.
+    placement: Range<u64>,
+    /// Free holes of `placement`: start → end. Maximal: no two touch.
+    holes: BTreeMap<u64, u64>,
+    /// The same holes as (length, start): the smallest that fits is one range query away.
+    holes_by_len: BTreeSet<(u64, u64)>,
+    max_regions: usize,
+    anonymous_bytes: u64,
 }
 
 /// Checks that `address..address + len_bytes` is a non-empty page-aligned range inside `window`.
@@ -64,9 +81,21 @@ pub fn checked_range(address: u64, len_bytes: u64, window: &Range<u64>) -> Optio
 }
 
 impl RegionMap {
-    /// An empty map whose regions must lie inside `window`.
-    pub const fn new(window: Range<u64>) -> Self {
-        Self { regions: BTreeMap::new(), window }
+    /// An empty map whose regions must lie inside `window`, placing those whose caller lets it
+    /// choose inside `placement` (clipped to `window`), holding at most `max_regions`.
+    pub fn new(window: Range<u64>, placement: Range<u64>, max_regions: usize) -> Self {
+        let placement = placement.start.max(window.start)..placement.end.min(window.end);
+        let mut map = Self {
+            regions: BTreeMap::new(),
+            window,
+            placement: placement.clone(),
+            holes: BTreeMap::new(),
+            holes_by_len: BTreeSet::new(),
+            max_regions,
+            anonymous_bytes: 0,
+        };
+        map.refresh_holes(placement);
+        map
     }
 
     /// The region containing `address`, if any.
@@ -90,25 +119,74 @@ impl RegionMap {
         self.regions.is_empty()
     }
 
+    /// Bytes reserved by anonymous regions (guards cost nothing).
+    pub const fn anonymous_bytes(&self) -> u64 {
+        self.anonymous_bytes
+    }
+
     fn overlaps(&self, range: &Range<u64>) -> bool {
         self.regions.range(..range.end).next_back().is_some_and(|(_, r)| r.end > range.start)
     }
 
-    /// Finds the lowest free hole of `len_bytes` at or above `hint`.
-    pub fn find_free(&self, len_bytes: u64, hint: u64) -> Result<u64, RegionError> {
-        let mut candidate = hint.max(self.window.start);
-        for region in self.regions.values() {
-            if region.end <= candidate {
-                continue;
-            }
-            if region.start >= candidate.saturating_add(len_bytes) {
-                break;
-            }
-            candidate = region.end;
+    /// Finds a free hole of `len_bytes` in the placement window: the start of the smallest hole
+    /// that fits (the lowest such, among equals). O(log n).
+    pub fn find_free(&self, len_bytes: u64) -> Result<u64, RegionError> {
+        if len_bytes == 0 {
+            return Err(RegionError::BadRange);
         }
-        match candidate.checked_add(len_bytes) {
-            Some(end) if end <= self.window.end => Ok(candidate),
-            _ => Err(RegionError::NoSpace),
+        self.holes_by_len
+            .range((len_bytes, 0)..)
+            .next()
+            .map(|&(_, start)| start)
+            .ok_or(RegionError::NoSpace)
+    }
+
+    /// Rebuilds the hole index around `span` after regions changed inside it. Regions outside
+    /// `span` did not change, so every stale hole lies between the last region ending at or
+    /// before it and the first starting at or after it; those are dropped and the gaps between
+    /// the regions there become the new holes, maximal by construction. O(log n + regions in
+    /// `span`).
+    fn refresh_holes(&mut self, span: Range<u64>) {
+        let placement = self.placement.clone();
+        let low = self
+            .regions
+            .range(..span.start)
+            .next_back()
+            .map_or(placement.start, |(_, r)| r.end.min(span.start))
+            .max(placement.start);
+        let high = self
+            .regions
+            .range(span.end..)
+            .next()
+            .map_or(placement.end, |(&start, _)| start)
+            .min(placement.end);
+        if low >= high {
+            return;
+        }
+        // Holes are disjoint and sorted, so those overlapping low..high are the last ones
+        // starting before `high`.
+        let stale: Vec<(u64, u64)> = self
+            .holes
+            .range(..high)
+            .rev()
+            .take_while(|&(_, &end)| end > low)
+            .map(|(&start, &end)| (start, end))
+            .collect();
+        for (start, end) in stale {
+            self.holes.remove(&start);
+            self.holes_by_len.remove(&(end - start, start));
+        }
+        // A region that starts before `low` may still cover it.
+        let mut cursor = self.regions.range(..low).next_back().map_or(low, |(_, r)| r.end.max(low));
+        let inside: Vec<(u64, u64)> =
+            self.regions.range(low..high).map(|(_, r)| (r.start, r.end)).collect();
+        for (start, end) in inside.into_iter().chain(core::iter::once((high, high))) {
+            let gap_end = start.min(high);
+            if gap_end > cursor {
+                self.holes.insert(cursor, gap_end);
+                self.holes_by_len.insert((gap_end - cursor, cursor));
+            }
+            cursor = cursor.max(end);
         }
     }
 
@@ -124,30 +202,63 @@ impl RegionMap {
         if self.overlaps(&range) {
             return Err(RegionError::Overlaps);
         }
+        if self.regions.len() >= self.max_regions {
+            return Err(RegionError::TooManyRegions);
+        }
+        if backing == Backing::Anonymous {
+            self.anonymous_bytes += range.end - range.start;
+        }
         self.regions.insert(
             range.start,
             Region { start: range.start, end: range.end, protection, backing },
         );
+        self.refresh_holes(range);
         Ok(())
     }
 
-    /// Splits regions so that `at` is a region boundary (no-op if nothing spans it).
-    fn split_at(&mut self, at: u64) {
-        let Some((_, region)) = self.regions.range_mut(..at).next_back() else { return };
+    /// Splits regions so that `at` is a region boundary (no-op if nothing spans it). Refused
+    /// when the map is full; a split alone changes nothing a caller can see.
+    fn split_at(&mut self, at: u64) -> Result<(), RegionError> {
+        let full = self.regions.len() >= self.max_regions;
+        let Some((_, region)) = self.regions.range_mut(..at).next_back() else { return Ok(()) };
         if region.end > at {
+            if full {
+                return Err(RegionError::TooManyRegions);
+            }
             let tail = Region { start: at, ..*region };
             region.end = at;
             self.regions.insert(at, tail);
         }
+        Ok(())
     }
 
-    /// Removes every region part inside `range` and returns the removed pieces.
-    pub fn remove(&mut self, range: Range<u64>) -> alloc::vec::Vec<Region> {
-        self.split_at(range.start);
-        self.split_at(range.end);
-        let starts: alloc::vec::Vec<u64> =
+    /// Removes every region part inside `range` and returns the removed pieces. Refused only
+    /// when a region would have to be cut in two and the map is full.
+    pub fn remove(
+        &mut self,
+        range: Range<u64>,
+    ) -> Result<Vec<Region>, RegionError> {
+        self.split_at(range.start)?;
+        self.split_at(range.end)?;
+        let starts: Vec<u64> =
             self.regions.range(range.start..range.end).map(|(&start, _)| start).collect();
-        starts.into_iter().filter_map(|start| self.regions.remove(&start)).collect()
+        let removed: Vec<Region> =
+            starts.into_iter().filter_map(|start| self.regions.remove(&start)).collect();
+        for region in &removed {
+            if region.backing == Backing::Anonymous {
+                self.anonymous_bytes -= region.end - region.start;
+            }
+        }
+        if !removed.is_empty() {
+            self.refresh_holes(range);
+        }
+        Ok(removed)
+    }
+
+    /// The regions overlapping `range`, in descending address order. O(log n + found).
+    pub fn overlapping(&self, range: &Range<u64>) -> impl Iterator<Item = &Region> {
+        let start = range.start;
+        self.regions.range(..range.end).rev().map(|(_, r)| r).take_while(move |r| r.end > start)
     }
 
     /// Whether `range` is fully covered by regions with `backing`.
@@ -177,8 +288,8 @@ impl RegionMap {
         if !self.covers(&range, Backing::Anonymous) {
             return Err(RegionError::NotReserved);
         }
-        self.split_at(range.start);
-        self.split_at(range.end);
+        self.split_at(range.start)?;
+        self.split_at(range.end)?;
         for (_, region) in self.regions.range_mut(range.start..range.end) {
             region.protection = protection;
         }
@@ -187,7 +298,13 @@ impl RegionMap {
 
     /// Removes every region and returns them.
     pub fn drain(&mut self) -> impl Iterator<Item = Region> {
-        core::mem::take(&mut self.regions).into_values()
+        self.anonymous_bytes = 0;
+        self.holes.clear();
+        self.holes_by_len.clear();
+        let placement = self.placement.clone();
+        let regions = core::mem::take(&mut self.regions);
+        self.refresh_holes(placement);
+        regions.into_values()
     }
 }
 
@@ -200,7 +317,39 @@ mod tests {
     const RW: Protection = Protection::READ_WRITE;
 
     fn map() -> RegionMap {
-        RegionMap::new(P..1024 * P)
+        RegionMap::new(P..1024 * P, P..1024 * P, 64)
+    }
+
+    /// The holes recomputed the slow way, from the regions alone.
+    fn brute_force_holes(m: &RegionMap) -> Vec<(u64, u64)> {
+        let mut holes = Vec::new();
+        let mut cursor = m.placement.start;
+        for region in m.iter() {
+            let start = region.start.clamp(m.placement.start, m.placement.end);
+            if start > cursor {
+                holes.push((cursor, start));
+            }
+            cursor = cursor.max(region.end.min(m.placement.end));
+        }
+        if m.placement.end > cursor {
+            holes.push((cursor, m.placement.end));
+        }
+        holes
+    }
+
+    fn assert_index_exact(m: &RegionMap) {
+        let expected = brute_force_holes(m);
+        let by_start: Vec<_> = m.holes.iter().map(|(&s, &e)| (s, e)).collect();
+        assert_eq!(by_start, expected);
+        let mut by_len: Vec<_> = m.holes_by_len.iter().map(|&(len, s)| (s, s + len)).collect();
+        by_len.sort_unstable();
+        assert_eq!(by_len, expected);
+        let anonymous: u64 = m
+            .iter()
+            .filter(|r| r.backing == Backing::Anonymous)
+            .map(|r| r.end - r.start)
+            .sum();
+        assert_eq!(m.anonymous_bytes(), anonymous);
     }
 
     #[test_case]
@@ -226,10 +375,10 @@ mod tests {
     fn remove_splits_partial_regions() {
         let mut m = map();
         m.insert(10 * P..20 * P, RW, Backing::Anonymous).expect("free");
-        let removed = m.remove(12 * P..15 * P);
+        let removed = m.remove(12 * P..15 * P).expect("room to split");
         assert_eq!(removed.len(), 1);
         assert_eq!((removed[0].start, removed[0].end), (12 * P, 15 * P));
-        let left: alloc::vec::Vec<_> = m.iter().map(|r| (r.start, r.end)).collect();
+        let left: Vec<_> = m.iter().map(|r| (r.start, r.end)).collect();
         assert_eq!(left, [(10 * P, 12 * P), (15 * P, 20 * P)]);
         assert!(m.find(13 * P).is_none());
         assert_eq!(m.find(19 * P).map(|r| r.start), Some(15 * P));
@@ -249,14 +398,73 @@ mod tests {
     }
 
     #[test_case]
-    fn find_free_skips_regions_and_respects_the_window() {
+    fn find_free_takes_the_smallest_hole_that_fits() {
         let mut m = map();
         m.insert(P..3 * P, RW, Backing::Anonymous).expect("free");
         m.insert(4 * P..6 * P, RW, Backing::Anonymous).expect("free");
-        assert_eq!(m.find_free(P, 0), Ok(3 * P));
-        assert_eq!(m.find_free(2 * P, 0), Ok(6 * P));
-        assert_eq!(m.find_free(2 * P, 100 * P), Ok(100 * P));
-        assert_eq!(m.find_free(2000 * P, 0), Err(RegionError::NoSpace));
-        assert_eq!(m.find_free(u64::MAX - P, 0), Err(RegionError::NoSpace));
+        assert_eq!(m.find_free(P), Ok(3 * P));
+        assert_eq!(m.find_free(2 * P), Ok(6 * P));
+        assert_eq!(m.find_free(2000 * P), Err(RegionError::NoSpace));
+        assert_eq!(m.find_free(u64::MAX - P), Err(RegionError::NoSpace));
+        assert_eq!(m.find_free(0), Err(RegionError::BadRange));
+        assert_index_exact(&m);
+    }
+
+    #[test_case]
+    fn placement_is_limited_to_its_window_even_around_straddling_regions() {
+        let mut m = RegionMap::new(P..1024 * P, 100 * P..200 * P, 64);
+        assert_eq!(m.find_free(P), Ok(100 * P));
+        m.insert(90 * P..110 * P, RW, Backing::Anonymous).expect("free");
+        assert_eq!(m.find_free(P), Ok(110 * P));
+        m.insert(190 * P..300 * P, RW, Backing::Anonymous).expect("free");
+        assert_eq!(m.find_free(80 * P), Ok(110 * P));
+        assert_eq!(m.find_free(81 * P), Err(RegionError::NoSpace));
+        assert_index_exact(&m);
+        m.remove(95 * P..105 * P).expect("room to split");
+        assert_index_exact(&m);
+    }
+
+    #[test_case]
+    fn the_hole_index_matches_the_regions_through_random_changes() {
+        let mut m = RegionMap::new(P..1024 * P, 64 * P..1024 * P, 48);
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for _ in 0..2000 {
+            let start = (1 + next(1000)) * P;
+            let len = (1 + next(40)) * P;
+            match next(4) {
+                0 | 1 => {
+                    let _ = m.insert(start..start + len, RW, Backing::Anonymous);
+                }
+                2 => {
+                    if let Ok(found) = m.find_free(len) {
+                        m.insert(found..found + len, RW, Backing::Guard).expect("found free");
+                    }
+                }
+                _ => {
+                    let _ = m.remove(start..start + len);
+                }
+            }
+            assert_index_exact(&m);
+            assert!(m.len() <= 48);
+        }
+    }
+
+    #[test_case]
+    fn a_full_map_refuses_new_regions_and_splits_but_still_removes_whole_ones() {
+        let mut m = RegionMap::new(P..1024 * P, P..1024 * P, 2);
+        m.insert(10 * P..20 * P, RW, Backing::Anonymous).expect("free");
+        m.insert(30 * P..40 * P, RW, Backing::Anonymous).expect("free");
+        assert_eq!(m.insert(50 * P..51 * P, RW, Backing::Anonymous), Err(RegionError::TooManyRegions));
+        assert_eq!(m.remove(12 * P..14 * P).err(), Some(RegionError::TooManyRegions));
+        assert_eq!(m.protect(12 * P..14 * P, Protection::READ), Err(RegionError::TooManyRegions));
+        assert_eq!(m.remove(30 * P..40 * P).map(|r| r.len()), Ok(1));
+        assert_eq!(m.anonymous_bytes(), 10 * P);
+        assert_index_exact(&m);
     }
 }

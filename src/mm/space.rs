@@ -2,13 +2,13 @@
 //! its user half. Pages of anonymous regions are backed on first touch (demand-zero); frames are
 //! freed when the last space mapping them lets go.
 
-use alloc::{collections::BTreeMap, vec::Vec};
+use alloc::collections::BTreeMap;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{
     Frame,
     handlers::release_or_report,
-    physical::{self, allocate_frame},
+    physical::{self, allocate_user_frame},
     regions::{Backing, PAGE_SIZE_BYTES, RegionError, RegionMap, checked_range},
 };
 use crate::{
@@ -18,12 +18,67 @@ use crate::{
 
 /// Where mm places mappings whose caller lets it choose: clear of where programs are linked.
 const MAP_ANYWHERE_BASE: u64 = 0x0000_0010_0000_0000;
+/// Most regions one address space holds (each map, share, stack and guard is one; a cut in
+/// the middle of one makes two). Linux's `vm.max_map_count` is 65 530; each region costs the
+/// kernel about 150 bytes of heap, so Herald's limit is sized for a 64 MiB machine.
+pub const MAX_REGIONS_PER_SPACE: usize = 4096;
+
+/// Pages one locked step of a long operation (unmap, protect, share, teardown) touches.
+/// Between steps the registry lock is released — interrupts are served — and the task may be
+/// preempted, so no operation keeps the machine waiting for long however large its range:
+/// a step is a few hundred microseconds of guest time at most.
+const PAGES_PER_STEP: u64 = 64;
 
 /// One address space.
 #[derive(Debug)]
 struct AddressSpace {
     root: Frame,
     regions: RegionMap,
+    /// An operation of several steps owns the space (see [`Claim`]).
+    claimed: bool,
+}
+
+/// Exclusive use of address spaces across the steps of a long operation: the registry lock
+/// guards each step, the claim guards the operation. Others wanting a claimed space wait for
+/// it, letting its holder run; one-step operations need no claim, because a claimant changes
+/// the regions in its first step and only pages after that.
+struct Claim {
+    ids: [SpaceId; 2],
+}
+
+impl Claim {
+    /// Claims `first` and `second` (which may be the same) together, waiting while either is
+    /// claimed by someone else. Both or neither, under one lock: two claimants can never each
+    /// hold one and wait for the other.
+    fn take(first: SpaceId, second: SpaceId) -> Result<Self, Errno> {
+        loop {
+            {
+                let mut spaces = SPACES.lock();
+                let (Some(a), Some(b)) = (spaces.get(&first), spaces.get(&second)) else {
+                    return Err(Errno::ESRCH);
+                };
+                if !a.claimed && !b.claimed {
+                    for id in [first, second] {
+                        spaces.get_mut(&id).expect("present above").claimed = true;
+                    }
+                    return Ok(Self { ids: [first, second] });
+                }
+            }
+            crate::arch::yield_now();
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut spaces = SPACES.lock();
+        for id in self.ids {
+            // Gone if the operation was the space's destruction.
+            if let Some(space) = spaces.get_mut(&id) {
+                space.claimed = false;
+            }
+        }
+    }
 }
 
 static SPACES: IrqMutex<BTreeMap<SpaceId, AddressSpace>> = IrqMutex::new(BTreeMap::new());
@@ -34,7 +89,9 @@ fn errno_of(error: RegionError) -> Errno {
     match error {
         RegionError::BadRange => Errno::EINVAL,
         RegionError::Overlaps => Errno::EEXIST,
-        RegionError::NotReserved | RegionError::NoSpace => Errno::ENOMEM,
+        RegionError::NotReserved | RegionError::NoSpace | RegionError::TooManyRegions => {
+            Errno::ENOMEM
+        }
     }
 }
 
@@ -45,32 +102,66 @@ fn user_range(address: u64, len_bytes: u64) -> Result<core::ops::Range<u64>, Err
 /// Creates an empty address space.
 pub fn create() -> Result<SpaceId, Errno> {
     // SAFETY: the root is released by `destroy`, which refuses to free the active table.
-    let root = unsafe { paging::new_user_root(&mut allocate_frame) }.ok_or(Errno::ENOMEM)?;
+    let root = unsafe { paging::new_user_root(&mut allocate_user_frame) }.ok_or(Errno::ENOMEM)?;
     let id = SpaceId(NEXT_SPACE_ID.fetch_add(1, Ordering::Relaxed));
-    let space = AddressSpace { root, regions: RegionMap::new(paging::USER_SPACE) };
+    let regions = RegionMap::new(
+        paging::USER_SPACE,
+        MAP_ANYWHERE_BASE..paging::USER_SPACE.end,
+        MAX_REGIONS_PER_SPACE,
+    );
+    let space = AddressSpace { root, regions, claimed: false };
     SPACES.lock().insert(id, space);
     Ok(id)
 }
 
-/// Destroys an address space and frees every frame only it mapped. If it is active, the kernel
-/// space becomes active first.
+/// Destroys an address space and frees every frame only it mapped, in steps the caller may be
+/// preempted between. If it is active, the kernel space becomes active first.
 pub fn destroy(id: SpaceId) -> Result<(), Errno> {
+    let claim = Claim::take(id, id)?;
     let mut space = SPACES.lock().remove(&id).ok_or(Errno::ESRCH)?;
+    drop(claim);
     if current() == id {
         switch_to(SpaceId::KERNEL).expect("the kernel space always exists");
     }
     for region in space.regions.drain() {
-        unmap_pages(space.root, region.start..region.end);
+        let mut from = Some(region.start);
+        while let Some(start) = from {
+            // SAFETY: the space is out of the registry, so this code owns it alone.
+            from = unsafe { unmap_step(space.root, start..region.end) };
+            crate::arch::preempt_point();
+        }
     }
     // SAFETY: the space is out of the registry and not active; every leaf was unmapped above.
     unsafe { paging::release_user_tables(space.root, &mut |frame| release_or_report(frame)) };
     Ok(())
 }
 
-fn unmap_pages(root: Frame, range: core::ops::Range<u64>) {
-    // SAFETY: the caller holds the registry lock or owns the removed space; the range was one
-    // of its regions, so only its own pages are touched.
-    unsafe { paging::unmap_range(root, range, &mut |_, frame| release_or_report(frame)) };
+/// Unmaps up to [`PAGES_PER_STEP`] pages of `range`, releasing their frames; returns where to
+/// go on from, if anywhere.
+///
+/// # Safety
+/// The caller holds the registry lock or owns the removed space; `range` is (part of) one of
+/// its removed regions, so only its own pages are touched.
+unsafe fn unmap_step(root: Frame, range: core::ops::Range<u64>) -> Option<u64> {
+    let end = range.end;
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        paging::unmap_range(root, range, PAGES_PER_STEP, &mut |_, frame| release_or_report(frame))
+    }
+    .filter(|&next| next < end)
+}
+
+/// Unmaps `range` of space `id` (removed from its regions already, and claimed by the caller),
+/// a step at a time.
+fn unmap_claimed(id: SpaceId, range: core::ops::Range<u64>) {
+    let mut from = Some(range.start);
+    while let Some(start) = from {
+        // SAFETY: the registry lock is held for the step; the claim keeps the range ours.
+        from = SPACES.lock().get(&id).and_then(|space| unsafe {
+            unmap_step(space.root, start..range.end)
+        });
+        crate::arch::preempt_point();
+    }
 }
 
 /// Makes `id` the active address space.
@@ -97,6 +188,25 @@ pub fn count() -> usize {
     SPACES.lock().len()
 }
 
+/// What one address space holds, for `ps`.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct SpaceUsage {
+    /// Its regions (limit [`MAX_REGIONS_PER_SPACE`]).
+    pub regions: usize,
+    /// Bytes its anonymous regions reserve (limit [`super::user_memory_bytes`]).
+    pub reserved_bytes: u64,
+}
+
+/// What space `id` holds, if it exists.
+pub fn usage(id: SpaceId) -> Option<SpaceUsage> {
+    let spaces = SPACES.lock();
+    let space = spaces.get(&id)?;
+    Some(SpaceUsage {
+        regions: space.regions.len(),
+        reserved_bytes: space.regions.anonymous_bytes(),
+    })
+}
+
 /// What the page at `address` of space `id` maps to, if anything.
 pub fn translate(id: SpaceId, address: u64) -> Option<paging::PageMapping> {
     let spaces = SPACES.lock();
@@ -116,6 +226,18 @@ fn refuse_write_execute(protection: Protection) -> Result<(), Errno> {
     if protection.is_write_and_execute() { Err(Errno::EINVAL) } else { Ok(()) }
 }
 
+/// The overcommit rule at `map` time: one space may reserve at most the machine's user memory
+/// (see [`physical::user_memory_bytes`]), so a single absurd reservation is refused at once;
+/// the reservations of different spaces together may exceed it, and are backed on first touch.
+fn check_reservation(space: &AddressSpace, len_bytes: u64) -> Result<(), Errno> {
+    if !physical::has_room_for_processes() {
+        // The region itself costs kernel heap; only the reserve is left.
+        return Err(Errno::ENOMEM);
+    }
+    let total = space.regions.anonymous_bytes().checked_add(len_bytes).ok_or(Errno::ENOMEM)?;
+    if total > physical::user_memory_bytes() { Err(Errno::ENOMEM) } else { Ok(()) }
+}
+
 /// Reserves demand-zero memory; returns its address.
 pub(super) fn map(
     id: SpaceId,
@@ -124,9 +246,14 @@ pub(super) fn map(
     protection: Protection,
 ) -> Result<u64, Errno> {
     refuse_write_execute(protection)?;
+    if address != 0 {
+        // A malformed fixed range is EINVAL whatever its size.
+        user_range(address, len_bytes)?;
+    }
     with_space(id, |space| {
+        check_reservation(space, len_bytes)?;
         let start = if address == 0 {
-            space.regions.find_free(len_bytes, MAP_ANYWHERE_BASE).map_err(errno_of)?
+            space.regions.find_free(len_bytes).map_err(errno_of)?
         } else {
             address
         };
@@ -144,6 +271,7 @@ pub fn reserve_stack(id: SpaceId, top: u64, len_bytes: u64) -> Result<u64, Errno
     let stack = user_range(bottom, len_bytes)?;
     let guard_range = user_range(guard, PAGE_SIZE_BYTES)?;
     with_space(id, |space| {
+        check_reservation(space, len_bytes)?;
         space.regions.insert(guard_range, Protection::READ, Backing::Guard).map_err(errno_of)?;
         space.regions.insert(stack, Protection::READ_WRITE, Backing::Anonymous).map_err(errno_of)
     })?;
@@ -153,12 +281,12 @@ pub fn reserve_stack(id: SpaceId, top: u64, len_bytes: u64) -> Result<u64, Errno
 /// Removes mappings in a range; frames go back when no other space maps them.
 pub(super) fn unmap(id: SpaceId, address: u64, len_bytes: u64) -> Result<u64, Errno> {
     let range = user_range(address, len_bytes)?;
-    with_space(id, |space| {
-        for region in space.regions.remove(range) {
-            unmap_pages(space.root, region.start..region.end);
-        }
-        Ok(0)
-    })
+    let _claim = Claim::take(id, id)?;
+    let removed = with_space(id, |space| space.regions.remove(range).map_err(errno_of))?;
+    for region in removed {
+        unmap_claimed(id, region.start..region.end);
+    }
+    Ok(0)
 }
 
 /// Changes the protection of a fully reserved range, including its resident pages.
@@ -170,12 +298,20 @@ pub(super) fn protect(
 ) -> Result<u64, Errno> {
     refuse_write_execute(protection)?;
     let range = user_range(address, len_bytes)?;
-    with_space(id, |space| {
-        space.regions.protect(range.clone(), protection).map_err(errno_of)?;
-        // SAFETY: the registry lock is held and the range is this space's.
-        unsafe { paging::protect_range(space.root, range, protection, true) };
-        Ok(0)
-    })
+    let _claim = Claim::take(id, id)?;
+    with_space(id, |space| space.regions.protect(range.clone(), protection).map_err(errno_of))?;
+    let mut from = Some(range.start);
+    while let Some(start) = from {
+        from = with_space(id, |space| {
+            // SAFETY: the registry lock is held for the step and the claimed range is ours.
+            let next = unsafe {
+                paging::protect_range(space.root, start..range.end, protection, true, PAGES_PER_STEP)
+            };
+            Ok(next.filter(|&next| next < range.end))
+        })?;
+        crate::arch::preempt_point();
+    }
+    Ok(0)
 }
 
 /// Backs the page at `page` of `space` with a zeroed frame if it has none; returns its frame.
@@ -184,9 +320,11 @@ fn populate(space: &mut AddressSpace, page: u64, protection: Protection) -> Resu
     if let Some(mapping) = unsafe { paging::translate(space.root, page) } {
         return Ok(mapping.frame);
     }
-    let frame = allocate_frame().ok_or(Errno::ENOMEM)?;
+    let frame = allocate_user_frame().ok_or(Errno::ENOMEM)?;
     // SAFETY: the registry lock is held; `page` lies in one of this space's anonymous regions.
-    match unsafe { paging::map(space.root, page, frame, protection, true, &mut allocate_frame) } {
+    match unsafe {
+        paging::map(space.root, page, frame, protection, true, &mut allocate_user_frame)
+    } {
         Ok(()) => Ok(frame),
         Err(_) => {
             release_or_report(frame);
@@ -207,52 +345,88 @@ pub(super) fn share(
 ) -> Result<u64, Errno> {
     refuse_write_execute(protection)?;
     let source_range = user_range(from_address, len_bytes)?;
-    let mut spaces = SPACES.lock();
-    if !spaces.contains_key(&into) {
-        return Err(Errno::ESRCH);
-    }
-    let source = spaces.get_mut(&from).ok_or(Errno::ESRCH)?;
-    if !source.regions.covers(&source_range, Backing::Anonymous) {
-        return Err(Errno::EFAULT);
-    }
-    let mut frames = Vec::with_capacity((len_bytes / PAGE_SIZE_BYTES) as usize);
-    for page in source_range.clone().step_by(PAGE_SIZE_BYTES as usize) {
-        let region = *source.regions.find(page).expect("covered above");
-        let allowed = region.protection;
-        if (protection.write && !allowed.write) || (protection.execute && !allowed.execute) {
+    let _claim = Claim::take(from, into)?;
+    // Step one: every check, and the target's region reserved, before any page changes.
+    let target_range = {
+        let mut spaces = SPACES.lock();
+        check_reservation(spaces.get(&into).ok_or(Errno::ESRCH)?, len_bytes)?;
+        let source = spaces.get(&from).ok_or(Errno::ESRCH)?;
+        if !source.regions.covers(&source_range, Backing::Anonymous) {
+            return Err(Errno::EFAULT);
+        }
+        let refused = source.regions.overlapping(&source_range).any(|region| {
+            let allowed = region.protection;
+            (protection.write && !allowed.write) || (protection.execute && !allowed.execute)
+        });
+        if refused {
             return Err(Errno::EACCES);
         }
-        frames.push(populate(source, page, allowed)?);
-    }
-    let target = spaces.get_mut(&into).expect("checked above");
-    let start = if into_address == 0 {
-        target.regions.find_free(len_bytes, MAP_ANYWHERE_BASE).map_err(errno_of)?
-    } else {
-        into_address
+        let target = spaces.get_mut(&into).ok_or(Errno::ESRCH)?;
+        let start = if into_address == 0 {
+            target.regions.find_free(len_bytes).map_err(errno_of)?
+        } else {
+            into_address
+        };
+        let target_range = user_range(start, len_bytes)?;
+        target
+            .regions
+            .insert(target_range.clone(), protection, Backing::Anonymous)
+            .map_err(errno_of)?;
+        target_range
     };
-    let target_range = user_range(start, len_bytes)?;
-    target
-        .regions
-        .insert(target_range.clone(), protection, Backing::Anonymous)
-        .map_err(errno_of)?;
-    for (page, frame) in target_range.clone().step_by(PAGE_SIZE_BYTES as usize).zip(frames) {
-        let shared = physical::share_frame(frame).map_err(|_| Errno::ENOMEM).and_then(|()| {
-            // SAFETY: the registry lock is held; the range was just reserved in `target`.
-            unsafe { paging::map(target.root, page, frame, protection, true, &mut allocate_frame) }
-                .map_err(|_| {
-                    release_or_report(frame);
-                    Errno::ENOMEM
-                })
-        });
-        if let Err(errno) = shared {
-            // Undo: the pages mapped so far drop their share, the region goes away.
-            for region in target.regions.remove(target_range) {
-                unmap_pages(target.root, region.start..region.end);
+    // Then the pages, a step at a time: each source page backed if it was not, and its frame
+    // mapped into the target too.
+    let offset = target_range.start.wrapping_sub(source_range.start);
+    let mut page = source_range.start;
+    while page < source_range.end {
+        let step_end = source_range.end.min(page + PAGES_PER_STEP * PAGE_SIZE_BYTES);
+        if let Err(errno) = share_step(from, into, page..step_end, offset, protection) {
+            // Undo: the pages mapped so far drop their share, the region goes away. Removing
+            // a whole region never needs a split, so this cannot be refused.
+            let removed =
+                with_space(into, |space| Ok(space.regions.remove(target_range.clone())))?;
+            for region in removed.unwrap_or_default() {
+                unmap_claimed(into, region.start..region.end);
             }
             return Err(errno);
         }
+        page = step_end;
+        crate::arch::preempt_point();
     }
-    Ok(start)
+    Ok(target_range.start)
+}
+
+/// Shares the source pages `pages` of `from` into `into` at `offset` bytes further on.
+fn share_step(
+    from: SpaceId,
+    into: SpaceId,
+    pages: core::ops::Range<u64>,
+    offset: u64,
+    protection: Protection,
+) -> Result<(), Errno> {
+    let mut spaces = SPACES.lock();
+    let source = spaces.get_mut(&from).ok_or(Errno::ESRCH)?;
+    let mut frames = [None; PAGES_PER_STEP as usize];
+    for (slot, page) in frames.iter_mut().zip(pages.clone().step_by(PAGE_SIZE_BYTES as usize)) {
+        let allowed = source.regions.find(page).ok_or(Errno::EFAULT)?.protection;
+        *slot = Some(populate(source, page, allowed)?);
+    }
+    let target = spaces.get_mut(&into).ok_or(Errno::ESRCH)?;
+    for (frame, page) in frames.into_iter().flatten().zip(pages.step_by(PAGE_SIZE_BYTES as usize))
+    {
+        let target_page = page.wrapping_add(offset);
+        physical::share_frame(frame).map_err(|_| Errno::ENOMEM)?;
+        // SAFETY: the registry lock is held; the page lies in the region reserved in `target`
+        // by the claimed operation.
+        let mapped = unsafe {
+            paging::map(target.root, target_page, frame, protection, true, &mut allocate_user_frame)
+        };
+        if mapped.is_err() {
+            release_or_report(frame);
+            return Err(Errno::ENOMEM);
+        }
+    }
+    Ok(())
 }
 
 /// How a user-half page fault was resolved.

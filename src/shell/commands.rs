@@ -1,7 +1,10 @@
 //! The shell's commands. Each prints its answer; a bad command or argument gets a one-line
 //! `error:` and nothing else happens.
 
-use alloc::{string::String, vec::Vec};
+use alloc::{
+    string::{String, ToString as _},
+    vec::Vec,
+};
 
 use crate::{
     arch,
@@ -24,7 +27,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "run a program from the ramdisk in the foreground (Ctrl-C ends it)",
     ),
     ("kill", "<pid>", "end a process"),
-    ("mem", "", "frames free and used, heap, faults"),
+    ("mem", "", "frames free and used, heap, faults, the reserve and every limit"),
     ("policy", "", "the security policy and its denials"),
     ("modules", "", "modules and drivers, where they subscribed, their statistics"),
     ("trace", "on|off", "print every system call (the tracer module)"),
@@ -182,18 +185,24 @@ fn irq_lines() {
 
 fn ps() {
     println!(
-        "  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9}",
-        "pid", "parent", "name", "state", "cpu ms", "syscalls"
+        "  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9} {:>5} {:>12}",
+        "pid", "parent", "name", "state", "cpu ms", "syscalls", "maps", "reserved KiB"
     );
     for process in task::processes() {
+        let usage = mm::space::usage(process.space);
+        let (maps, reserved) = usage.map_or((String::from("-"), String::from("-")), |usage| {
+            (usage.regions.to_string(), (usage.reserved_bytes / 1024).to_string())
+        });
         println!(
-            "  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9}",
+            "  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9} {:>5} {:>12}",
             process.pid,
             process.parent,
             process.name,
             process.state,
             process.cpu_ticks,
-            process.syscalls
+            process.syscalls,
+            maps,
+            reserved
         );
     }
 }
@@ -255,6 +264,26 @@ fn mem() {
         faults.demand_zero, faults.guard_hits, faults.invalid, faults.bad_releases
     );
     println!("  address spaces: {}", mm::space::count());
+    println!(
+        "  kernel reserve: {} frames ({} MiB) no process can take; a process may reserve up to \
+         {} MiB (more in one map is refused at once)",
+        mm::reserve_frames(),
+        mib(mm::reserve_frames()),
+        mm::user_memory_bytes() / (1024 * 1024)
+    );
+    println!(
+        "  limits: {} processes ({} for programs' spawns), {} regions per process, {} \
+         subscriptions of up to {} records each, {} bytes per read/write, {} records per poll, \
+         {} bytes of spawn arguments",
+        task::MAX_PROCESSES,
+        task::MAX_PROCESSES - task::KERNEL_ONLY_PROCESS_SLOTS,
+        mm::space::MAX_REGIONS_PER_SPACE,
+        task::MAX_SUBSCRIPTIONS,
+        crate::abi::MAX_SUBSCRIPTION_CAPACITY,
+        task::MAX_IO_BYTES_PER_CALL,
+        task::MAX_POLL_RECORDS,
+        task::MAX_ARGS_LEN_BYTES,
+    );
 }
 
 fn policy() {

@@ -36,9 +36,15 @@ const USER_STACK_SIZE_BYTES: u64 = 256 * 1024;
 /// Longest a process keeps the CPU while deferred work (input, bottom halves) waits.
 const DEFERRED_LATENCY_MS: u64 = 10;
 /// Largest argument string a program gets.
-const MAX_ARGS_LEN_BYTES: usize = 4096;
+pub const MAX_ARGS_LEN_BYTES: usize = 4096;
 /// Console input kept for readers; the shell holds back the rest until they read.
 const INPUT_CAPACITY_BYTES: usize = 4096;
+/// Most processes at once, ended ones not yet waited for included (Linux's `RLIMIT_NPROC` and
+/// `pid_max` in one). A spawn bomb meets `EAGAIN` here.
+pub const MAX_PROCESSES: usize = 64;
+/// Slots only the kernel (the shell, tests) may fill: a program that spawns without end still
+/// leaves room to start the program that stops it.
+pub const KERNEL_ONLY_PROCESS_SLOTS: usize = 8;
 
 /// Why a task is not runnable.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -70,6 +76,9 @@ pub(super) struct Task {
     saved_stack_pointer: u64,
     pub(super) state: State,
     pending_kill: Option<i32>,
+    /// Switched away from in the middle of a call (at a preempt point): it holds kernel state
+    /// and must end on its own way out, not be torn down from outside.
+    parked_in_call: bool,
     slice_left_ticks: u32,
     cpu_ticks: u64,
     pub(super) syscalls: u64,
@@ -140,6 +149,9 @@ impl Scheduler {
         {
             task.state = State::Ready;
             self.ready.push_back(pid);
+            // A woken task runs soon, not after the running one's whole slice: the running
+            // task gives up the CPU at its next preempt point or return to ring 3.
+            self.request_resched();
         }
     }
 
@@ -179,7 +191,12 @@ pub fn init(ramdisk_image: Option<&'static [u8]>) {
         Some(Err(error)) => log::error!("ramdisk refused: {error}"),
         None => log::warn!("no ramdisk: no user programs to run"),
     }
-    arch::set_task_hooks(arch::TaskHooks { current_pid, before_user_return });
+    arch::set_task_hooks(arch::TaskHooks {
+        current_pid,
+        before_user_return,
+        preempt_point: || park_in_call(false),
+        yield_now: || park_in_call(true),
+    });
     BUS.subscribe(EventKind::Timer, "scheduler", Priority::OWNER, on_tick)
         .expect("the scheduler subscribes at boot")
         .keep_forever();
@@ -258,7 +275,7 @@ mod heapless_wake {
     }
 }
 
-fn on_user_fault(event: &Event, _reply: &mut Reply) -> Verdict {
+fn on_user_fault(event: &Event, reply: &mut Reply) -> Verdict {
     let (vector, detail) = match *event {
         Event::Exception { vector, rip, from_user: true, error_code } => {
             // #DB and #BP from ring 3 are traps a debugger would use; the default resumes.
@@ -279,6 +296,11 @@ fn on_user_fault(event: &Event, _reply: &mut Reply) -> Verdict {
     };
     let mut scheduler = SCHEDULER.lock();
     let Some(task) = scheduler.current_task() else { return Verdict::Continue };
+    if reply.out_of_memory {
+        log::warn!("pid {} ({}) killed: out of memory ({detail})", task.pid, task.name);
+        set_pending_kill(task, abi::OUT_OF_MEMORY_EXIT_CODE);
+        return Verdict::Handled;
+    }
     let (mnemonic, name) = arch::exception_name(vector);
     log::warn!("pid {} ({}) killed: {mnemonic} {name} {detail}", task.pid, task.name);
     set_pending_kill(task, abi::FAULT_EXIT_CODE_BASE + i32::from(vector));
@@ -315,6 +337,36 @@ fn before_user_return() {
             Action::Return => return,
         }
     }
+}
+
+/// A long call's preempt point (`always`: a yield while waiting for another task): switches
+/// away if the scheduler wants to, marking the task as parked inside a call so a kill waits for
+/// the call to finish. The idle task is the kernel's own work (the shell, deferred handlers the
+/// watchdog times): it is never preempted, and yields only when it must wait.
+fn park_in_call(always: bool) {
+    let were_enabled = cpu::mask_interrupts();
+    let switch = {
+        let mut scheduler = SCHEDULER.lock();
+        if always {
+            scheduler.request_resched();
+        }
+        let need_resched = scheduler.need_resched;
+        match scheduler.current_task() {
+            Some(task) if need_resched && task.state == State::Running => {
+                task.parked_in_call = true;
+                true
+            }
+            Some(_) => false,
+            None => always,
+        }
+    };
+    if switch {
+        schedule();
+        if let Some(task) = SCHEDULER.lock().current_task() {
+            task.parked_in_call = false;
+        }
+    }
+    cpu::restore_interrupts(were_enabled);
 }
 
 /// Switches to the next ready task, or to idle if none; returns when the caller runs again.
@@ -402,11 +454,35 @@ fn schedule() {
 }
 
 /// Ends the running task; never returns. Interrupts must be off.
+///
+/// Its memory goes first, while it is still a runnable task: freeing a large address space
+/// takes many steps, and between them the task may be preempted like any long call. Only then
+/// does it become a zombie and switch away for good.
 fn exit_current(code: i32) -> ! {
-    let pid = SCHEDULER.lock().current;
+    let (pid, space) = {
+        let mut scheduler = SCHEDULER.lock();
+        let pid = scheduler.current;
+        let task = scheduler.current_task().expect("only a process exits");
+        let space = core::mem::replace(&mut task.space, SpaceId::KERNEL);
+        CURRENT_SPACE.store(SpaceId::KERNEL.0, Ordering::Relaxed);
+        (pid, space)
+    };
+    space::switch_to(SpaceId::KERNEL).expect("the kernel space exists");
+    cpu::enable_interrupts();
+    release_space(pid, space);
+    cpu::disable_interrupts();
     finish(pid, code);
     schedule();
     unreachable!("an exited task was resumed");
+}
+
+fn release_space(pid: Pid, space: SpaceId) {
+    if space == SpaceId::KERNEL {
+        return;
+    }
+    if let Err(errno) = space::destroy(space) {
+        log::error!("pid {pid}: destroying its address space failed: {errno}");
+    }
 }
 
 /// Ends task `pid` with `code`: frees its memory and subscriptions, makes it a zombie for its
@@ -463,9 +539,7 @@ fn finish(pid: Pid, code: i32) {
     if space::current() == space {
         space::switch_to(SpaceId::KERNEL).expect("the kernel space exists");
     }
-    if let Err(errno) = space::destroy(space) {
-        log::error!("pid {pid}: destroying its address space failed: {errno}");
-    }
+    release_space(pid, space);
     BUS.dispatch(&Event::ProcessExited { pid, code }, &mut Reply::new());
 }
 
@@ -480,6 +554,8 @@ pub enum SpawnError {
     ArgumentsTooLong,
     /// Memory ran out.
     OutOfMemory,
+    /// [`MAX_PROCESSES`] are alive (for a program's spawn, that less the kernel-only slots).
+    TooManyProcesses,
 }
 
 impl core::fmt::Display for SpawnError {
@@ -491,6 +567,7 @@ impl core::fmt::Display for SpawnError {
                 write!(f, "arguments longer than {MAX_ARGS_LEN_BYTES} bytes")
             }
             Self::OutOfMemory => f.write_str("out of memory"),
+            Self::TooManyProcesses => write!(f, "too many processes (limit {MAX_PROCESSES})"),
         }
     }
 }
@@ -503,6 +580,7 @@ impl SpawnError {
             Self::BadExecutable(_) => Errno::ENOEXEC,
             Self::ArgumentsTooLong => Errno::E2BIG,
             Self::OutOfMemory => Errno::ENOMEM,
+            Self::TooManyProcesses => Errno::EAGAIN,
         }
     }
 }
@@ -540,11 +618,26 @@ fn start(
     if args.len() > MAX_ARGS_LEN_BYTES {
         return Err(SpawnError::ArgumentsTooLong);
     }
+    let process_limit =
+        if parent == 0 { MAX_PROCESSES } else { MAX_PROCESSES - KERNEL_ONLY_PROCESS_SLOTS };
+    if SCHEDULER.lock().tasks.len() >= process_limit {
+        return Err(SpawnError::TooManyProcesses);
+    }
+    if !mm::has_room_for_processes() {
+        return Err(SpawnError::OutOfMemory);
+    }
     let plan = elf::plan(image, &paging::USER_SPACE).map_err(SpawnError::BadExecutable)?;
     let space = space::create().map_err(|_| SpawnError::OutOfMemory)?;
     match build_process(space, &plan, image, args) {
         Ok((stack, saved_stack_pointer)) => {
             let mut scheduler = SCHEDULER.lock();
+            if scheduler.tasks.len() >= process_limit {
+                // Another spawn took the last slot while this one was building.
+                drop(scheduler);
+                drop(stack);
+                let _ = space::destroy(space);
+                return Err(SpawnError::TooManyProcesses);
+            }
             let pid = scheduler.next_pid;
             scheduler.next_pid += 1;
             scheduler.tasks.insert(
@@ -559,6 +652,7 @@ fn start(
                     saved_stack_pointer,
                     state: State::Ready,
                     pending_kill: None,
+                    parked_in_call: false,
                     slice_left_ticks: TIME_SLICE_TICKS,
                     cpu_ticks: 0,
                     syscalls: 0,
@@ -631,21 +725,28 @@ pub(super) fn request_exit(pid: Pid, code: i32) {
 /// the security policy has agreed, and by the kernel itself (the shell, tests), which the
 /// policy does not check.
 pub fn kill(pid: Pid) -> Result<(), Errno> {
-    let is_current = {
+    end(pid, abi::KILLED_EXIT_CODE)
+}
+
+/// Ends process `pid` with `code`: at once if it is parked between calls, else (running, or
+/// preempted inside a call) on its way back to ring 3, once the call has finished.
+fn end(pid: Pid, code: i32) -> Result<(), Errno> {
+    let finish_here = {
         let mut scheduler = SCHEDULER.lock();
         let current = scheduler.current;
         let task = scheduler.tasks.get_mut(&pid).ok_or(Errno::ESRCH)?;
         if matches!(task.state, State::Zombie(_)) {
             return Err(Errno::ESRCH);
         }
-        if pid == current {
-            set_pending_kill(task, abi::KILLED_EXIT_CODE);
+        let finish_here = pid != current && !task.parked_in_call;
+        if !finish_here && task.pending_kill.is_none() {
+            set_pending_kill(task, code);
         }
-        pid == current
+        finish_here
     };
-    if !is_current {
-        // Parked in the kernel with nothing held: it can be finished from here.
-        finish(pid, abi::KILLED_EXIT_CODE);
+    if finish_here {
+        // Parked between calls with nothing held: it can be finished from here.
+        finish(pid, code);
     }
     Ok(())
 }

@@ -21,12 +21,14 @@ use crate::{
     print,
 };
 
-/// Most bytes one `write` takes; the caller loops for more (a short write, as POSIX allows).
-const MAX_WRITE_BYTES: usize = 64 * 1024;
+/// Most bytes one `write` or `read` moves; the caller loops for more (a short count, as POSIX
+/// allows).
+pub const MAX_IO_BYTES_PER_CALL: usize = 64 * 1024;
 /// Most records one `poll` returns.
-const MAX_POLL_RECORDS: usize = 64;
-/// Most event subscriptions one process holds.
-const MAX_SUBSCRIPTIONS: usize = 8;
+pub const MAX_POLL_RECORDS: usize = 64;
+/// Most event subscriptions one process holds (each queues up to
+/// `abi::MAX_SUBSCRIPTION_CAPACITY` records).
+pub const MAX_SUBSCRIPTIONS: usize = 8;
 /// Longest program name `spawn` accepts.
 const MAX_NAME_LEN_BYTES: usize = 32;
 /// Longest sleep: a day. Longer requests are refused rather than overflowing tick arithmetic.
@@ -173,17 +175,58 @@ fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
     }
     // The whole buffer must be the caller's, even the part beyond this call's share.
     space::check_user(space, buffer, len, false)?;
-    let len = length(len)?.min(MAX_WRITE_BYTES);
-    space::read_user(space, buffer, len, |bytes| {
-        // Console text: invalid UTF-8 is shown with replacement characters, never refused.
-        for chunk in bytes.utf8_chunks() {
-            print!("{}", chunk.valid());
-            if !chunk.invalid().is_empty() {
-                print!("\u{fffd}");
-            }
-        }
-    })?;
+    let len = length(len)?.min(MAX_IO_BYTES_PER_CALL);
+    // A piece at a time, printed with no lock on the caller's memory and a preempt point
+    // between pieces: a long write keeps neither interrupts nor other processes waiting.
+    let mut piece = [0u8; WRITE_PIECE_BYTES + MAX_UTF8_TAIL_BYTES];
+    let mut carried = 0;
+    let mut offset = 0;
+    while offset < len {
+        let count = (len - offset).min(WRITE_PIECE_BYTES);
+        let filled = carried + count;
+        space::copy_from_user(space, buffer + offset as u64, &mut piece[carried..filled])?;
+        offset += count;
+        // A character cut by the piece's end waits for the rest in the next piece.
+        let keep = if offset < len { incomplete_utf8_tail(&piece[..filled]) } else { 0 };
+        print_text(&piece[..filled - keep]);
+        piece.copy_within(filled - keep..filled, 0);
+        carried = keep;
+        crate::arch::preempt_point();
+    }
     Ok(len as u64)
+}
+
+/// Bytes copied from the caller per step of a `write`.
+const WRITE_PIECE_BYTES: usize = 256;
+/// Longest UTF-8 sequence less one: what a piece may have to carry over.
+const MAX_UTF8_TAIL_BYTES: usize = 3;
+
+/// Console text: invalid UTF-8 is shown with replacement characters, never refused.
+fn print_text(bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        print!("{}", chunk.valid());
+        if !chunk.invalid().is_empty() {
+            print!("\u{fffd}");
+        }
+    }
+}
+
+/// How many bytes at the end of `bytes` begin a UTF-8 sequence that continues past it.
+fn incomplete_utf8_tail(bytes: &[u8]) -> usize {
+    for back in 1..=MAX_UTF8_TAIL_BYTES.min(bytes.len()) {
+        let byte = bytes[bytes.len() - back];
+        if byte & 0xc0 == 0x80 {
+            continue;
+        }
+        let needed = match byte {
+            0xf0.. => 4,
+            0xe0.. => 3,
+            0xc0.. => 2,
+            _ => 1,
+        };
+        return if needed > back { back } else { 0 };
+    }
+    0
 }
 
 fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errno> {
@@ -195,7 +238,7 @@ fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errn
     }
     // Check the whole buffer before taking input, so a bad pointer loses no bytes.
     space::check_user(space, buffer, len as u64, true)?;
-    let len = len.min(MAX_WRITE_BYTES);
+    let len = len.min(MAX_IO_BYTES_PER_CALL);
     let taken: Vec<u8> = {
         let mut scheduler = SCHEDULER.lock();
         if scheduler.input.is_empty() {
@@ -233,7 +276,7 @@ fn spawn(args: [u64; 6], space: SpaceId, parent: Pid) -> Result<u64, Errno> {
     if name_len == 0 || name_len > MAX_NAME_LEN_BYTES {
         return Err(Errno::EINVAL);
     }
-    if args_len > 4096 {
+    if args_len > process::MAX_ARGS_LEN_BYTES {
         return Err(Errno::E2BIG);
     }
     let mut name = vec![0; name_len];
@@ -318,6 +361,9 @@ fn subscribe_process(kind: u64, capacity: u64) -> Result<u64, Errno> {
     };
     if capacity == 0 || capacity > abi::MAX_SUBSCRIPTION_CAPACITY {
         return Err(Errno::EINVAL);
+    }
+    if !mm::has_room_for_processes() {
+        return Err(Errno::ENOMEM);
     }
     if SCHEDULER.lock().current_task().is_some_and(|t| t.subscriptions.len() >= MAX_SUBSCRIPTIONS) {
         return Err(Errno::EAGAIN);

@@ -30,7 +30,7 @@ pub use self::{
     sync::{IrqMutex, IrqMutexGuard},
     traps::{
         BARE_IRET_VECTOR, ExceptionReport, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR, TaskHooks,
-        TrapFrame, exception_name, set_task_hooks,
+        TrapFrame, exception_name, preempt_point, set_task_hooks, yield_now,
     },
     watchdog::DEFERRED_BUDGET_MS,
 };

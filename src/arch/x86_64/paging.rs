@@ -6,7 +6,7 @@
 //! caller has locked, which is why they are `unsafe`.
 
 use core::{
-    ops::Range,
+    ops::{ControlFlow, Range},
     sync::atomic::{AtomicU64, Ordering},
 };
 
@@ -412,43 +412,69 @@ fn walk(table: &PageTable, level: u32, base: u64, inherited: Flags, audit: &mut 
     }
 }
 
-/// Unmaps every 4 KiB page of `root` in `range` (page aligned, user half), handing each frame
-/// to `release`. Walks only present tables, so a sparse range costs what is mapped, not its
-/// size. Intermediate tables stay; [`release_user_tables`] frees them.
+/// Unmaps the 4 KiB pages of `root` in `range` (page aligned, user half), handing each frame
+/// to `release`, and stops after `max_pages` of them: returns `Some(address)` to continue
+/// from, or `None` once the range is done. Walks only present tables, so a sparse range costs
+/// what is mapped, not its size. Intermediate tables stay; [`release_user_tables`] frees them.
 ///
 /// # Safety
 /// The caller holds the lock of `root` and owns `range` in it.
-pub unsafe fn unmap_range(root: Frame, range: Range<u64>, release: &mut dyn FnMut(u64, Frame)) {
+pub unsafe fn unmap_range(
+    root: Frame,
+    range: Range<u64>,
+    max_pages: u64,
+    release: &mut dyn FnMut(u64, Frame),
+) -> Option<u64> {
     let active = root == active_root();
     // SAFETY: forwarded from this function's contract.
     let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
+    let mut budget = max_pages;
     visit_leaves(top, 4, 0, &range, &mut |address, entry| {
+        if budget == 0 {
+            return ControlFlow::Break(());
+        }
+        budget -= 1;
         let frame = frame_of(PhysFrame::containing_address(entry.addr()));
         entry.set_unused();
         if active {
             tlb::flush(VirtAddr::new(address));
         }
         release(address, frame);
-    });
+        ControlFlow::Continue(())
+    })
 }
 
-/// Sets the protection of every mapped 4 KiB page of `root` in `range` (user half).
+/// Sets the protection of the mapped 4 KiB pages of `root` in `range` (user half), stopping
+/// after `max_pages` of them as [`unmap_range`] does.
 ///
 /// # Safety
 /// The caller holds the lock of `root` and owns `range` in it.
-pub unsafe fn protect_range(root: Frame, range: Range<u64>, protection: Protection, user: bool) {
+pub unsafe fn protect_range(
+    root: Frame,
+    range: Range<u64>,
+    protection: Protection,
+    user: bool,
+    max_pages: u64,
+) -> Option<u64> {
     let active = root == active_root();
     // SAFETY: forwarded from this function's contract.
     let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
+    let mut budget = max_pages;
     visit_leaves(top, 4, 0, &range, &mut |address, entry| {
+        if budget == 0 {
+            return ControlFlow::Break(());
+        }
+        budget -= 1;
         entry.set_flags(leaf_flags(protection, user));
         if active {
             tlb::flush(VirtAddr::new(address));
         }
-    });
+        ControlFlow::Continue(())
+    })
 }
 
-/// Calls `visit` for each present 4 KiB leaf entry of `table` whose page lies in `range`.
+/// Calls `visit` for each present 4 KiB leaf entry of `table` whose page lies in `range`, until
+/// it answers `Break`: then returns the address of that page, where a later call resumes.
 /// Only the entries overlapping `range` are looked at, so a small range costs a few entries
 /// per level, not the whole table. Huge pages are skipped: the user half never has any.
 fn visit_leaves(
@@ -456,8 +482,11 @@ fn visit_leaves(
     level: u32,
     base: u64,
     range: &Range<u64>,
-    visit: &mut dyn FnMut(u64, &mut ::x86_64::structures::paging::page_table::PageTableEntry),
-) {
+    visit: &mut dyn FnMut(
+        u64,
+        &mut ::x86_64::structures::paging::page_table::PageTableEntry,
+    ) -> ControlFlow<()>,
+) -> Option<u64> {
     let span_bytes = 4096u64 << (9 * (level - 1));
     let first = (range.start.saturating_sub(base) / span_bytes) as usize;
     let last = (range.end.saturating_sub(base).div_ceil(span_bytes) as usize).min(512);
@@ -472,12 +501,17 @@ fn visit_leaves(
             continue;
         }
         if level == 1 {
-            visit(start, entry);
+            if visit(start, entry).is_break() {
+                return Some(start);
+            }
         } else {
             // SAFETY: a present non-leaf user-half entry points at a table owned by this root,
             // which the caller has locked.
             let next = unsafe { &mut *phys_to_virt(entry.addr().as_u64()).cast::<PageTable>() };
-            visit_leaves(next, level - 1, start, range, visit);
+            if let Some(stopped) = visit_leaves(next, level - 1, start, range, visit) {
+                return Some(stopped);
+            }
         }
     }
+    None
 }

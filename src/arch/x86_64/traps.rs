@@ -173,6 +173,12 @@ pub struct TaskHooks {
     /// Called with interrupts off just before returning to ring 3: the scheduler switches away
     /// here if the process was killed, blocked, or used up its time slice.
     pub before_user_return: fn(),
+    /// Called by long kernel operations between bounded steps, with no lock held: the
+    /// scheduler switches to another task here if one should run now (a woken sleeper, an
+    /// ended time slice, waiting deferred work), and comes back to finish the operation.
+    pub preempt_point: fn(),
+    /// Called by code waiting for something another task must finish: lets it run.
+    pub yield_now: fn(),
 }
 
 /// `spin::Once`: its `get` is one load and a compare, on every system call.
@@ -185,6 +191,22 @@ pub fn set_task_hooks(hooks: TaskHooks) {
 
 fn current_pid() -> u32 {
     TASK_HOOKS.get().map_or(0, |hooks| (hooks.current_pid)())
+}
+
+/// A point where a long kernel operation may be preempted (see [`TaskHooks::preempt_point`]).
+/// The caller holds no lock. A no-op until the task layer is installed.
+pub fn preempt_point() {
+    if let Some(hooks) = TASK_HOOKS.get() {
+        (hooks.preempt_point)();
+    }
+}
+
+/// Lets other tasks run while the caller waits for one of them (see
+/// [`TaskHooks::yield_now`]). The caller holds no lock.
+pub fn yield_now() {
+    if let Some(hooks) = TASK_HOOKS.get() {
+        (hooks.yield_now)();
+    }
 }
 
 pub(super) fn before_user_return(frame: &TrapFrame) {
