@@ -23,7 +23,7 @@ herald::test_kernel!();
 /// Free frames plus frames the kernel heap has grown by: the heap keeps what it grows (and
 /// reuses it), so only this sum must return to its baseline after a process ends.
 fn free_frames() -> usize {
-    mm::frame_stats().free + mm::heap::stats().grown_bytes / mm::FRAME_SIZE_BYTES as usize
+    mm::frame_stats().free + mm::heap::stats().frames_held() + mm::stack::table_frames()
 }
 
 /// Runs `name` to its end and returns its exit code and what it printed.

@@ -53,9 +53,6 @@ mod shared;
 mod tests;
 mod verdict;
 
-/// Shared with `user/` through the ABI.
-pub use crate::abi::Errno;
-
 pub use self::{
     bus::{Bus, BusError, SubscriberInfo, Subscription},
     chain::{Handler, MAX_SUBSCRIBERS_PER_CHAIN},
@@ -68,6 +65,8 @@ pub use self::{
     shared::{Asking, ClaimantInfo, REORDER_PERIOD, SharedLine},
     verdict::{Outcome, Reply, Verdict},
 };
+/// Shared with `user/` through the ABI.
+pub use crate::abi::Errno;
 
 /// The kernel's bus: arch code dispatches every interrupt, fault and syscall here.
 pub static BUS: Bus = Bus::new();

@@ -41,6 +41,8 @@ struct Parts {
     grown_end: u64,
     /// Whether growth is possible yet (frames are managed).
     can_grow: bool,
+    /// Frames taken for page tables while growing (the heap keeps them, as it keeps its pages).
+    table_frames: usize,
 }
 
 struct KernelHeap {
@@ -55,6 +57,7 @@ static KERNEL_HEAP: KernelHeap = KernelHeap {
         grown: Heap::empty(),
         grown_end: paging::KERNEL_HEAP_REGION.start,
         can_grow: false,
+        table_frames: 0,
     }),
 };
 
@@ -102,6 +105,7 @@ impl Parts {
             return false;
         };
         let mut mapped_end = start;
+        let mut table_frames = 0;
         while mapped_end < end {
             let Some(frame) = physical::allocate_frame() else { break };
             // SAFETY: the growth region belongs to the heap alone and the heap lock is held;
@@ -113,7 +117,11 @@ impl Parts {
                     frame,
                     Protection::READ_WRITE,
                     false,
-                    &mut physical::allocate_frame,
+                    &mut || {
+                        let table = physical::allocate_frame();
+                        table_frames += usize::from(table.is_some());
+                        table
+                    },
                 )
             };
             if mapped.is_err() {
@@ -122,6 +130,7 @@ impl Parts {
             }
             mapped_end += FRAME_SIZE_BYTES;
         }
+        self.table_frames += table_frames;
         if mapped_end == start {
             return false;
         }
@@ -166,6 +175,16 @@ pub struct HeapStats {
     pub size_bytes: usize,
     /// Bytes of the grown part, all backed by frames.
     pub grown_bytes: usize,
+    /// Frames the grown part's page tables took.
+    pub table_frames: usize,
+}
+
+impl HeapStats {
+    /// Frames the heap holds beyond its boot arena: grown pages and their page tables. Kept
+    /// for reuse, so a leak check adds them to the free count.
+    pub const fn frames_held(&self) -> usize {
+        self.grown_bytes / FRAME_SIZE_BYTES as usize + self.table_frames
+    }
 }
 
 /// Returns current heap usage.
@@ -175,6 +194,7 @@ pub fn stats() -> HeapStats {
         used_bytes: parts.early.used() + parts.grown.used(),
         size_bytes: parts.early.size() + parts.grown.size(),
         grown_bytes: parts.grown.size(),
+        table_frames: parts.table_frames,
     }
 }
 

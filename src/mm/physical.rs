@@ -83,9 +83,8 @@ pub fn allocate_frame() -> Option<Frame> {
 /// the kernel's reserve is left.
 pub(super) fn allocate_user_frame() -> Option<Frame> {
     let reserve = RESERVE_FRAMES.load(Ordering::Relaxed);
-    let frame = with_frames(|frames| {
-        if frames.stats().free > reserve { frames.allocate() } else { None }
-    })?;
+    let frame =
+        with_frames(|frames| if frames.stats().free > reserve { frames.allocate() } else { None })?;
     // SAFETY: as in `allocate_frame`.
     unsafe { paging::phys_to_virt(frame.start()).write_bytes(0, FRAME_SIZE_BYTES as usize) };
     Some(frame)

@@ -234,10 +234,7 @@ impl RegionMap {
 
     /// Removes every region part inside `range` and returns the removed pieces. Refused only
     /// when a region would have to be cut in two and the map is full.
-    pub fn remove(
-        &mut self,
-        range: Range<u64>,
-    ) -> Result<Vec<Region>, RegionError> {
+    pub fn remove(&mut self, range: Range<u64>) -> Result<Vec<Region>, RegionError> {
         self.split_at(range.start)?;
         self.split_at(range.end)?;
         let starts: Vec<u64> =
@@ -344,11 +341,8 @@ mod tests {
         let mut by_len: Vec<_> = m.holes_by_len.iter().map(|&(len, s)| (s, s + len)).collect();
         by_len.sort_unstable();
         assert_eq!(by_len, expected);
-        let anonymous: u64 = m
-            .iter()
-            .filter(|r| r.backing == Backing::Anonymous)
-            .map(|r| r.end - r.start)
-            .sum();
+        let anonymous: u64 =
+            m.iter().filter(|r| r.backing == Backing::Anonymous).map(|r| r.end - r.start).sum();
         assert_eq!(m.anonymous_bytes(), anonymous);
     }
 
@@ -460,7 +454,10 @@ mod tests {
         let mut m = RegionMap::new(P..1024 * P, P..1024 * P, 2);
         m.insert(10 * P..20 * P, RW, Backing::Anonymous).expect("free");
         m.insert(30 * P..40 * P, RW, Backing::Anonymous).expect("free");
-        assert_eq!(m.insert(50 * P..51 * P, RW, Backing::Anonymous), Err(RegionError::TooManyRegions));
+        assert_eq!(
+            m.insert(50 * P..51 * P, RW, Backing::Anonymous),
+            Err(RegionError::TooManyRegions)
+        );
         assert_eq!(m.remove(12 * P..14 * P).err(), Some(RegionError::TooManyRegions));
         assert_eq!(m.protect(12 * P..14 * P, Protection::READ), Err(RegionError::TooManyRegions));
         assert_eq!(m.remove(30 * P..40 * P).map(|r| r.len()), Ok(1));

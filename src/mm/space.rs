@@ -157,9 +157,10 @@ fn unmap_claimed(id: SpaceId, range: core::ops::Range<u64>) {
     let mut from = Some(range.start);
     while let Some(start) = from {
         // SAFETY: the registry lock is held for the step; the claim keeps the range ours.
-        from = SPACES.lock().get(&id).and_then(|space| unsafe {
-            unmap_step(space.root, start..range.end)
-        });
+        from = SPACES
+            .lock()
+            .get(&id)
+            .and_then(|space| unsafe { unmap_step(space.root, start..range.end) });
         crate::arch::preempt_point();
     }
 }
@@ -305,7 +306,13 @@ pub(super) fn protect(
         from = with_space(id, |space| {
             // SAFETY: the registry lock is held for the step and the claimed range is ours.
             let next = unsafe {
-                paging::protect_range(space.root, start..range.end, protection, true, PAGES_PER_STEP)
+                paging::protect_range(
+                    space.root,
+                    start..range.end,
+                    protection,
+                    true,
+                    PAGES_PER_STEP,
+                )
             };
             Ok(next.filter(|&next| next < range.end))
         })?;
@@ -383,8 +390,7 @@ pub(super) fn share(
         if let Err(errno) = share_step(from, into, page..step_end, offset, protection) {
             // Undo: the pages mapped so far drop their share, the region goes away. Removing
             // a whole region never needs a split, so this cannot be refused.
-            let removed =
-                with_space(into, |space| Ok(space.regions.remove(target_range.clone())))?;
+            let removed = with_space(into, |space| Ok(space.regions.remove(target_range.clone())))?;
             for region in removed.unwrap_or_default() {
                 unmap_claimed(into, region.start..region.end);
             }
@@ -412,8 +418,7 @@ fn share_step(
         *slot = Some(populate(source, page, allowed)?);
     }
     let target = spaces.get_mut(&into).ok_or(Errno::ESRCH)?;
-    for (frame, page) in frames.into_iter().flatten().zip(pages.step_by(PAGE_SIZE_BYTES as usize))
-    {
+    for (frame, page) in frames.into_iter().flatten().zip(pages.step_by(PAGE_SIZE_BYTES as usize)) {
         let target_page = page.wrapping_add(offset);
         physical::share_frame(frame).map_err(|_| Errno::ENOMEM)?;
         // SAFETY: the registry lock is held; the page lies in the region reserved in `target`

@@ -5,6 +5,7 @@
 //! the unmapped pages below a stack (its guard page first) belong to no other stack.
 
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{FRAME_SIZE_BYTES, physical};
 use crate::{
@@ -28,6 +29,14 @@ struct Slots {
 }
 
 static SLOTS: IrqMutex<Slots> = IrqMutex::new(Slots { free: Vec::new(), next_unused: 0 });
+/// Page-table frames the stack region has taken: kept when stacks go, for the next ones.
+static TABLE_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// Frames the stack region's page tables hold (they stay as stacks come and go, so a leak
+/// check counts them as the heap's kept pages are counted).
+pub fn table_frames() -> usize {
+    TABLE_FRAMES.load(Ordering::Relaxed)
+}
 
 /// Unmaps the guard pages below the IST stacks, finds the loader's guard below the boot stack,
 /// and prepares the stack region's top-level entry so every address space shares it.
@@ -125,7 +134,13 @@ impl KernelStack {
                     frame,
                     Protection::READ_WRITE,
                     false,
-                    &mut physical::allocate_frame,
+                    &mut || {
+                        let table = physical::allocate_frame();
+                        if table.is_some() {
+                            TABLE_FRAMES.fetch_add(1, Ordering::Relaxed);
+                        }
+                        table
+                    },
                 )
             };
             if mapped.is_err() {

@@ -28,6 +28,9 @@ const QEMU_STATUS_KERNEL_FAILURE: i32 = (0x11 << 1) | 1;
 const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
 /// Where Debian's `ovmf` package puts the combined UEFI firmware image.
 const DEFAULT_OVMF_PATH: &str = "/usr/share/ovmf/OVMF.fd";
+/// QEMU options particular test kernels need, by test name: the hostile-program tests bound
+/// scheduling latency in guest time, which only `-icount` keeps independent of the host's load.
+const TEST_QEMU_ARGS: &[(&str, &str)] = &[("hostile", "-icount shift=0,align=off")];
 const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(300);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -89,6 +92,9 @@ fn run() -> Result<ExitCode, String> {
     let has_display = env::var_os("DISPLAY").is_some() || env::var_os("WAYLAND_DISPLAY").is_some();
     if is_test || !has_display {
         qemu.args(["-display", "none"]);
+    }
+    if is_test {
+        qemu.args(split_qemu_args(test_qemu_args(&kernel)));
     }
     qemu.args(split_qemu_args(&env::var("HERALD_QEMU_ARGS").unwrap_or_default()));
     // A test must not take over the terminal (QEMU puts a tty into raw mode) or wait for input.
@@ -167,6 +173,13 @@ fn build_image(kernel: &Path, ramdisk: &Path, firmware: Firmware) -> Result<Path
         }
     };
     result.map_err(|error| format!("cannot build a disk image for {}: {error:#}", kernel.display()))
+}
+
+/// The extra QEMU options of test kernel `kernel` (cargo names it `<test>-<hash>`).
+fn test_qemu_args(kernel: &Path) -> &'static str {
+    let file = kernel.file_stem().and_then(|stem| stem.to_str()).unwrap_or("");
+    let test = file.rsplit_once('-').map_or(file, |(test, _hash)| test);
+    TEST_QEMU_ARGS.iter().find(|(name, _)| *name == test).map_or("", |(_, args)| args)
 }
 
 fn test_timeout() -> Result<Duration, String> {

@@ -83,6 +83,11 @@ const SUITES: &[Suite] = &[
         env: &[("HERALD_QEMU_ARGS", "-m 64M")],
     },
     Suite {
+        name: "hostile programs with 64 MiB of RAM",
+        args: &["test", "--test", "hostile"],
+        env: &[("HERALD_QEMU_ARGS", "-m 64M")],
+    },
+    Suite {
         name: "memory tests with 4 GiB of RAM",
         args: MEMORY_SIZE_TESTS,
         env: &[("HERALD_QEMU_ARGS", "-m 4G")],

@@ -1,0 +1,262 @@
+//! Asks the kernel for too much, the way a hostile or broken program would, and reports what
+//! the kernel answered. `tests/hostile.rs` runs each mode and checks the answers, that the
+//! kernel still serves others, and that every frame comes back.
+//!
+//! Modes (the first word of the arguments):
+//! - `reserve-loop`: 1000 reservations of 1 GiB each; prints how many were accepted.
+//! - `touch-all`: reserves and touches memory 4 MiB at a time until the kernel ends it.
+//! - `many-maps`: 100 000 one-page maps; prints how many the limit allowed and the cycles per
+//!   map at the start and at the end (flat if placement is O(log n)).
+//! - `bomb DEPTH FANOUT`: every process spawns FANOUT copies of itself, DEPTH levels deep; exit
+//!   code: processes in its tree (at most 127), plus 128 if any spawn was refused with EAGAIN.
+//! - `long-calls MS`: the longest calls it can make (share, protect and unmap of 16 MiB
+//!   regions, a 4 KiB write) for MS milliseconds.
+//! - `latency MS`: sleeps 1 ms at a time for MS milliseconds; prints the worst lateness.
+#![no_std]
+#![no_main]
+
+use herald_user::{
+    Errno, abi, getpid, map, println, protect, share, sleep_ms, spawn, unmap, uptime_ms, wait,
+    write,
+};
+
+const PAGE: u64 = 4096;
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+fn cycles() -> u64 {
+    // SAFETY: `rdtsc` only reads the time-stamp counter, which ring 3 may (CR4.TSD is clear).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn reserve_loop() -> i32 {
+    let started = uptime_ms();
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..1000 {
+        match map(0, GIB, abi::PROT_WRITE) {
+            Ok(_) => accepted += 1,
+            Err(Errno::ENOMEM) => refused += 1,
+            Err(errno) => {
+                println!("reserve-loop: unexpected {errno}");
+                return 1;
+            }
+        }
+    }
+    // A modest reservation still works after all those refusals.
+    let Ok(small) = map(0, MIB, abi::PROT_WRITE) else { return 2 };
+    // SAFETY: the page was just mapped writable for this process.
+    unsafe { (small as *mut u8).write_volatile(1) };
+    println!(
+        "reserve-loop: 1000 tries of 1 GiB, {accepted} accepted, {refused} refused with ENOMEM \
+         in {} ms",
+        uptime_ms() - started
+    );
+    0
+}
+
+fn touch_all() -> i32 {
+    let mut touched = 0u64;
+    loop {
+        let base = match map(0, 4 * MIB, abi::PROT_WRITE) {
+            Ok(base) => base,
+            Err(errno) => {
+                println!("touch-all: map refused with {errno} after {} MiB", touched / MIB);
+                return 3;
+            }
+        };
+        for page in (base..base + 4 * MIB).step_by(PAGE as usize) {
+            // SAFETY: the page lies in the writable region just mapped.
+            unsafe { (page as *mut u8).write_volatile(1) };
+        }
+        touched += 4 * MIB;
+        if touched.is_multiple_of(32 * MIB) {
+            println!("touch-all: {} MiB touched", touched / MIB);
+        }
+    }
+}
+
+fn many_maps() -> i32 {
+    const TRIES: u64 = 100_000;
+    const BATCH: u64 = 256;
+    const BATCHES_COMPARED: usize = 4;
+    let (mut mapped, mut refused, mut refusal_cycles) = (0u64, 0u64, 0u64);
+    let mut first_batches = [u64::MAX; BATCHES_COMPARED];
+    let mut last_batches = [u64::MAX; BATCHES_COMPARED];
+    let (mut batch_cycles, mut batch_len, mut full_batches) = (0u64, 0u64, 0usize);
+    let mut lowest = u64::MAX;
+    for _ in 0..TRIES {
+        let before = cycles();
+        let result = map(0, PAGE, abi::PROT_WRITE);
+        let spent = cycles() - before;
+        match result {
+            Ok(address) => {
+                lowest = lowest.min(address);
+                mapped += 1;
+                batch_cycles += spent;
+                batch_len += 1;
+                if batch_len == BATCH {
+                    if full_batches < BATCHES_COMPARED {
+                        first_batches[full_batches] = batch_cycles;
+                    }
+                    last_batches[full_batches % BATCHES_COMPARED] = batch_cycles;
+                    full_batches += 1;
+                    batch_cycles = 0;
+                    batch_len = 0;
+                }
+            }
+            Err(Errno::ENOMEM) => {
+                refused += 1;
+                refusal_cycles += spent;
+            }
+            Err(errno) => {
+                println!("many-maps: unexpected {errno}");
+                return 1;
+            }
+        }
+    }
+    // The quietest batch of each end: what the kernel costs, without the host's noise.
+    let first = first_batches.iter().min().copied().unwrap_or(0) / BATCH;
+    let last = last_batches.iter().min().copied().unwrap_or(0) / BATCH;
+    let per_refusal = if refused == 0 { 0 } else { refusal_cycles / refused };
+    let started = uptime_ms();
+    // One call takes them all back: thousands of regions, freed in preemptible steps.
+    let unmapped = unmap(lowest, mapped * PAGE);
+    println!(
+        "many-maps: {mapped} mapped, {refused} refused with ENOMEM; cycles per map: first \
+         {first}, last {last}; per refusal {per_refusal}; unmap of all: {unmapped:?} in {} ms",
+        uptime_ms() - started
+    );
+    0
+}
+
+fn bomb(depth: u32, fanout: u32) -> i32 {
+    if depth == 0 {
+        return 1;
+    }
+    let mut children = [0u64; 8];
+    let mut refused = false;
+    let arguments = format_bomb_args(depth - 1, fanout);
+    let arguments = core::str::from_utf8(&arguments.0[..arguments.1]).unwrap_or("");
+    let mut started = 0;
+    for slot in children.iter_mut().take(fanout.min(8) as usize) {
+        match spawn("hostile", arguments) {
+            Ok(pid) => {
+                *slot = pid;
+                started += 1;
+            }
+            Err(Errno::EAGAIN) => refused = true,
+            Err(errno) => {
+                println!("bomb: spawn failed with {errno}");
+                return 255;
+            }
+        }
+    }
+    let mut total = 1;
+    for &pid in &children[..started] {
+        match wait(pid) {
+            Ok((_, code)) => {
+                total += code & 0x7f;
+                refused |= code & 0x80 != 0;
+            }
+            Err(errno) => {
+                println!("bomb: wait failed with {errno}");
+                return 255;
+            }
+        }
+    }
+    total.min(0x7f) | if refused { 0x80 } else { 0 }
+}
+
+/// `bomb DEPTH FANOUT` as bytes, without an allocator.
+fn format_bomb_args(depth: u32, fanout: u32) -> ([u8; 32], usize) {
+    let mut text = [0u8; 32];
+    let mut len = 0;
+    for byte in b"bomb ".iter().copied().chain(digits(depth)).chain([b' ']).chain(digits(fanout)) {
+        text[len] = byte;
+        len += 1;
+    }
+    (text, len)
+}
+
+fn digits(mut value: u32) -> impl Iterator<Item = u8> {
+    let mut reversed = [0u8; 10];
+    let mut len = 0;
+    loop {
+        reversed[len] = b'0' + (value % 10) as u8;
+        len += 1;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    (0..len).rev().map(move |index| reversed[index])
+}
+
+fn long_calls(duration_ms: u64) -> i32 {
+    let me = getpid();
+    let deadline = uptime_ms() + duration_ms;
+    // 32 lines: enough to make the console scroll, little enough to keep test logs readable.
+    let mut text = [b'.'; 32 * 128];
+    for line_end in text.iter_mut().skip(127).step_by(128) {
+        *line_end = b'\n';
+    }
+    let mut rounds = 0;
+    while uptime_ms() < deadline {
+        let Ok(region) = map(0, 16 * MIB, abi::PROT_WRITE) else { return 4 };
+        // Sharing into itself backs all 4096 pages of the source in one call.
+        let Ok(alias) = share(region, 16 * MIB, me, 0, abi::PROT_WRITE) else { return 5 };
+        if protect(region, 16 * MIB, 0).is_err() || unmap(alias, 16 * MIB).is_err() {
+            return 6;
+        }
+        if unmap(region, 16 * MIB).is_err() {
+            return 7;
+        }
+        if rounds == 0 && write(1, &text).is_err() {
+            return 8;
+        }
+        rounds += 1;
+    }
+    println!("\nlong-calls: {rounds} rounds");
+    0
+}
+
+fn latency(duration_ms: u64) -> i32 {
+    let deadline = uptime_ms() + duration_ms;
+    let (mut worst, mut sleeps) = (0, 0);
+    while uptime_ms() < deadline {
+        let before = uptime_ms();
+        sleep_ms(1);
+        let late = (uptime_ms() - before).saturating_sub(1);
+        worst = worst.max(late);
+        sleeps += 1;
+    }
+    println!("latency: worst {worst} ms late over {sleeps} sleeps of 1 ms");
+    0
+}
+
+fn main(args: &str) -> i32 {
+    let mut words = args.split_whitespace();
+    let mode = words.next().unwrap_or("");
+    let mut number = |default: u64| words.next().and_then(|w| w.parse().ok()).unwrap_or(default);
+    match mode {
+        "reserve-loop" => reserve_loop(),
+        "touch-all" => touch_all(),
+        "many-maps" => many_maps(),
+        "bomb" => {
+            let depth = number(6) as u32;
+            bomb(depth, number(3) as u32)
+        }
+        "long-calls" => long_calls(number(2000)),
+        "latency" => latency(number(2000)),
+        _ => {
+            println!("hostile: unknown mode {mode:?}");
+            64
+        }
+    }
+}
+
+herald_user::main!(
+    main,
+    syscalls: [SYS_WRITE, SYS_MAP, SYS_UNMAP, SYS_PROTECT, SYS_SHARE, SYS_SPAWN, SYS_WAIT,
+               SYS_GETPID, SYS_SLEEP, SYS_UPTIME]
+);
