@@ -36,14 +36,19 @@ pub const SYS_PROTECT: u64 = 11;
 /// `share(address, len, pid, target_address or 0, protection)` → where the caller's memory now
 /// also appears in process `pid`.
 pub const SYS_SHARE: u64 = 12;
-/// `subscribe(event_kind, capacity)` → a handle for [`SYS_POLL`].
+/// `subscribe(event_kind, capacity, overflow)` → a handle for [`SYS_POLL`]; `overflow` is one
+/// of the `OVERFLOW_*` policies (only [`EVENT_USER`] takes more than the default).
 pub const SYS_SUBSCRIBE: u64 = 13;
 /// `poll(handle, records, max_records)` → records written (0 if none waiting; never blocks).
 pub const SYS_POLL: u64 = 14;
 /// `uptime()` → milliseconds since boot.
 pub const SYS_UPTIME: u64 = 15;
+/// `raise(value)` → 0: publishes an [`EVENT_USER`] event to every subscription. Blocks while a
+/// `backpressure` subscription is full; overrunning a `kill-producer` one ends the caller with
+/// [`FLOODED_EXIT_CODE`].
+pub const SYS_RAISE: u64 = 16;
 /// Number of defined calls; numbers at or above it get `ENOSYS`.
-pub const SYSCALL_COUNT: u64 = 16;
+pub const SYSCALL_COUNT: u64 = 17;
 
 /// `protection` bit: the memory may be written.
 pub const PROT_WRITE: u64 = 1 << 0;
@@ -56,6 +61,16 @@ pub const EVENT_TIMER: u64 = 0;
 pub const EVENT_IRQ: u64 = 1;
 /// See [`EVENT_TIMER`].
 pub const EVENT_PROCESS_EXITED: u64 = 2;
+/// An event a process raised with [`SYS_RAISE`].
+pub const EVENT_USER: u64 = 3;
+
+/// `subscribe` overflow policy: a full queue drops its oldest record (the default; `seq` gaps
+/// show what was missed).
+pub const OVERFLOW_DROP_OLDEST: u64 = 0;
+/// A full queue ends the process whose `raise` overran it ([`FLOODED_EXIT_CODE`]).
+pub const OVERFLOW_KILL_PRODUCER: u64 = 1;
+/// A full queue makes the raising process wait until the subscriber has polled.
+pub const OVERFLOW_BACKPRESSURE: u64 = 2;
 
 /// Largest queue a subscription may ask for.
 pub const MAX_SUBSCRIPTION_CAPACITY: u64 = 256;
@@ -69,9 +84,10 @@ pub struct EventRecord {
     pub seq: u64,
     /// One of the `EVENT_*` kinds.
     pub kind: u64,
-    /// Timer: tick. Irq: line. Process exited: pid.
+    /// Timer: tick. Irq: line. Process exited: pid. User: the raising pid.
     pub a: u64,
-    /// Timer: 0. Irq: the line's own sequence number. Process exited: exit code.
+    /// Timer: 0. Irq: the line's own sequence number. Process exited: exit code. User: the
+    /// raised value.
     pub b: u64,
 }
 
@@ -95,7 +111,7 @@ pub const RIGHT_SPAWN: u64 = 1 << 0;
 pub const RIGHT_KILL: u64 = 1 << 1;
 /// May map memory into processes it holds a capability over.
 pub const RIGHT_SHARE: u64 = 1 << 2;
-/// May subscribe to events.
+/// May subscribe to events and raise them.
 pub const RIGHT_EVENTS: u64 = 1 << 3;
 /// Every right.
 pub const ALL_RIGHTS: u64 = RIGHT_SPAWN | RIGHT_KILL | RIGHT_SHARE | RIGHT_EVENTS;
@@ -124,6 +140,7 @@ pub const fn syscall_name(number: u64) -> &'static str {
         SYS_SUBSCRIBE => "subscribe",
         SYS_POLL => "poll",
         SYS_UPTIME => "uptime",
+        SYS_RAISE => "raise",
         _ => "unknown",
     }
 }

@@ -163,6 +163,25 @@ fn the_longest_calls_keep_another_process_waiting_at_most_10_ms() {
 }
 
 #[test_case]
+fn a_producer_overrunning_a_kill_producer_queue_is_ended() {
+    let free = baseline();
+    let (code, output) = run("flood-kill");
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains(&alloc::format!("exited with {}", abi::FLOODED_EXIT_CODE)));
+    assert_recovered(free, "the flooding producer");
+}
+
+#[test_case]
+fn a_producer_overrunning_a_backpressure_queue_waits_then_delivers_everything() {
+    let free = baseline();
+    let (code, output) = run("flood-block");
+    assert_eq!(code, 0, "{output}");
+    let at = output.find("flood-block: ").expect("a summary line");
+    herald::println!("    {}", output[at..].lines().next().unwrap_or_default());
+    assert_recovered(free, "the blocked producer");
+}
+
+#[test_case]
 fn a_deferred_subscription_to_a_request_kind_is_refused() {
     for kind in [EventKind::PageFault, EventKind::Syscall, EventKind::Memory, EventKind::Exception]
     {

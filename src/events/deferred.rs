@@ -163,8 +163,10 @@ impl Bus {
             }
             let pushed = queue.queue.push(*event);
             self.deferred.pending.fetch_add(1, Ordering::Release);
-            if pushed == PushOutcome::KillProducer {
-                reply.kill_producer = true;
+            match pushed {
+                PushOutcome::KillProducer => reply.kill_producer = true,
+                PushOutcome::WouldBlock => reply.would_block = true,
+                _ => {}
             }
             if kind == EventKind::Irq {
                 reply.keep_line_masked = true;

@@ -89,6 +89,17 @@ pub enum Event {
         /// How many events were discarded since the last delivery.
         count: u64,
     },
+    /// A process raised an event of its own (`raise`): user-level publish/subscribe.
+    User {
+        /// The raising process.
+        pid: u32,
+        /// Its count of raised events, starting at 1. An event a full queue refused with
+        /// `Backpressure` is offered again with the same number once the producer has waited,
+        /// and a subscription that already took it skips the repeat.
+        seq: u64,
+        /// The value it raised.
+        value: u64,
+    },
     /// A security policy denied an event.
     PolicyDenied {
         /// The process whose request was denied (0: the kernel).
@@ -157,6 +168,7 @@ event_kinds! {
     Memory => "memory", FirstDecision;
     ProcessExited => "process-exited", Broadcast;
     Lost => "lost", Broadcast;
+    User => "user", Broadcast;
     PolicyDenied => "policy-denied", Broadcast;
 }
 
@@ -190,6 +202,7 @@ impl Event {
             Self::Memory { .. } => EventKind::Memory,
             Self::ProcessExited { .. } => EventKind::ProcessExited,
             Self::Lost { .. } => EventKind::Lost,
+            Self::User { .. } => EventKind::User,
             Self::PolicyDenied { .. } => EventKind::PolicyDenied,
         }
     }

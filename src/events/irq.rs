@@ -124,6 +124,12 @@ pub enum LineReport {
         /// How long it waited.
         waited_ms: u64,
     },
+    /// A `kill-producer` queue overflowed with the line's events: the device is the producer,
+    /// so the line is disabled for good.
+    ProducerKilled {
+        /// The line.
+        line: u8,
+    },
     /// The unhandled rule disabled the line for good.
     Disabled {
         /// The line.
@@ -147,6 +153,9 @@ impl core::fmt::Display for LineReport {
                 "irq line {line}: deferred handler did not acknowledge in {waited_ms} ms; \
                  unmasked to retry"
             ),
+            Self::ProducerKilled { line } => {
+                write!(f, "irq line {line}: flooded a kill-producer queue; line disabled")
+            }
             Self::Disabled { line, unhandled } => write!(
                 f,
                 "irq line {line}: {unhandled} of the last {UNHANDLED_PERIOD} interrupts were \
@@ -297,6 +306,12 @@ impl IrqLines {
                 report = Some(LineReport::Disabled { line, unhandled: unhandled_in_period });
             }
         }
+        if reply.kill_producer && !state.disabled.swap(true, Ordering::Relaxed) {
+            self.mask(line);
+            report = Some(LineReport::ProducerKilled { line });
+        }
+        // A `Backpressure` refusal needs no more: the line stays masked until the deferred
+        // handler has taken events and acknowledges (or the acknowledgement times out).
         if reply.keep_line_masked && !state.awaiting_ack.swap(true, Ordering::AcqRel) {
             state.ack_since_ms.store(now_ms, Ordering::Relaxed);
             self.mask(line);

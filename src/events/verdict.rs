@@ -37,6 +37,9 @@ pub struct Reply {
     /// The producer overran a queue whose policy is `KillProducer`: the source stops it (a
     /// process is ended with `abi::FLOODED_EXIT_CODE`, a device line is disabled).
     pub kill_producer: bool,
+    /// A queue whose policy is `Backpressure` was full and refused the event: the source makes
+    /// the producer wait and offers it again (a process blocks; a device line stays masked).
+    pub would_block: bool,
     /// The fault's owner found no memory to resolve it: the process that touched the page is
     /// ended with `abi::OUT_OF_MEMORY_EXIT_CODE` rather than as a crash.
     pub out_of_memory: bool,
@@ -56,6 +59,7 @@ impl Reply {
             keep_line_masked: false,
             kill_producer: false,
             out_of_memory: false,
+            would_block: false,
             restart: false,
             outcome: Outcome::Unhandled,
         }

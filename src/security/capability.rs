@@ -93,7 +93,7 @@ const fn rule(number: u64) -> Option<Rule> {
         | abi::SYS_POLL
         | abi::SYS_UPTIME => Rule::Open,
         abi::SYS_SPAWN => Rule::Needs(abi::RIGHT_SPAWN),
-        abi::SYS_SUBSCRIBE => Rule::Needs(abi::RIGHT_EVENTS),
+        abi::SYS_SUBSCRIBE | abi::SYS_RAISE => Rule::Needs(abi::RIGHT_EVENTS),
         abi::SYS_KILL => Rule::OnProcess { right: abi::RIGHT_KILL, argument: 0 },
         abi::SYS_SHARE => Rule::OnProcess { right: abi::RIGHT_SHARE, argument: 2 },
         _ => return None,

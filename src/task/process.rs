@@ -55,6 +55,8 @@ pub(super) enum BlockReason {
     WaitChild { pid: Pid },
     /// Until console input arrives.
     Input,
+    /// Until a full `backpressure` queue has room (a subscriber polled; retried every tick).
+    Room,
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -82,6 +84,8 @@ pub(super) struct Task {
     slice_left_ticks: u32,
     cpu_ticks: u64,
     pub(super) syscalls: u64,
+    /// User events raised so far (the `seq` of the last one every queue took).
+    pub(super) raised: u64,
     pub(super) subscriptions: Vec<syscalls::ProcessSubscription>,
 }
 
@@ -163,6 +167,14 @@ impl Scheduler {
         }
     }
 
+    /// Wakes every task blocked for `reason`.
+    pub(super) fn wake_all(&mut self, reason: BlockReason) {
+        let blocked: heapless_wake::Wake = heapless_wake::blocked_on(&self.tasks, reason);
+        for pid in blocked.iter() {
+            self.make_ready(pid);
+        }
+    }
+
     pub(super) fn request_resched(&mut self) {
         self.need_resched = true;
         ATTENTION.store(true, Ordering::Relaxed);
@@ -216,6 +228,7 @@ fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
     for pid in wake.iter() {
         scheduler.make_ready(pid);
     }
+    scheduler.wake_all(BlockReason::Room);
     if let Some(task) = scheduler.current_task() {
         task.cpu_ticks += 1;
         task.slice_left_ticks = task.slice_left_ticks.saturating_sub(1);
@@ -258,6 +271,18 @@ mod heapless_wake {
         pub(super) fn iter(&self) -> impl Iterator<Item = Pid> + '_ {
             self.pids[..self.len].iter().copied()
         }
+    }
+
+    /// Tasks blocked for exactly `reason`.
+    pub(super) fn blocked_on(tasks: &BTreeMap<Pid, Box<Task>>, reason: BlockReason) -> Wake {
+        let mut wake = Wake { pids: [0; MAX_WAKE_PER_TICK], len: 0 };
+        for task in tasks.values() {
+            if task.state == State::Blocked(reason) && wake.len < MAX_WAKE_PER_TICK {
+                wake.pids[wake.len] = task.pid;
+                wake.len += 1;
+            }
+        }
+        wake
     }
 
     pub(super) fn collect(tasks: &BTreeMap<Pid, Box<Task>>, now_ms: u64) -> Wake {
@@ -656,6 +681,7 @@ fn start(
                     slice_left_ticks: TIME_SLICE_TICKS,
                     cpu_ticks: 0,
                     syscalls: 0,
+                    raised: 0,
                     subscriptions: Vec::new(),
                 }),
             );

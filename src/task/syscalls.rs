@@ -2,10 +2,8 @@
 //! through mm's checked copies (`EFAULT` for anything the process may not touch); memory calls
 //! become `memory` events, so mm serves them after the security band has seen them.
 
-use alloc::{sync::Arc, vec, vec::Vec};
+use alloc::{collections::BTreeMap, sync::Arc, vec, vec::Vec};
 use core::sync::atomic::{AtomicU64, Ordering};
-
-use crossbeam_queue::ArrayQueue;
 
 use super::{
     Pid,
@@ -14,11 +12,12 @@ use super::{
 use crate::{
     abi::{self, EventRecord},
     events::{
-        BUS, Errno, Event, EventKind, MemoryRequest, Priority, Protection, Reply, SpaceId,
-        Subscription, Verdict,
+        BUS, BoundedQueue, Delivery, Errno, Event, EventKind, MemoryRequest, OverflowPolicy,
+        Priority, Protection, PushOutcome, Reply, SpaceId, Subscription, Verdict,
     },
     mm::{self, space},
     print,
+    sync::IrqSpinLock,
 };
 
 /// Most bytes one `write` or `read` moves; the caller loops for more (a short count, as POSIX
@@ -148,7 +147,8 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
                 },
             )?
         }
-        abi::SYS_SUBSCRIBE => subscribe_process(args[0], args[1])?,
+        abi::SYS_SUBSCRIBE => subscribe_process(args[0], args[1], args[2])?,
+        abi::SYS_RAISE => return raise(args[0], pid),
         abi::SYS_POLL => poll(args[0], args[1], args[2], space)?,
         abi::SYS_UPTIME => crate::arch::milliseconds(),
         _ => return Err(Errno::ENOSYS),
@@ -310,31 +310,72 @@ fn wait(target: u64, status_out: u64, pid: Pid, space: SpaceId) -> Result<Served
     }
 }
 
-/// A process's subscription: an observer that copies each event into a fixed queue, dropping
-/// the oldest when full; `seq` counts every offer, so gaps tell the process what it missed.
+/// A process's subscription: an observer that copies each event into a bounded queue with the
+/// overflow policy the process chose; `seq` counts every offer, so gaps tell the process what
+/// it missed.
 pub(super) struct ProcessSubscription {
     handle: u64,
     queue: Arc<RecordQueue>,
     _subscription: Subscription,
 }
 
-/// Filled by an observer on whichever CPU dispatches the event, emptied by `poll` on the
-/// process's CPU: a cross-CPU handoff, which is what `ArrayQueue` is for. It is not reentrant on
-/// one CPU (its push spins while a pop it interrupted holds a slot), so both sides run with
-/// this CPU's interrupts masked: same-CPU overlap is impossible, and another CPU waits at most
-/// for one masked push or pop.
+/// Filled by an observer, in interrupt context for timer and IRQ events and in the raising
+/// process's call for user events; emptied by `poll`. The bus's `BoundedQueue` is reentrant
+/// (one short critical section with interrupts masked) and applies the policy.
 struct RecordQueue {
-    offered: AtomicU64,
-    records: ArrayQueue<EventRecord>,
+    records: BoundedQueue<EventRecord>,
+    offers: IrqSpinLock<Offers>,
 }
 
+/// Offer numbering, and for user events which producer's events were taken already.
+struct Offers {
+    offered: u64,
+    /// Producer → the `seq` of its last event this queue took or dropped: an event a full
+    /// `backpressure` queue refused comes back with the same number, and a queue that took
+    /// it the first time must not take it twice.
+    last_from: BTreeMap<Pid, u64>,
+}
+
+/// Producers a subscription remembers; pids are never reused, so the lowest (the oldest
+/// producer) is forgotten first.
+const MAX_REMEMBERED_PRODUCERS: usize = process::MAX_PROCESSES;
+
 impl RecordQueue {
-    fn push(&self, record: EventRecord) {
-        crate::arch::cpu::without_interrupts(|| self.records.force_push(record));
+    /// Offers `event`; tells the raiser (through `reply`) to wait or to die if the policy says so.
+    fn offer(&self, event: &Event, reply: &mut Reply) {
+        let mut offers = self.offers.lock();
+        if let Event::User { pid, seq, .. } = *event
+            && offers.last_from.get(&pid).is_some_and(|&taken| taken >= seq)
+        {
+            return;
+        }
+        let Some(record) = record(offers.offered + 1, event) else { return };
+        match self.records.push(record) {
+            PushOutcome::WouldBlock => {
+                // Not an offer yet: the same event comes back once the producer has waited.
+                reply.would_block = true;
+                return;
+            }
+            PushOutcome::KillProducer => reply.kill_producer = true,
+            _ => {}
+        }
+        offers.offered += 1;
+        if let Event::User { pid, seq, .. } = *event {
+            offers.last_from.insert(pid, seq);
+            if offers.last_from.len() > MAX_REMEMBERED_PRODUCERS {
+                offers.last_from.pop_first();
+            }
+        }
     }
 
     fn pop(&self) -> Option<EventRecord> {
-        crate::arch::cpu::without_interrupts(|| self.records.pop())
+        loop {
+            match self.records.pop()? {
+                Delivery::Item(record) => return Some(record),
+                // The records' `seq` gaps already say what was lost.
+                Delivery::Lost { .. } => {}
+            }
+        }
     }
 }
 
@@ -347,16 +388,25 @@ fn record(seq: u64, event: &Event) -> Option<EventRecord> {
         Event::ProcessExited { pid, code } => {
             (abi::EVENT_PROCESS_EXITED, u64::from(pid), code as u64)
         }
+        Event::User { pid, value, .. } => (abi::EVENT_USER, u64::from(pid), value),
         _ => return None,
     };
     Some(EventRecord { seq, kind, a, b })
 }
 
-fn subscribe_process(kind: u64, capacity: u64) -> Result<u64, Errno> {
+fn subscribe_process(kind: u64, capacity: u64, overflow: u64) -> Result<u64, Errno> {
     let kind = match kind {
         abi::EVENT_TIMER => EventKind::Timer,
         abi::EVENT_IRQ => EventKind::Irq,
         abi::EVENT_PROCESS_EXITED => EventKind::ProcessExited,
+        abi::EVENT_USER => EventKind::User,
+        _ => return Err(Errno::EINVAL),
+    };
+    let policy = match overflow {
+        abi::OVERFLOW_DROP_OLDEST => OverflowPolicy::DropOldest,
+        // Only a process's own events have a producer that can wait or be ended.
+        abi::OVERFLOW_KILL_PRODUCER if kind == EventKind::User => OverflowPolicy::KillProducer,
+        abi::OVERFLOW_BACKPRESSURE if kind == EventKind::User => OverflowPolicy::Backpressure,
         _ => return Err(Errno::EINVAL),
     };
     if capacity == 0 || capacity > abi::MAX_SUBSCRIPTION_CAPACITY {
@@ -369,16 +419,13 @@ fn subscribe_process(kind: u64, capacity: u64) -> Result<u64, Errno> {
         return Err(Errno::EAGAIN);
     }
     let queue = Arc::new(RecordQueue {
-        offered: AtomicU64::new(0),
-        records: ArrayQueue::new(capacity as usize),
+        records: BoundedQueue::new("process", capacity as usize, policy),
+        offers: IrqSpinLock::new(Offers { offered: 0, last_from: BTreeMap::new() }),
     });
     let sink = queue.clone();
     let subscription = BUS
-        .subscribe(kind, "process", Priority::OBSERVER, move |event, _| {
-            let seq = sink.offered.fetch_add(1, Ordering::Relaxed) + 1;
-            if let Some(record) = record(seq, event) {
-                sink.push(record);
-            }
+        .subscribe(kind, "process", Priority::OBSERVER, move |event, reply| {
+            sink.offer(event, reply);
             Verdict::Continue
         })
         .map_err(|_| Errno::EAGAIN)?;
@@ -405,6 +452,29 @@ fn subscribe_process(kind: u64, capacity: u64) -> Result<u64, Errno> {
     }
 }
 
+/// Publishes a user event. A `kill-producer` queue it overran ends the caller; a full
+/// `backpressure` queue blocks it until a subscriber polls (or the next tick), and the call
+/// runs again with the same event.
+fn raise(value: u64, pid: Pid) -> Result<Served, Errno> {
+    let seq = SCHEDULER.lock().current_task().ok_or(Errno::ESRCH)?.raised + 1;
+    let mut reply = Reply::new();
+    BUS.dispatch(&Event::User { pid, seq, value }, &mut reply);
+    if reply.kill_producer {
+        log::warn!("pid {pid} killed: its raised events overran a kill-producer queue");
+        process::request_exit(pid, abi::FLOODED_EXIT_CODE);
+        return Ok(Served::Value(0));
+    }
+    let mut scheduler = SCHEDULER.lock();
+    if reply.would_block {
+        scheduler.block_current(BlockReason::Room);
+        return Ok(Served::Restart);
+    }
+    if let Some(task) = scheduler.current_task() {
+        task.raised = seq;
+    }
+    Ok(Served::Value(0))
+}
+
 fn poll(handle: u64, buffer: u64, max_records: u64, space: SpaceId) -> Result<u64, Errno> {
     let max = length(max_records)?.min(MAX_POLL_RECORDS);
     let record_bytes = core::mem::size_of::<EventRecord>();
@@ -426,5 +496,9 @@ fn poll(handle: u64, buffer: u64, max_records: u64, space: SpaceId) -> Result<u6
         count += 1;
     }
     space::copy_to_user(space, buffer, &bytes)?;
+    if count > 0 {
+        // Room in a queue: producers waiting on backpressure try again.
+        SCHEDULER.lock().wake_all(BlockReason::Room);
+    }
     Ok(count as u64)
 }

@@ -8,9 +8,7 @@ use core::{arch::asm, fmt};
 #[path = "../../src/abi.rs"]
 pub mod abi;
 
-pub use abi::EventRecord;
-
-pub use abi::Errno;
+pub use abi::{Errno, EventRecord};
 
 /// Makes a raw system call. Exposed for tests and fuzzers; programs use the wrappers.
 ///
@@ -126,9 +124,21 @@ pub fn share(address: u64, len: u64, pid: u64, target: u64, protection: u64) -> 
     call(abi::SYS_SHARE, [address, len, pid, target, protection, 0])
 }
 
-/// Subscribes to an event kind (`abi::EVENT_*`) with a queue of `capacity` records.
+/// Subscribes to an event kind (`abi::EVENT_*`) with a queue of `capacity` records that drops
+/// its oldest when full.
 pub fn subscribe(kind: u64, capacity: u64) -> Result<u64, Errno> {
-    call(abi::SYS_SUBSCRIBE, [kind, capacity, 0, 0, 0, 0])
+    subscribe_with(kind, capacity, abi::OVERFLOW_DROP_OLDEST)
+}
+
+/// Subscribes with an overflow policy (`abi::OVERFLOW_*`; only `EVENT_USER` takes one other
+/// than drop-oldest).
+pub fn subscribe_with(kind: u64, capacity: u64, overflow: u64) -> Result<u64, Errno> {
+    call(abi::SYS_SUBSCRIBE, [kind, capacity, overflow, 0, 0, 0])
+}
+
+/// Publishes `value` as an `EVENT_USER` event to every subscription.
+pub fn raise(value: u64) -> Result<(), Errno> {
+    call(abi::SYS_RAISE, [value, 0, 0, 0, 0, 0]).map(|_| ())
 }
 
 /// Takes waiting events; returns how many records were filled.

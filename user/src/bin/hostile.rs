@@ -12,12 +12,17 @@
 //! - `long-calls MS`: the longest calls it can make (share, protect and unmap of 16 MiB
 //!   regions, a 4 KiB write) for MS milliseconds.
 //! - `latency MS`: sleeps 1 ms at a time for MS milliseconds; prints the worst lateness.
+//! - `flood-kill`: subscribes to user events with a kill-producer queue of 4 and never polls;
+//!   a child raising 100 events must be ended with `FLOODED_EXIT_CODE`.
+//! - `flood-block`: the same with a backpressure queue: the child must block after 4 events,
+//!   then deliver all 64 in order, none lost, as this process polls.
+//! - `raise N`: raises the values 0..N.
 #![no_std]
 #![no_main]
 
 use herald_user::{
-    Errno, abi, getpid, map, println, protect, share, sleep_ms, spawn, unmap, uptime_ms, wait,
-    write,
+    Errno, EventRecord, abi, getpid, map, poll, println, protect, raise, share, sleep_ms, spawn,
+    subscribe_with, unmap, uptime_ms, wait, write,
 };
 
 const PAGE: u64 = 4096;
@@ -234,6 +239,76 @@ fn latency(duration_ms: u64) -> i32 {
     0
 }
 
+fn flood_kill() -> i32 {
+    let Ok(_handle) = subscribe_with(abi::EVENT_USER, 4, abi::OVERFLOW_KILL_PRODUCER) else {
+        return 10;
+    };
+    let Ok(child) = spawn("hostile", "raise 100") else { return 11 };
+    match wait(child) {
+        Ok((_, code)) => {
+            println!("flood-kill: the producer exited with {code}");
+            if code == abi::FLOODED_EXIT_CODE { 0 } else { 12 }
+        }
+        Err(_) => 13,
+    }
+}
+
+fn flood_block() -> i32 {
+    const EVENTS: u64 = 64;
+    let Ok(handle) = subscribe_with(abi::EVENT_USER, 4, abi::OVERFLOW_BACKPRESSURE) else {
+        return 20;
+    };
+    let Ok(child) = spawn("hostile", "raise 64") else { return 21 };
+    // Long enough for the child to fill the queue and block on the fifth event.
+    sleep_ms(50);
+    let mut records = [EventRecord::default(); 8];
+    let Ok(first_poll) = poll(handle, &mut records) else { return 22 };
+    let mut expected = 0;
+    if !in_order(&records[..first_poll], child, &mut expected) {
+        return 23;
+    }
+    let deadline = uptime_ms() + 5000;
+    while expected < EVENTS && uptime_ms() < deadline {
+        let Ok(count) = poll(handle, &mut records) else { return 24 };
+        if !in_order(&records[..count], child, &mut expected) {
+            return 25;
+        }
+        if count == 0 {
+            sleep_ms(1);
+        }
+    }
+    let code = wait(child).map_or(-1, |(_, code)| code);
+    println!(
+        "flood-block: {first_poll} queued while the producer was blocked, then {expected} of          {EVENTS} in order, none lost; producer exited with {code}"
+    );
+    if first_poll == 4 && expected == EVENTS && code == 0 { 0 } else { 26 }
+}
+
+/// Whether `batch` holds `producer`'s values `expected..` in order, with nothing offered and
+/// dropped in between (offer numbers and values advance together); advances `expected`.
+fn in_order(batch: &[EventRecord], producer: u64, expected: &mut u64) -> bool {
+    for record in batch {
+        let right = record.kind == abi::EVENT_USER
+            && record.a == producer
+            && record.b == *expected
+            && record.seq == *expected + 1;
+        if !right {
+            return false;
+        }
+        *expected += 1;
+    }
+    true
+}
+
+fn raise_values(count: u64) -> i32 {
+    for value in 0..count {
+        if raise(value).is_err() {
+            return 30;
+        }
+    }
+    0
+}
+
 fn main(args: &str) -> i32 {
     let mut words = args.split_whitespace();
     let mode = words.next().unwrap_or("");
@@ -248,6 +323,9 @@ fn main(args: &str) -> i32 {
         }
         "long-calls" => long_calls(number(2000)),
         "latency" => latency(number(2000)),
+        "flood-kill" => flood_kill(),
+        "flood-block" => flood_block(),
+        "raise" => raise_values(number(0)),
         _ => {
             println!("hostile: unknown mode {mode:?}");
             64
@@ -258,5 +336,5 @@ fn main(args: &str) -> i32 {
 herald_user::main!(
     main,
     syscalls: [SYS_WRITE, SYS_MAP, SYS_UNMAP, SYS_PROTECT, SYS_SHARE, SYS_SPAWN, SYS_WAIT,
-               SYS_GETPID, SYS_SLEEP, SYS_UPTIME]
+               SYS_GETPID, SYS_SLEEP, SYS_UPTIME, SYS_SUBSCRIBE, SYS_POLL, SYS_RAISE]
 );
