@@ -19,7 +19,7 @@ use core::{
 use herald::{
     arch,
     events::{
-        Asking, BUS, Event, EventKind, OverflowPolicy, Priority, Verdict,
+        Asking, BUS, BusError, Event, EventKind, OverflowPolicy, Priority, Reply, Verdict,
         irq::{self, LINES, SOFTWARE_LINE},
     },
     task,
@@ -241,8 +241,6 @@ fn every_overflow_policy_is_driven_past_capacity_by_the_timer() {
         ("over-drop-new", OverflowPolicy::DropNewest),
         ("over-drop-old", OverflowPolicy::DropOldest),
         ("over-coalesce", OverflowPolicy::Coalesce),
-        ("over-backpress", OverflowPolicy::Backpressure),
-        ("over-kill", OverflowPolicy::KillProducer),
     ];
     let mut subscriptions = Vec::new();
     for (name, policy) in policies {
@@ -263,6 +261,13 @@ fn every_overflow_policy_is_driven_past_capacity_by_the_timer() {
             .expect("subscribe"),
         );
     }
+    // The timer cannot wait and cannot be stopped: policies that would ask it to are refused.
+    for policy in [OverflowPolicy::Backpressure, OverflowPolicy::KillProducer] {
+        let refused = BUS
+            .subscribe_deferred(EventKind::Timer, "over-x", Priority::OBSERVER, 8, policy, |_| {})
+            .err();
+        assert_eq!(refused, Some(BusError::NoProducerToStop), "{policy}");
+    }
     // 60 real timer interrupts arrive while nothing drains the queues.
     spin_for_ms(60);
     let queues = BUS.queues();
@@ -271,20 +276,59 @@ fn every_overflow_policy_is_driven_past_capacity_by_the_timer() {
     assert!(over(stats("over-drop-new").dropped), "{:?}", stats("over-drop-new"));
     assert!(over(stats("over-drop-old").dropped), "{:?}", stats("over-drop-old"));
     assert!(over(stats("over-coalesce").coalesced), "{:?}", stats("over-coalesce"));
-    assert!(over(stats("over-backpress").refused), "{:?}", stats("over-backpress"));
-    assert!(
-        over(stats("over-kill").refused + stats("over-kill").dropped),
-        "{:?}",
-        stats("over-kill")
-    );
     for queue in &queues {
-        assert!(
-            queue.stats.high_water <= CAPACITY as u64 || queue.policy == OverflowPolicy::Coalesce
-        );
+        assert!(queue.stats.high_water <= CAPACITY as u64);
     }
     idle_for_ms(5);
     assert!(over(delivered_lost.load(Ordering::Relaxed)), "losses were reported in-band");
     drop(subscriptions);
+}
+
+#[test_case]
+fn a_full_queue_tells_a_raising_producer_to_wait_or_stop() {
+    const CAPACITY: usize = 4;
+    let waiting = BUS
+        .subscribe_deferred(
+            EventKind::User,
+            "over-backpress",
+            Priority::OBSERVER,
+            CAPACITY,
+            OverflowPolicy::Backpressure,
+            |_| {},
+        )
+        .expect("subscribe");
+    let raise = |seq: u64| {
+        let mut reply = Reply::new();
+        BUS.dispatch(&Event::User { pid: 0, seq, value: seq }, &mut reply);
+        reply
+    };
+    for seq in 1..=CAPACITY as u64 {
+        assert!(!raise(seq).would_block, "room for event {seq}");
+    }
+    let refused = raise(5);
+    assert!(
+        refused.would_block && !refused.kill_producer,
+        "a full queue asks the producer to wait"
+    );
+    drop(waiting);
+    let killing = BUS
+        .subscribe_deferred(
+            EventKind::User,
+            "over-kill",
+            Priority::OBSERVER,
+            CAPACITY,
+            OverflowPolicy::KillProducer,
+            |_| {},
+        )
+        .expect("subscribe");
+    for seq in 1..=CAPACITY as u64 {
+        assert!(!raise(seq).kill_producer, "room for event {seq}");
+    }
+    assert!(raise(5).kill_producer, "a full queue asks for the producer's end");
+    let stats = BUS.queues().into_iter().find(|q| q.name == "over-kill").expect("queue").stats;
+    assert_eq!((stats.enqueued, stats.refused, stats.depth), (4, 1, 4));
+    drop(killing);
+    idle_for_ms(5);
 }
 
 #[test_case]

@@ -30,6 +30,10 @@ pub enum BusError {
     DeferredRequest,
     /// There is no such interrupt line.
     NoSuchLine,
+    /// `Backpressure` and `KillProducer` need a producer that can wait or be stopped: a
+    /// device line (masked, disabled) or a raising process. The timer, exits and the bus's own
+    /// announcements have none, so those policies would only refuse.
+    NoProducerToStop,
 }
 
 impl fmt::Display for BusError {
@@ -39,6 +43,7 @@ impl fmt::Display for BusError {
             Self::TooManyQueues => "too many deferred queues",
             Self::DeferredRequest => "requests cannot be handled deferred",
             Self::NoSuchLine => "no such interrupt line",
+            Self::NoProducerToStop => "this kind's producer cannot wait or be stopped",
         })
     }
 }

@@ -155,6 +155,11 @@ impl Bus {
         if kind.composition() == super::Composition::FirstDecision {
             return Err(BusError::DeferredRequest);
         }
+        let stops_producer =
+            matches!(policy, OverflowPolicy::Backpressure | OverflowPolicy::KillProducer);
+        if stops_producer && !matches!(kind, EventKind::Irq | EventKind::User) {
+            return Err(BusError::NoProducerToStop);
+        }
         let deferred = self.add_queue(name, capacity, policy, handler)?;
         let queue = deferred.clone();
         let enqueue: Handler = Box::new(move |event, reply| {

@@ -38,10 +38,18 @@ pub enum OverflowPolicy {
     /// how many it missed from sequence numbers, and the depth never exceeds the capacity.
     /// Counted as coalesced.
     Coalesce,
-    /// Refuse the event; the producer must wait and retry (an IRQ line stays masked).
+    /// Refuse the event and tell the source, through [`Reply::would_block`], to make the
+    /// producer wait and offer it again: a raising process blocks until a subscriber polls
+    /// (the same event is re-offered, and taken once), a device line stays masked until the
+    /// deferred handler acknowledges.
+    ///
+    /// [`Reply::would_block`]: super::Reply::would_block
     Backpressure,
-    /// Refuse the event and tell the producer's owner to stop the producer (Zircon's policy
-    /// exception): a flooding process is killed, not the kernel.
+    /// Refuse the event and tell the source, through [`Reply::kill_producer`], to stop the
+    /// producer (Zircon's policy exception): a raising process is ended with
+    /// `abi::FLOODED_EXIT_CODE`, a device line is disabled and reported — never the kernel.
+    ///
+    /// [`Reply::kill_producer`]: super::Reply::kill_producer
     KillProducer,
     /// Overflow is a kernel bug: panic (Tock's deferred-call model).
     Panic,

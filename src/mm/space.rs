@@ -583,16 +583,3 @@ pub fn load(id: SpaceId, address: u64, bytes: &[u8]) -> Result<(), Errno> {
         unsafe { core::ptr::copy_nonoverlapping(bytes[offset..].as_ptr(), target, len) };
     })
 }
-
-/// Reads the process's `address..address + len_bytes` piece by piece, without a kernel copy.
-pub fn read_user(
-    id: SpaceId,
-    address: u64,
-    len_bytes: usize,
-    mut f: impl FnMut(&[u8]),
-) -> Result<(), Errno> {
-    for_each_user_piece(id, address, len_bytes, UserAccess::Read, |source, len, _| {
-        // SAFETY: `source` points at `len` readable bytes that stay mapped during the call.
-        f(unsafe { core::slice::from_raw_parts(source, len) });
-    })
-}

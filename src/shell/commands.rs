@@ -8,7 +8,7 @@ use alloc::{
 
 use crate::{
     arch,
-    events::{BUS, EventKind, OverflowPolicy},
+    events::{BUS, EventKind},
     mm, modules, println,
     security::{self, Policy as _},
     task::{self, Pid},
@@ -113,17 +113,6 @@ fn chains(args: &[&str]) {
     }
 }
 
-fn policy_name(policy: OverflowPolicy) -> &'static str {
-    match policy {
-        OverflowPolicy::DropNewest => "drop-newest",
-        OverflowPolicy::DropOldest => "drop-oldest",
-        OverflowPolicy::Coalesce => "coalesce",
-        OverflowPolicy::Backpressure => "backpressure",
-        OverflowPolicy::KillProducer => "kill-producer",
-        OverflowPolicy::Panic => "panic",
-    }
-}
-
 fn queues() {
     println!(
         "  {:>3} {:<14} {:>8} {:>6} {:>6} {:>9} {:>8} {:>9} {:>8}  policy",
@@ -141,7 +130,7 @@ fn queues() {
             queue.stats.dropped,
             queue.stats.coalesced,
             queue.stats.refused,
-            policy_name(queue.policy)
+            queue.policy
         );
     }
     println!("  console input waiting for the shell: {} bytes", super::session::waiting_bytes());

@@ -279,7 +279,7 @@ fn flood_block() -> i32 {
     }
     let code = wait(child).map_or(-1, |(_, code)| code);
     println!(
-        "flood-block: {first_poll} queued while the producer was blocked, then {expected} of          {EVENTS} in order, none lost; producer exited with {code}"
+        "flood-block: {first_poll} queued while the producer was blocked, then {expected} of {EVENTS} in order, none lost; producer exited with {code}"
     );
     if first_poll == 4 && expected == EVENTS && code == 0 { 0 } else { 26 }
 }
