@@ -159,6 +159,8 @@ impl Errno {
     pub const ENOENT: Self = Self(2);
     /// No such process.
     pub const ESRCH: Self = Self(3);
+    /// Interrupted: the caller was killed while the call ran, and the call stopped early.
+    pub const EINTR: Self = Self(4);
     /// Argument list too long.
     pub const E2BIG: Self = Self(7);
     /// Executable format error.
@@ -190,6 +192,7 @@ impl Errno {
             Self::EPERM => "EPERM",
             Self::ENOENT => "ENOENT",
             Self::ESRCH => "ESRCH",
+            Self::EINTR => "EINTR",
             Self::E2BIG => "E2BIG",
             Self::ENOEXEC => "ENOEXEC",
             Self::EBADF => "EBADF",

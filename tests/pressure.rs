@@ -285,9 +285,10 @@ fn every_overflow_policy_is_driven_past_capacity_by_the_timer() {
 }
 
 #[test_case]
-fn a_full_queue_tells_a_raising_producer_to_wait_or_stop() {
+fn a_full_queue_tells_a_raising_producer_to_stop_and_skips_a_second_offer() {
     const CAPACITY: usize = 4;
-    let waiting = BUS
+    // Only a process's own subscription can hold an event for a waiting producer.
+    let refused = BUS
         .subscribe_deferred(
             EventKind::User,
             "over-backpress",
@@ -296,21 +297,8 @@ fn a_full_queue_tells_a_raising_producer_to_wait_or_stop() {
             OverflowPolicy::Backpressure,
             |_| {},
         )
-        .expect("subscribe");
-    let raise = |seq: u64| {
-        let mut reply = Reply::new();
-        BUS.dispatch(&Event::User { pid: 0, seq, value: seq }, &mut reply);
-        reply
-    };
-    for seq in 1..=CAPACITY as u64 {
-        assert!(!raise(seq).would_block, "room for event {seq}");
-    }
-    let refused = raise(5);
-    assert!(
-        refused.would_block && !refused.kill_producer,
-        "a full queue asks the producer to wait"
-    );
-    drop(waiting);
+        .err();
+    assert_eq!(refused, Some(BusError::NoProducerToStop));
     let killing = BUS
         .subscribe_deferred(
             EventKind::User,
@@ -321,10 +309,17 @@ fn a_full_queue_tells_a_raising_producer_to_wait_or_stop() {
             |_| {},
         )
         .expect("subscribe");
+    let raise = |seq: u64, retry: bool| {
+        let mut reply = Reply::new();
+        BUS.dispatch(&Event::User { pid: 0, seq, value: seq, retry }, &mut reply);
+        reply
+    };
     for seq in 1..=CAPACITY as u64 {
-        assert!(!raise(seq).kill_producer, "room for event {seq}");
+        assert!(!raise(seq, false).kill_producer, "room for event {seq}");
     }
-    assert!(raise(5).kill_producer, "a full queue asks for the producer's end");
+    // A second offer (a process subscription refused it the first time) is not taken again.
+    assert!(!raise(CAPACITY as u64, true).kill_producer, "a repeat is skipped, not refused");
+    assert!(raise(5, false).kill_producer, "a full queue asks for the producer's end");
     let stats = BUS.queues().into_iter().find(|q| q.name == "over-kill").expect("queue").stats;
     assert_eq!((stats.enqueued, stats.refused, stats.depth), (4, 1, 4));
     drop(killing);

@@ -136,15 +136,41 @@ impl FramebufferConsole {
         let raster = get_raster(character, FONT_WEIGHT, FONT_HEIGHT)
             .or_else(|| get_raster(REPLACEMENT_CHARACTER, FONT_WEIGHT, FONT_HEIGHT));
         let (x0, y0) = (self.column * self.cell_width_px, self.row * self.cell_height_px);
-        self.clear_cell(self.column, self.row);
-        if let Some(raster) = raster {
-            for (dy, line) in raster.raster().iter().enumerate() {
-                for (dx, &intensity) in line.iter().enumerate().take(self.cell_width_px) {
-                    self.put_pixel(x0 + dx, y0 + dy, intensity);
+        match raster {
+            // A mono raster covers its whole cell: each row is written once, no clearing first
+            // (this runs under the console lock with interrupts masked, so every pixel counts).
+            Some(raster)
+                if raster.height() == self.cell_height_px
+                    && raster.width() == self.cell_width_px =>
+            {
+                for (dy, line) in raster.raster().iter().enumerate() {
+                    self.put_row(x0, y0 + dy, line);
+                }
+            }
+            other => {
+                self.clear_cell(self.column, self.row);
+                for (dy, line) in other.iter().flat_map(|raster| raster.raster().iter()).enumerate()
+                {
+                    for (dx, &intensity) in line.iter().enumerate().take(self.cell_width_px) {
+                        self.put_pixel(x0 + dx, y0 + dy, intensity);
+                    }
                 }
             }
         }
         self.column += 1;
+    }
+
+    /// Writes one row of grey levels starting at pixel `(x0, y)`.
+    fn put_row(&mut self, x0: usize, y: usize, intensities: &[u8]) {
+        let bytes_per_pixel = self.geometry.bytes_per_pixel;
+        let start = (y * self.geometry.stride_px + x0) * bytes_per_pixel;
+        let row = &mut self.buffer[start..start + intensities.len() * bytes_per_pixel];
+        // Grey: one channel, or the same value in each colour channel whatever their order.
+        let channels =
+            if self.geometry.layout == PixelLayout::Gray { 1 } else { bytes_per_pixel.min(3) };
+        for (pixel, &intensity) in row.chunks_exact_mut(bytes_per_pixel).zip(intensities) {
+            pixel[..channels].fill(intensity);
+        }
     }
 
     fn new_line(&mut self) {

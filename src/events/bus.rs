@@ -31,8 +31,9 @@ pub enum BusError {
     /// There is no such interrupt line.
     NoSuchLine,
     /// `Backpressure` and `KillProducer` need a producer that can wait or be stopped: a
-    /// device line (masked, disabled) or a raising process. The timer, exits and the bus's own
-    /// announcements have none, so those policies would only refuse.
+    /// device line (masked, disabled), or a raising process (ended; it waits only on a
+    /// process's own subscription). The timer, exits and the bus's own announcements have
+    /// none, so those policies would only refuse.
     NoProducerToStop,
 }
 

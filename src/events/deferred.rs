@@ -155,15 +155,24 @@ impl Bus {
         if kind.composition() == super::Composition::FirstDecision {
             return Err(BusError::DeferredRequest);
         }
-        let stops_producer =
-            matches!(policy, OverflowPolicy::Backpressure | OverflowPolicy::KillProducer);
-        if stops_producer && !matches!(kind, EventKind::Irq | EventKind::User) {
+        // A device line can wait (masked) or stop (disabled); a raising process can stop, and
+        // can wait only on a process's own subscription, which remembers what it took.
+        let producer_can = match policy {
+            OverflowPolicy::Backpressure => kind == EventKind::Irq,
+            OverflowPolicy::KillProducer => matches!(kind, EventKind::Irq | EventKind::User),
+            _ => true,
+        };
+        if !producer_can {
             return Err(BusError::NoProducerToStop);
         }
         let deferred = self.add_queue(name, capacity, policy, handler)?;
         let queue = deferred.clone();
         let enqueue: Handler = Box::new(move |event, reply| {
             if queue.quarantined.load(Ordering::Relaxed) {
+                return Verdict::Continue;
+            }
+            if let Event::User { retry: true, .. } = *event {
+                // Offered before, when this queue took or dropped it.
                 return Verdict::Continue;
             }
             let pushed = queue.queue.push(*event);

@@ -94,11 +94,14 @@ pub enum Event {
         /// The raising process.
         pid: u32,
         /// Its count of raised events, starting at 1. An event a full queue refused with
-        /// `Backpressure` is offered again with the same number once the producer has waited,
-        /// and a subscription that already took it skips the repeat.
+        /// `Backpressure` is offered again with the same number once the producer has waited.
         seq: u64,
         /// The value it raised.
         value: u64,
+        /// This is that second (or later) offer: every queue but a backpressure one took or
+        /// dropped the event the first time and skips it; a backpressure queue takes it unless
+        /// it took this `seq` from this producer already.
+        retry: bool,
     },
     /// A security policy denied an event.
     PolicyDenied {

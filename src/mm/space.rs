@@ -316,7 +316,10 @@ pub(super) fn protect(
             };
             Ok(next.filter(|&next| next < range.end))
         })?;
-        crate::arch::preempt_point();
+        if crate::arch::preempt_point() && from.is_some() {
+            // Killed: the space dies with its caller, so the rest of its pages need no change.
+            return Err(Errno::EINTR);
+        }
     }
     Ok(0)
 }
@@ -387,7 +390,14 @@ pub(super) fn share(
     let mut page = source_range.start;
     while page < source_range.end {
         let step_end = source_range.end.min(page + PAGES_PER_STEP * PAGE_SIZE_BYTES);
-        if let Err(errno) = share_step(from, into, page..step_end, offset, protection) {
+        let stepped = share_step(from, into, page..step_end, offset, protection);
+        page = step_end;
+        // A killed caller stops here rather than finishing a share nobody will use.
+        let outcome = stepped.and_then(|()| {
+            let killed = crate::arch::preempt_point() && page < source_range.end;
+            if killed { Err(Errno::EINTR) } else { Ok(()) }
+        });
+        if let Err(errno) = outcome {
             // Undo: the pages mapped so far drop their share, the region goes away. Removing
             // a whole region never needs a split, so this cannot be refused.
             let removed = with_space(into, |space| Ok(space.regions.remove(target_range.clone())))?;
@@ -396,8 +406,6 @@ pub(super) fn share(
             }
             return Err(errno);
         }
-        page = step_end;
-        crate::arch::preempt_point();
     }
     Ok(target_range.start)
 }
@@ -423,9 +431,28 @@ fn share_step(
         physical::share_frame(frame).map_err(|_| Errno::ENOMEM)?;
         // SAFETY: the registry lock is held; the page lies in the region reserved in `target`
         // by the claimed operation.
-        let mapped = unsafe {
+        let mut mapped = unsafe {
             paging::map(target.root, target_page, frame, protection, true, &mut allocate_user_frame)
         };
+        if mapped == Err(paging::MapError::AlreadyMapped) {
+            // The target touched its new region between two steps and got a zero page of its
+            // own: the share overlays it, as if it had completed first.
+            // SAFETY: as above; the page is the target's, inside the claimed region.
+            if let Some(own) = unsafe { paging::unmap(target.root, target_page) } {
+                release_or_report(own);
+            }
+            // SAFETY: as above.
+            mapped = unsafe {
+                paging::map(
+                    target.root,
+                    target_page,
+                    frame,
+                    protection,
+                    true,
+                    &mut allocate_user_frame,
+                )
+            };
+        }
         if mapped.is_err() {
             release_or_report(frame);
             return Err(Errno::ENOMEM);

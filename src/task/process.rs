@@ -55,7 +55,7 @@ pub(super) enum BlockReason {
     WaitChild { pid: Pid },
     /// Until console input arrives.
     Input,
-    /// Until a full `backpressure` queue has room (a subscriber polled; retried every tick).
+    /// Until a full `backpressure` queue has room (its subscriber polled).
     Room,
 }
 
@@ -86,6 +86,8 @@ pub(super) struct Task {
     pub(super) syscalls: u64,
     /// User events raised so far (the `seq` of the last one every queue took).
     pub(super) raised: u64,
+    /// The next raise is a second offer: a backpressure queue refused the first.
+    pub(super) raise_refused: bool,
     pub(super) subscriptions: Vec<syscalls::ProcessSubscription>,
 }
 
@@ -206,7 +208,10 @@ pub fn init(ramdisk_image: Option<&'static [u8]>) {
     arch::set_task_hooks(arch::TaskHooks {
         current_pid,
         before_user_return,
-        preempt_point: || park_in_call(false),
+        preempt_point: || {
+            park_in_call(false);
+            SCHEDULER.lock().current_task().is_some_and(|task| task.pending_kill.is_some())
+        },
         yield_now: || park_in_call(true),
     });
     BUS.subscribe(EventKind::Timer, "scheduler", Priority::OWNER, on_tick)
@@ -228,7 +233,6 @@ fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
     for pid in wake.iter() {
         scheduler.make_ready(pid);
     }
-    scheduler.wake_all(BlockReason::Room);
     if let Some(task) = scheduler.current_task() {
         task.cpu_ticks += 1;
         task.slice_left_ticks = task.slice_left_ticks.saturating_sub(1);
@@ -435,6 +439,11 @@ fn schedule() {
             Some(task) => {
                 task.state = State::Running;
                 task.slice_left_ticks = TIME_SLICE_TICKS;
+                if task.pending_kill.is_some() {
+                    // Killed while parked inside a call: the flag that tells its return path
+                    // was one for everyone, and whoever returned first may have taken it.
+                    ATTENTION.store(true, Ordering::Relaxed);
+                }
                 let top = task.kernel_stack.as_ref().expect("a live task has a stack").top();
                 // SAFETY: interrupts are off; the stack belongs to the task about to run and
                 // stays mapped while it lives.
@@ -682,6 +691,7 @@ fn start(
                     cpu_ticks: 0,
                     syscalls: 0,
                     raised: 0,
+                    raise_refused: false,
                     subscriptions: Vec::new(),
                 }),
             );
@@ -740,9 +750,12 @@ fn build_process(
     Ok((stack, saved_stack_pointer))
 }
 
-/// Makes the running task `pid` end with `code` on its way back to ring 3.
+/// Makes the running task `pid` end with `code` on its way back to ring 3, unless an end is
+/// already pending (a kill that came first keeps its code).
 pub(super) fn request_exit(pid: Pid, code: i32) {
-    if let Some(task) = SCHEDULER.lock().tasks.get_mut(&pid) {
+    if let Some(task) = SCHEDULER.lock().tasks.get_mut(&pid)
+        && task.pending_kill.is_none()
+    {
         set_pending_kill(task, code);
     }
 }

@@ -175,7 +175,8 @@ fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
     }
     // The whole buffer must be the caller's, even the part beyond this call's share.
     space::check_user(space, buffer, len, false)?;
-    let len = length(len)?.min(MAX_IO_BYTES_PER_CALL);
+    let requested = length(len)?;
+    let len = requested.min(MAX_IO_BYTES_PER_CALL);
     // A piece at a time, printed with no lock on the caller's memory and a preempt point
     // between pieces: a long write keeps neither interrupts nor other processes waiting.
     let mut piece = [0u8; WRITE_PIECE_BYTES + MAX_UTF8_TAIL_BYTES];
@@ -186,18 +187,25 @@ fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
         let filled = carried + count;
         space::copy_from_user(space, buffer + offset as u64, &mut piece[carried..filled])?;
         offset += count;
-        // A character cut by the piece's end waits for the rest in the next piece.
-        let keep = if offset < len { incomplete_utf8_tail(&piece[..filled]) } else { 0 };
+        // A character cut by the piece's end waits for the rest in the next piece, or, cut by
+        // the end of a short write, for the caller's next call.
+        let more_follows = offset < len || requested > len;
+        let keep = if more_follows { incomplete_utf8_tail(&piece[..filled]) } else { 0 };
         print_text(&piece[..filled - keep]);
         piece.copy_within(filled - keep..filled, 0);
         carried = keep;
-        crate::arch::preempt_point();
+        if crate::arch::preempt_point() && offset < len {
+            // Killed: a short write of what was shown.
+            return Ok((offset - carried) as u64);
+        }
     }
-    Ok(len as u64)
+    Ok((len - carried) as u64)
 }
 
-/// Bytes copied from the caller per step of a `write`.
-const WRITE_PIECE_BYTES: usize = 256;
+/// Bytes copied from the caller and printed per step of a `write`: the console draws them with
+/// interrupts masked (its lock is shared with interrupt handlers' logging), and at 64 bytes a
+/// step stays around a millisecond even when it scrolls the framebuffer.
+const WRITE_PIECE_BYTES: usize = 64;
 /// Longest UTF-8 sequence less one: what a piece may have to carry over.
 const MAX_UTF8_TAIL_BYTES: usize = 3;
 
@@ -327,27 +335,34 @@ struct RecordQueue {
     offers: IrqSpinLock<Offers>,
 }
 
-/// Offer numbering, and for user events which producer's events were taken already.
+/// Offer numbering, and for a backpressure queue which producer's events it took already.
 struct Offers {
     offered: u64,
-    /// Producer → the `seq` of its last event this queue took or dropped: an event a full
-    /// `backpressure` queue refused comes back with the same number, and a queue that took
-    /// it the first time must not take it twice.
+    /// Producer → the `seq` of its last event this queue took: the event a full backpressure
+    /// queue refused comes back with the same number, to every backpressure queue, and one
+    /// that took it the first time must not take it twice.
     last_from: BTreeMap<Pid, u64>,
 }
 
-/// Producers a subscription remembers; pids are never reused, so the lowest (the oldest
-/// producer) is forgotten first.
+/// Producers a backpressure subscription remembers before it forgets the ended ones (at most
+/// [`process::MAX_PROCESSES`] are alive, so a waiting producer is never forgotten).
 const MAX_REMEMBERED_PRODUCERS: usize = process::MAX_PROCESSES;
 
 impl RecordQueue {
     /// Offers `event`; tells the raiser (through `reply`) to wait or to die if the policy says so.
     fn offer(&self, event: &Event, reply: &mut Reply) {
+        let backpressure = self.records.policy() == OverflowPolicy::Backpressure;
         let mut offers = self.offers.lock();
-        if let Event::User { pid, seq, .. } = *event
-            && offers.last_from.get(&pid).is_some_and(|&taken| taken >= seq)
-        {
-            return;
+        if let Event::User { pid, seq, retry, .. } = *event {
+            let taken = if backpressure {
+                offers.last_from.get(&pid).is_some_and(|&taken| taken >= seq)
+            } else {
+                // Taken or dropped on the first offer.
+                retry
+            };
+            if taken {
+                return;
+            }
         }
         let Some(record) = record(offers.offered + 1, event) else { return };
         match self.records.push(record) {
@@ -360,10 +375,10 @@ impl RecordQueue {
             _ => {}
         }
         offers.offered += 1;
-        if let Event::User { pid, seq, .. } = *event {
+        if backpressure && let Event::User { pid, seq, .. } = *event {
             offers.last_from.insert(pid, seq);
             if offers.last_from.len() > MAX_REMEMBERED_PRODUCERS {
-                offers.last_from.pop_first();
+                offers.last_from.retain(|&producer, _| process::is_alive(producer));
             }
         }
     }
@@ -456,22 +471,26 @@ fn subscribe_process(kind: u64, capacity: u64, overflow: u64) -> Result<u64, Err
 /// `backpressure` queue blocks it until a subscriber polls (or the next tick), and the call
 /// runs again with the same event.
 fn raise(value: u64, pid: Pid) -> Result<Served, Errno> {
-    let seq = SCHEDULER.lock().current_task().ok_or(Errno::ESRCH)?.raised + 1;
+    let (seq, retry) = {
+        let mut scheduler = SCHEDULER.lock();
+        let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
+        (task.raised + 1, task.raise_refused)
+    };
     let mut reply = Reply::new();
-    BUS.dispatch(&Event::User { pid, seq, value }, &mut reply);
+    BUS.dispatch(&Event::User { pid, seq, value, retry }, &mut reply);
     if reply.kill_producer {
         log::warn!("pid {pid} killed: its raised events overran a kill-producer queue");
         process::request_exit(pid, abi::FLOODED_EXIT_CODE);
         return Ok(Served::Value(0));
     }
     let mut scheduler = SCHEDULER.lock();
+    let Some(task) = scheduler.current_task() else { return Err(Errno::ESRCH) };
+    task.raise_refused = reply.would_block;
     if reply.would_block {
         scheduler.block_current(BlockReason::Room);
         return Ok(Served::Restart);
     }
-    if let Some(task) = scheduler.current_task() {
-        task.raised = seq;
-    }
+    task.raised = seq;
     Ok(Served::Value(0))
 }
 
@@ -495,10 +514,30 @@ fn poll(handle: u64, buffer: u64, max_records: u64, space: SpaceId) -> Result<u6
         }
         count += 1;
     }
-    space::copy_to_user(space, buffer, &bytes)?;
     if count > 0 {
         // Room in a queue: producers waiting on backpressure try again.
         SCHEDULER.lock().wake_all(BlockReason::Room);
     }
+    space::copy_to_user(space, buffer, &bytes)?;
     Ok(count as u64)
+}
+
+#[cfg(test)]
+#[expect(unreachable_pub, reason = "`#[test_case]` makes test functions `pub`")]
+mod tests {
+    use super::incomplete_utf8_tail;
+
+    #[test_case]
+    fn a_character_cut_at_a_pieces_end_is_carried_whole() {
+        let euro = "€".as_bytes(); // three bytes
+        assert_eq!(incomplete_utf8_tail(b"abc"), 0);
+        assert_eq!(incomplete_utf8_tail(&[b'a', euro[0]]), 1);
+        assert_eq!(incomplete_utf8_tail(&[b'a', euro[0], euro[1]]), 2);
+        assert_eq!(incomplete_utf8_tail(&[b'a', euro[0], euro[1], euro[2]]), 0);
+        let crab = "🦀".as_bytes(); // four bytes
+        assert_eq!(incomplete_utf8_tail(&crab[..3]), 3);
+        assert_eq!(incomplete_utf8_tail(crab), 0);
+        // Stray continuation bytes are not a character to wait for.
+        assert_eq!(incomplete_utf8_tail(&[0x80, 0x80, 0x80]), 0);
+    }
 }

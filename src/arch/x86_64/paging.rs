@@ -429,7 +429,8 @@ pub unsafe fn unmap_range(
     // SAFETY: forwarded from this function's contract.
     let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
     let mut budget = max_pages;
-    visit_leaves(top, 4, 0, &range, &mut |address, entry| {
+    let mut tables = max_pages;
+    visit_leaves(top, 4, 0, &range, &mut tables, &mut |address, entry| {
         if budget == 0 {
             return ControlFlow::Break(());
         }
@@ -460,7 +461,8 @@ pub unsafe fn protect_range(
     // SAFETY: forwarded from this function's contract.
     let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
     let mut budget = max_pages;
-    visit_leaves(top, 4, 0, &range, &mut |address, entry| {
+    let mut tables = max_pages;
+    visit_leaves(top, 4, 0, &range, &mut tables, &mut |address, entry| {
         if budget == 0 {
             return ControlFlow::Break(());
         }
@@ -474,14 +476,17 @@ pub unsafe fn protect_range(
 }
 
 /// Calls `visit` for each present 4 KiB leaf entry of `table` whose page lies in `range`, until
-/// it answers `Break`: then returns the address of that page, where a later call resumes.
-/// Only the entries overlapping `range` are looked at, so a small range costs a few entries
-/// per level, not the whole table. Huge pages are skipped: the user half never has any.
+/// it answers `Break` or `tables_left` tables have been entered: then returns the address of
+/// the page or table where it stopped, for a later call to resume at. Only the entries
+/// overlapping `range` are looked at, so a small range costs a few entries per level, not the
+/// whole table; counting tables bounds a step even over many empty ones. Huge pages are
+/// skipped: the user half never has any.
 fn visit_leaves(
     table: &mut PageTable,
     level: u32,
     base: u64,
     range: &Range<u64>,
+    tables_left: &mut u64,
     visit: &mut dyn FnMut(
         u64,
         &mut ::x86_64::structures::paging::page_table::PageTableEntry,
@@ -505,10 +510,14 @@ fn visit_leaves(
                 return Some(start);
             }
         } else {
+            if *tables_left == 0 {
+                return Some(start.max(range.start));
+            }
+            *tables_left -= 1;
             // SAFETY: a present non-leaf user-half entry points at a table owned by this root,
             // which the caller has locked.
             let next = unsafe { &mut *phys_to_virt(entry.addr().as_u64()).cast::<PageTable>() };
-            if let Some(stopped) = visit_leaves(next, level - 1, start, range, visit) {
+            if let Some(stopped) = visit_leaves(next, level - 1, start, range, tables_left, visit) {
                 return Some(stopped);
             }
         }

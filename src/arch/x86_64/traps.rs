@@ -176,7 +176,9 @@ pub struct TaskHooks {
     /// Called by long kernel operations between bounded steps, with no lock held: the
     /// scheduler switches to another task here if one should run now (a woken sleeper, an
     /// ended time slice, waiting deferred work), and comes back to finish the operation.
-    pub preempt_point: fn(),
+    /// Returns whether the task has been killed meanwhile, so an operation that can stop
+    /// early and undo (a share, a protect, a write) does, and the kill lands promptly.
+    pub preempt_point: fn() -> bool,
     /// Called by code waiting for something another task must finish: lets it run.
     pub yield_now: fn(),
 }
@@ -193,12 +195,11 @@ fn current_pid() -> u32 {
     TASK_HOOKS.get().map_or(0, |hooks| (hooks.current_pid)())
 }
 
-/// A point where a long kernel operation may be preempted (see [`TaskHooks::preempt_point`]).
-/// The caller holds no lock. A no-op until the task layer is installed.
-pub fn preempt_point() {
-    if let Some(hooks) = TASK_HOOKS.get() {
-        (hooks.preempt_point)();
-    }
+/// A point where a long kernel operation may be preempted (see [`TaskHooks::preempt_point`]);
+/// `true` if the task has been killed and should stop what it can. The caller holds no lock.
+/// A no-op until the task layer is installed.
+pub fn preempt_point() -> bool {
+    TASK_HOOKS.get().is_some_and(|hooks| (hooks.preempt_point)())
 }
 
 /// Lets other tasks run while the caller waits for one of them (see
@@ -227,6 +228,12 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
     match vector {
         0..PIC_VECTOR_BASE => handle_exception(frame),
         v if v < PIC_VECTOR_BASE + PIC_LINE_COUNT => pic::handle_line(v - PIC_VECTOR_BASE),
+        SYSCALL_VECTOR if frame.from_user() => {
+            // As through `syscall`: the call runs with interrupts enabled, however it entered.
+            super::cpu::enable_interrupts();
+            handle_syscall(frame);
+            super::cpu::disable_interrupts();
+        }
         SYSCALL_VECTOR => handle_syscall(frame),
         SOFTWARE_IRQ_VECTOR => dispatch_irq(irq::SOFTWARE_LINE),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),

@@ -17,6 +17,9 @@
 //! - `flood-block`: the same with a backpressure queue: the child must block after 4 events,
 //!   then deliver all 64 in order, none lost, as this process polls.
 //! - `raise N`: raises the values 0..N.
+//! - `kill-parked`: spawns `long-calls`, lets it run into its calls, kills it; the child must
+//!   end with 137 however often it was parked inside a call when the kill came.
+//! - `long-calls-int80 MS`: `long-calls` entering the kernel through `int 0x80`.
 #![no_std]
 #![no_main]
 
@@ -197,7 +200,50 @@ fn digits(mut value: u32) -> impl Iterator<Item = u8> {
     (0..len).rev().map(move |index| reversed[index])
 }
 
-fn long_calls(duration_ms: u64) -> i32 {
+/// `share` through `int 0x80`, the other way into the kernel.
+fn share_via_int80(address: u64, len: u64, pid: u64) -> Result<u64, Errno> {
+    let result: u64;
+    // SAFETY: `int 0x80` enters the kernel's system-call path like `syscall`; the registers
+    // follow the same ABI, and the arguments name only this process's own memory.
+    unsafe {
+        core::arch::asm!(
+            "int 0x80",
+            inlateout("rax") abi::SYS_SHARE => result,
+            in("rdi") address,
+            in("rsi") len,
+            in("rdx") pid,
+            in("r10") 0u64,
+            in("r8") abi::PROT_WRITE,
+            in("r9") 0u64,
+            options(nostack),
+        );
+    }
+    Errno::from_return_value(result)
+}
+
+fn kill_parked() -> i32 {
+    let mut slowest = 0;
+    for round in 0..5 {
+        let Ok(child) = spawn("hostile", "long-calls 3000") else { return 40 };
+        sleep_ms(20 + round * 7);
+        let killed_at = uptime_ms();
+        if herald_user::kill(child).is_err() {
+            return 41;
+        }
+        match wait(child) {
+            Ok((_, abi::KILLED_EXIT_CODE)) => slowest = slowest.max(uptime_ms() - killed_at),
+            Ok((_, code)) => {
+                println!("kill-parked: round {round}: the child ended with {code}, not 137");
+                return 42;
+            }
+            Err(_) => return 43,
+        }
+    }
+    println!("kill-parked: 5 of 5 killed, the slowest {slowest} ms after its kill");
+    0
+}
+
+fn long_calls(duration_ms: u64, via_int80: bool) -> i32 {
     let me = getpid();
     let deadline = uptime_ms() + duration_ms;
     // 32 lines: enough to make the console scroll, little enough to keep test logs readable.
@@ -209,7 +255,12 @@ fn long_calls(duration_ms: u64) -> i32 {
     while uptime_ms() < deadline {
         let Ok(region) = map(0, 16 * MIB, abi::PROT_WRITE) else { return 4 };
         // Sharing into itself backs all 4096 pages of the source in one call.
-        let Ok(alias) = share(region, 16 * MIB, me, 0, abi::PROT_WRITE) else { return 5 };
+        let shared = if via_int80 {
+            share_via_int80(region, 16 * MIB, me)
+        } else {
+            share(region, 16 * MIB, me, 0, abi::PROT_WRITE)
+        };
+        let Ok(alias) = shared else { return 5 };
         if protect(region, 16 * MIB, 0).is_err() || unmap(alias, 16 * MIB).is_err() {
             return 6;
         }
@@ -227,15 +278,21 @@ fn long_calls(duration_ms: u64) -> i32 {
 
 fn latency(duration_ms: u64) -> i32 {
     let deadline = uptime_ms() + duration_ms;
-    let (mut worst, mut sleeps) = (0, 0);
+    let (mut worst, mut worst_cycles, mut sleeps) = (0, 0, 0);
     while uptime_ms() < deadline {
-        let before = uptime_ms();
+        let (before, before_cycles) = (uptime_ms(), cycles());
         sleep_ms(1);
         let late = (uptime_ms() - before).saturating_sub(1);
+        // The time-stamp counter keeps counting where a kernel that masked interrupts too long
+        // would have lost timer ticks (and with them, time by its own clock).
+        worst_cycles = worst_cycles.max(cycles() - before_cycles);
         worst = worst.max(late);
         sleeps += 1;
     }
-    println!("latency: worst {worst} ms late over {sleeps} sleeps of 1 ms");
+    println!(
+        "latency: worst {worst} ms late over {sleeps} sleeps of 1 ms; longest sleep {worst_cycles} \
+         cycles"
+    );
     0
 }
 
@@ -321,7 +378,9 @@ fn main(args: &str) -> i32 {
             let depth = number(6) as u32;
             bomb(depth, number(3) as u32)
         }
-        "long-calls" => long_calls(number(2000)),
+        "long-calls" => long_calls(number(2000), false),
+        "long-calls-int80" => long_calls(number(2000), true),
+        "kill-parked" => kill_parked(),
         "latency" => latency(number(2000)),
         "flood-kill" => flood_kill(),
         "flood-block" => flood_block(),
@@ -336,5 +395,5 @@ fn main(args: &str) -> i32 {
 herald_user::main!(
     main,
     syscalls: [SYS_WRITE, SYS_MAP, SYS_UNMAP, SYS_PROTECT, SYS_SHARE, SYS_SPAWN, SYS_WAIT,
-               SYS_GETPID, SYS_SLEEP, SYS_UPTIME, SYS_SUBSCRIBE, SYS_POLL, SYS_RAISE]
+               SYS_GETPID, SYS_SLEEP, SYS_UPTIME, SYS_SUBSCRIBE, SYS_POLL, SYS_RAISE, SYS_KILL]
 );
