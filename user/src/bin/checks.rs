@@ -91,13 +91,14 @@ fn main(_: &str) -> i32 {
     expect!(subscribe_with(abi::EVENT_TIMER, 4, abi::OVERFLOW_BACKPRESSURE), Err(Errno::EINVAL));
     expect!(subscribe_with(abi::EVENT_USER, 4, 99), Err(Errno::EINVAL));
     sleep_ms(50);
-    let mut records = [EventRecord::default(); 8];
-    // The full queue holds 4; a tick landing while the call drains it (calls run with
-    // interrupts on) may add one more.
+    // A poll of the full queue's 4 records. Calls run with interrupts on, so ticks landing
+    // while it drains may replace records not yet taken (drop-oldest): the offer numbers then
+    // jump, which is exactly how a process learns what it missed.
+    let mut records = [EventRecord::default(); 4];
     let count = poll(handle, &mut records).unwrap_or(0);
-    expect!((4..=5).contains(&count), true);
+    expect!(count, 4);
     let delivered = &records[..count];
-    expect!(delivered.windows(2).all(|pair| pair[1].seq == pair[0].seq + 1), true);
+    expect!(delivered.windows(2).all(|pair| pair[1].seq > pair[0].seq), true);
     let missed = delivered[0].seq - 1;
     expect!(missed >= 40, true);
     println!(
