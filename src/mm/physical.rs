@@ -16,6 +16,8 @@ static FRAMES: IrqMutex<Option<FrameAllocator>> = IrqMutex::new(None);
 /// their page tables and the calls a process makes stop at this line, so no process can run
 /// the kernel itself out of memory. Set once at boot from the machine's size.
 static RESERVE_FRAMES: AtomicUsize = AtomicUsize::new(0);
+/// Usable frames, fixed at boot (read without the lock on every `map`).
+static TOTAL_FRAMES: AtomicUsize = AtomicUsize::new(0);
 /// The reserve is a sixteenth of usable memory, at least 2 MiB and at most 32 MiB (Linux keeps
 /// a similar `admin_reserve_kbytes` plus watermarks).
 const RESERVE_DIVISOR: usize = 16;
@@ -60,6 +62,7 @@ pub(super) fn init(boot: &BootResources) {
         mapping_counts,
     );
     let total = allocator.stats().total;
+    TOTAL_FRAMES.store(total, Ordering::Relaxed);
     RESERVE_FRAMES.store(
         (total / RESERVE_DIVISOR).clamp(RESERVE_MIN_FRAMES, RESERVE_MAX_FRAMES).min(total / 2),
         Ordering::Relaxed,
@@ -99,7 +102,7 @@ pub fn has_room_for_processes() -> bool {
 /// The machine's user memory: usable memory less the kernel's reserve. The most one address
 /// space may reserve.
 pub fn user_memory_bytes() -> u64 {
-    let frames = frame_stats().total - RESERVE_FRAMES.load(Ordering::Relaxed);
+    let frames = TOTAL_FRAMES.load(Ordering::Relaxed) - RESERVE_FRAMES.load(Ordering::Relaxed);
     frames as u64 * FRAME_SIZE_BYTES
 }
 

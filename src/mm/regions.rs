@@ -1,10 +1,7 @@
 //! The reserved ranges of an address space ("regions", Linux's VMAs): what each range allows and
 //! how it is backed. Pure bookkeeping; page tables follow it, they never lead.
 
-use alloc::{
-    collections::{BTreeMap, BTreeSet},
-    vec::Vec,
-};
+use alloc::collections::{BTreeMap, BTreeSet};
 use core::ops::Range;
 
 use crate::events::Protection;
@@ -51,18 +48,19 @@ pub enum RegionError {
 
 /// The regions of one address space, keyed by start address; never overlapping.
 ///
-/// The free holes of the placement window are indexed twice (by address, to merge and split
-/// them as regions come and go; by length, to find one), so every operation is O(log n) in the
-/// number of regions: a process cannot make the kernel slower by holding many of them.
+/// The free holes of the placement window are indexed by length beside the regions, so every
+/// operation is O(log n) in the number of regions: a process cannot make the kernel slower by
+/// holding many of them. Where a hole lies needs no second index: the gaps between regions are
+/// the holes, so a change takes the gaps around it out of the index before it and puts the new
+/// ones in after.
 #[derive(Debug)]
 pub struct RegionMap {
     regions: BTreeMap<u64, Region>,
     window: Range<u64>,
     /// Where [`find_free`](Self::find_free) places regions; inside `window`.
     placement: Range<u64>,
-    /// Free holes of `placement`: start → end. Maximal: no two touch.
-    holes: BTreeMap<u64, u64>,
-    /// The same holes as (length, start): the smallest that fits is one range query away.
+    /// The gaps between regions inside `placement`, as (length, start): the smallest that
+    /// fits is one range query away.
     holes_by_len: BTreeSet<(u64, u64)>,
     max_regions: usize,
     anonymous_bytes: u64,
@@ -89,12 +87,11 @@ impl RegionMap {
             regions: BTreeMap::new(),
             window,
             placement: placement.clone(),
-            holes: BTreeMap::new(),
             holes_by_len: BTreeSet::new(),
             max_regions,
             anonymous_bytes: 0,
         };
-        map.refresh_holes(placement);
+        map.index_gaps(placement);
         map
     }
 
@@ -141,21 +138,18 @@ impl RegionMap {
             .ok_or(RegionError::NoSpace)
     }
 
-    /// Rebuilds the hole index around `span` after regions changed inside it. Regions outside
-    /// `span` did not change, so every stale hole lies between the last region ending at or
-    /// before it and the first starting at or after it; those are dropped and the gaps between
-    /// the regions there become the new holes, maximal by construction. O(log n + regions in
-    /// `span`).
-    fn refresh_holes(&mut self, span: Range<u64>) {
-        let placement = self.placement.clone();
-        let low = self
-            .regions
-            .range(..span.start)
-            .next_back()
-            .map_or(placement.start, |(_, r)| r.end.min(span.start))
-            .max(placement.start);
-        let high = self
-            .regions
+    /// Calls `f` with each gap (start, end) of the placement window between the last region
+    /// ending at or before `span` and the first starting at or after it: every hole a change
+    /// inside `span` can create or destroy. O(log n + regions in `span`).
+    fn for_each_gap_around(
+        regions: &BTreeMap<u64, Region>,
+        placement: &Range<u64>,
+        span: &Range<u64>,
+        mut f: impl FnMut(u64, u64),
+    ) {
+        let before = regions.range(..span.start).next_back().map(|(_, r)| r.end);
+        let low = before.map_or(placement.start, |end| end.min(span.start)).max(placement.start);
+        let high = regions
             .range(span.end..)
             .next()
             .map_or(placement.end, |(&start, _)| start)
@@ -163,31 +157,37 @@ impl RegionMap {
         if low >= high {
             return;
         }
-        // Holes are disjoint and sorted, so those overlapping low..high are the last ones
-        // starting before `high`.
-        let stale: Vec<(u64, u64)> = self
-            .holes
-            .range(..high)
-            .rev()
-            .take_while(|&(_, &end)| end > low)
-            .map(|(&start, &end)| (start, end))
-            .collect();
-        for (start, end) in stale {
-            self.holes.remove(&start);
-            self.holes_by_len.remove(&(end - start, start));
-        }
-        // A region that starts before `low` may still cover it.
-        let mut cursor = self.regions.range(..low).next_back().map_or(low, |(_, r)| r.end.max(low));
-        let inside: Vec<(u64, u64)> =
-            self.regions.range(low..high).map(|(_, r)| (r.start, r.end)).collect();
-        for (start, end) in inside.into_iter().chain(core::iter::once((high, high))) {
+        // A region that starts before `low` may still cover it: the one before `span`, unless
+        // `low` was raised to the placement window's start past others.
+        let mut cursor = if low <= span.start {
+            before.map_or(low, |end| end.max(low))
+        } else {
+            regions.range(..low).next_back().map_or(low, |(_, r)| r.end.max(low))
+        };
+        let inside = regions.range(low..high).map(|(_, r)| (r.start, r.end));
+        for (start, end) in inside.chain(core::iter::once((high, high))) {
             let gap_end = start.min(high);
             if gap_end > cursor {
-                self.holes.insert(cursor, gap_end);
-                self.holes_by_len.insert((gap_end - cursor, cursor));
+                f(cursor, gap_end);
             }
             cursor = cursor.max(end);
         }
+    }
+
+    /// Takes the gaps around `span` out of the hole index (before the regions there change).
+    fn unindex_gaps(&mut self, span: Range<u64>) {
+        let holes = &mut self.holes_by_len;
+        Self::for_each_gap_around(&self.regions, &self.placement, &span, |start, end| {
+            holes.remove(&(end - start, start));
+        });
+    }
+
+    /// Puts the gaps around `span` into the hole index (after the regions there changed).
+    fn index_gaps(&mut self, span: Range<u64>) {
+        let holes = &mut self.holes_by_len;
+        Self::for_each_gap_around(&self.regions, &self.placement, &span, |start, end| {
+            holes.insert((end - start, start));
+        });
     }
 
     /// Adds a region over a free range.
@@ -208,11 +208,12 @@ impl RegionMap {
         if backing == Backing::Anonymous {
             self.anonymous_bytes += range.end - range.start;
         }
+        self.unindex_gaps(range.clone());
         self.regions.insert(
             range.start,
             Region { start: range.start, end: range.end, protection, backing },
         );
-        self.refresh_holes(range);
+        self.index_gaps(range);
         Ok(())
     }
 
@@ -232,24 +233,29 @@ impl RegionMap {
         Ok(())
     }
 
-    /// Removes every region part inside `range` and returns the removed pieces. Refused only
-    /// when a region would have to be cut in two and the map is full.
-    pub fn remove(&mut self, range: Range<u64>) -> Result<Vec<Region>, RegionError> {
+    /// Removes every region part inside `range`, handing each removed piece to `each`. Refused
+    /// only when a region would have to be cut in two and the map is full.
+    pub fn remove(
+        &mut self,
+        range: Range<u64>,
+        mut each: impl FnMut(Region),
+    ) -> Result<(), RegionError> {
         self.split_at(range.start)?;
         self.split_at(range.end)?;
-        let starts: Vec<u64> =
-            self.regions.range(range.start..range.end).map(|(&start, _)| start).collect();
-        let removed: Vec<Region> =
-            starts.into_iter().filter_map(|start| self.regions.remove(&start)).collect();
-        for region in &removed {
+        // Splits moved no boundary a gap ends at, so the index is still right here.
+        if self.regions.range(range.start..range.end).next().is_none() {
+            return Ok(());
+        }
+        self.unindex_gaps(range.clone());
+        while let Some((&start, _)) = self.regions.range(range.start..range.end).next() {
+            let region = self.regions.remove(&start).expect("found just now");
             if region.backing == Backing::Anonymous {
                 self.anonymous_bytes -= region.end - region.start;
             }
+            each(region);
         }
-        if !removed.is_empty() {
-            self.refresh_holes(range);
-        }
-        Ok(removed)
+        self.index_gaps(range);
+        Ok(())
     }
 
     /// The regions overlapping `range`, in descending address order. O(log n + found).
@@ -296,11 +302,10 @@ impl RegionMap {
     /// Removes every region and returns them.
     pub fn drain(&mut self) -> impl Iterator<Item = Region> {
         self.anonymous_bytes = 0;
-        self.holes.clear();
         self.holes_by_len.clear();
         let placement = self.placement.clone();
         let regions = core::mem::take(&mut self.regions);
-        self.refresh_holes(placement);
+        self.index_gaps(placement);
         regions.into_values()
     }
 }
@@ -308,6 +313,8 @@ impl RegionMap {
 #[cfg(test)]
 #[expect(unreachable_pub, reason = "`#[test_case]` makes test functions `pub`")]
 mod tests {
+    use alloc::vec::Vec;
+
     use super::*;
 
     const P: u64 = PAGE_SIZE_BYTES;
@@ -336,8 +343,6 @@ mod tests {
 
     fn assert_index_exact(m: &RegionMap) {
         let expected = brute_force_holes(m);
-        let by_start: Vec<_> = m.holes.iter().map(|(&s, &e)| (s, e)).collect();
-        assert_eq!(by_start, expected);
         let mut by_len: Vec<_> = m.holes_by_len.iter().map(|&(len, s)| (s, s + len)).collect();
         by_len.sort_unstable();
         assert_eq!(by_len, expected);
@@ -369,7 +374,8 @@ mod tests {
     fn remove_splits_partial_regions() {
         let mut m = map();
         m.insert(10 * P..20 * P, RW, Backing::Anonymous).expect("free");
-        let removed = m.remove(12 * P..15 * P).expect("room to split");
+        let mut removed = Vec::new();
+        m.remove(12 * P..15 * P, |region| removed.push(region)).expect("room to split");
         assert_eq!(removed.len(), 1);
         assert_eq!((removed[0].start, removed[0].end), (12 * P, 15 * P));
         let left: Vec<_> = m.iter().map(|r| (r.start, r.end)).collect();
@@ -414,7 +420,7 @@ mod tests {
         assert_eq!(m.find_free(80 * P), Ok(110 * P));
         assert_eq!(m.find_free(81 * P), Err(RegionError::NoSpace));
         assert_index_exact(&m);
-        m.remove(95 * P..105 * P).expect("room to split");
+        m.remove(95 * P..105 * P, drop).expect("room to split");
         assert_index_exact(&m);
     }
 
@@ -442,7 +448,7 @@ mod tests {
                     }
                 }
                 _ => {
-                    let _ = m.remove(start..start + len);
+                    let _ = m.remove(start..start + len, drop);
                 }
             }
             assert_index_exact(&m);
@@ -459,9 +465,11 @@ mod tests {
             m.insert(50 * P..51 * P, RW, Backing::Anonymous),
             Err(RegionError::TooManyRegions)
         );
-        assert_eq!(m.remove(12 * P..14 * P).err(), Some(RegionError::TooManyRegions));
+        assert_eq!(m.remove(12 * P..14 * P, drop), Err(RegionError::TooManyRegions));
         assert_eq!(m.protect(12 * P..14 * P, Protection::READ), Err(RegionError::TooManyRegions));
-        assert_eq!(m.remove(30 * P..40 * P).map(|r| r.len()), Ok(1));
+        let mut removed = 0;
+        assert_eq!(m.remove(30 * P..40 * P, |_| removed += 1), Ok(()));
+        assert_eq!(removed, 1);
         assert_eq!(m.anonymous_bytes(), 10 * P);
         assert_index_exact(&m);
     }

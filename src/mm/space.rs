@@ -2,7 +2,7 @@
 //! its user half. Pages of anonymous regions are backed on first touch (demand-zero); frames are
 //! freed when the last space mapping them lets go.
 
-use alloc::collections::BTreeMap;
+use alloc::{collections::BTreeMap, vec::Vec};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{
@@ -280,12 +280,51 @@ pub fn reserve_stack(id: SpaceId, top: u64, len_bytes: u64) -> Result<u64, Errno
 }
 
 /// Removes mappings in a range; frames go back when no other space maps them.
+///
+/// The regions go and a first step of pages is unmapped under one lock hold; only if pages
+/// are left (a large or much-touched range) is the space claimed for the further steps.
 pub(super) fn unmap(id: SpaceId, address: u64, len_bytes: u64) -> Result<u64, Errno> {
     let range = user_range(address, len_bytes)?;
-    let _claim = Claim::take(id, id)?;
-    let removed = with_space(id, |space| space.regions.remove(range).map_err(errno_of))?;
-    for region in removed {
-        unmap_claimed(id, region.start..region.end);
+    let left = loop {
+        let mut spaces = SPACES.lock();
+        let space = spaces.get_mut(&id).ok_or(Errno::ESRCH)?;
+        if space.claimed {
+            drop(spaces);
+            crate::arch::yield_now();
+            continue;
+        }
+        let mut left = Vec::new();
+        let mut budget = PAGES_PER_STEP;
+        let root = space.root;
+        let removed = space.regions.remove(range.clone(), |region| {
+            if budget == 0 {
+                left.push(region.start..region.end);
+                return;
+            }
+            let mut released = 0;
+            // SAFETY: the registry lock is held; the region was this space's.
+            let next = unsafe {
+                paging::unmap_range(root, region.start..region.end, budget, &mut |_, frame| {
+                    released += 1;
+                    release_or_report(frame);
+                })
+            };
+            budget -= released.min(budget);
+            if let Some(next) = next.filter(|&next| next < region.end) {
+                left.push(next..region.end);
+            }
+        });
+        removed.map_err(errno_of)?;
+        if !left.is_empty() {
+            space.claimed = true;
+        }
+        break left;
+    };
+    if !left.is_empty() {
+        let _claim = Claim { ids: [id, id] };
+        for range in left {
+            unmap_claimed(id, range);
+        }
     }
     Ok(0)
 }
@@ -400,10 +439,11 @@ pub(super) fn share(
         if let Err(errno) = outcome {
             // Undo: the pages mapped so far drop their share, the region goes away. Removing
             // a whole region never needs a split, so this cannot be refused.
-            let removed = with_space(into, |space| Ok(space.regions.remove(target_range.clone())))?;
-            for region in removed.unwrap_or_default() {
-                unmap_claimed(into, region.start..region.end);
-            }
+            // The region is whole, so no split is needed and this cannot be refused; its pages
+            // go after, in steps.
+            let target = target_range.clone();
+            let _whole = with_space(into, |space| Ok(space.regions.remove(target, drop)))?;
+            unmap_claimed(into, target_range);
             return Err(errno);
         }
     }

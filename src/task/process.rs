@@ -209,6 +209,11 @@ pub fn init(ramdisk_image: Option<&'static [u8]>) {
         current_pid,
         before_user_return,
         preempt_point: || {
+            // Every reason to stop here (a resched, a kill) raises the attention flag first:
+            // without it, a step costs one load.
+            if !ATTENTION.load(Ordering::Relaxed) {
+                return false;
+            }
             park_in_call(false);
             SCHEDULER.lock().current_task().is_some_and(|task| task.pending_kill.is_some())
         },
