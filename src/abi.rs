@@ -145,10 +145,8 @@ pub const fn syscall_name(number: u64) -> &'static str {
     }
 }
 
-/// Error numbers: the POSIX values, so programs can use their usual names. One table for the
-/// kernel and `user/`.
-
-/// An error number; user space sees it negated in the syscall return register.
+/// An error number; user space sees it negated in the syscall return register. The values are
+/// POSIX's, so programs can use their usual names; one table for the kernel and `user/`.
 #[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
 pub struct Errno(pub u16);
 

@@ -21,14 +21,10 @@ use herald::{
     events::{BUS, BusError, EventKind, OverflowPolicy, Priority},
     mm,
     task::{self, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES},
+    testing::free_frames,
 };
 
 herald::test_kernel!();
-
-/// Free frames plus the frames the heap and the kernel-stack region keep for reuse once taken.
-fn free_frames() -> usize {
-    mm::frame_stats().free + mm::heap::stats().frames_held() + mm::stack::table_frames()
-}
 
 /// The frame baseline, taken after one program has run: the first process of a boot builds the
 /// kernel-stack region's page tables, which stay for every later one.
@@ -41,10 +37,7 @@ fn baseline() -> usize {
 }
 
 fn run(args: &str) -> (i32, String) {
-    console::start_capture();
-    let pid = task::spawn("hostile", args, 0).expect("spawn");
-    let code = task::wait(pid).expect("wait");
-    (code, console::take_capture())
+    herald::testing::run_program("hostile", args)
 }
 
 /// The next program still runs, and the frames are all back.

@@ -13,25 +13,16 @@ extern crate alloc;
 use alloc::{format, vec::Vec};
 
 use herald::{
-    abi, arch, console,
-    mm::{self, space},
+    abi, arch,
+    mm::space,
     task::{self, SpawnError, elf::ElfError},
+    testing::free_frames,
 };
 
 herald::test_kernel!();
 
-/// Free frames plus frames the kernel heap has grown by: the heap keeps what it grows (and
-/// reuses it), so only this sum must return to its baseline after a process ends.
-fn free_frames() -> usize {
-    mm::frame_stats().free + mm::heap::stats().frames_held() + mm::stack::table_frames()
-}
-
-/// Runs `name` to its end and returns its exit code and what it printed.
 fn run(name: &str, args: &str) -> (i32, alloc::string::String) {
-    console::start_capture();
-    let pid = task::spawn(name, args, 0).expect("spawn");
-    let code = task::wait(pid).expect("wait");
-    (code, console::take_capture())
+    herald::testing::run_program(name, args)
 }
 
 #[test_case]

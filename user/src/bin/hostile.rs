@@ -125,7 +125,7 @@ fn many_maps() -> i32 {
     // The quietest batch of each end: what the kernel costs, without the host's noise.
     let first = first_batches.iter().min().copied().unwrap_or(0) / BATCH;
     let last = last_batches.iter().min().copied().unwrap_or(0) / BATCH;
-    let per_refusal = if refused == 0 { 0 } else { refusal_cycles / refused };
+    let per_refusal = refusal_cycles.checked_div(refused).unwrap_or(0);
     let started = uptime_ms();
     // One call takes them all back: thousands of regions, freed in preemptible steps.
     let unmapped = unmap(lowest, mapped * PAGE);
@@ -179,7 +179,7 @@ fn bomb(depth: u32, fanout: u32) -> i32 {
 fn format_bomb_args(depth: u32, fanout: u32) -> ([u8; 32], usize) {
     let mut text = [0u8; 32];
     let mut len = 0;
-    for byte in b"bomb ".iter().copied().chain(digits(depth)).chain([b' ']).chain(digits(fanout)) {
+    for byte in b"bomb ".iter().copied().chain(digits(depth)).chain(*b" ").chain(digits(fanout)) {
         text[len] = byte;
         len += 1;
     }

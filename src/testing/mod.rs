@@ -22,10 +22,15 @@ impl<T: Fn()> Testable for T {
     }
 }
 
+#[cfg(target_os = "none")]
+mod programs;
+
 #[cfg(not(target_os = "none"))]
 pub use self::host::run_tests;
 #[cfg(target_os = "none")]
 pub use self::kernel::{conclude_expected_panic, panic_handler, run_tests};
+#[cfg(target_os = "none")]
+pub use self::programs::{free_frames, run_program};
 
 #[cfg(target_os = "none")]
 mod kernel {
