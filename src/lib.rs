@@ -32,6 +32,7 @@ pub mod shell;
 pub mod sync;
 pub mod task;
 pub mod testing;
+pub mod vocab;
 
 /// Herald's version, from `Cargo.toml`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -60,7 +61,7 @@ pub fn init(mut boot: arch::BootResources) {
     mm::init(&boot);
     arch::init_protection();
     task::init(boot.ramdisk);
-    security::init();
+    security::init(&task::PROCESS_FACTS);
     modules::init();
     arch::init_interrupts();
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);

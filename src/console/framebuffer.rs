@@ -6,38 +6,14 @@
 
 use noto_sans_mono_bitmap::{FontWeight, RasterHeight, get_raster, get_raster_width};
 
+pub use crate::vocab::{Geometry, PixelLayout};
+
 const FONT_WEIGHT: FontWeight = FontWeight::Regular;
 const FONT_HEIGHT: RasterHeight = RasterHeight::Size16;
 /// Drawn for characters the font lacks.
 const REPLACEMENT_CHARACTER: char = '\u{fffd}';
 /// Spaces per tab stop.
 const TAB_WIDTH_COLUMNS: usize = 8;
-
-/// Byte order of a pixel.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum PixelLayout {
-    /// Red, green, blue (then padding, if 4 bytes per pixel).
-    Rgb,
-    /// Blue, green, red (then padding).
-    Bgr,
-    /// One grey byte.
-    Gray,
-}
-
-/// Shape of a linear framebuffer.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub struct Geometry {
-    /// Visible width in pixels.
-    pub width_px: usize,
-    /// Visible height in pixels.
-    pub height_px: usize,
-    /// Pixels from the start of one line to the next (≥ `width_px`).
-    pub stride_px: usize,
-    /// Bytes per pixel.
-    pub bytes_per_pixel: usize,
-    /// Byte order within a pixel.
-    pub layout: PixelLayout,
-}
 
 /// Why a framebuffer cannot host a console.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]

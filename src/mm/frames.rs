@@ -8,34 +8,7 @@
 
 use core::{fmt, ops::Range};
 
-/// Size of a frame (and of a page).
-pub const FRAME_SIZE_BYTES: u64 = 4096;
-
-/// A 4 KiB physical frame, named by its start address.
-#[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-pub struct Frame(u64);
-
-impl Frame {
-    /// The frame starting at `address`, which must be frame aligned.
-    pub const fn from_start(address: u64) -> Option<Self> {
-        if address.is_multiple_of(FRAME_SIZE_BYTES) { Some(Self(address)) } else { None }
-    }
-
-    /// The frame's physical start address.
-    pub const fn start(self) -> u64 {
-        self.0
-    }
-
-    const fn number(self) -> u64 {
-        self.0 / FRAME_SIZE_BYTES
-    }
-}
-
-impl fmt::Display for Frame {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "frame {:#x}", self.0)
-    }
-}
+pub use crate::vocab::{FRAME_SIZE_BYTES, Frame};
 
 /// Why a frame operation was refused.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -129,7 +102,9 @@ impl FrameAllocator {
             let end = range.end.min(span.end) / FRAME_SIZE_BYTES * FRAME_SIZE_BYTES;
             let mut address = start;
             while address < end {
-                let index = allocator.index(Frame(address)).expect("inside span");
+                let index = allocator
+                    .index(Frame::from_start(address).expect("frame aligned"))
+                    .expect("inside span");
                 if allocator.mapping_counts[index] == UNMANAGED {
                     allocator.mapping_counts[index] = 0;
                     allocator.set_free_bit(index, true);
@@ -169,7 +144,9 @@ impl FrameAllocator {
                 self.set_free_bit(index, false);
                 self.mapping_counts[index] = 1;
                 self.stats.free -= 1;
-                return Some(Frame((self.first_frame_number + index as u64) * FRAME_SIZE_BYTES));
+                return Frame::from_start(
+                    (self.first_frame_number + index as u64) * FRAME_SIZE_BYTES,
+                );
             }
         }
         unreachable!("free count {} but no free bit", self.stats.free)

@@ -12,7 +12,7 @@ use super::{Policy, Processes, SpawnInfo};
 use crate::{
     abi,
     events::{Errno, MemoryRequest},
-    task::Pid,
+    vocab::Pid,
 };
 
 /// What one process may do.

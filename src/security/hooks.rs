@@ -9,7 +9,7 @@ use crate::{
     abi,
     arch::IrqMutex,
     events::{BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, Verdict},
-    task::{self, Pid},
+    vocab::Pid,
 };
 
 /// Denials kept for the shell's `policy` command.
@@ -41,16 +41,22 @@ pub fn recent_denials() -> Vec<Denial> {
     RECENT.lock().iter().cloned().collect()
 }
 
-struct ProcessTable;
+/// The process facts policies consult, installed by the boot code (the task layer answers
+/// them; security sits below it and does not import it).
+static PROCESSES: spin::Once<&'static (dyn Processes + Sync)> = spin::Once::new();
 
-impl Processes for ProcessTable {
-    fn exists(&self, pid: Pid) -> bool {
-        task::is_alive(pid)
+/// The installed process facts; before installation, no process exists.
+fn processes() -> &'static dyn Processes {
+    struct NoProcesses;
+    impl Processes for NoProcesses {
+        fn exists(&self, _pid: Pid) -> bool {
+            false
+        }
+        fn owner_of(&self, _space: SpaceId) -> Option<Pid> {
+            None
+        }
     }
-
-    fn owner_of(&self, space: SpaceId) -> Option<Pid> {
-        task::owner_of_space(space)
-    }
+    PROCESSES.get().map_or(&NoProcesses, |facts| *facts)
 }
 
 /// Records a denial: counted, logged, kept for the shell, and announced as a `policy-denied`
@@ -74,7 +80,7 @@ fn on_syscall(event: &Event, _reply: &mut Reply) -> Verdict {
     if pid == 0 || number >= abi::SYSCALL_COUNT {
         return Verdict::Continue;
     }
-    match ACTIVE.check_syscall(pid, number, args, &ProcessTable) {
+    match ACTIVE.check_syscall(pid, number, args, processes()) {
         Ok(()) => Verdict::Continue,
         Err(errno) => deny_syscall(pid, number, errno),
     }
@@ -90,7 +96,7 @@ fn deny_syscall(pid: Pid, number: u64, errno: Errno) -> Verdict {
 
 fn on_memory(event: &Event, _reply: &mut Reply) -> Verdict {
     let Event::Memory { pid, request } = *event else { return Verdict::Continue };
-    match ACTIVE.check_memory(pid, &request, &ProcessTable) {
+    match ACTIVE.check_memory(pid, &request, processes()) {
         Ok(()) => Verdict::Continue,
         Err(errno) => {
             let what = format!("{} of {}", request.operation(), request.target());
@@ -101,8 +107,10 @@ fn on_memory(event: &Event, _reply: &mut Reply) -> Verdict {
 }
 
 /// Puts the active policy in the security band and reports where it sits, like Linux's
-/// `lsm.debug`. Runs after mm and the scheduler have joined their chains.
-pub fn init() {
+/// `lsm.debug`; `facts` answers the policy's questions about processes. Runs after mm and the
+/// scheduler have joined their chains.
+pub fn init(facts: &'static (dyn Processes + Sync)) {
+    PROCESSES.call_once(|| facts);
     BUS.subscribe(EventKind::Syscall, ACTIVE.name(), Priority::SECURITY, on_syscall)
         .expect("the policy subscribes at boot")
         .keep_forever();

@@ -26,7 +26,7 @@ mod hooks;
 
 use crate::{
     events::{Errno, MemoryRequest},
-    task::Pid,
+    vocab::Pid,
 };
 
 #[cfg(not(any(
@@ -124,7 +124,7 @@ mod tests {
     use alloc::vec::Vec;
 
     use super::Processes;
-    use crate::{events::SpaceId, task::Pid};
+    use crate::{events::SpaceId, vocab::Pid};
 
     /// A process table for policy tests: pid `n` owns space `n`.
     pub(super) struct Table(Vec<Pid>);

@@ -4,7 +4,7 @@
 use super::{Policy, Processes, SpawnInfo};
 use crate::{
     events::{Errno, MemoryRequest},
-    task::Pid,
+    vocab::Pid,
 };
 
 /// Allows every request.

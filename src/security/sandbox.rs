@@ -11,7 +11,7 @@ use super::{Policy, Processes, SpawnInfo};
 use crate::{
     abi,
     events::{Errno, MemoryRequest},
-    task::Pid,
+    vocab::Pid,
 };
 
 const ALWAYS_ALLOWED: u64 = 1 << abi::SYS_EXIT;

@@ -13,12 +13,11 @@ mod syscalls;
 
 #[cfg(target_os = "none")]
 pub use self::process::{
-    KERNEL_ONLY_PROCESS_SLOTS, MAX_ARGS_LEN_BYTES, MAX_PROCESSES, ProcessInfo, SpawnError,
-    TIME_SLICE_TICKS, idle_step, init, is_alive, kill, owner_of_space, processes, programs,
-    push_input, ramdisk_file, spawn, spawn_image, spawn_withholding, take_input, wait,
+    KERNEL_ONLY_PROCESS_SLOTS, MAX_ARGS_LEN_BYTES, MAX_PROCESSES, PROCESS_FACTS, ProcessFacts,
+    ProcessInfo, SpawnError, TIME_SLICE_TICKS, idle_step, init, is_alive, kill, owner_of_space,
+    processes, programs, push_input, ramdisk_file, spawn, spawn_image, spawn_withholding,
+    take_input, wait,
 };
 #[cfg(target_os = "none")]
 pub use self::syscalls::{MAX_IO_BYTES_PER_CALL, MAX_POLL_RECORDS, MAX_SUBSCRIPTIONS};
-
-/// A process id. 0 is the kernel (the idle task); processes count up from 1.
-pub type Pid = u32;
+pub use crate::vocab::Pid;

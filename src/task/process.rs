@@ -807,6 +807,22 @@ pub fn owner_of_space(space: SpaceId) -> Option<Pid> {
     live.find(|task| task.space == space).map(|task| task.pid)
 }
 
+/// What security policies may ask about processes, answered from the process table.
+pub struct ProcessFacts;
+
+/// The process facts the boot code hands to the security layer.
+pub static PROCESS_FACTS: ProcessFacts = ProcessFacts;
+
+impl security::Processes for ProcessFacts {
+    fn exists(&self, pid: Pid) -> bool {
+        is_alive(pid)
+    }
+
+    fn owner_of(&self, space: SpaceId) -> Option<Pid> {
+        owner_of_space(space)
+    }
+}
+
 /// Outcome of looking for an ended child.
 pub(super) enum Reaped {
     /// This child ended with this code; its entry is gone.

@@ -9,7 +9,7 @@ use bootloader_api::{
     info::{FrameBuffer, MemoryRegion, MemoryRegionKind, PixelFormat},
 };
 
-use crate::console::framebuffer::{Geometry, PixelLayout};
+use crate::vocab::{Geometry, PixelLayout};
 
 /// Kernel stack size requested from the loader. Test kernels format panics and run deep
 /// recursion tests on it, so it is larger than the loader's 80 KiB default.

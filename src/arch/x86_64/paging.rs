@@ -21,7 +21,7 @@ use ::x86_64::{
     },
 };
 
-use crate::{events::Protection, mm::Frame};
+use crate::{events::Protection, vocab::Frame};
 
 /// Where user programs live: the canonical lower half without its first page, so a null
 /// pointer never maps, and without its last page, so the instruction after a `syscall` is
