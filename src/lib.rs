@@ -62,7 +62,7 @@ pub fn init(mut boot: arch::BootResources) {
     arch::init_protection();
     task::init(boot.ramdisk);
     security::init(&task::PROCESS_FACTS);
-    modules::init();
+    modules::init(drivers::DRIVERS);
     arch::init_interrupts();
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
     BOOT_COMPLETE_TIMESTAMP

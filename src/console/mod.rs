@@ -1,6 +1,8 @@
 //! Kernel text output: `print!`/`println!` to COM1 and, when present, the framebuffer.
 
 pub mod framebuffer;
+#[cfg(target_os = "none")]
+pub mod input;
 
 #[cfg(target_os = "none")]
 mod output;

@@ -9,6 +9,7 @@ use pc_keyboard::{DecodedKey, HandleControl, Keyboard, ScancodeSet1, layouts::Us
 
 use crate::{
     arch::{IrqMutex, ps2},
+    console::input,
     events::OverflowPolicy,
     modules::{Module, ModuleError, Registrar},
 };
@@ -35,7 +36,7 @@ impl KeyboardDriver {
         let decoder = decoder.get_or_insert_with(|| {
             Keyboard::new(ScancodeSet1::new(), Us104Key, HandleControl::MapLettersToUnicode)
         });
-        while crate::shell::has_room() {
+        while input::has_room() {
             let Some(scancode) = ps2::read_scancode() else { break };
             self.scancodes.fetch_add(1, Ordering::Relaxed);
             let Ok(Some(event)) = decoder.add_byte(scancode) else { continue };
@@ -43,7 +44,7 @@ impl KeyboardDriver {
                 let mut utf8 = [0; 4];
                 for &byte in character.encode_utf8(&mut utf8).as_bytes() {
                     self.characters.fetch_add(1, Ordering::Relaxed);
-                    crate::shell::feed(byte);
+                    input::feed(byte);
                 }
             }
         }
@@ -60,6 +61,7 @@ impl Module for KeyboardDriver {
     }
 
     fn init(&'static self, registrar: &mut Registrar) -> Result<(), ModuleError> {
+        input::register_source(|| DRIVER.drain());
         registrar.subscribe_irq_line(
             ps2::KEYBOARD_IRQ_LINE,
             QUEUE_CAPACITY,

@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{
     arch::serial,
+    console::input,
     events::OverflowPolicy,
     modules::{Module, ModuleError, Registrar},
 };
@@ -26,10 +27,10 @@ impl SerialDriver {
     /// Moves bytes from the UART into the console buffer while it has room; the rest stay in
     /// the UART (and QEMU's backend), so nothing is lost.
     pub(super) fn drain(&self) {
-        while crate::shell::has_room() {
+        while input::has_room() {
             let Some(byte) = serial::read_byte() else { break };
             self.received.fetch_add(1, Ordering::Relaxed);
-            crate::shell::feed(byte);
+            input::feed(byte);
         }
     }
 }
@@ -44,6 +45,7 @@ impl Module for SerialDriver {
     }
 
     fn init(&'static self, registrar: &mut Registrar) -> Result<(), ModuleError> {
+        input::register_source(|| DRIVER.drain());
         registrar.subscribe_irq_line(
             serial::COM1_IRQ_LINE,
             QUEUE_CAPACITY,

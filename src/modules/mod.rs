@@ -162,9 +162,9 @@ fn start(module: &'static dyn Module, is_driver: bool) {
     LOADED.lock().push(Loaded { module, is_driver, subscriptions, error });
 }
 
-/// Starts every driver, then every module.
-pub fn init() {
-    for driver in crate::drivers::DRIVERS {
+/// Starts every driver in `drivers`, then every module.
+pub fn init(drivers: &[&'static dyn Module]) {
+    for driver in drivers {
         start(*driver, true);
     }
     for module in MODULES {

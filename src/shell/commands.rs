@@ -133,7 +133,10 @@ fn queues() {
             queue.policy
         );
     }
-    println!("  console input waiting for the shell: {} bytes", super::session::waiting_bytes());
+    println!(
+        "  console input waiting for the shell: {} bytes",
+        crate::console::input::waiting_bytes()
+    );
     irq_lines();
 }
 

@@ -11,4 +11,4 @@ pub mod line;
 mod session;
 
 #[cfg(target_os = "none")]
-pub use self::session::{feed, has_room, run_pending, start, waiting_bytes};
+pub use self::session::{run_pending, start};

@@ -1,13 +1,11 @@
-//! The shell's session: the console input buffer, routing (foreground program or line
-//! editor), the prompt, and running commands.
+//! The shell's session: routing console input (to the foreground program or the line editor),
+//! the prompt, and running commands.
 //!
-//! Drivers only append bytes to a bounded buffer ([`feed`]) from their bottom halves; the idle
-//! task processes them ([`run_pending`]) — echo, editing, commands that may take seconds —
-//! outside any deferred handler's watchdog budget. Nothing is dropped: a driver stops reading
-//! its device while the buffer is full (the device and QEMU hold the rest), and the shell stops
-//! handing bytes to a program whose input queue is full.
+//! Drivers only append bytes to the console input from their bottom halves; the idle task
+//! processes them ([`run_pending`]) — echo, editing, commands that may take seconds — outside
+//! any deferred handler's watchdog budget. Nothing is dropped: the shell stops handing bytes to
+//! a program whose input queue is full, and leaves them in the console input.
 
-use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::{
@@ -16,6 +14,7 @@ use super::{
 };
 use crate::{
     arch::IrqMutex,
+    console::input,
     events::{BUS, Event, EventKind, OverflowPolicy, Priority},
     print, println,
     task::{self, Pid},
@@ -25,36 +24,10 @@ use crate::{
 const PROMPT: &str = "herald> ";
 /// Ctrl-C.
 const INTERRUPT: u8 = 0x03;
-/// Console input waiting for the shell; drivers hold back beyond this.
-const INPUT_CAPACITY_BYTES: usize = 64 * 1024;
-
-static INPUT: IrqMutex<VecDeque<u8>> = IrqMutex::new(VecDeque::new());
 static EDITOR: IrqMutex<LineEditor> = IrqMutex::new(LineEditor::new());
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// The program running in the foreground (0: none).
 static FOREGROUND: AtomicU32 = AtomicU32::new(0);
-
-/// Console input bytes waiting for the shell.
-pub fn waiting_bytes() -> usize {
-    INPUT.lock().len()
-}
-
-/// Whether the console input buffer can take another byte. Drivers read their device only
-/// while it can.
-pub fn has_room() -> bool {
-    INPUT.lock().len() < INPUT_CAPACITY_BYTES
-}
-
-/// Appends one byte of console input (from a driver's bottom half). Returns `false`, taking
-/// nothing, if the buffer is full; the driver keeps the byte in its device.
-pub fn feed(byte: u8) -> bool {
-    let mut input = INPUT.lock();
-    if input.len() >= INPUT_CAPACITY_BYTES {
-        return false;
-    }
-    input.push_back(byte);
-    true
-}
 
 /// Prints the greeting and prompt; from now on the idle task runs the shell.
 pub fn start() {
@@ -82,11 +55,7 @@ fn on_process_exited(event: &Event) {
         let code = task::wait(pid).unwrap_or(-1);
         println!("[pid {pid} exited with code {code}]");
         print!("{PROMPT}");
-        let unread = task::take_input();
-        let mut input = INPUT.lock();
-        for byte in unread.into_iter().rev() {
-            input.push_front(byte);
-        }
+        input::give_back(&task::take_input());
     }
 }
 
@@ -97,7 +66,7 @@ pub fn run_pending() {
         return;
     }
     loop {
-        let Some(byte) = INPUT.lock().front().copied() else { break };
+        let Some(byte) = input::peek() else { break };
         let foreground = FOREGROUND.load(Ordering::Acquire);
         if foreground != 0 {
             if byte == INTERRUPT {
@@ -107,14 +76,14 @@ pub fn run_pending() {
                 // The program's queue is full: leave the byte until it reads.
                 break;
             }
-            INPUT.lock().pop_front();
+            input::take();
             continue;
         }
-        INPUT.lock().pop_front();
+        input::take();
         edit(byte);
     }
     // Room again: let drivers take what their devices held back.
-    crate::drivers::poll_input();
+    input::room_made();
 }
 
 fn edit(byte: u8) {
