@@ -5,6 +5,7 @@
 //! Calling convention: `syscall` with the number in `rax` and arguments in `rdi`, `rsi`, `rdx`,
 //! `r10`, `r8`, `r9`; the result comes back in `rax`, a negative value being `-errno`. `rcx` and
 //! `r11` are clobbered (the CPU uses them), every other register is preserved.
+#![forbid(unsafe_code)]
 
 /// Reads console input into a buffer: `read(fd = 0, buf, len)` → bytes read (blocks until ≥ 1).
 pub const SYS_READ: u64 = 0;

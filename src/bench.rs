@@ -6,7 +6,6 @@
 
 use alloc::{boxed::Box, vec::Vec};
 use core::{
-    arch::asm,
     hint::black_box,
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -95,8 +94,7 @@ pub fn run() {
         crate::security::ACTIVE.name()
     );
     let calibration = hundredths_per_op(|| {
-        // SAFETY: two `nop`s: no registers, memory or flags touched.
-        unsafe { asm!("nop", "nop", options(nomem, nostack, preserves_flags)) };
+        arch::probes::two_nops();
     });
     row("calibration: 2-instruction block (expect 2)", calibration, None);
     row(
@@ -156,8 +154,7 @@ pub fn run() {
     row("BoundedQueue push + pop", enqueue_dequeue, None);
 
     let bare = hundredths_per_op(|| {
-        // SAFETY: this vector's gate is a lone `iretq`.
-        unsafe { asm!("int {v}", v = const arch::BARE_IRET_VECTOR) };
+        arch::probes::bare_interrupt();
     });
     let subscription = BUS
         .subscribe(EventKind::Irq, "bench-top-half", Priority::OWNER, |event, _| {
@@ -166,8 +163,7 @@ pub fn run() {
         })
         .ok();
     let irq = hundredths_per_op(|| {
-        // SAFETY: the software IRQ vector dispatches an Irq event and returns.
-        unsafe { asm!("int {v}", v = const arch::SOFTWARE_IRQ_VECTOR) };
+        arch::probes::raise_software_irq();
     });
     drop(subscription);
     row("int + bare iretq (baseline)", bare, None);

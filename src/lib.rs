@@ -81,10 +81,6 @@ pub fn boot_complete_timestamp() -> u64 {
     BOOT_COMPLETE_TIMESTAMP.load(core::sync::atomic::Ordering::Relaxed)
 }
 
-/// Deliveries the idle task makes before checking again whether to sleep.
-#[cfg(target_os = "none")]
-pub(crate) const DEFERRED_BUDGET_PER_ROUND: usize = 64;
-
 /// The kernel's idle task: runs deferred event handlers while any are waiting, then ready
 /// processes, then the shell's typed commands, and halts until the next interrupt when there
 /// is nothing to do. Interrupts are off

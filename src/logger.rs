@@ -1,4 +1,5 @@
 //! The `log` backend: timestamped records to the console, filtered by level.
+#![forbid(unsafe_code)]
 
 use log::{LevelFilter, Log, Metadata, Record};
 

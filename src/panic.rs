@@ -1,5 +1,6 @@
 //! What a kernel panic does: report message and location on every console, then stop QEMU with
 //! a failure status.
+#![forbid(unsafe_code)]
 
 use core::{
     panic::PanicInfo,

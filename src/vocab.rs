@@ -1,6 +1,7 @@
 //! The shared vocabulary: value types several rooms speak — process ids, physical frames, the
 //! shape of a framebuffer. Below every subsystem (and below `arch`), so no room imports one
 //! above it to name them. Plain data only.
+#![forbid(unsafe_code)]
 
 /// A process id. 0 is the kernel (the idle task); processes count up from 1.
 pub type Pid = u32;

@@ -16,10 +16,7 @@
 extern crate alloc;
 
 use alloc::sync::Arc;
-use core::{
-    arch::asm,
-    sync::atomic::{AtomicBool, AtomicU64, Ordering},
-};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use herald::{
     arch,
@@ -368,8 +365,7 @@ fn a_subscription_dropped_by_an_interrupt_mid_dispatch_is_not_called_in_that_dis
         })
         .expect("irq subscriber");
     let (bus, _raiser) = chain_with_victim(|_, _| {
-        // SAFETY: the software IRQ vector dispatches an Irq event for line 16 and returns.
-        unsafe { asm!("int {v}", v = const arch::SOFTWARE_IRQ_VECTOR) };
+        arch::probes::raise_software_irq();
         Verdict::Continue
     });
     bus.dispatch(&Event::Timer { tick: 1 }, &mut Reply::new());

@@ -11,10 +11,7 @@
 extern crate alloc;
 
 use alloc::{sync::Arc, vec::Vec};
-use core::{
-    arch::asm,
-    sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
-};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use herald::{
     arch,
@@ -29,8 +26,7 @@ herald::test_kernel!();
 
 fn raise_software_line(times: u64) {
     for _ in 0..times {
-        // SAFETY: the software IRQ vector dispatches an Irq event for line 16 and returns.
-        unsafe { asm!("int {v}", v = const arch::SOFTWARE_IRQ_VECTOR) };
+        arch::probes::raise_software_irq();
     }
 }
 

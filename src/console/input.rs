@@ -14,7 +14,10 @@ const CAPACITY_BYTES: usize = 64 * 1024;
 const MAX_SOURCES: usize = 4;
 
 static BYTES: IrqMutex<VecDeque<u8>> = IrqMutex::new(VecDeque::new());
-static SOURCES: IrqMutex<[Option<fn()>; MAX_SOURCES]> = IrqMutex::new([None; MAX_SOURCES]);
+/// A source's drain: reads what its device held back, while there is room.
+type Drain = fn();
+
+static SOURCES: IrqMutex<[Option<Drain>; MAX_SOURCES]> = IrqMutex::new([None; MAX_SOURCES]);
 
 /// Bytes waiting for the shell.
 pub fn waiting_bytes() -> usize {
@@ -57,7 +60,7 @@ pub fn give_back(bytes: &[u8]) {
 
 /// Registers `drain`, which reads a source's held-back bytes with [`feed`] while there is room.
 /// Returns `false` if [`MAX_SOURCES`] are registered already.
-pub fn register_source(drain: fn()) -> bool {
+pub fn register_source(drain: Drain) -> bool {
     let mut sources = SOURCES.lock();
     let Some(slot) = sources.iter_mut().find(|slot| slot.is_none()) else { return false };
     *slot = Some(drain);

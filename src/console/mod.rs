@@ -1,4 +1,5 @@
 //! Kernel text output: `print!`/`println!` to COM1 and, when present, the framebuffer.
+#![forbid(unsafe_code)]
 
 pub mod framebuffer;
 #[cfg(target_os = "none")]

@@ -3,6 +3,7 @@
 //! chatty device is paced by its driver) and feeds what it reads into the console input, where
 //! it registers to be asked again once the reader has made room. Drivers are modules
 //! (`modules::Module`) started before all others.
+#![forbid(unsafe_code)]
 
 mod keyboard;
 mod serial;

@@ -6,6 +6,7 @@
 //! A module subscribes only through its [`Registrar`], which names every subscription after
 //! the module and keeps it: the `modules` shell command lists what each module joined, and a
 //! module whose `init` fails has everything it subscribed dropped again.
+#![forbid(unsafe_code)]
 
 use alloc::{format, string::String, vec::Vec};
 use core::fmt;

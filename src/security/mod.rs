@@ -13,6 +13,7 @@
 //! Select a policy with a cargo feature, exactly one of `policy-permissive`,
 //! `policy-capability` (the default) and `policy-sandbox`:
 //! `cargo run --no-default-features --features policy-sandbox`.
+#![forbid(unsafe_code)]
 
 #[cfg(any(test, feature = "policy-capability"))]
 pub mod capability;

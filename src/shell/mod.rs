@@ -3,6 +3,7 @@
 //! goes to the program (`read` on fd 0) and Ctrl-C ends it; otherwise the line editor collects
 //! a command line and the shell runs it. Commands run in the idle task, never in interrupt
 //! context.
+#![forbid(unsafe_code)]
 
 #[cfg(target_os = "none")]
 mod commands;

@@ -65,8 +65,7 @@ pub fn run_pending() {
     if !STARTED.load(Ordering::Acquire) {
         return;
     }
-    loop {
-        let Some(byte) = input::peek() else { break };
+    while let Some(byte) = input::peek() {
         let foreground = FOREGROUND.load(Ordering::Acquire);
         if foreground != 0 {
             if byte == INTERRUPT {

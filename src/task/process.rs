@@ -33,6 +33,8 @@ const KERNEL_STACK_SIZE_BYTES: u64 = 32 * 1024;
 /// logic's simplicity) and its size; a guard page lies below it.
 const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
 const USER_STACK_SIZE_BYTES: u64 = 256 * 1024;
+/// Deferred deliveries the idle task makes before checking again whether to sleep.
+const DEFERRED_BUDGET_PER_ROUND: usize = 64;
 /// Longest a process keeps the CPU while deferred work (input, bottom halves) waits.
 const DEFERRED_LATENCY_MS: u64 = 10;
 /// Largest argument string a program gets.
@@ -857,7 +859,7 @@ pub fn idle_step() {
     cpu::disable_interrupts();
     if BUS.has_deferred_work() {
         cpu::enable_interrupts();
-        BUS.run_deferred(crate::DEFERRED_BUDGET_PER_ROUND);
+        BUS.run_deferred(DEFERRED_BUDGET_PER_ROUND);
         return;
     }
     let ready = !SCHEDULER.lock().ready.is_empty();

@@ -3,6 +3,7 @@
 //!
 //! Both print `name ... ok` per test and close with `N passed, M failed`, the line
 //! `cargo xtask test` adds up.
+#![forbid(unsafe_code)]
 
 /// A test the harness can run and name.
 pub trait Testable {

@@ -10,6 +10,7 @@ pub mod paging;
 mod pic;
 mod pit;
 mod port;
+pub mod probes;
 pub mod ps2;
 pub mod qemu;
 pub mod serial;

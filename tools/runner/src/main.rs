@@ -68,7 +68,7 @@ fn run() -> Result<ExitCode, String> {
         Ok("uefi") => Firmware::Uefi,
         Ok(other) => return Err(format!("HERALD_BOOT={other:?}: expected `bios` or `uefi`")),
     };
-    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repository = repository_root();
     let ramdisk = ramdisk::build(&repository, &kernel)?;
     let image = build_image(&without_debug_info(&kernel), &ramdisk, firmware)?;
 
@@ -115,6 +115,19 @@ fn run() -> Result<ExitCode, String> {
         None
     };
     wait_for_verdict(child, timeout, is_test, &kernel)
+}
+
+/// The checkout being built: the nearest directory above the runner's `CARGO_MANIFEST_DIR`
+/// that holds `user/`. `cargo run` (in `qemu-runner.sh`) sets that variable at run time; the
+/// path compiled in is only the fallback, so a copy of the checkout never builds into the
+/// original's directories.
+fn repository_root() -> PathBuf {
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join("user/Cargo.toml").exists())
+        .map_or_else(|| manifest_dir.join("../.."), Path::to_path_buf)
 }
 
 /// Returns a copy of `kernel` without debug sections, made with the toolchain's `llvm-objcopy`

@@ -5,6 +5,7 @@
 //! `test` runs every test suite and exits non-zero if any test fails, any suite fails to build,
 //! or any test kernel hangs (the runner kills it and reports a failure).
 
+mod boundaries;
 mod sessions;
 
 use std::{
@@ -201,12 +202,14 @@ fn bench() -> ExitCode {
     if all_succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
+/// The checkout this run belongs to. `cargo run` sets `CARGO_MANIFEST_DIR` (tools/xtask) at run
+/// time; the path compiled in is only the fallback, so a copy of the checkout never works on
+/// the original.
 fn repository_root() -> PathBuf {
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     // tools/xtask → repository root.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .map_or_else(|| ".".into(), Path::to_path_buf)
+    manifest_dir.ancestors().nth(2).map_or_else(|| ".".into(), Path::to_path_buf)
 }
 
 fn test() -> ExitCode {
