@@ -34,6 +34,17 @@ pub struct FramebufferConsole {
     rows: usize,
     column: usize,
     row: usize,
+    /// Inside an escape sequence: `Some(parameter)` after `ESC [`.
+    escape: Escape,
+}
+
+/// The ANSI sequences the shell's line editor sends (ECMA-48 CSI `n D`, `n C`, `K`); any other
+/// CSI sequence is read and ignored, never drawn.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Escape {
+    None,
+    Started,
+    Csi { parameter: usize },
 }
 
 impl FramebufferConsole {
@@ -62,6 +73,7 @@ impl FramebufferConsole {
             rows,
             column: 0,
             row: 0,
+            escape: Escape::None,
         };
         console.visible_bytes_mut().fill(0);
         Ok(console)
@@ -85,6 +97,35 @@ impl FramebufferConsole {
     }
 
     fn write_char(&mut self, character: char) {
+        match (self.escape, character) {
+            (Escape::None, '\u{1b}') => {
+                self.escape = Escape::Started;
+                return;
+            }
+            (Escape::None, _) => {}
+            (Escape::Started, '[') => {
+                self.escape = Escape::Csi { parameter: 0 };
+                return;
+            }
+            (Escape::Started, _) => {
+                self.escape = Escape::None;
+                return;
+            }
+            (Escape::Csi { parameter }, digit @ '0'..='9') => {
+                let value = digit as usize - '0' as usize;
+                let parameter =
+                    parameter.saturating_mul(10).saturating_add(value).min(self.columns);
+                self.escape = Escape::Csi { parameter };
+                return;
+            }
+            // Other parameter and intermediate bytes (`;`, `?`, ...): still inside.
+            (Escape::Csi { .. }, '\u{20}'..='\u{3f}') => return,
+            (Escape::Csi { parameter }, final_byte) => {
+                self.escape = Escape::None;
+                self.control_sequence(final_byte, parameter.max(1));
+                return;
+            }
+        }
         match character {
             '\n' => self.new_line(),
             '\r' => self.column = 0,
@@ -102,6 +143,19 @@ impl FramebufferConsole {
             }
             c if c.is_control() => {}
             c => self.draw_glyph(c),
+        }
+    }
+
+    fn control_sequence(&mut self, command: char, count: usize) {
+        match command {
+            'D' => self.column = self.column.saturating_sub(count),
+            'C' => self.column = (self.column + count).min(self.columns.saturating_sub(1)),
+            'K' => {
+                for column in self.column..self.columns {
+                    self.clear_cell(column, self.row);
+                }
+            }
+            _ => {}
         }
     }
 
@@ -282,6 +336,20 @@ mod tests {
         assert_eq!(lit_prefix(&console, rows - 3), rows);
         assert_eq!(lit_prefix(&console, rows - 2), 0);
         assert_eq!(lit_prefix(&console, rows - 1), 0);
+    }
+
+    #[test_case]
+    fn the_line_editors_cursor_sequences_move_and_erase_without_drawing() {
+        let mut console = console(80, 32);
+        console.write_str("abcd\u{1b}[2D");
+        assert_eq!(console.cursor(), (2, 0));
+        console.write_str("\u{1b}[K");
+        assert!(
+            console.cell_is_lit(1, 0) && !console.cell_is_lit(2, 0) && !console.cell_is_lit(3, 0)
+        );
+        console.write_str("\u{1b}[1C\u{1b}[?25l\u{1b}[1;5D");
+        assert_eq!(console.cursor(), (0, 0), "one right, then five left stops at the edge");
+        assert!(!console.cell_is_lit(4, 0), "no sequence drew a glyph");
     }
 
     #[test_case]

@@ -5,7 +5,7 @@
 use alloc::{format, string::String};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use pc_keyboard::{DecodedKey, HandleControl, Keyboard, ScancodeSet1, layouts::Us104Key};
+use pc_keyboard::{DecodedKey, HandleControl, KeyCode, Keyboard, ScancodeSet1, layouts::Us104Key};
 
 use crate::{
     arch::{IrqMutex, ps2},
@@ -40,14 +40,45 @@ impl KeyboardDriver {
             let Some(scancode) = ps2::read_scancode() else { break };
             self.scancodes.fetch_add(1, Ordering::Relaxed);
             let Ok(Some(event)) = decoder.add_byte(scancode) else { continue };
-            if let Some(DecodedKey::Unicode(character)) = decoder.process_keyevent(event) {
-                let mut utf8 = [0; 4];
-                for &byte in character.encode_utf8(&mut utf8).as_bytes() {
-                    self.characters.fetch_add(1, Ordering::Relaxed);
-                    input::feed(byte);
+            match decoder.process_keyevent(event) {
+                // pc-keyboard gives the Delete key as DEL, which terminals send for Backspace
+                // (Backspace itself decodes to BS): send what a terminal's Delete sends.
+                Some(DecodedKey::Unicode('\u{7f}')) => {
+                    for &byte in terminal_sequence(KeyCode::Delete) {
+                        input::feed(byte);
+                    }
                 }
+                Some(DecodedKey::Unicode(character)) => {
+                    let mut utf8 = [0; 4];
+                    for &byte in character.encode_utf8(&mut utf8).as_bytes() {
+                        self.characters.fetch_add(1, Ordering::Relaxed);
+                        input::feed(byte);
+                    }
+                }
+                // Keys without a character reach the shell as a terminal sends them.
+                Some(DecodedKey::RawKey(key)) => {
+                    for &byte in terminal_sequence(key) {
+                        input::feed(byte);
+                    }
+                }
+                None => {}
             }
         }
+    }
+}
+
+/// What a VT100-style terminal sends for `key` (ECMA-48 cursor keys, the VT220 editing keys),
+/// or nothing.
+fn terminal_sequence(key: KeyCode) -> &'static [u8] {
+    match key {
+        KeyCode::ArrowUp => b"\x1b[A",
+        KeyCode::ArrowDown => b"\x1b[B",
+        KeyCode::ArrowRight => b"\x1b[C",
+        KeyCode::ArrowLeft => b"\x1b[D",
+        KeyCode::Home => b"\x1b[H",
+        KeyCode::End => b"\x1b[F",
+        KeyCode::Delete => b"\x1b[3~",
+        _ => b"",
     }
 }
 

@@ -14,6 +14,18 @@ use crate::{
     task::{self, Pid},
 };
 
+/// The words Tab may complete at a word whose line so far is `before`: a command name first,
+/// then a program for `run`, an event kind for `chains`.
+pub(super) fn completions(before: &str) -> Vec<String> {
+    let words: Vec<&str> = before.split_whitespace().collect();
+    match words.as_slice() {
+        [] => COMMANDS.iter().map(|(name, _, _)| String::from(*name)).collect(),
+        ["run"] => task::programs().into_iter().map(String::from).collect(),
+        ["chains"] => EventKind::ALL.iter().map(|kind| String::from(kind.name())).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Every command: name, arguments, what it does (printed by `help`).
 const COMMANDS: &[(&str, &str, &str)] = &[
     ("help", "", "this list"),

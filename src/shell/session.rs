@@ -91,11 +91,17 @@ fn edit(byte: u8) {
         print!("^C\n{PROMPT}");
         return;
     }
-    let edit = EDITOR.lock().feed(byte);
+    let edit = EDITOR.lock().feed(byte, &commands::completions);
     match edit {
         Edit::Nothing => {}
         Edit::Echo(byte) => print!("{}", char::from(byte)),
         Edit::Erase => print!("\u{8} \u{8}"),
+        Edit::Show(text) => print!("{text}"),
+        Edit::Candidates(words) => {
+            println!();
+            println!("{}", words.join("  "));
+            print!("{PROMPT}{}", EDITOR.lock().redraw());
+        }
         Edit::TooLong => {
             println!();
             println!("error: line longer than {} characters; ignored", line::MAX_LINE_LEN_BYTES);

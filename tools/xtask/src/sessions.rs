@@ -110,6 +110,26 @@ fn sessions() -> Vec<Session> {
             forbid: &["error:", "panicked"],
         },
         Session {
+            name: "up_arrow_recalls_tab_completes_and_the_cursor_edits_inside_a_line",
+            // Up runs `uptime` again; Tab completes `hel` to `help`; `pz`, Left, `s`, Delete
+            // makes `ps`.
+            input: Input::Serial(b"uptime\n\x1b[A\nhel\t\npz\x1b[Ds\x1b[3~\npoweroff\n".to_vec()),
+            expect: &[
+                "herald> uptime",
+                "up ",
+                "herald> uptime",
+                "up ",
+                "herald> help",
+                "this list",
+                // The raw stream: `pz`, back one, `sz` redrawn, erase, back, erase (a
+                // terminal shows `ps`); then `ps`'s table.
+                "herald> pz\x1b[1Dsz\x1b[K\x1b[1D\x1b[K",
+                "pid parent",
+                "powering off",
+            ],
+            forbid: &["error:", "panicked", "[A"],
+        },
+        Session {
             name: "bad_input_gets_one_line_errors_and_the_shell_survives",
             input: Input::Serial(bad_input()),
             expect: &[
@@ -187,8 +207,18 @@ fn sessions() -> Vec<Session> {
         },
         Session {
             name: "the_keyboard_drives_the_shell",
-            input: Input::Keys("u p t i m e ret p o w e r o f f ret"),
-            expect: &["herald> uptime", "up ", "herald> poweroff", "powering off"],
+            // Up recalls `uptime`; Left, then Delete of the `e`, then `e` again, runs it once more.
+            input: Input::Keys("u p t i m e ret up ret up left delete e ret p o w e r o f f ret"),
+            expect: &[
+                "herald> uptime",
+                "up ",
+                "herald> uptime",
+                "up ",
+                "herald> uptime",
+                "up ",
+                "herald> poweroff",
+                "powering off",
+            ],
             forbid: &["error:", "panicked"],
         },
     ]
