@@ -21,10 +21,12 @@ impl Log for ConsoleLogger {
         }
         let uptime_ms = arch::milliseconds();
         let (seconds, milliseconds) = (uptime_ms / 1000, uptime_ms % 1000);
+        // The room, not the module path: `herald::security::hooks` prints as `security`.
+        let target = record.target();
+        let room = target.split("::").nth(1).unwrap_or(target);
         crate::println!(
-            "[{seconds:5}.{milliseconds:03}] {:5} {}: {}",
+            "[{seconds:5}.{milliseconds:03}] {:5} {room}: {}",
             record.level(),
-            record.target(),
             record.args()
         );
     }

@@ -96,6 +96,12 @@ fn a_process_changing_a_strangers_page_tables_is_decided_by_the_policy() {
     assert_eq!(code, EXPECTED.intruder_code, "policy {}", ACTIVE.name());
     assert_eq!(security::denial_count() - denials_before, EXPECTED.denials);
     assert_eq!(denied_events.load(Ordering::Relaxed), EXPECTED.denials, "one audit event each");
+    // Denied calls are named, not numbered only (`policy` and the log print these).
+    for denial in security::recent_denials().iter().rev().take(EXPECTED.denials as usize) {
+        let named =
+            ["(kill)", "(share)", "share of "].iter().any(|name| denial.what.contains(name));
+        assert!(named, "denial without a name: {}", denial.what);
+    }
     // The intruder's own map always reaches mm; its share only if the policy let it through.
     let served = mm_memory_hits() - mm_before;
     assert_eq!(served, if EXPECTED.shared { 2 } else { 1 });

@@ -275,7 +275,8 @@ impl Bus {
             let mode = if info.deferred_queue.is_some() { "deferred" } else { "immediate" };
             let _ = write!(
                 text,
-                "  {position:2}. {:<14} {:<24} {:<9} hits {:>8}  instructions {:>10}",
+                // Time-stamp counter cycles: guest instructions only under `-icount`.
+                "  {position:2}. {:<14} {:<24} {:<9} hits {:>8}  tsc cycles {:>10}",
                 info.priority.to_string(),
                 info.name,
                 mode,

@@ -62,7 +62,7 @@ pub(super) fn kernel_root() -> Frame {
 pub(super) fn release_or_report(frame: Frame) {
     if let Err(error) = super::physical::release_frame(frame) {
         BAD_RELEASES.fetch_add(1, Ordering::Relaxed);
-        log::error!("mm: {error}");
+        log::error!("{error}");
     }
 }
 
@@ -118,7 +118,7 @@ fn on_page_fault(event: &Event, reply: &mut Reply) -> Verdict {
     }
     if from_user || resolution == space::FaultResolution::Guard {
         log::warn!(
-            "mm: {} of {address:#x} at rip {rip:#x} in {}: {}",
+            "{} of {address:#x} at rip {rip:#x} in {}: {}",
             access_name(access),
             space::current(),
             match resolution {

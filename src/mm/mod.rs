@@ -49,11 +49,11 @@ pub(crate) fn init(boot: &crate::arch::BootResources) {
     handlers::subscribe();
     let audit = crate::arch::paging::audit_active();
     if audit.writable_executable_bytes != 0 || audit.user_half_bytes != 0 {
-        log::error!("mm: kernel page table breaks its rules: {audit:?}");
+        log::error!("kernel page table breaks its rules: {audit:?}");
     }
     let stats = frame_stats();
     log::info!(
-        "mm: {} MiB usable, {} frames free; heap grows on demand",
+        "{} MiB usable, {} frames free; heap grows on demand",
         stats.total as u64 * FRAME_SIZE_BYTES / (1024 * 1024),
         stats.free
     );

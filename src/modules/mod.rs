@@ -173,7 +173,7 @@ pub fn init(drivers: &[&'static dyn Module]) {
     }
     let loaded = LOADED.lock();
     let names: Vec<&str> = loaded.iter().map(|l| l.module.name()).collect();
-    log::info!("modules: {}", names.join(", "));
+    log::info!("{}", names.join(", "));
 }
 
 /// Every started module and driver.

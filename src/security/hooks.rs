@@ -90,7 +90,8 @@ fn on_syscall(event: &Event, _reply: &mut Reply) -> Verdict {
 #[cold]
 #[inline(never)]
 fn deny_syscall(pid: Pid, number: u64, errno: Errno) -> Verdict {
-    audit(pid, EventKind::Syscall, format!("system call {number}"), errno);
+    let name = abi::syscall_name(number);
+    audit(pid, EventKind::Syscall, format!("system call {number} ({name})"), errno);
     Verdict::Deny(errno)
 }
 
@@ -117,10 +118,10 @@ pub fn init(facts: &'static (dyn Processes + Sync)) {
     BUS.subscribe(EventKind::Memory, ACTIVE.name(), Priority::SECURITY, on_memory)
         .expect("the policy subscribes at boot")
         .keep_forever();
-    log::info!("security: policy {} ({})", ACTIVE.name(), ACTIVE.summary());
+    log::info!("policy {} ({})", ACTIVE.name(), ACTIVE.summary());
     for kind in [EventKind::Syscall, EventKind::Memory] {
         for line in BUS.describe_chain(kind).lines() {
-            log::info!("security: {line}");
+            log::info!("{line}");
         }
     }
 }

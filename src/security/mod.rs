@@ -15,13 +15,6 @@
 //! `cargo run --no-default-features --features policy-sandbox`.
 #![forbid(unsafe_code)]
 
-#[cfg(any(test, feature = "policy-capability"))]
-pub mod capability;
-#[cfg(any(test, feature = "policy-permissive"))]
-pub mod permissive;
-#[cfg(any(test, feature = "policy-sandbox"))]
-pub mod sandbox;
-
 #[cfg(target_os = "none")]
 mod hooks;
 
@@ -29,26 +22,6 @@ use crate::{
     events::{Errno, MemoryRequest},
     vocab::Pid,
 };
-
-#[cfg(not(any(
-    feature = "policy-permissive",
-    feature = "policy-capability",
-    feature = "policy-sandbox"
-)))]
-compile_error!(
-    "no security policy selected: build with exactly one of `--features policy-permissive`, \
-     `policy-capability` (the default) or `policy-sandbox` (with `--no-default-features`)"
-);
-
-#[cfg(any(
-    all(feature = "policy-permissive", feature = "policy-capability"),
-    all(feature = "policy-permissive", feature = "policy-sandbox"),
-    all(feature = "policy-capability", feature = "policy-sandbox"),
-))]
-compile_error!(
-    "more than one security policy selected: pass `--no-default-features` and exactly one of \
-     `--features policy-permissive`, `policy-capability` or `policy-sandbox`"
-);
 
 /// What a policy learns when a process is created.
 #[derive(Clone, Copy, Debug)]
@@ -102,20 +75,48 @@ pub trait Policy: Sync {
     ) -> Result<(), Errno>;
 }
 
-/// The policy compiled into this kernel.
-#[cfg(feature = "policy-capability")]
-pub static ACTIVE: capability::Capability = capability::Capability::new();
-/// The policy compiled into this kernel.
-#[cfg(all(feature = "policy-permissive", not(feature = "policy-capability")))]
-pub static ACTIVE: permissive::Permissive = permissive::Permissive;
-/// The policy compiled into this kernel. (The `cfg`s give one `ACTIVE` even when features
-/// collide, so the `compile_error!` above is the only message.)
-#[cfg(all(
-    feature = "policy-sandbox",
-    not(feature = "policy-capability"),
-    not(feature = "policy-permissive")
-))]
-pub static ACTIVE: sandbox::Sandbox = sandbox::Sandbox::new();
+/// Declares the policies: for each, its cargo feature, its file (module) and how to build it.
+/// It generates the module declarations, [`ACTIVE`] (the one selected; the first listed if
+/// several are, so the check below is the only message) and the check that exactly one is.
+macro_rules! policies {
+    ($($feature:literal => $module:ident::$policy:ident = $build:expr;)*) => {
+        $(#[cfg(any(test, feature = $feature))] pub mod $module;)*
+
+        #[cfg(not(any($(feature = $feature),*)))]
+        compile_error!(concat!(
+            "no security policy selected: build with `--features` and one of:",
+            $(" ", $feature),*
+        ));
+
+        /// Policy features selected; exactly one must be.
+        const SELECTED_POLICIES: usize = 0 $(+ cfg!(feature = $feature) as usize)*;
+        const _: () = assert!(
+            SELECTED_POLICIES <= 1,
+            concat!(
+                "more than one security policy selected: pass `--no-default-features` and one of:",
+                $(" ", $feature),*
+            )
+        );
+
+        policies!(@active [] $($feature => $module::$policy = $build;)*);
+    };
+    (@active [$($taken:literal)*] $feature:literal => $module:ident::$policy:ident = $build:expr;
+        $($rest:tt)*) => {
+        /// The policy compiled into this kernel.
+        #[cfg(all(feature = $feature, not(any($(feature = $taken),*))))]
+        pub static ACTIVE: $module::$policy = $build;
+        policies!(@active [$($taken)* $feature] $($rest)*);
+    };
+    (@active [$($taken:literal)*]) => {};
+}
+
+// Add a policy: write `src/security/<name>.rs` (a type implementing `Policy`), add its line
+// here and its feature to Cargo.toml's `[features]`.
+policies! {
+    "policy-capability" => capability::Capability = capability::Capability::new();
+    "policy-permissive" => permissive::Permissive = permissive::Permissive;
+    "policy-sandbox" => sandbox::Sandbox = sandbox::Sandbox::new();
+}
 
 #[cfg(target_os = "none")]
 pub use self::hooks::{Denial, denial_count, init, on_exit, on_spawn, recent_denials};
