@@ -15,6 +15,7 @@ use alloc::{format, vec::Vec};
 use herald::{
     abi, arch,
     mm::space,
+    security::Policy as _,
     task::{self, SpawnError, elf::ElfError},
     testing::free_frames,
 };
@@ -34,6 +35,17 @@ fn hello_world_runs_in_ring_3_and_exits_with_its_code() {
     assert!(output.contains("args \"a b\""), "output: {output:?}");
     assert_eq!(free_frames(), free, "the process's frames all came back");
     assert_eq!(space::count(), 0);
+}
+
+#[test_case]
+fn the_readmes_first_program_runs_under_this_policy() {
+    let (code, output) = run("greet", "world");
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("hello, world"),
+        "policy {}: {output:?}",
+        herald::security::ACTIVE.name()
+    );
 }
 
 #[test_case]
@@ -74,7 +86,7 @@ fn every_system_call_check_passes_in_a_real_process() {
 fn cpu_bound_processes_share_the_cpu_fairly() {
     const PROCESSES: usize = 3;
     let deadline_ms = arch::ticks() * 1000 / u64::from(arch::TICK_HZ) + 600;
-    let args = format!("{deadline_ms}");
+    let args = format!("--until {deadline_ms}");
     let pids: Vec<_> =
         (0..PROCESSES).map(|_| task::spawn("spin", &args, 0).expect("spawn")).collect();
     let work: Vec<i32> = pids.iter().map(|&pid| task::wait(pid).expect("wait")).collect();

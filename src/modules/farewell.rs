@@ -35,6 +35,7 @@ impl Module for Farewell {
     }
 
     fn stats(&self) -> Option<String> {
-        Some(format!("{} processes seen off", self.seen.load(Ordering::Relaxed)))
+        let seen = self.seen.load(Ordering::Relaxed);
+        Some(format!("{seen} process{} seen off", if seen == 1 { "" } else { "es" }))
     }
 }

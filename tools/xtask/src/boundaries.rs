@@ -178,6 +178,17 @@ mod tests {
     }
 
     #[test]
+    fn the_readmes_first_program_is_the_one_in_the_tree() {
+        let readme = fs::read_to_string(repository().join("README.md")).expect("README.md");
+        let marker = "```rust\n// user/src/bin/greet.rs\n";
+        let start = readme.find(marker).expect("the README shows greet.rs") + marker.len();
+        let shown = &readme[start..start + readme[start..].find("```").expect("closed block")];
+        let file =
+            fs::read_to_string(repository().join("user/src/bin/greet.rs")).expect("greet.rs");
+        assert_eq!(shown, file, "README's greet.rs differs from user/src/bin/greet.rs");
+    }
+
+    #[test]
     fn the_reference_scanner_reads_both_import_forms() {
         let code = "use crate::{arch::{self, paging}, events::BUS}; let x = crate::mm::space::f();";
         assert_eq!(crate_references(code), ["arch", "events", "mm"]);

@@ -1,12 +1,24 @@
-//! CPU-bound: counts loop iterations until uptime reaches the deadline (ms) in its argument,
-//! and exits with the count in thousands, so a test can compare processes' shares of the CPU.
+//! CPU-bound: counts loop iterations for a while and exits with the count in thousands, so a
+//! test can compare processes' shares of the CPU.
+//!
+//! Arguments: `MS` runs for MS milliseconds from its start (`run spin 2000`); `--until MS`
+//! runs until uptime reaches MS, so processes started one after another stop together.
 #![no_std]
 #![no_main]
 
-use herald_user::uptime_ms;
+use herald_user::{println, uptime_ms};
 
 fn main(args: &str) -> i32 {
-    let deadline: u64 = args.trim().parse().unwrap_or(0);
+    let mut words = args.split_whitespace();
+    let deadline = match (words.next(), words.next()) {
+        (Some("--until"), Some(ms)) => ms.parse().ok(),
+        (Some(ms), None) => ms.parse().ok().map(|duration: u64| uptime_ms() + duration),
+        _ => None,
+    };
+    let Some(deadline) = deadline else {
+        println!("usage: spin MS | spin --until UPTIME_MS");
+        return 2;
+    };
     let mut iterations: u64 = 0;
     while uptime_ms() < deadline {
         for _ in 0..1000 {
@@ -16,4 +28,4 @@ fn main(args: &str) -> i32 {
     (iterations / 1000) as i32
 }
 
-herald_user::main!(main, syscalls: [SYS_UPTIME]);
+herald_user::main!(main, syscalls: [SYS_UPTIME, SYS_WRITE]);
