@@ -97,6 +97,12 @@ pub fn run() {
         arch::probes::two_nops();
     });
     row("calibration: 2-instruction block (expect 2)", calibration, None);
+    if calibration != 200 {
+        println!(
+            "  (not under -icount: the figures below are time-stamp counter cycles, which vary \
+             from run to run, not instruction counts; `cargo xtask bench` measures exactly)"
+        );
+    }
     row(
         "power-on -> kernel ready (firmware, loader, init)",
         crate::boot_complete_timestamp() * 100,

@@ -6,7 +6,7 @@ use log::{LevelFilter, Log, Metadata, Record};
 use crate::arch;
 
 /// Level used unless changed at run time with [`set_level`].
-const DEFAULT_LEVEL: LevelFilter = LevelFilter::Info;
+pub const DEFAULT_LEVEL: LevelFilter = LevelFilter::Info;
 
 struct ConsoleLogger;
 

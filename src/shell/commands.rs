@@ -6,8 +6,10 @@ use alloc::{
     vec::Vec,
 };
 
+use core::sync::atomic::{AtomicU32, Ordering};
+
 use crate::{
-    arch,
+    arch, logger,
     events::{BUS, EventKind},
     mm, modules, println,
     security::{self, Policy as _},
@@ -333,14 +335,31 @@ fn trace(args: &[&str]) {
     }
 }
 
+/// The benchmark program whose end restores the log level (0: none).
+static QUIETED_FOR: AtomicU32 = AtomicU32::new(0);
+
 fn bench() -> Option<Pid> {
+    // Log lines (the farewell module's, one per spawned process) would land inside the tables.
+    logger::set_level(log::LevelFilter::Warn);
     crate::bench::run();
     match task::spawn("bench", "", 0) {
-        Ok(pid) => Some(pid),
+        Ok(pid) => {
+            QUIETED_FOR.store(pid, Ordering::Release);
+            Some(pid)
+        }
         Err(error) => {
+            logger::set_level(logger::DEFAULT_LEVEL);
             println!("error: the user-space benchmarks cannot run: {error}");
             None
         }
+    }
+}
+
+/// The foreground program `pid` ended: undoes what its command changed (the benchmark's quiet
+/// log).
+pub(super) fn foreground_ended(pid: Pid) {
+    if QUIETED_FOR.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        logger::set_level(logger::DEFAULT_LEVEL);
     }
 }
 

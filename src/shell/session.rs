@@ -53,6 +53,7 @@ fn on_process_exited(event: &Event) {
     {
         // Already a zombie when announced, so this returns at once.
         let code = task::wait(pid).unwrap_or(-1);
+        commands::foreground_ended(pid);
         println!("[pid {pid} exited with code {code}]");
         print!("{PROMPT}");
         input::give_back(&task::take_input());
