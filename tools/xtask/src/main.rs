@@ -16,8 +16,12 @@ use std::{
     time::Instant,
 };
 
-const USAGE: &str =
-    "usage: cargo xtask test | cargo xtask bench | cargo xtask shell [--soak MINUTES]";
+const USAGE: &str = "usage: cargo xtask test | cargo xtask bench | cargo xtask shell [--soak \
+                     MINUTES] | cargo xtask gdb [--batch]";
+/// Where the loader places the position-independent kernel: the start of the kernel half, the
+/// lowest address of the range `src/arch/x86_64/paging.rs` gives it. gdb needs the symbols
+/// moved there.
+const KERNEL_LOAD_ADDRESS: u64 = 0xffff_8000_0000_0000;
 /// QEMU flags that make the guest TSC count guest instructions exactly.
 const ICOUNT_ARGS: &str = "-icount shift=0,align=off";
 
@@ -156,6 +160,8 @@ fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["test"] => test(),
         ["bench"] => bench(),
+        ["gdb"] => gdb(&repository_root(), false),
+        ["gdb", "--batch"] => gdb(&repository_root(), true),
         ["shell"] => {
             let tally = sessions::run_all(&repository_root());
             if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
@@ -179,6 +185,57 @@ fn main() -> ExitCode {
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Boots the kernel paused under QEMU's gdb stub and starts gdb with the kernel's symbols at the
+/// address the loader put it, stopped at `herald::init` by a hardware breakpoint (a software
+/// one would be written before the loader has placed the kernel). The kernel's serial output
+/// goes to `target/gdb-serial.log`. `--batch` stops there, prints where, and exits (the test).
+fn gdb(root: &Path, batch: bool) -> ExitCode {
+    let built = Command::new("cargo").arg("build").current_dir(root).status();
+    if !built.is_ok_and(|status| status.success()) {
+        eprintln!("xtask gdb: the kernel did not build");
+        return ExitCode::FAILURE;
+    }
+    let kernel = root.join("target/x86_64-unknown-none/debug/herald");
+    let log_path = root.join("target/gdb-serial.log");
+    let Ok(log) = std::fs::File::create(&log_path) else {
+        eprintln!("xtask gdb: cannot create {}", log_path.display());
+        return ExitCode::FAILURE;
+    };
+    let extra = env::var("HERALD_QEMU_ARGS").unwrap_or_default();
+    let qemu = Command::new("cargo")
+        .arg("run")
+        .current_dir(root)
+        .env("HERALD_QEMU_ARGS", format!("-s -S {extra}"))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .spawn();
+    let Ok(mut qemu) = qemu else {
+        eprintln!("xtask gdb: cannot start the kernel");
+        return ExitCode::FAILURE;
+    };
+    println!("xtask gdb: serial output goes to {} (tail -f it)", log_path.display());
+    let symbols = format!("symbol-file -o {KERNEL_LOAD_ADDRESS:#x} {}", kernel.display());
+    let mut gdb = Command::new("gdb");
+    gdb.args(["-q", "-ex", "set confirm off", "-ex", &symbols]);
+    // QEMU opens its gdb port once the runner has built the disk image.
+    gdb.args(["-ex", "set tcp connect-timeout 120", "-ex", "target remote :1234"]);
+    gdb.args(["-ex", "hbreak herald::init", "-ex", "continue"]);
+    if batch {
+        gdb.args(["-batch", "-ex", "info symbol $pc", "-ex", "kill"]);
+    }
+    let status = gdb.status();
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    match status {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(error) => {
+            eprintln!("xtask gdb: cannot run gdb ({error}): `apt-get install -y gdb`");
+            ExitCode::FAILURE
         }
     }
 }

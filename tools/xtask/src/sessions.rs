@@ -391,8 +391,40 @@ pub(crate) fn run_all(root: &Path) -> Tally {
             }
         }
     }
+    print!("shell::the_gdb_command_stops_at_the_kernels_init ... ");
+    let _ = std::io::stdout().flush();
+    match gdb_stops_at_init(root) {
+        Ok(()) => {
+            println!("ok");
+            tally.passed += 1;
+        }
+        Err(reason) => {
+            println!("FAILED: {reason}");
+            tally.failed += 1;
+        }
+    }
     println!("{} passed, {} failed", tally.passed, tally.failed);
     tally
+}
+
+/// `cargo xtask gdb --batch`: the README's debugging command must stop at `herald::init`, with
+/// symbols (a source line) rather than a bare address.
+fn gdb_stops_at_init(root: &Path) -> Result<(), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(me)
+        .args(["gdb", "--batch"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `cargo xtask gdb`: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if text.contains("Breakpoint 1, herald::init") && text.contains("src/lib.rs") {
+        Ok(())
+    } else {
+        let tail: String =
+            text.chars().rev().take(1500).collect::<Vec<_>>().into_iter().rev().collect();
+        Err(format!("gdb did not stop at herald::init:\n{tail}"))
+    }
 }
 
 /// Commands the soak rotates through, each with text only its answer prints.
