@@ -60,6 +60,7 @@ pub fn init(mut boot: arch::BootResources) {
     }
     mm::init(&boot);
     arch::init_protection();
+    arch::report_processors(boot.rsdp);
     task::init(boot.ramdisk);
     security::init(&task::PROCESS_FACTS);
     modules::init(drivers::DRIVERS);

@@ -15,6 +15,12 @@ use herald::{arch, println};
 herald::test_kernel!();
 
 #[test_case]
+fn the_firmwares_processors_are_counted() {
+    // One, unless a suite boots this kernel with `-smp`; never none.
+    assert!(arch::processors_found() >= 1);
+}
+
+#[test_case]
 fn interrupts_are_enabled_after_init() {
     assert!(arch::cpu::interrupts_enabled());
 }

@@ -5,13 +5,12 @@ use alloc::{
     string::{String, ToString as _},
     vec::Vec,
 };
-
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::{
-    arch, logger,
+    arch,
     events::{BUS, EventKind},
-    mm, modules, println,
+    logger, mm, modules, println,
     security::{self, Policy as _},
     task::{self, Pid},
 };

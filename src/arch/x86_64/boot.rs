@@ -38,6 +38,8 @@ pub struct BootResources {
     memory_regions: &'static [MemoryRegion],
     /// The boot ramdisk (user programs), if the runner supplied one.
     pub ramdisk: Option<&'static [u8]>,
+    /// Physical address of the ACPI RSDP, if the firmware has one.
+    pub rsdp: Option<u64>,
 }
 
 impl BootResources {
@@ -85,7 +87,9 @@ pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
         // data that nothing else writes, for the kernel's lifetime.
         unsafe { core::slice::from_raw_parts(address as *const u8, boot_info.ramdisk_len as usize) }
     });
-    let resources = BootResources { framebuffer, physical_memory_offset, memory_regions, ramdisk };
+    let rsdp = boot_info.rsdp_addr.into_option();
+    let resources =
+        BootResources { framebuffer, physical_memory_offset, memory_regions, ramdisk, rsdp };
     crate::init(resources);
     main()
 }

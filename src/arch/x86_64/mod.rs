@@ -1,6 +1,7 @@
 //! x86_64 support: the only code that touches the CPU, port I/O, `x86_64`, `pic8259` and
 //! `bootloader_api`. The rest of the kernel sees the arch-neutral API re-exported here.
 
+pub mod acpi;
 mod boot;
 pub mod context;
 pub mod cpu;
@@ -46,6 +47,40 @@ pub(crate) fn init_cpu() {
     gdt::init();
     idt::init();
     syscall::init();
+}
+
+static PROCESSORS_FOUND: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Usable processors the firmware listed at boot (1 without ACPI).
+pub fn processors_found() -> usize {
+    PROCESSORS_FOUND.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Reports the processors the firmware lists. Herald uses the boot processor only, so a
+/// `-smp N` machine says so instead of silently idling the others. Returns how many are usable.
+pub(crate) fn report_processors(rsdp: Option<u64>) -> usize {
+    let Some(found) = rsdp.and_then(acpi::processors) else {
+        log::info!("cpus: no ACPI processor table; running on the boot CPU");
+        PROCESSORS_FOUND.store(1, core::sync::atomic::Ordering::Relaxed);
+        return 1;
+    };
+    PROCESSORS_FOUND.store(found.usable, core::sync::atomic::Ordering::Relaxed);
+    let disabled = if found.disabled > 0 {
+        alloc::format!(" ({} more disabled by the firmware)", found.disabled)
+    } else {
+        alloc::string::String::new()
+    };
+    if found.usable > 1 {
+        log::warn!(
+            "cpus: {} usable{disabled}; Herald runs on the boot CPU (APIC id {}) only — the \
+             others stay idle until SMP support",
+            found.usable,
+            found.boot_apic_id
+        );
+    } else {
+        log::info!("cpus: 1 (APIC id {}){disabled}", found.boot_apic_id);
+    }
+    found.usable
 }
 
 /// Turns on the CPU's supervisor protections (SMEP, SMAP) where available; logs which.

@@ -28,9 +28,11 @@ const QEMU_STATUS_KERNEL_FAILURE: i32 = (0x11 << 1) | 1;
 const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
 /// Where Debian's `ovmf` package puts the combined UEFI firmware image.
 const DEFAULT_OVMF_PATH: &str = "/usr/share/ovmf/OVMF.fd";
-/// QEMU options particular test kernels need, by test name: the hostile-program tests bound
-/// scheduling latency in guest time, which only `-icount` keeps independent of the host's load.
-const TEST_QEMU_ARGS: &[(&str, &str)] = &[("hostile", "-icount shift=0,align=off")];
+/// QEMU options particular test kernels need, by test name: `smp_report` needs several CPUs;
+/// the hostile-program tests bound scheduling latency in guest time, which only `-icount` keeps
+/// independent of the host's load.
+const TEST_QEMU_ARGS: &[(&str, &str)] =
+    &[("hostile", "-icount shift=0,align=off"), ("smp_report", "-smp 3")];
 const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(300);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
