@@ -103,20 +103,85 @@ fn run() -> Result<ExitCode, String> {
     if is_test {
         qemu.stdin(Stdio::null());
     }
+    // Piped input waits for the shell: UEFI firmware reads COM1 while it boots and would eat
+    // the bytes a script sent before the kernel was up.
+    let hold_input = !is_test && !interactive;
+    if hold_input {
+        qemu.stdin(Stdio::piped()).stdout(Stdio::piped());
+    }
 
-    let child = qemu.spawn().map_err(|error| match error.kind() {
+    let mut child = qemu.spawn().map_err(|error| match error.kind() {
         ErrorKind::NotFound => {
             "qemu-system-x86_64 not found: `apt-get install -y qemu-system-x86` (see README)".into()
         }
         _ => format!("cannot start qemu-system-x86_64: {error}"),
     })?;
+    let forwarding = hold_input.then(|| forward_until_ready(&mut child));
     // Tests always get a deadline; `cargo run` gets one only when asked (scripted sessions).
     let timeout = if is_test || env::var_os("HERALD_TEST_TIMEOUT_SECS").is_some() {
         Some(test_timeout()?)
     } else {
         None
     };
-    wait_for_verdict(child, timeout, is_test, &kernel)
+    let verdict = wait_for_verdict(child, timeout, is_test, &kernel);
+    if let Some(output) = forwarding {
+        // Everything QEMU printed reaches our stdout before we exit.
+        let _ = output.join();
+    }
+    verdict
+}
+
+/// What the kernel prints once its shell reads COM1: held input is sent after it.
+const SHELL_READY_MARKER: &[u8] = b"Herald shell:";
+
+/// Copies QEMU's output to ours, and our stdin to QEMU once the output has shown
+/// [`SHELL_READY_MARKER`]. Returns the output thread (it ends when QEMU closes its stdout).
+fn forward_until_ready(child: &mut Child) -> thread::JoinHandle<()> {
+    use std::{
+        io::{Read, Write},
+        sync::{Arc, Condvar, Mutex},
+    };
+
+    let ready = Arc::new((Mutex::new(false), Condvar::new()));
+    let mut qemu_output = child.stdout.take().expect("piped stdout");
+    let qemu_input = child.stdin.take().expect("piped stdin");
+    let seen = ready.clone();
+    let output = thread::spawn(move || {
+        let mut stdout = std::io::stdout();
+        let mut buffer = [0u8; 4096];
+        let mut recent: Vec<u8> = Vec::new();
+        while let Ok(count) = qemu_output.read(&mut buffer) {
+            if count == 0 {
+                break;
+            }
+            let _ = stdout.write_all(&buffer[..count]);
+            let _ = stdout.flush();
+            recent.extend_from_slice(&buffer[..count]);
+            if recent.windows(SHELL_READY_MARKER.len()).any(|w| w == SHELL_READY_MARKER) {
+                let (flag, signal) = &*seen;
+                *flag.lock().expect("ready flag") = true;
+                signal.notify_all();
+                recent.clear();
+            } else if recent.len() > SHELL_READY_MARKER.len() {
+                recent.drain(..recent.len() - SHELL_READY_MARKER.len());
+            }
+        }
+        // No shell will come: release the input thread.
+        let (flag, signal) = &*seen;
+        *flag.lock().expect("ready flag") = true;
+        signal.notify_all();
+    });
+    thread::spawn(move || {
+        let (flag, signal) = &*ready;
+        let mut shown = flag.lock().expect("ready flag");
+        while !*shown {
+            shown = signal.wait(shown).expect("ready flag");
+        }
+        drop(shown);
+        let mut qemu_input = qemu_input;
+        let _ = std::io::copy(&mut std::io::stdin(), &mut qemu_input);
+    });
+    output
 }
 
 /// The checkout being built: the nearest directory above the runner's `CARGO_MANIFEST_DIR`
