@@ -30,9 +30,10 @@ const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
 const DEFAULT_OVMF_PATH: &str = "/usr/share/ovmf/OVMF.fd";
 /// QEMU options particular test kernels need, by test name: `smp_report` needs several CPUs;
 /// the hostile-program tests bound scheduling latency in guest time, which only `-icount` keeps
-/// independent of the host's load.
+/// independent of the host's load — `sleep=off` too, or an idle guest's clock follows the
+/// host's, and a busy host makes a 1 ms sleep look long.
 const TEST_QEMU_ARGS: &[(&str, &str)] =
-    &[("hostile", "-icount shift=0,align=off"), ("smp_report", "-smp 3")];
+    &[("hostile", "-icount shift=0,align=off,sleep=off"), ("smp_report", "-smp 3")];
 const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(300);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -71,8 +72,12 @@ fn run() -> Result<ExitCode, String> {
         Ok(other) => return Err(format!("HERALD_BOOT={other:?}: expected `bios` or `uefi`")),
     };
     let repository = repository_root();
-    let ramdisk = ramdisk::build(&repository, &kernel)?;
-    let image = build_image(&without_debug_info(&kernel), &ramdisk, firmware)?;
+    // Scratch files of this run only: the same kernel may boot in several runs at once
+    // (`cargo xtask test` runs suites in parallel).
+    let scratch = Scratch::for_kernel(&kernel);
+    let ramdisk = ramdisk::build(&repository, &scratch.path("ramdisk"))?;
+    let stripped = without_debug_info(&kernel, &scratch.path("boot.elf"));
+    let image = build_image(&stripped, &ramdisk, firmware, &scratch)?;
 
     let mut qemu = Command::new("qemu-system-x86_64");
     if firmware == Firmware::Uefi {
@@ -197,12 +202,40 @@ fn repository_root() -> PathBuf {
         .map_or_else(|| manifest_dir.join("../.."), Path::to_path_buf)
 }
 
+/// The files one run makes next to the kernel, named by the runner's process id and removed
+/// when the run ends.
+struct Scratch {
+    kernel: PathBuf,
+    made: std::cell::RefCell<Vec<PathBuf>>,
+}
+
+impl Scratch {
+    fn for_kernel(kernel: &Path) -> Self {
+        Self { kernel: kernel.to_path_buf(), made: std::cell::RefCell::new(Vec::new()) }
+    }
+
+    /// `<kernel>.<pid>.<what>`, removed when the run ends.
+    fn path(&self, what: &str) -> PathBuf {
+        let path = self.kernel.with_extension(format!("{}.{what}", std::process::id()));
+        self.made.borrow_mut().push(path.clone());
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for path in self.made.borrow().iter() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 /// Returns a copy of `kernel` without debug sections, made with the toolchain's `llvm-objcopy`
-/// (rust-toolchain.toml installs `llvm-tools`), or `kernel` itself if that fails. The loader
-/// reads the whole ELF through BIOS disk calls, so a debug kernel's DWARF costs seconds per
-/// boot; the original ELF keeps it for gdb and backtraces.
-fn without_debug_info(kernel: &Path) -> PathBuf {
-    let stripped = kernel.with_extension("boot.elf");
+/// (rust-toolchain.toml installs `llvm-tools`), at `stripped`, or `kernel` itself if that
+/// fails. The loader reads the whole ELF through BIOS disk calls, so a debug kernel's DWARF
+/// costs seconds per boot; the original ELF keeps it for gdb and backtraces.
+fn without_debug_info(kernel: &Path, stripped: &Path) -> PathBuf {
+    let stripped = stripped.to_path_buf();
     let objcopy = Command::new(env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
         .args(["--print", "sysroot"])
         .output()
@@ -228,15 +261,20 @@ fn without_debug_info(kernel: &Path) -> PathBuf {
     if ran { stripped } else { kernel.to_path_buf() }
 }
 
-/// Builds the boot image next to the kernel ELF, so parallel test binaries never collide.
-fn build_image(kernel: &Path, ramdisk: &Path, firmware: Firmware) -> Result<PathBuf, String> {
+/// Builds the boot image among this run's scratch files, so parallel runs of one kernel never collide.
+fn build_image(
+    kernel: &Path,
+    ramdisk: &Path,
+    firmware: Firmware,
+    scratch: &Scratch,
+) -> Result<PathBuf, String> {
     let mut config = bootloader::BootConfig::default();
     // Only Herald's own output on the consoles: tests parse it.
     config.serial_logging = false;
     config.frame_buffer_logging = false;
     let result = match firmware {
         Firmware::Bios => {
-            let image = kernel.with_extension("bios.img");
+            let image = scratch.path("bios.img");
             bootloader::BiosBoot::new(kernel)
                 .set_ramdisk(ramdisk)
                 .set_boot_config(&config)
@@ -244,7 +282,7 @@ fn build_image(kernel: &Path, ramdisk: &Path, firmware: Firmware) -> Result<Path
                 .map(|()| image)
         }
         Firmware::Uefi => {
-            let image = kernel.with_extension("uefi.img");
+            let image = scratch.path("uefi.img");
             bootloader::UefiBoot::new(kernel)
                 .set_ramdisk(ramdisk)
                 .set_boot_config(&config)

@@ -45,8 +45,8 @@ pub(crate) fn pack(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
     Ok(image)
 }
 
-/// Builds `user/` (release) and writes the ramdisk next to `kernel`; returns its path.
-pub(crate) fn build(repository: &Path, kernel: &Path) -> Result<PathBuf, String> {
+/// Builds `user/` (release) and writes the ramdisk to `image`; returns its path.
+pub(crate) fn build(repository: &Path, image: &Path) -> Result<PathBuf, String> {
     let manifest = repository.join("user/Cargo.toml");
     let target_dir = repository.join("user/target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -77,9 +77,8 @@ pub(crate) fn build(repository: &Path, kernel: &Path) -> Result<PathBuf, String>
         }
     }
     files.sort();
-    let image = kernel.with_extension("ramdisk");
-    fs::write(&image, pack(&files)?).map_err(|error| format!("cannot write ramdisk: {error}"))?;
-    Ok(image)
+    fs::write(image, pack(&files)?).map_err(|error| format!("cannot write ramdisk: {error}"))?;
+    Ok(image.to_path_buf())
 }
 
 #[cfg(test)]

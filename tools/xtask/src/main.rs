@@ -6,6 +6,7 @@
 //! or any test kernel hangs (the runner kills it and reports a failure).
 
 mod boundaries;
+mod parallel;
 mod sessions;
 
 use std::{
@@ -269,24 +270,98 @@ fn repository_root() -> PathBuf {
     manifest_dir.ancestors().nth(2).map_or_else(|| ".".into(), Path::to_path_buf)
 }
 
+/// Test kernels known to take longest, booted first so the parallel boots end together.
+const SLOW_FIRST: [&str; 5] = ["bus_stress", "hostile", "pressure", "process", "bench"];
+
+fn is_host_suite(suite: &Suite) -> bool {
+    suite.args.contains(&"host-tuple")
+}
+
+/// Workers for parallel boots: `HERALD_TEST_JOBS`, else one per CPU.
+fn test_jobs() -> usize {
+    env::var("HERALD_TEST_JOBS")
+        .ok()
+        .and_then(|jobs| jobs.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 fn test() -> ExitCode {
     let root = repository_root();
     let started = Instant::now();
     let mut total = Tally::default();
-    let mut failed_suites = Vec::new();
-    for suite in SUITES {
+    let mut failed_suites: Vec<&str> = Vec::new();
+    let mut boots = Vec::new();
+    for suite in SUITES.iter().filter(|suite| !is_host_suite(suite)) {
         let env: String =
             suite.env.iter().map(|(key, value)| format!("{key}=\"{value}\" ")).collect();
+        let phase = Instant::now();
+        eprintln!("\n==> building: {} ({env}cargo {} --no-run)", suite.name, suite.args.join(" "));
+        match parallel::build(&root, suite.args, suite.env) {
+            Ok(kernels) => {
+                eprintln!(
+                    "    {} test kernels in {:.1} s",
+                    kernels.len(),
+                    phase.elapsed().as_secs_f64()
+                );
+                boots.extend(kernels.into_iter().map(|kernel| parallel::Boot {
+                    suite: suite.name,
+                    kernel,
+                    env: suite.env,
+                }));
+            }
+            Err(reason) => {
+                eprintln!("    {reason}");
+                failed_suites.push(suite.name);
+            }
+        }
+    }
+    let slowness = |boot: &parallel::Boot| {
+        let name = boot.kernel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        SLOW_FIRST.iter().position(|slow| name.starts_with(slow)).unwrap_or(SLOW_FIRST.len())
+    };
+    boots.sort_by_key(slowness);
+    let jobs = test_jobs();
+    let phase = Instant::now();
+    eprintln!("\n==> booting {} test kernels, {jobs} at a time", boots.len());
+    parallel::run(&root, boots, jobs, |booted| {
+        let name = booted.boot.kernel.file_name().map(|n| n.to_string_lossy().into_owned());
+        eprintln!(
+            "\n==> {}: {} ({:.1} s)",
+            booted.boot.suite,
+            name.unwrap_or_default(),
+            booted.took.as_secs_f64()
+        );
+        let mut tally = Tally::default();
+        let mut out = std::io::stdout().lock();
+        for line in booted.output.lines() {
+            let _ = writeln!(out, "{}", line.trim_end_matches('\r'));
+            tally.observe(line);
+        }
+        total.passed += tally.passed;
+        total.failed += tally.failed + tally.unfinished;
+        let failed = !booted.succeeded || tally.failed > 0 || tally.unfinished > 0;
+        if failed && !failed_suites.contains(&booted.boot.suite) {
+            failed_suites.push(booted.boot.suite);
+        }
+    });
+    eprintln!("\n==> boots done in {:.0} s", phase.elapsed().as_secs_f64());
+    for suite in SUITES.iter().filter(|suite| is_host_suite(suite)) {
+        let env: String =
+            suite.env.iter().map(|(key, value)| format!("{key}=\"{value}\" ")).collect();
+        let phase = Instant::now();
         eprintln!("\n==> {} ({env}cargo {})", suite.name, suite.args.join(" "));
         let (succeeded, tally) = run_suite(&root, suite);
+        eprintln!("    {:.1} s", phase.elapsed().as_secs_f64());
         total.passed += tally.passed;
         total.failed += tally.failed + tally.unfinished;
         if !succeeded || tally.failed > 0 || tally.unfinished > 0 || tally.passed == 0 {
             failed_suites.push(suite.name);
         }
     }
+    let phase = Instant::now();
     eprintln!("\n==> shell sessions over COM1 and the keyboard (cargo run, scripted)");
     let tally = sessions::run_all(&root);
+    eprintln!("    {:.0} s", phase.elapsed().as_secs_f64());
     total.passed += tally.passed;
     total.failed += tally.failed;
     if tally.failed > 0 {
