@@ -146,7 +146,8 @@ fn a_spawn_bomb_meets_eagain_and_the_process_table_never_overflows() {
 
 #[test_case]
 fn the_longest_calls_keep_another_process_waiting_at_most_10_ms() {
-    for hog in ["long-calls 2000", "long-calls-int80 2000"] {
+    // Half a second of guest time each: about 500 sleeps beside several rounds of long calls.
+    for hog in ["long-calls 500", "long-calls-int80 500"] {
         longest_calls_beside_a_latency_probe(hog);
     }
 }
@@ -156,7 +157,7 @@ fn longest_calls_beside_a_latency_probe(hog_args: &str) {
     let cycles_per_ms = cycles_per_ms();
     console::start_capture();
     let hog = task::spawn("hostile", hog_args, 0).expect("spawn");
-    let probe = task::spawn("hostile", "latency 2000", 0).expect("spawn");
+    let probe = task::spawn("hostile", "latency 500", 0).expect("spawn");
     let probe_code = task::wait(probe).expect("wait");
     let hog_code = task::wait(hog).expect("wait");
     let output = console::take_capture();

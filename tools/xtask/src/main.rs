@@ -278,7 +278,7 @@ fn is_host_suite(suite: &Suite) -> bool {
 }
 
 /// Workers for parallel boots: `HERALD_TEST_JOBS`, else one per CPU.
-fn test_jobs() -> usize {
+pub(crate) fn test_jobs() -> usize {
     env::var("HERALD_TEST_JOBS")
         .ok()
         .and_then(|jobs| jobs.parse().ok())

@@ -338,7 +338,11 @@ fn collect_output(
 }
 
 fn run_session(root: &Path, session: &Session) -> Result<(), String> {
-    let socket = std::env::temp_dir().join(format!("herald-qmp-{}.sock", std::process::id()));
+    let socket = std::env::temp_dir().join(format!(
+        "herald-qmp-{}-{}.sock",
+        std::process::id(),
+        session.name
+    ));
     let _ = std::fs::remove_file(&socket);
     let mut qemu_args = std::env::var("HERALD_QEMU_ARGS").unwrap_or_default();
     if matches!(session.input, Input::Keys(_)) {
@@ -396,31 +400,46 @@ fn run_session(root: &Path, session: &Session) -> Result<(), String> {
 
 /// Runs every session; prints `name ... ok|FAILED` lines and returns the tally.
 pub(crate) fn run_all(root: &Path) -> Tally {
+    // Sessions boot a kernel each: run them side by side, as `cargo xtask test` runs test
+    // kernels, and report them in their order. (Only one uses QMP, only one gdb's port.)
+    let jobs = crate::test_jobs();
+    let sessions = sessions();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<(), String>>>> =
+        Mutex::new((0..=sessions.len()).map(|_| None).collect());
+    thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let result = match sessions.get(index) {
+                        Some(session) => run_session(root, session),
+                        None if index == sessions.len() => gdb_stops_at_init(root),
+                        None => break,
+                    };
+                    if let Ok(mut results) = results.lock() {
+                        results[index] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    let names = sessions
+        .iter()
+        .map(|session| session.name)
+        .chain(["the_gdb_command_stops_at_the_kernels_init"]);
+    let results = results.into_inner().unwrap_or_default();
     let mut tally = Tally::default();
-    for session in sessions() {
-        print!("shell::{} ... ", session.name);
-        let _ = std::io::stdout().flush();
-        match run_session(root, &session) {
+    for (name, result) in names.zip(results) {
+        match result.unwrap_or_else(|| Err("never ran".into())) {
             Ok(()) => {
-                println!("ok");
+                println!("shell::{name} ... ok");
                 tally.passed += 1;
             }
             Err(reason) => {
-                println!("FAILED: {reason}");
+                println!("shell::{name} ... FAILED: {reason}");
                 tally.failed += 1;
             }
-        }
-    }
-    print!("shell::the_gdb_command_stops_at_the_kernels_init ... ");
-    let _ = std::io::stdout().flush();
-    match gdb_stops_at_init(root) {
-        Ok(()) => {
-            println!("ok");
-            tally.passed += 1;
-        }
-        Err(reason) => {
-            println!("FAILED: {reason}");
-            tally.failed += 1;
         }
     }
     println!("{} passed, {} failed", tally.passed, tally.failed);
