@@ -9,6 +9,8 @@ pub mod ramdisk;
 #[cfg(target_os = "none")]
 mod process;
 #[cfg(target_os = "none")]
+mod subscriptions;
+#[cfg(target_os = "none")]
 mod syscalls;
 
 #[cfg(target_os = "none")]
@@ -19,5 +21,8 @@ pub use self::process::{
     take_input, wait,
 };
 #[cfg(target_os = "none")]
-pub use self::syscalls::{MAX_IO_BYTES_PER_CALL, MAX_POLL_RECORDS, MAX_SUBSCRIPTIONS};
+pub use self::{
+    subscriptions::{MAX_POLL_RECORDS, MAX_SUBSCRIPTIONS},
+    syscalls::MAX_IO_BYTES_PER_CALL,
+};
 pub use crate::vocab::Pid;

@@ -14,7 +14,7 @@ use alloc::{
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use super::{Pid, elf, ramdisk::Ramdisk, syscalls};
+use super::{Pid, elf, ramdisk::Ramdisk, subscriptions, syscalls};
 use crate::{
     abi,
     arch::{self, IrqMutex, context, cpu, paging},
@@ -90,7 +90,7 @@ pub(super) struct Task {
     pub(super) raised: u64,
     /// The next raise is a second offer: a backpressure queue refused the first.
     pub(super) raise_refused: bool,
-    pub(super) subscriptions: Vec<syscalls::ProcessSubscription>,
+    pub(super) subscriptions: Vec<subscriptions::ProcessSubscription>,
 }
 
 pub(super) struct Scheduler {
