@@ -18,6 +18,7 @@ use ::x86_64::{
         FrameAllocator, FrameDeallocator, Mapper, OffsetPageTable, Page, PageTable,
         PageTableFlags as Flags, PhysFrame, Size4KiB, Translate,
         mapper::{CleanUp, MapToError, MappedFrame, TranslateResult, UnmapError},
+        page_table::PageTableEntry,
     },
 };
 
@@ -425,24 +426,13 @@ pub unsafe fn unmap_range(
     max_pages: u64,
     release: &mut dyn FnMut(u64, Frame),
 ) -> Option<u64> {
-    let active = root == active_root();
-    // SAFETY: forwarded from this function's contract.
-    let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
-    let mut budget = max_pages;
-    let mut tables = max_pages;
-    visit_leaves(top, 4, 0, &range, &mut tables, &mut |address, entry| {
-        if budget == 0 {
-            return ControlFlow::Break(());
-        }
-        budget -= 1;
+    let mut unmap = |entry: &mut PageTableEntry| {
         let frame = frame_of(PhysFrame::containing_address(entry.addr()));
         entry.set_unused();
-        if active {
-            tlb::flush(VirtAddr::new(address));
-        }
-        release(address, frame);
-        ControlFlow::Continue(())
-    })
+        Some(frame)
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { change_leaves(root, range, max_pages, &mut unmap, release) }
 }
 
 /// Sets the protection of the mapped 4 KiB pages of `root` in `range` (user half), stopping
@@ -457,6 +447,28 @@ pub unsafe fn protect_range(
     user: bool,
     max_pages: u64,
 ) -> Option<u64> {
+    let mut protect = |entry: &mut PageTableEntry| {
+        entry.set_flags(leaf_flags(protection, user));
+        None
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { change_leaves(root, range, max_pages, &mut protect, &mut |_, _| {}) }
+}
+
+/// The walk behind [`unmap_range`] and [`protect_range`]: applies `change` to at most
+/// `max_pages` present leaves of `range`, flushes each changed page from this CPU's TLB if
+/// `root` is active, and only then hands the frame `change` gave up (if any) to `release`, so
+/// no frame is reused while a stale entry could still reach it.
+///
+/// # Safety
+/// The caller holds the lock of `root` and owns `range` in it.
+unsafe fn change_leaves(
+    root: Frame,
+    range: Range<u64>,
+    max_pages: u64,
+    change: &mut dyn FnMut(&mut PageTableEntry) -> Option<Frame>,
+    release: &mut dyn FnMut(u64, Frame),
+) -> Option<u64> {
     let active = root == active_root();
     // SAFETY: forwarded from this function's contract.
     let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
@@ -467,9 +479,12 @@ pub unsafe fn protect_range(
             return ControlFlow::Break(());
         }
         budget -= 1;
-        entry.set_flags(leaf_flags(protection, user));
+        let released = change(entry);
         if active {
             tlb::flush(VirtAddr::new(address));
+        }
+        if let Some(frame) = released {
+            release(address, frame);
         }
         ControlFlow::Continue(())
     })
@@ -487,10 +502,7 @@ fn visit_leaves(
     base: u64,
     range: &Range<u64>,
     tables_left: &mut u64,
-    visit: &mut dyn FnMut(
-        u64,
-        &mut ::x86_64::structures::paging::page_table::PageTableEntry,
-    ) -> ControlFlow<()>,
+    visit: &mut dyn FnMut(u64, &mut PageTableEntry) -> ControlFlow<()>,
 ) -> Option<u64> {
     let span_bytes = 4096u64 << (9 * (level - 1));
     let first = (range.start.saturating_sub(base) / span_bytes) as usize;
