@@ -7,6 +7,8 @@ pub mod elf;
 pub mod ramdisk;
 
 #[cfg(target_os = "none")]
+mod input;
+#[cfg(target_os = "none")]
 mod process;
 #[cfg(target_os = "none")]
 mod subscriptions;
@@ -17,11 +19,11 @@ mod syscalls;
 pub use self::process::{
     KERNEL_ONLY_PROCESS_SLOTS, MAX_ARGS_LEN_BYTES, MAX_PROCESSES, PROCESS_FACTS, ProcessFacts,
     ProcessInfo, SpawnError, TIME_SLICE_TICKS, idle_step, init, is_alive, kill, owner_of_space,
-    processes, programs, push_input, ramdisk_file, spawn, spawn_image, spawn_withholding,
-    take_input, wait,
+    processes, programs, ramdisk_file, spawn, spawn_image, spawn_withholding, wait,
 };
 #[cfg(target_os = "none")]
 pub use self::{
+    input::{push_input, take_input},
     subscriptions::{MAX_POLL_RECORDS, MAX_SUBSCRIPTIONS},
     syscalls::MAX_IO_BYTES_PER_CALL,
 };

@@ -39,8 +39,6 @@ const DEFERRED_BUDGET_PER_ROUND: usize = 64;
 const DEFERRED_LATENCY_MS: u64 = 10;
 /// Largest argument string a program gets.
 pub const MAX_ARGS_LEN_BYTES: usize = 4096;
-/// Console input kept for readers; the shell holds back the rest until they read.
-const INPUT_CAPACITY_BYTES: usize = 4096;
 /// Most processes at once, ended ones not yet waited for included (Linux's `RLIMIT_NPROC` and
 /// `pid_max` in one). A spawn bomb meets `EAGAIN` here.
 pub const MAX_PROCESSES: usize = 64;
@@ -102,7 +100,6 @@ pub(super) struct Scheduler {
     /// Kernel stacks of tasks that exited while running on them; freed after the next switch.
     dead_stacks: Vec<KernelStack>,
     idle_stack_pointer: u64,
-    pub(super) input: VecDeque<u8>,
     /// Since when deferred work has been waiting for a busy process to yield.
     deferred_waiting_since_ms: Option<u64>,
     ramdisk: Option<Ramdisk<'static>>,
@@ -140,7 +137,6 @@ pub(super) static SCHEDULER: IrqMutex<Scheduler> = IrqMutex::new(Scheduler {
     need_resched: false,
     dead_stacks: Vec::new(),
     idle_stack_pointer: 0,
-    input: VecDeque::new(),
     deferred_waiting_since_ms: None,
     ramdisk: None,
 });
@@ -880,32 +876,6 @@ pub fn wait(pid: Pid) -> Result<i32, Errno> {
             Reaped::NotYet => idle_step(),
         }
     }
-}
-
-/// Appends console input for `read`. Returns `false`, taking nothing, if it does not all fit:
-/// the caller keeps it until the reader has made room.
-pub fn push_input(bytes: &[u8]) -> bool {
-    let mut scheduler = SCHEDULER.lock();
-    if scheduler.input.len() + bytes.len() > INPUT_CAPACITY_BYTES {
-        return false;
-    }
-    scheduler.input.extend(bytes.iter().copied());
-    let readers: Vec<Pid> = scheduler
-        .tasks
-        .values()
-        .filter(|task| task.state == State::Blocked(BlockReason::Input))
-        .map(|task| task.pid)
-        .collect();
-    for pid in readers {
-        scheduler.make_ready(pid);
-    }
-    true
-}
-
-/// Takes the console input no process has read (the shell gets it back when its foreground
-/// program ends, as a terminal would).
-pub fn take_input() -> Vec<u8> {
-    SCHEDULER.lock().input.drain(..).collect()
 }
 
 /// What `ps` shows of a process.

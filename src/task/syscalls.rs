@@ -3,11 +3,11 @@
 //! become `memory` events, so mm serves them after the security band has seen them. The event
 //! calls (`subscribe`, `poll`, `raise`) are `subscriptions`'.
 
-use alloc::{vec, vec::Vec};
+use alloc::vec;
 use core::sync::atomic::Ordering;
 
 use super::{
-    Pid,
+    Pid, input,
     process::{self, BlockReason, Reaped, SCHEDULER},
     subscriptions,
 };
@@ -247,15 +247,7 @@ fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errn
     // Check the whole buffer before taking input, so a bad pointer loses no bytes.
     space::check_user(space, buffer, len as u64, true)?;
     let len = len.min(MAX_IO_BYTES_PER_CALL);
-    let taken: Vec<u8> = {
-        let mut scheduler = SCHEDULER.lock();
-        if scheduler.input.is_empty() {
-            scheduler.block_current(BlockReason::Input);
-            return Ok(Served::Restart);
-        }
-        let count = len.min(scheduler.input.len());
-        scheduler.input.drain(..count).collect()
-    };
+    let Some(taken) = input::take_or_block(len) else { return Ok(Served::Restart) };
     space::copy_to_user(space, buffer, &taken)?;
     // Cooked console: what a program reads is shown, as a terminal echoes typed keys.
     for chunk in taken.utf8_chunks() {
