@@ -29,10 +29,7 @@ herald::test_kernel!();
 /// The frame baseline, taken after one program has run: the first process of a boot builds the
 /// kernel-stack region's page tables, which stay for every later one.
 fn baseline() -> usize {
-    console::start_capture();
-    let pid = task::spawn("hello", "", 0).expect("spawn hello");
-    assert_eq!(task::wait(pid), Ok(7));
-    console::take_capture();
+    assert_eq!(herald::testing::run_program("hello", "").0, 7);
     free_frames()
 }
 
@@ -42,10 +39,7 @@ fn run(args: &str) -> (i32, String) {
 
 /// The next program still runs, and the frames are all back.
 fn assert_recovered(free_before: usize, what: &str) {
-    console::start_capture();
-    let pid = task::spawn("hello", "", 0).expect("spawn hello");
-    assert_eq!(task::wait(pid), Ok(7), "hello after {what}");
-    console::take_capture();
+    assert_eq!(herald::testing::run_program("hello", "").0, 7, "hello after {what}");
     assert_eq!(free_frames(), free_before, "frames leaked by {what}");
     assert_eq!(mm::space::count(), 0, "address spaces left by {what}");
 }

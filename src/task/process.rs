@@ -167,11 +167,17 @@ impl Scheduler {
         }
     }
 
-    /// Wakes every task blocked for `reason`.
+    /// Wakes every task blocked for `reason`, a batch at a time (a woken task no longer
+    /// matches, so each batch finds the next ones), without allocating.
     pub(super) fn wake_all(&mut self, reason: BlockReason) {
-        let blocked: heapless_wake::Wake = heapless_wake::blocked_on(&self.tasks, reason);
-        for pid in blocked.iter() {
-            self.make_ready(pid);
+        loop {
+            let batch = heapless_wake::matching(&self.tasks, |blocked| blocked == reason);
+            for pid in batch.iter() {
+                self.make_ready(pid);
+            }
+            if !batch.is_full() {
+                return;
+            }
         }
     }
 
@@ -280,30 +286,36 @@ mod heapless_wake {
         }
     }
 
-    /// Tasks blocked for exactly `reason`.
-    pub(super) fn blocked_on(tasks: &BTreeMap<Pid, Box<Task>>, reason: BlockReason) -> Wake {
+    impl Wake {
+        /// Whether the batch is full (more tasks may match).
+        pub(super) fn is_full(&self) -> bool {
+            self.len == MAX_WAKE_PER_TICK
+        }
+    }
+
+    /// Up to [`MAX_WAKE_PER_TICK`] blocked tasks whose reason passes `wakes`.
+    pub(super) fn matching(
+        tasks: &BTreeMap<Pid, Box<Task>>,
+        wakes: impl Fn(BlockReason) -> bool,
+    ) -> Wake {
         let mut wake = Wake { pids: [0; MAX_WAKE_PER_TICK], len: 0 };
-        for task in tasks.values() {
-            if task.state == State::Blocked(reason) && wake.len < MAX_WAKE_PER_TICK {
-                wake.pids[wake.len] = task.pid;
-                wake.len += 1;
-            }
+        let blocked = tasks.values().filter_map(|task| match task.state {
+            State::Blocked(reason) if wakes(reason) => Some(task.pid),
+            _ => None,
+        });
+        for pid in blocked.take(MAX_WAKE_PER_TICK) {
+            wake.pids[wake.len] = pid;
+            wake.len += 1;
         }
         wake
     }
 
+    /// Sleepers due by `now_ms`.
     pub(super) fn collect(tasks: &BTreeMap<Pid, Box<Task>>, now_ms: u64) -> Wake {
-        let mut wake = Wake { pids: [0; MAX_WAKE_PER_TICK], len: 0 };
-        for task in tasks.values() {
-            if let State::Blocked(BlockReason::Sleep { until_ms }) = task.state
-                && until_ms <= now_ms
-                && wake.len < MAX_WAKE_PER_TICK
-            {
-                wake.pids[wake.len] = task.pid;
-                wake.len += 1;
-            }
-        }
-        wake
+        matching(
+            tasks,
+            |reason| matches!(reason, BlockReason::Sleep { until_ms } if until_ms <= now_ms),
+        )
     }
 }
 

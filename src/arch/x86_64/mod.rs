@@ -57,12 +57,12 @@ pub fn processors_found() -> usize {
 }
 
 /// Reports the processors the firmware lists. Herald uses the boot processor only, so a
-/// `-smp N` machine says so instead of silently idling the others. Returns how many are usable.
-pub(crate) fn report_processors(rsdp: Option<u64>) -> usize {
+/// `-smp N` machine says so instead of silently idling the others ([`processors_found`]).
+pub(crate) fn report_processors(rsdp: Option<u64>) {
     let Some(found) = rsdp.and_then(acpi::processors) else {
         log::info!("cpus: no ACPI processor table; running on the boot CPU");
         PROCESSORS_FOUND.store(1, core::sync::atomic::Ordering::Relaxed);
-        return 1;
+        return;
     };
     PROCESSORS_FOUND.store(found.usable, core::sync::atomic::Ordering::Relaxed);
     let disabled = if found.disabled > 0 {
@@ -80,7 +80,6 @@ pub(crate) fn report_processors(rsdp: Option<u64>) -> usize {
     } else {
         log::info!("cpus: 1 (APIC id {}){disabled}", found.boot_apic_id);
     }
-    found.usable
 }
 
 /// Turns on the CPU's supervisor protections (SMEP, SMAP) where available; logs which.

@@ -125,15 +125,11 @@ unsafe extern "C" {
     static herald_syscall_entry: u8;
 }
 
-/// Rust half of the entry: the frame is on the task's kernel stack. The call itself runs with
-/// interrupts enabled, so the timer and devices are served however long it takes (everything
-/// it shares with interrupt handlers sits behind interrupt-masking locks); they are masked
-/// again for the return, which must not be interrupted once it has checked the scheduler.
+/// Rust half of the entry: the frame is on the task's kernel stack, interrupts are masked
+/// (`handle_syscall` enables them for the call itself and masks them again).
 #[unsafe(no_mangle)]
 extern "C" fn herald_syscall_rust(frame: &mut TrapFrame) {
-    super::cpu::enable_interrupts();
     handle_syscall(frame);
-    super::cpu::disable_interrupts();
     super::traps::before_user_return(frame);
     // `sysretq` must not return to a non-canonical rip (it would fault in ring 0 with the user
     // stack loaded). User space ends a page below the canonical boundary, so the instruction

@@ -203,7 +203,8 @@ pub fn preempt_point() -> bool {
 }
 
 /// Lets other tasks run while the caller waits for one of them (see
-/// [`TaskHooks::yield_now`]). The caller holds no lock.
+/// [`TaskHooks::yield_now`]). The caller holds no lock, and is not a deferred handler: the
+/// watchdog's abort guard is armed there and must not follow the CPU into another task.
 pub fn yield_now() {
     if let Some(hooks) = TASK_HOOKS.get() {
         (hooks.yield_now)();
@@ -228,12 +229,6 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
     match vector {
         0..PIC_VECTOR_BASE => handle_exception(frame),
         v if v < PIC_VECTOR_BASE + PIC_LINE_COUNT => pic::handle_line(v - PIC_VECTOR_BASE),
-        SYSCALL_VECTOR if frame.from_user() => {
-            // As through `syscall`: the call runs with interrupts enabled, however it entered.
-            super::cpu::enable_interrupts();
-            handle_syscall(frame);
-            super::cpu::disable_interrupts();
-        }
         SYSCALL_VECTOR => handle_syscall(frame),
         SOFTWARE_IRQ_VECTOR => dispatch_irq(irq::SOFTWARE_LINE),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
@@ -296,9 +291,27 @@ fn handle_exception(frame: &mut TrapFrame) {
 /// Length of both `syscall` and `int 0x80` (SDM Vol. 2B, SYSCALL; Vol. 2A, INT n).
 const SYSCALL_INSTRUCTION_LEN_BYTES: u64 = 2;
 
-/// System call ABI (`syscall`, or `int 0x80` from kernel tests): number in `rax`, arguments in
-/// `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`; result in `rax`, or `-errno`.
+/// System call ABI (`syscall`, or `int 0x80`, which kernel tests use from ring 0): number in
+/// `rax`, arguments in `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9`; result in `rax`, or `-errno`.
+///
+/// A call from ring 3 runs with interrupts enabled however it entered (both entries mask
+/// them): the timer and devices are served however long it takes, because everything it shares
+/// with interrupt handlers sits behind interrupt-masking locks. An interrupt landing anywhere in
+/// it nests on this kernel stack (no `swapgs`: the trap stub checks the saved CPL) and returns
+/// here; task switches happen only at its preempt points, with nothing held. They are masked
+/// again before returning, so the return path's scheduler check cannot be interrupted.
 pub(super) fn handle_syscall(frame: &mut TrapFrame) {
+    let from_user = frame.from_user();
+    if from_user {
+        super::cpu::enable_interrupts();
+    }
+    serve_syscall(frame);
+    if from_user {
+        super::cpu::disable_interrupts();
+    }
+}
+
+fn serve_syscall(frame: &mut TrapFrame) {
     let pid = if frame.from_user() { current_pid() } else { 0 };
     let event = Event::Syscall {
         number: frame.rax,
