@@ -1,5 +1,5 @@
 //! The bus: one chain per event kind, registration and introspection. Dispatch is in
-//! `dispatch.rs`, deferred delivery in `deferred.rs`, publication in `chain.rs`.
+//! `dispatch.rs`, the deferred queues' engine in `deferred.rs`, publication in `chain.rs`.
 
 use alloc::{
     boxed::Box,
@@ -7,47 +7,17 @@ use alloc::{
     sync::Arc,
     vec::Vec,
 };
-use core::{fmt, sync::atomic::Ordering};
+use core::sync::atomic::Ordering;
 
 use conquer_once::spin::OnceCell;
 
 use super::{
-    Asking, Composition, Event, EventKind, Priority, QueueId, Reply, SharedLine, Verdict,
+    Asking, BusError, Composition, DeferredGuard, Event, EventKind, OverflowPolicy, Overrun,
+    Priority, QueueId, QueueInfo, Reply, SharedLine, Verdict,
     chain::{self, Chain, Handler, Snapshots, Subscriber},
     deferred::{Deferred, DeferredQueue},
 };
 use crate::sync::local;
-
-/// Why a subscription was refused.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum BusError {
-    /// The chain already holds its maximum number of subscribers.
-    ChainFull,
-    /// The bus already has its maximum number of deferred queues.
-    TooManyQueues,
-    /// Requests (exceptions, page faults, system calls, memory) cannot be deferred: their source
-    /// waits for the decision.
-    DeferredRequest,
-    /// There is no such interrupt line.
-    NoSuchLine,
-    /// `Backpressure` and `KillProducer` need a producer that can wait or be stopped: a
-    /// device line (masked, disabled), or a raising process (ended; it waits only on a
-    /// process's own subscription). The timer, exits and the bus's own announcements have
-    /// none, so those policies would only refuse.
-    NoProducerToStop,
-}
-
-impl fmt::Display for BusError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::ChainFull => "chain is full",
-            Self::TooManyQueues => "too many deferred queues",
-            Self::DeferredRequest => "requests cannot be handled deferred",
-            Self::NoSuchLine => "no such interrupt line",
-            Self::NoProducerToStop => "this kind's producer cannot wait or be stopped",
-        })
-    }
-}
 
 /// The event bus. The kernel has one ([`BUS`](super::BUS)); tests and benchmarks make their own.
 pub struct Bus {
@@ -165,6 +135,99 @@ impl Bus {
         handler: impl Fn(&Event, &mut Reply) -> Verdict + Send + Sync + 'static,
     ) -> Result<Subscription, BusError> {
         self.subscribe_entry(kind, name, priority, None, None, Box::new(handler), None)
+    }
+
+    /// Registers a deferred handler: the dispatch only queues the event (a short critical
+    /// section, safe in interrupt context) and `handler` runs later from
+    /// [`run_deferred`](Self::run_deferred), in a kernel task. A loss is delivered to `handler`
+    /// as [`Event::Lost`] before the next event.
+    ///
+    /// Only notification kinds can be deferred: a request (exception, page fault, system call,
+    /// memory) must be decided while its source waits, so those are refused with
+    /// [`BusError::DeferredRequest`]. This also keeps NMIs (exceptions) away from every queue.
+    ///
+    /// For [`EventKind::Irq`] the line stays masked until [`run_deferred`](Self::run_deferred)
+    /// has run the handler (the L4 model), so a flood is bounded by the handler's pace.
+    pub fn subscribe_deferred(
+        &'static self,
+        kind: EventKind,
+        name: &'static str,
+        priority: Priority,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
+        self.subscribe_queued(kind, None, name, priority, capacity, policy, Box::new(handler))
+    }
+
+    /// A deferred handler for one interrupt line: a driver's bottom half. Only `line`'s events
+    /// reach it (it sits in that line's list); they are queued and keep the line masked until
+    /// handled.
+    pub fn subscribe_irq_line(
+        &'static self,
+        line: u8,
+        name: &'static str,
+        priority: Priority,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: impl Fn(&Event) + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
+        let handler = Box::new(handler);
+        self.subscribe_queued(EventKind::Irq, Some(line), name, priority, capacity, policy, handler)
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the two public entry points name them all")]
+    fn subscribe_queued(
+        &'static self,
+        kind: EventKind,
+        only_line: Option<u8>,
+        name: &'static str,
+        priority: Priority,
+        capacity: usize,
+        policy: OverflowPolicy,
+        handler: Box<dyn Fn(&Event) + Send + Sync>,
+    ) -> Result<Subscription, BusError> {
+        let (deferred, enqueue) = self.deferred.add(kind, name, capacity, policy, handler)?;
+        let id = deferred.id();
+        self.subscribe_entry(kind, name, priority, Some(id), only_line, enqueue, Some(deferred))
+    }
+
+    /// Installs the watchdog's means: `guard` runs each deferred handler so it can be
+    /// abandoned, `milliseconds` times it. Only the first call takes effect.
+    pub fn set_deferred_guard(&self, guard: DeferredGuard, milliseconds: fn() -> u64) {
+        self.deferred.set_guard(guard, milliseconds);
+    }
+
+    /// The watchdog, called from the timer interrupt before the tick is dispatched: if a
+    /// deferred handler has been running for `budget_ms` or more, it is quarantined (never
+    /// called again, no more events queued for it) and returned, so the caller can take the CPU
+    /// back from it. Not while the handler is inside a dispatch of its own (it is then
+    /// quarantined once it is back out, at a later tick).
+    pub fn watchdog(&self, now_ms: u64, budget_ms: u64) -> Option<Overrun> {
+        self.deferred.watchdog(&self.snapshots, now_ms, budget_ms)
+    }
+
+    /// Deferred handlers the watchdog has quarantined since boot.
+    pub fn quarantined_count(&self) -> u64 {
+        self.deferred.quarantined_count()
+    }
+
+    /// Returns whether deferred handlers have events waiting.
+    pub fn has_deferred_work(&self) -> bool {
+        self.deferred.has_work()
+    }
+
+    /// Runs deferred handlers on up to `budget` waiting events, round-robin over queues so one
+    /// busy queue cannot starve the others. Returns how many deliveries were made. Thread
+    /// context only (the kernel's idle task), never from interrupt context or a handler.
+    pub fn run_deferred(&self, budget: usize) -> usize {
+        self.reclaim_retired();
+        self.deferred.run(&self.snapshots, budget)
+    }
+
+    /// Returns every deferred queue's state.
+    pub fn queues(&self) -> Vec<QueueInfo> {
+        self.deferred.queues()
     }
 
     #[expect(clippy::too_many_arguments, reason = "private; the public entry points name them")]

@@ -14,8 +14,10 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use conquer_once::spin::OnceCell;
 
 use super::{
-    Bus, BusError, Delivery, Event, EventKind, OverflowPolicy, PushOutcome, QueueId, QueueStats,
-    Verdict, bus::Subscription, chain::Handler, irq,
+    BusError, Composition, Delivery, Event, EventKind, OverflowPolicy, PushOutcome, QueueId,
+    QueueStats, Verdict,
+    chain::{Handler, Snapshots},
+    irq,
 };
 use crate::sync::IrqSpinLock;
 
@@ -88,6 +90,13 @@ pub(super) struct Deferred {
     quarantined: AtomicU64,
 }
 
+impl DeferredQueue {
+    /// The queue's id, as in [`Event::Lost`].
+    pub(super) fn id(&self) -> QueueId {
+        self.id
+    }
+}
+
 impl Deferred {
     pub(super) const fn new() -> Self {
         Self {
@@ -99,60 +108,17 @@ impl Deferred {
             quarantined: AtomicU64::new(0),
         }
     }
-}
 
-impl Bus {
-    /// Registers a deferred handler: the dispatch only queues the event (a short critical
-    /// section, safe in interrupt context) and `handler` runs later from
-    /// [`run_deferred`](Self::run_deferred), in a kernel task. A loss is delivered to `handler`
-    /// as [`Event::Lost`] before the next event.
-    ///
-    /// Only notification kinds can be deferred: a request (exception, page fault, system call,
-    /// memory) must be decided while its source waits, so those are refused with
-    /// [`BusError::DeferredRequest`]. This also keeps NMIs (exceptions) away from every queue.
-    ///
-    /// For [`EventKind::Irq`] the line stays masked until [`run_deferred`](Self::run_deferred)
-    /// has run the handler (the L4 model), so a flood is bounded by the handler's pace.
-    pub fn subscribe_deferred(
+    /// A new queue for a deferred handler of `kind`, and the immediate handler that feeds it.
+    pub(super) fn add(
         &'static self,
         kind: EventKind,
         name: &'static str,
-        priority: super::Priority,
-        capacity: usize,
-        policy: OverflowPolicy,
-        handler: impl Fn(&Event) + Send + Sync + 'static,
-    ) -> Result<Subscription, BusError> {
-        self.subscribe_queued(kind, None, name, priority, capacity, policy, Box::new(handler))
-    }
-
-    /// A deferred handler for one interrupt line: a driver's bottom half. Only `line`'s events
-    /// reach it (it sits in that line's list); they are queued and keep the line masked until
-    /// handled.
-    pub fn subscribe_irq_line(
-        &'static self,
-        line: u8,
-        name: &'static str,
-        priority: super::Priority,
-        capacity: usize,
-        policy: OverflowPolicy,
-        handler: impl Fn(&Event) + Send + Sync + 'static,
-    ) -> Result<Subscription, BusError> {
-        let handler = Box::new(handler);
-        self.subscribe_queued(EventKind::Irq, Some(line), name, priority, capacity, policy, handler)
-    }
-
-    #[expect(clippy::too_many_arguments, reason = "the two public entry points name them all")]
-    fn subscribe_queued(
-        &'static self,
-        kind: EventKind,
-        only_line: Option<u8>,
-        name: &'static str,
-        priority: super::Priority,
         capacity: usize,
         policy: OverflowPolicy,
         handler: Box<dyn Fn(&Event) + Send + Sync>,
-    ) -> Result<Subscription, BusError> {
-        if kind.composition() == super::Composition::FirstDecision {
+    ) -> Result<(Arc<DeferredQueue>, Handler), BusError> {
+        if kind.composition() == Composition::FirstDecision {
             return Err(BusError::DeferredRequest);
         }
         // A device line can wait (masked) or stop (disabled); a raising process can stop, and
@@ -176,7 +142,7 @@ impl Bus {
                 return Verdict::Continue;
             }
             let pushed = queue.queue.push(*event);
-            self.deferred.pending.fetch_add(1, Ordering::Release);
+            self.pending.fetch_add(1, Ordering::Release);
             match pushed {
                 PushOutcome::KillProducer => reply.kill_producer = true,
                 PushOutcome::WouldBlock => reply.would_block = true,
@@ -187,8 +153,7 @@ impl Bus {
             }
             Verdict::Handled
         });
-        let id = deferred.id;
-        self.subscribe_entry(kind, name, priority, Some(id), only_line, enqueue, Some(deferred))
+        Ok((deferred, enqueue))
     }
 
     fn add_queue(
@@ -198,7 +163,7 @@ impl Bus {
         policy: OverflowPolicy,
         handler: Box<dyn Fn(&Event) + Send + Sync>,
     ) -> Result<Arc<DeferredQueue>, BusError> {
-        let mut queues = self.deferred.queues.lock();
+        let mut queues = self.queues.lock();
         // Quarantined queues stay listed: `queues` must keep showing what the watchdog did.
         let (kept, gone): (Vec<_>, Vec<_>) =
             core::mem::take(&mut *queues).into_iter().partition(|queue| {
@@ -212,7 +177,7 @@ impl Bus {
             drop(gone);
             return Err(BusError::TooManyQueues);
         }
-        let id = u16::try_from(self.deferred.next_queue_id.fetch_add(1, Ordering::Relaxed))
+        let id = u16::try_from(self.next_queue_id.fetch_add(1, Ordering::Relaxed))
             .map(QueueId)
             .map_err(|_| BusError::TooManyQueues)?;
         let deferred = Arc::new(DeferredQueue {
@@ -231,8 +196,8 @@ impl Bus {
 
     /// Installs the watchdog's means: `guard` runs each deferred handler so it can be
     /// abandoned, `milliseconds` times it. Only the first call takes effect.
-    pub fn set_deferred_guard(&self, guard: DeferredGuard, milliseconds: fn() -> u64) {
-        let _ = self.deferred.guard.try_init_once(|| (guard, milliseconds));
+    pub(super) fn set_guard(&self, guard: DeferredGuard, milliseconds: fn() -> u64) {
+        let _ = self.guard.try_init_once(|| (guard, milliseconds));
     }
 
     /// The watchdog, called from the timer interrupt before the tick is dispatched: if a
@@ -240,37 +205,41 @@ impl Bus {
     /// called again, no more events queued for it) and returned, so the caller can take the CPU
     /// back from it. Not while the handler is inside a dispatch of its own (it is then
     /// quarantined once it is back out, at a later tick).
-    pub fn watchdog(&self, now_ms: u64, budget_ms: u64) -> Option<Overrun> {
-        let running = self.deferred.running.lock();
+    pub(super) fn watchdog(
+        &self,
+        snapshots: &Snapshots,
+        now_ms: u64,
+        budget_ms: u64,
+    ) -> Option<Overrun> {
+        let running = self.running.lock();
         let running = running.as_ref()?;
         let ran_ms = now_ms.saturating_sub(running.since_ms);
-        if ran_ms < budget_ms || self.snapshots.depth(running.cpu) > running.depth {
+        if ran_ms < budget_ms || snapshots.depth(running.cpu) > running.depth {
             return None;
         }
         if running.queue.quarantined.swap(true, Ordering::AcqRel) {
             return None;
         }
         running.queue.alive.store(false, Ordering::Release);
-        self.deferred.quarantined.fetch_add(1, Ordering::Relaxed);
+        self.quarantined.fetch_add(1, Ordering::Relaxed);
         Some(Overrun { queue: running.queue.id, name: running.queue.queue.name(), ran_ms })
     }
 
     /// Deferred handlers the watchdog has quarantined since boot.
-    pub fn quarantined_count(&self) -> u64 {
-        self.deferred.quarantined.load(Ordering::Relaxed)
+    pub(super) fn quarantined_count(&self) -> u64 {
+        self.quarantined.load(Ordering::Relaxed)
     }
 
     /// Returns whether deferred handlers have events waiting.
-    pub fn has_deferred_work(&self) -> bool {
-        self.deferred.pending.load(Ordering::Acquire) > 0
+    pub(super) fn has_work(&self) -> bool {
+        self.pending.load(Ordering::Acquire) > 0
     }
 
     /// Runs deferred handlers on up to `budget` waiting events, round-robin over queues so one
     /// busy queue cannot starve the others. Returns how many deliveries were made. Thread
     /// context only (the kernel's idle task), never from interrupt context or a handler.
-    pub fn run_deferred(&self, budget: usize) -> usize {
-        self.reclaim_retired();
-        if !self.has_deferred_work() {
+    pub(super) fn run(&self, snapshots: &Snapshots, budget: usize) -> usize {
+        if !self.has_work() {
             return 0;
         }
         let mut delivered = 0;
@@ -279,7 +248,7 @@ impl Bus {
             progress = false;
             let mut index = 0;
             while delivered < budget {
-                let Some(deferred) = self.deferred.queues.lock().get(index).cloned() else {
+                let Some(deferred) = self.queues.lock().get(index).cloned() else {
                     break;
                 };
                 index += 1;
@@ -291,7 +260,7 @@ impl Bus {
                     Delivery::Lost { count } => Event::Lost { queue: deferred.id, count },
                 };
                 if deferred.alive.load(Ordering::Acquire) {
-                    self.run_guarded(&deferred, &event);
+                    self.run_guarded(snapshots, &deferred, &event);
                 }
                 if let Event::Irq { line, .. } = event {
                     irq::LINES.acknowledge(line);
@@ -303,20 +272,20 @@ impl Bus {
     }
 
     /// Runs one deferred handler under the watchdog (if one is installed).
-    fn run_guarded(&self, deferred: &Arc<DeferredQueue>, event: &Event) {
+    fn run_guarded(&self, snapshots: &Snapshots, deferred: &Arc<DeferredQueue>, event: &Event) {
         let mut call = || (deferred.handler)(event);
-        match self.deferred.guard.get() {
+        match self.guard.get() {
             Some((guard, milliseconds)) => {
                 let cpu = crate::sync::local::cpu_index();
-                *self.deferred.running.lock() = Some(Running {
+                *self.running.lock() = Some(Running {
                     queue: deferred.clone(),
                     since_ms: milliseconds(),
                     cpu,
-                    depth: self.snapshots.depth(cpu),
+                    depth: snapshots.depth(cpu),
                 });
                 // `false`: the watchdog took the CPU back; the queue is quarantined already.
                 let _completed = guard(&mut call);
-                self.deferred.running.lock().take();
+                self.running.lock().take();
             }
             None => call(),
         }
@@ -325,14 +294,14 @@ impl Bus {
     /// Pushes that were refused or merged never become deliveries; recount from the queues so
     /// the pending counter cannot drift and keep the deferred task spinning.
     fn resync_pending(&self) {
-        let queues = self.deferred.queues.lock();
+        let queues = self.queues.lock();
         let waiting: usize = queues.iter().map(|deferred| deferred.queue.len()).sum();
-        self.deferred.pending.store(waiting as u64, Ordering::Release);
+        self.pending.store(waiting as u64, Ordering::Release);
     }
 
     /// Returns every deferred queue's state.
-    pub fn queues(&self) -> Vec<QueueInfo> {
-        let queues: Vec<Arc<DeferredQueue>> = self.deferred.queues.lock().clone();
+    pub(super) fn queues(&self) -> Vec<QueueInfo> {
+        let queues: Vec<Arc<DeferredQueue>> = self.queues.lock().clone();
         queues
             .iter()
             .map(|deferred| {

@@ -43,6 +43,7 @@ mod bus;
 mod chain;
 mod deferred;
 mod dispatch;
+mod error;
 mod event;
 pub mod irq;
 mod memory;
@@ -54,10 +55,11 @@ mod tests;
 mod verdict;
 
 pub use self::{
-    bus::{Bus, BusError, SubscriberInfo, Subscription},
+    bus::{Bus, SubscriberInfo, Subscription},
     chain::{Handler, MAX_SUBSCRIBERS_PER_CHAIN},
     deferred::{DeferredGuard, Overrun, QueueInfo},
     dispatch::TIMING_SAMPLE_PERIOD,
+    error::BusError,
     event::{Access, Composition, Event, EventKind, QueueId},
     memory::{MemoryRequest, Protection, SpaceId},
     priority::{Band, Priority},

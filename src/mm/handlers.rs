@@ -4,9 +4,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use conquer_once::spin::OnceCell;
-
-use super::{Frame, space, stack};
+use super::{physical, space, stack};
 use crate::{
     arch::paging,
     events::{
@@ -18,12 +16,9 @@ use crate::{
 /// Vector of #DF (SDM Vol. 3A §6.15).
 const DOUBLE_FAULT_VECTOR: u8 = 8;
 
-static KERNEL_ROOT: OnceCell<Frame> = OnceCell::uninit();
-
 static DEMAND_ZERO_FAULTS: AtomicU64 = AtomicU64::new(0);
 static GUARD_HITS: AtomicU64 = AtomicU64::new(0);
 static INVALID_FAULTS: AtomicU64 = AtomicU64::new(0);
-static BAD_RELEASES: AtomicU64 = AtomicU64::new(0);
 static OUT_OF_MEMORY_FAULTS: AtomicU64 = AtomicU64::new(0);
 
 /// What mm's fault handler has seen since boot.
@@ -47,27 +42,12 @@ pub fn fault_counters() -> FaultCounters {
         demand_zero: DEMAND_ZERO_FAULTS.load(Ordering::Relaxed),
         guard_hits: GUARD_HITS.load(Ordering::Relaxed),
         invalid: INVALID_FAULTS.load(Ordering::Relaxed),
-        bad_releases: BAD_RELEASES.load(Ordering::Relaxed),
+        bad_releases: physical::bad_release_count(),
         out_of_memory: OUT_OF_MEMORY_FAULTS.load(Ordering::Relaxed),
     }
 }
 
-/// The kernel's own page table root (the loader's, kept).
-pub(super) fn kernel_root() -> Frame {
-    *KERNEL_ROOT.get().expect("mm::init has run")
-}
-
-/// Releases a frame mm unmapped; a refused release means mm's bookkeeping is wrong somewhere,
-/// so it is counted and reported loudly instead of being ignored.
-pub(super) fn release_or_report(frame: Frame) {
-    if let Err(error) = super::physical::release_frame(frame) {
-        BAD_RELEASES.fetch_add(1, Ordering::Relaxed);
-        log::error!("{error}");
-    }
-}
-
 pub(super) fn subscribe() {
-    KERNEL_ROOT.init_once(paging::active_root);
     BUS.subscribe(EventKind::PageFault, "mm", Priority::OWNER, on_page_fault)
         .expect("mm subscribes at boot")
         .keep_forever();

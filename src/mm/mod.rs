@@ -20,6 +20,10 @@ mod physical;
 pub mod space;
 #[cfg(target_os = "none")]
 pub mod stack;
+#[cfg(target_os = "none")]
+mod tables;
+#[cfg(target_os = "none")]
+pub mod user_copy;
 
 pub use self::frames::{FRAME_SIZE_BYTES, Frame, FrameError, FrameStats};
 #[cfg(target_os = "none")]
@@ -46,6 +50,7 @@ pub(crate) fn init(boot: &crate::arch::BootResources) {
     // SAFETY: boot code runs from the kernel half; the loader's lower-half trampoline has done
     // its job and nothing refers to it.
     unsafe { crate::arch::paging::clear_loader_lower_half() };
+    tables::init();
     handlers::subscribe();
     let audit = crate::arch::paging::audit_active();
     if audit.writable_executable_bytes != 0 || audit.user_half_bytes != 0 {

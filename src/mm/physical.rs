@@ -3,7 +3,7 @@
 
 use core::{
     ops::Range,
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::atomic::{AtomicU64, AtomicUsize, Ordering},
 };
 
 use super::frames::{
@@ -114,6 +114,23 @@ pub fn reserve_frames() -> usize {
 /// Drops one mapping of `frame`, freeing it with the last one.
 pub fn release_frame(frame: Frame) -> Result<bool, FrameError> {
     with_frames(|frames| frames.release(frame))
+}
+
+/// Frames released that were free or unmanaged (double frees, caught).
+static BAD_RELEASES: AtomicU64 = AtomicU64::new(0);
+
+/// Releases a frame mm unmapped; a refused release means mm's bookkeeping is wrong somewhere,
+/// so it is counted and reported loudly instead of being ignored.
+pub(super) fn release_or_report(frame: Frame) {
+    if let Err(error) = release_frame(frame) {
+        BAD_RELEASES.fetch_add(1, Ordering::Relaxed);
+        log::error!("{error}");
+    }
+}
+
+/// Refused releases since boot (see [`release_or_report`]).
+pub(super) fn bad_release_count() -> u64 {
+    BAD_RELEASES.load(Ordering::Relaxed)
 }
 
 /// Records an extra mapping of `frame` (shared memory).

@@ -1,15 +1,17 @@
 //! Address spaces: a page table whose kernel half is shared by all, plus the regions reserved in
 //! its user half. Pages of anonymous regions are backed on first touch (demand-zero); frames are
-//! freed when the last space mapping them lets go.
+//! freed when the last space mapping them lets go. The page tables themselves are changed only
+//! through `tables.rs`; copies to and from user memory are `user_copy.rs`'s.
+
+#![forbid(unsafe_code)]
 
 use alloc::{collections::BTreeMap, vec::Vec};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{
-    Frame,
-    handlers::release_or_report,
-    physical::{self, allocate_user_frame},
+    Frame, physical,
     regions::{Backing, PAGE_SIZE_BYTES, RegionError, RegionMap, checked_range},
+    tables::{self, SharedFrame, UserTables},
 };
 use crate::{
     arch::{IrqMutex, paging},
@@ -32,7 +34,7 @@ const PAGES_PER_STEP: u64 = 64;
 /// One address space.
 #[derive(Debug)]
 struct AddressSpace {
-    root: Frame,
+    tables: UserTables,
     regions: RegionMap,
     /// An operation of several steps owns the space (see [`Claim`]).
     claimed: bool,
@@ -101,15 +103,14 @@ fn user_range(address: u64, len_bytes: u64) -> Result<core::ops::Range<u64>, Err
 
 /// Creates an empty address space.
 pub fn create() -> Result<SpaceId, Errno> {
-    // SAFETY: the root is released by `destroy`, which refuses to free the active table.
-    let root = unsafe { paging::new_user_root(&mut allocate_user_frame) }.ok_or(Errno::ENOMEM)?;
+    let tables = UserTables::new().ok_or(Errno::ENOMEM)?;
     let id = SpaceId(NEXT_SPACE_ID.fetch_add(1, Ordering::Relaxed));
     let regions = RegionMap::new(
         paging::USER_SPACE,
         MAP_ANYWHERE_BASE..paging::USER_SPACE.end,
         MAX_REGIONS_PER_SPACE,
     );
-    let space = AddressSpace { root, regions, claimed: false };
+    let space = AddressSpace { tables, regions, claimed: false };
     SPACES.lock().insert(id, space);
     Ok(id)
 }
@@ -126,29 +127,20 @@ pub fn destroy(id: SpaceId) -> Result<(), Errno> {
     for region in space.regions.drain() {
         let mut from = Some(region.start);
         while let Some(start) = from {
-            // SAFETY: the space is out of the registry, so this code owns it alone.
-            from = unsafe { unmap_step(space.root, start..region.end) };
+            from = unmap_step(&mut space.tables, start..region.end);
             crate::arch::preempt_point();
         }
     }
-    // SAFETY: the space is out of the registry and not active; every leaf was unmapped above.
-    unsafe { paging::release_user_tables(space.root, &mut |frame| release_or_report(frame)) };
+    // Every leaf is unmapped: dropping the space frees its tables.
+    drop(space);
     Ok(())
 }
 
-/// Unmaps up to [`PAGES_PER_STEP`] pages of `range`, releasing their frames; returns where to
-/// go on from, if anywhere.
-///
-/// # Safety
-/// The caller holds the registry lock or owns the removed space; `range` is (part of) one of
-/// its removed regions, so only its own pages are touched.
-unsafe fn unmap_step(root: Frame, range: core::ops::Range<u64>) -> Option<u64> {
+/// Unmaps up to [`PAGES_PER_STEP`] pages of `range` (part of a region already removed),
+/// releasing their frames; returns where to go on from, if anywhere.
+fn unmap_step(tables: &mut UserTables, range: core::ops::Range<u64>) -> Option<u64> {
     let end = range.end;
-    // SAFETY: forwarded from this function's contract.
-    unsafe {
-        paging::unmap_range(root, range, PAGES_PER_STEP, &mut |_, frame| release_or_report(frame))
-    }
-    .filter(|&next| next < end)
+    tables.unmap_range(range, PAGES_PER_STEP).0.filter(|&next| next < end)
 }
 
 /// Unmaps `range` of space `id` (removed from its regions already, and claimed by the caller),
@@ -156,25 +148,22 @@ unsafe fn unmap_step(root: Frame, range: core::ops::Range<u64>) -> Option<u64> {
 fn unmap_claimed(id: SpaceId, range: core::ops::Range<u64>) {
     let mut from = Some(range.start);
     while let Some(start) = from {
-        // SAFETY: the registry lock is held for the step; the claim keeps the range ours.
+        // The registry lock is held for the step; the claim keeps the range ours.
         from = SPACES
             .lock()
-            .get(&id)
-            .and_then(|space| unsafe { unmap_step(space.root, start..range.end) });
+            .get_mut(&id)
+            .and_then(|space| unmap_step(&mut space.tables, start..range.end));
         crate::arch::preempt_point();
     }
 }
 
 /// Makes `id` the active address space.
 pub fn switch_to(id: SpaceId) -> Result<(), Errno> {
-    let root = if id == SpaceId::KERNEL {
-        super::handlers::kernel_root()
+    if id == SpaceId::KERNEL {
+        tables::activate_kernel();
     } else {
-        SPACES.lock().get(&id).ok_or(Errno::ESRCH)?.root
-    };
-    // SAFETY: every root shares the kernel half; the space cannot be destroyed while active
-    // without `destroy` switching away first.
-    unsafe { paging::activate(root) };
+        SPACES.lock().get(&id).ok_or(Errno::ESRCH)?.tables.activate();
+    }
     CURRENT.store(id.0, Ordering::Relaxed);
     Ok(())
 }
@@ -211,9 +200,7 @@ pub fn usage(id: SpaceId) -> Option<SpaceUsage> {
 /// What the page at `address` of space `id` maps to, if anything.
 pub fn translate(id: SpaceId, address: u64) -> Option<paging::PageMapping> {
     let spaces = SPACES.lock();
-    let space = spaces.get(&id)?;
-    // SAFETY: the registry lock is held.
-    unsafe { paging::translate(space.root, address) }
+    spaces.get(&id)?.tables.translate(address)
 }
 
 fn with_space<R>(
@@ -295,20 +282,13 @@ pub(super) fn unmap(id: SpaceId, address: u64, len_bytes: u64) -> Result<u64, Er
         }
         let mut left = Vec::new();
         let mut budget = PAGES_PER_STEP;
-        let root = space.root;
+        let tables = &mut space.tables;
         let removed = space.regions.remove(range.clone(), |region| {
             if budget == 0 {
                 left.push(region.start..region.end);
                 return;
             }
-            let mut released = 0;
-            // SAFETY: the registry lock is held; the region was this space's.
-            let next = unsafe {
-                paging::unmap_range(root, region.start..region.end, budget, &mut |_, frame| {
-                    released += 1;
-                    release_or_report(frame);
-                })
-            };
+            let (next, released) = tables.unmap_range(region.start..region.end, budget);
             budget -= released.min(budget);
             if let Some(next) = next.filter(|&next| next < region.end) {
                 left.push(next..region.end);
@@ -343,16 +323,8 @@ pub(super) fn protect(
     let mut from = Some(range.start);
     while let Some(start) = from {
         from = with_space(id, |space| {
-            // SAFETY: the registry lock is held for the step and the claimed range is ours.
-            let next = unsafe {
-                paging::protect_range(
-                    space.root,
-                    start..range.end,
-                    protection,
-                    true,
-                    PAGES_PER_STEP,
-                )
-            };
+            // The registry lock is held for the step and the claimed range is ours.
+            let next = space.tables.protect_range(start..range.end, protection, PAGES_PER_STEP);
             Ok(next.filter(|&next| next < range.end))
         })?;
         if crate::arch::preempt_point() && from.is_some() {
@@ -361,25 +333,6 @@ pub(super) fn protect(
         }
     }
     Ok(0)
-}
-
-/// Backs the page at `page` of `space` with a zeroed frame if it has none; returns its frame.
-fn populate(space: &mut AddressSpace, page: u64, protection: Protection) -> Result<Frame, Errno> {
-    // SAFETY: the registry lock is held by the caller.
-    if let Some(mapping) = unsafe { paging::translate(space.root, page) } {
-        return Ok(mapping.frame);
-    }
-    let frame = allocate_user_frame().ok_or(Errno::ENOMEM)?;
-    // SAFETY: the registry lock is held; `page` lies in one of this space's anonymous regions.
-    match unsafe {
-        paging::map(space.root, page, frame, protection, true, &mut allocate_user_frame)
-    } {
-        Ok(()) => Ok(frame),
-        Err(_) => {
-            release_or_report(frame);
-            Err(Errno::ENOMEM)
-        }
-    }
 }
 
 /// Maps the frames behind `from`'s range into `into` (shared memory); returns the address used
@@ -460,43 +413,16 @@ fn share_step(
 ) -> Result<(), Errno> {
     let mut spaces = SPACES.lock();
     let source = spaces.get_mut(&from).ok_or(Errno::ESRCH)?;
-    let mut frames = [None; PAGES_PER_STEP as usize];
+    let mut frames: [Option<SharedFrame>; PAGES_PER_STEP as usize] = core::array::from_fn(|_| None);
     for (slot, page) in frames.iter_mut().zip(pages.clone().step_by(PAGE_SIZE_BYTES as usize)) {
         let allowed = source.regions.find(page).ok_or(Errno::EFAULT)?.protection;
-        *slot = Some(populate(source, page, allowed)?);
+        *slot = Some(source.tables.share(page, allowed)?);
     }
     let target = spaces.get_mut(&into).ok_or(Errno::ESRCH)?;
     for (frame, page) in frames.into_iter().flatten().zip(pages.step_by(PAGE_SIZE_BYTES as usize)) {
-        let target_page = page.wrapping_add(offset);
-        physical::share_frame(frame).map_err(|_| Errno::ENOMEM)?;
-        // SAFETY: the registry lock is held; the page lies in the region reserved in `target`
-        // by the claimed operation.
-        let mut mapped = unsafe {
-            paging::map(target.root, target_page, frame, protection, true, &mut allocate_user_frame)
-        };
-        if mapped == Err(paging::MapError::AlreadyMapped) {
-            // The target touched its new region between two steps and got a zero page of its
-            // own: the share overlays it, as if it had completed first.
-            // SAFETY: as above; the page is the target's, inside the claimed region.
-            if let Some(own) = unsafe { paging::unmap(target.root, target_page) } {
-                release_or_report(own);
-            }
-            // SAFETY: as above.
-            mapped = unsafe {
-                paging::map(
-                    target.root,
-                    target_page,
-                    frame,
-                    protection,
-                    true,
-                    &mut allocate_user_frame,
-                )
-            };
-        }
-        if mapped.is_err() {
-            release_or_report(frame);
-            return Err(Errno::ENOMEM);
-        }
+        // The page lies in the region reserved in `target` by the claimed operation; a page
+        // the target touched between two steps is overlaid, as if the share came first.
+        target.tables.map_shared(page.wrapping_add(offset), frame, protection)?;
     }
     Ok(())
 }
@@ -542,7 +468,7 @@ pub(super) fn resolve_fault(address: u64, access: Access, present: bool) -> Faul
         return FaultResolution::Forbidden;
     }
     let page = address / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
-    match populate(space, page, region.protection) {
+    match space.tables.populate(page, region.protection) {
         Ok(_) => FaultResolution::Resolved,
         Err(_) => FaultResolution::OutOfMemory,
     }
@@ -550,7 +476,7 @@ pub(super) fn resolve_fault(address: u64, access: Access, present: bool) -> Faul
 
 /// How the kernel touches a user range on a process's behalf.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
-enum UserAccess {
+pub(super) enum UserAccess {
     /// Read, as the process could (any mapped region).
     Read,
     /// Write, as the process could (writable regions only).
@@ -559,17 +485,25 @@ enum UserAccess {
     Load,
 }
 
-/// Calls `f` for each page-bounded piece of `address..address + len_bytes` in space `id`, with
-/// a kernel pointer to it (through the physical-memory window) and the piece's offset in the
-/// range. Unbacked pages are backed first. Any address not reserved, not allowed, or outside
-/// user space is `EFAULT` — the kernel never dereferences a user pointer itself, so a bad one
-/// cannot fault in the kernel.
-fn for_each_user_piece(
+/// A page-bounded piece of a user range: the frame behind it, where in the frame it starts,
+/// its length, and its offset in the range.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct UserPiece {
+    pub(super) frame: Frame,
+    pub(super) offset_in_frame: usize,
+    pub(super) len_bytes: usize,
+    pub(super) offset_in_range: usize,
+}
+
+/// Calls `f` for each page-bounded piece of `address..address + len_bytes` in space `id`,
+/// under the registry lock (so the frames stay mapped while `f` runs). Unbacked pages are
+/// backed first. Any address not reserved, not allowed, or outside user space is `EFAULT`.
+pub(super) fn for_each_user_piece(
     id: SpaceId,
     address: u64,
     len_bytes: usize,
     access: UserAccess,
-    mut f: impl FnMut(*mut u8, usize, usize),
+    mut f: impl FnMut(UserPiece),
 ) -> Result<(), Errno> {
     if len_bytes == 0 {
         return Ok(());
@@ -589,13 +523,15 @@ fn for_each_user_piece(
             return Err(Errno::EFAULT);
         }
         let page = cursor / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
-        let frame = populate(space, page, region.protection)?;
+        let frame = space.tables.populate(page, region.protection)?;
         let offset_in_page = (cursor - page) as usize;
         let piece = (PAGE_SIZE_BYTES as usize - offset_in_page).min((end - cursor) as usize);
-        // SAFETY: the frame backs `page` of this space and stays mapped while the registry lock
-        // is held; the window maps all RAM, and the piece stays inside the frame.
-        let pointer = unsafe { paging::phys_to_virt(frame.start()).add(offset_in_page) };
-        f(pointer, piece, (cursor - address) as usize);
+        f(UserPiece {
+            frame,
+            offset_in_frame: offset_in_page,
+            len_bytes: piece,
+            offset_in_range: (cursor - address) as usize,
+        });
         cursor += piece as u64;
     }
     Ok(())
@@ -623,30 +559,4 @@ pub fn check_user(id: SpaceId, address: u64, len_bytes: u64, write: bool) -> Res
         cursor = region.end;
     }
     Ok(())
-}
-
-/// Copies `buffer.len()` bytes from the process's `address` into `buffer`.
-pub fn copy_from_user(id: SpaceId, address: u64, buffer: &mut [u8]) -> Result<(), Errno> {
-    for_each_user_piece(id, address, buffer.len(), UserAccess::Read, |source, len, offset| {
-        // SAFETY: `source` points at `len` readable bytes (see `for_each_user_piece`), and the
-        // destination piece is inside `buffer`; kernel and user frames never overlap.
-        unsafe { core::ptr::copy_nonoverlapping(source, buffer[offset..].as_mut_ptr(), len) };
-    })
-}
-
-/// Copies `bytes` to the process's `address`, which it must be allowed to write.
-pub fn copy_to_user(id: SpaceId, address: u64, bytes: &[u8]) -> Result<(), Errno> {
-    for_each_user_piece(id, address, bytes.len(), UserAccess::Write, |target, len, offset| {
-        // SAFETY: `target` points at `len` writable bytes of a user frame; the source piece is
-        // inside `bytes`.
-        unsafe { core::ptr::copy_nonoverlapping(bytes[offset..].as_ptr(), target, len) };
-    })
-}
-
-/// Writes a program image piece to `address`, whatever the region's protection.
-pub fn load(id: SpaceId, address: u64, bytes: &[u8]) -> Result<(), Errno> {
-    for_each_user_piece(id, address, bytes.len(), UserAccess::Load, |target, len, offset| {
-        // SAFETY: as in `copy_to_user`; the loader may fill read-only program pages.
-        unsafe { core::ptr::copy_nonoverlapping(bytes[offset..].as_ptr(), target, len) };
-    })
 }

@@ -179,7 +179,7 @@ impl Drop for KernelStack {
             // SAFETY: the pages belong to this stack, which is being dropped, so nothing runs
             // on it any more.
             if let Some(frame) = unsafe { paging::unmap(paging::active_root(), page) } {
-                super::handlers::release_or_report(frame);
+                physical::release_or_report(frame);
             }
             page += FRAME_SIZE_BYTES;
         }

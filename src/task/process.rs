@@ -21,7 +21,7 @@ use crate::{
     events::{
         Access, BUS, Errno, Event, EventKind, MemoryRequest, Priority, Reply, SpaceId, Verdict,
     },
-    mm::{self, KernelStack, space},
+    mm::{self, KernelStack, space, user_copy},
     security,
 };
 
@@ -747,12 +747,12 @@ fn build_process(
             },
         )
         .map_err(out_of_memory)?;
-        space::load(space, segment.load_address, &image[segment.file_bytes.clone()])
+        user_copy::load(space, segment.load_address, &image[segment.file_bytes.clone()])
             .map_err(out_of_memory)?;
     }
     space::reserve_stack(space, USER_STACK_TOP, USER_STACK_SIZE_BYTES).map_err(out_of_memory)?;
     let args_address = (USER_STACK_TOP - args.len() as u64) / 16 * 16;
-    space::load(space, args_address, args.as_bytes()).map_err(out_of_memory)?;
+    user_copy::load(space, args_address, args.as_bytes()).map_err(out_of_memory)?;
     let stack = KernelStack::new(KERNEL_STACK_SIZE_BYTES).map_err(|_| SpawnError::OutOfMemory)?;
     let entry = context::UserEntry {
         rip: plan.entry,

@@ -15,7 +15,7 @@ use crate::{
         BUS, BoundedQueue, Delivery, Errno, Event, EventKind, OverflowPolicy, Priority,
         PushOutcome, Reply, SpaceId, Subscription, Verdict,
     },
-    mm::{self, space},
+    mm::{self, space, user_copy},
     sync::IrqSpinLock,
 };
 
@@ -241,6 +241,6 @@ pub(super) fn poll(
         // Room in a queue: producers waiting on backpressure try again.
         SCHEDULER.lock().wake_all(BlockReason::Room);
     }
-    space::copy_to_user(space, buffer, &bytes)?;
+    user_copy::copy_to_user(space, buffer, &bytes)?;
     Ok(count as u64)
 }

@@ -16,7 +16,7 @@ use crate::{
     events::{
         BUS, Errno, Event, EventKind, MemoryRequest, Priority, Protection, Reply, SpaceId, Verdict,
     },
-    mm::{self, space},
+    mm::{self, space, user_copy},
     print,
 };
 
@@ -185,7 +185,7 @@ fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
     while offset < len {
         let count = (len - offset).min(WRITE_PIECE_BYTES);
         let filled = carried + count;
-        space::copy_from_user(space, buffer + offset as u64, &mut piece[carried..filled])?;
+        user_copy::copy_from_user(space, buffer + offset as u64, &mut piece[carried..filled])?;
         offset += count;
         // A character cut by the piece's end waits for the rest in the next piece, or, cut by
         // the end of a short write, for the caller's next call.
@@ -248,7 +248,7 @@ fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errn
     space::check_user(space, buffer, len as u64, true)?;
     let len = len.min(MAX_IO_BYTES_PER_CALL);
     let Some(taken) = input::take_or_block(len) else { return Ok(Served::Restart) };
-    space::copy_to_user(space, buffer, &taken)?;
+    user_copy::copy_to_user(space, buffer, &taken)?;
     // Cooked console: what a program reads is shown, as a terminal echoes typed keys.
     for chunk in taken.utf8_chunks() {
         print!("{}", chunk.valid());
@@ -280,9 +280,9 @@ fn spawn(args: [u64; 6], space: SpaceId, parent: Pid) -> Result<u64, Errno> {
         return Err(Errno::E2BIG);
     }
     let mut name = vec![0; name_len];
-    space::copy_from_user(space, args[0], &mut name)?;
+    user_copy::copy_from_user(space, args[0], &mut name)?;
     let mut arguments = vec![0; args_len];
-    space::copy_from_user(space, args[2], &mut arguments)?;
+    user_copy::copy_from_user(space, args[2], &mut arguments)?;
     let name = core::str::from_utf8(&name).map_err(|_| Errno::EINVAL)?;
     let arguments = core::str::from_utf8(&arguments).map_err(|_| Errno::EINVAL)?;
     process::spawn_withholding(name, arguments, parent, args[4])
@@ -299,7 +299,7 @@ fn wait(target: u64, status_out: u64, pid: Pid, space: SpaceId) -> Result<Served
     match process::reap(pid, target)? {
         Reaped::Child(child, code) => {
             if status_out != 0 {
-                space::copy_to_user(space, status_out, &code.to_le_bytes())?;
+                user_copy::copy_to_user(space, status_out, &code.to_le_bytes())?;
             }
             Ok(Served::Value(u64::from(child)))
         }

@@ -6,8 +6,8 @@
 use core::{arch::global_asm, mem::size_of};
 
 use super::{
+    frame::TrapFrame,
     gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR},
-    traps::TrapFrame,
 };
 
 /// RFLAGS for a new user task: IF set, and bit 1, which is always 1 (SDM Vol. 1 §3.4.3).

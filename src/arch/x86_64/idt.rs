@@ -4,7 +4,7 @@
 //! Herald builds its own IDT instead of using `x86_64::structures::idt` because that table
 //! cannot install handlers on the reserved exception vectors (15, 22–27, 31) and gives each
 //! handler no vector number. Here every vector has a 16-byte stub that pushes a uniform
-//! [`TrapFrame`](super::traps::TrapFrame) and calls `herald_trap_entry`, so one function sees
+//! [`TrapFrame`](super::frame::TrapFrame) and calls `herald_trap_entry`, so one function sees
 //! every interrupt, fault and (later) preemption point with all registers in hand.
 
 use core::{arch::global_asm, mem::size_of};
@@ -21,7 +21,7 @@ use conquer_once::spin::OnceCell;
 
 use super::{
     gdt::IstSlot,
-    traps::{BARE_IRET_VECTOR, SYSCALL_VECTOR},
+    vectors::{BARE_IRET_VECTOR, SYSCALL_VECTOR},
 };
 
 /// Number of IDT entries: every vector the CPU can deliver.

@@ -5,8 +5,10 @@ pub mod acpi;
 mod boot;
 pub mod context;
 pub mod cpu;
+mod frame;
 mod gdt;
 mod idt;
+mod lines;
 pub mod paging;
 mod pic;
 mod pit;
@@ -18,6 +20,7 @@ pub mod serial;
 mod sync;
 pub mod syscall;
 mod traps;
+mod vectors;
 mod watchdog;
 
 /// Re-exported for [`kernel_entry!`](crate::kernel_entry) only.
@@ -26,14 +29,13 @@ pub use bootloader_api;
 
 pub use self::{
     boot::{BOOTLOADER_CONFIG, BootResources, start},
+    frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
     pic::spurious_interrupt_count,
     pit::{TICK_HZ, milliseconds, set_rate as set_timer_rate, ticks},
     sync::{IrqMutex, IrqMutexGuard},
-    traps::{
-        BARE_IRET_VECTOR, ExceptionReport, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR, TaskHooks,
-        TrapFrame, exception_name, preempt_point, set_task_hooks, yield_now,
-    },
+    traps::{ExceptionReport, TaskHooks, exception_name, preempt_point, set_task_hooks, yield_now},
+    vectors::{BARE_IRET_VECTOR, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR},
     watchdog::DEFERRED_BUDGET_MS,
 };
 

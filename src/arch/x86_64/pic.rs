@@ -1,4 +1,5 @@
 //! The two cascaded 8259A PICs: remapping, masks, end-of-interrupt and spurious detection.
+//! What a line's interrupt then does is `lines.rs`'s.
 //!
 //! Port numbers and command words: Intel 8259A datasheet ("Operation Command Words"); the
 //! spurious-IRQ rule: OSDev wiki, "8259 PIC", section "Spurious IRQs".
@@ -9,10 +10,10 @@ use pic8259::ChainedPics;
 use spin::Mutex;
 
 use super::{
-    pit, port,
-    traps::{self, PIC_VECTOR_BASE},
+    port,
+    vectors::{PIC_LINE_COUNT, PIC_VECTOR_BASE},
 };
-use crate::events::{BUS, Event, Reply, irq::LineControl};
+use crate::events::irq::LineControl;
 
 /// Command port of the primary PIC.
 const PRIMARY_COMMAND_PORT: u16 = 0x20;
@@ -62,7 +63,7 @@ impl LineControl for PicLineControl {
 fn set_line_masked(line: u8, masked: bool) {
     // The timer is never masked: its interrupts keep time and drive the retries of throttled
     // lines, itself included. A throttled timer has its events suppressed instead.
-    if line >= traps::PIC_LINE_COUNT || line == CASCADE_LINE || line == TIMER_LINE {
+    if line >= PIC_LINE_COUNT || line == CASCADE_LINE || line == TIMER_LINE {
         return;
     }
     super::cpu::without_interrupts(|| {
@@ -97,9 +98,9 @@ fn in_service_register(command_port: u16) -> u8 {
     }
 }
 
-/// Handles PIC line `line` (0–15): filters spurious interrupts, runs the line's work and
-/// acknowledges it.
-pub(super) fn handle_line(line: u8) {
+/// Acknowledges PIC line `line` (0–15); false if it was a spurious interrupt, which has no
+/// work to run.
+pub(super) fn acknowledge(line: u8) -> bool {
     let mut pics = PICS.lock();
     if line == SPURIOUS_PRIMARY_LINE || line == SPURIOUS_SECONDARY_LINE {
         let (command_port, bit) = if line < 8 {
@@ -115,34 +116,12 @@ pub(super) fn handle_line(line: u8) {
                 // SAFETY: EOI for the cascade line acknowledges exactly the primary's request.
                 unsafe { pics.notify_end_of_interrupt(PIC_VECTOR_BASE + CASCADE_LINE) };
             }
-            return;
+            return false;
         }
     }
-    // Acknowledge before dispatching: handlers may take a while, and a deferred handler's
+    // Acknowledged before its work runs: handlers may take a while, and a deferred handler's
     // line is masked (not left un-acknowledged) until it is done.
     // SAFETY: this line is in service (checked above for 7/15; guaranteed by delivery otherwise).
     unsafe { pics.notify_end_of_interrupt(PIC_VECTOR_BASE + line) };
-    drop(pics);
-    if line == TIMER_LINE {
-        // Time always advances and the scheduler always gets its tick. A timer storm (a
-        // flooding rate) is throttled at the source: the PIT drops back to its base rate until
-        // the backoff is over.
-        let tick = pit::on_tick();
-        let now_ms = pit::milliseconds();
-        let lines = &crate::events::irq::LINES;
-        if let Some((_, Some(report))) = lines.raise(TIMER_LINE, now_ms) {
-            log::warn!("{report}; the timer falls back to {} Hz meanwhile", pit::TICK_HZ);
-            pit::fall_back_to_base_rate();
-        }
-        if let Some(report) = lines.tick(now_ms) {
-            log::warn!("{report}");
-        }
-        if pit::fallen_back() && lines.stats(TIMER_LINE).throttled_until_ms.is_none() {
-            pit::restore_requested_rate();
-        }
-        super::watchdog::on_tick();
-        BUS.dispatch(&Event::Timer { tick }, &mut Reply::new());
-    } else {
-        traps::dispatch_irq(line);
-    }
+    true
 }

@@ -4,7 +4,7 @@
 
 use core::arch::asm;
 
-use super::traps::{BARE_IRET_VECTOR, SOFTWARE_IRQ_VECTOR};
+use super::vectors::{BARE_IRET_VECTOR, SOFTWARE_IRQ_VECTOR};
 
 /// Two `nop`s: under `-icount shift=0` the time-stamp counter must advance by exactly 2.
 #[inline(always)]

@@ -10,8 +10,10 @@ use core::arch::global_asm;
 use ::x86_64::registers::model_specific::Msr;
 
 use super::{
+    frame::TrapFrame,
     gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR},
-    traps::{SYSCALL_VECTOR, TrapFrame, handle_syscall},
+    traps::{self, handle_syscall},
+    vectors::SYSCALL_VECTOR,
 };
 
 /// IA32_EFER and its System Call Enable bit (SDM Vol. 3A §2.2.1, Table 2-1).
@@ -130,7 +132,7 @@ unsafe extern "C" {
 #[unsafe(no_mangle)]
 extern "C" fn herald_syscall_rust(frame: &mut TrapFrame) {
     handle_syscall(frame);
-    super::traps::before_user_return(frame);
+    traps::before_user_return(frame);
     // `sysretq` must not return to a non-canonical rip (it would fault in ring 0 with the user
     // stack loaded). User space ends a page below the canonical boundary, so the instruction
     // after a `syscall` can never be there; check anyway, it is one compare.

@@ -4,78 +4,13 @@ use core::fmt;
 
 use ::x86_64::registers::control::Cr2;
 
-use super::pic;
+use super::{
+    frame::TrapFrame,
+    idt, lines, pic,
+    vectors::{PIC_LINE_COUNT, PIC_VECTOR_BASE, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR},
+    watchdog,
+};
 use crate::events::{Access, BUS, Errno, Event, Outcome, Reply, irq};
-
-/// First vector the remapped PICs use (SDM reserves 0–31 for exceptions).
-pub(super) const PIC_VECTOR_BASE: u8 = 32;
-/// Number of legacy PIC lines (two cascaded 8259As).
-pub(super) const PIC_LINE_COUNT: u8 = 16;
-/// Software interrupt vector kernel tests use to raise a syscall event without ring 3 (Linux's
-/// old number); also the `vector` recorded in frames built by the `syscall` entry stub.
-pub const SYSCALL_VECTOR: u8 = 0x80;
-/// Software interrupt vector that raises the software IRQ line (tests, benchmarks).
-pub const SOFTWARE_IRQ_VECTOR: u8 = 0xf0;
-/// Vector whose gate is a bare `iretq`: the interrupt-path benchmark's baseline.
-pub const BARE_IRET_VECTOR: u8 = 0xf1;
-
-/// Register state saved by the entry stub, lowest address first. The last five fields are the
-/// frame the CPU pushed itself (SDM Vol. 3A §6.14.2, Figure 6-9).
-#[derive(Clone, Copy, Debug)]
-#[repr(C)]
-pub struct TrapFrame {
-    /// Saved by the entry path; see the struct docs.
-    pub r15: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub r14: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub r13: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub r12: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub r11: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub r10: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub r9: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub r8: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub rbp: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub rdi: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub rsi: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub rdx: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub rcx: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub rbx: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub rax: u64,
-    /// The vector the stub was entered through.
-    pub vector: u64,
-    /// The CPU's error code, or 0 for vectors that push none.
-    pub error_code: u64,
-    /// Instruction pointer to resume at.
-    pub rip: u64,
-    /// Code segment at the time of the trap; its low two bits are the privilege level.
-    pub cs: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub rflags: u64,
-    /// Stack pointer at the time of the trap.
-    pub rsp: u64,
-    /// Saved by the entry path; see the struct docs.
-    pub ss: u64,
-}
-
-impl TrapFrame {
-    /// Returns whether the trap interrupted ring-3 code.
-    pub fn from_user(&self) -> bool {
-        self.cs & 0b11 == 0b11
-    }
-}
 
 /// The architectural exceptions, by vector (SDM Vol. 3A Table 6-1).
 const EXCEPTIONS: [(&str, &str); 32] = [
@@ -228,14 +163,19 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     match vector {
         0..PIC_VECTOR_BASE => handle_exception(frame),
-        v if v < PIC_VECTOR_BASE + PIC_LINE_COUNT => pic::handle_line(v - PIC_VECTOR_BASE),
+        v if v < PIC_VECTOR_BASE + PIC_LINE_COUNT => {
+            let line = v - PIC_VECTOR_BASE;
+            if pic::acknowledge(line) {
+                if line == pic::TIMER_LINE { lines::on_timer() } else { lines::dispatch_irq(line) }
+            }
+        }
         SYSCALL_VECTOR => handle_syscall(frame),
-        SOFTWARE_IRQ_VECTOR => dispatch_irq(irq::SOFTWARE_LINE),
+        SOFTWARE_IRQ_VECTOR => lines::dispatch_irq(irq::SOFTWARE_LINE),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
     }
     // Never switch tasks on an IST stack: the next NMI/#MC would reuse the parked frames.
-    if super::idt::ist_slot(usize::from(vector)).is_none() {
-        super::watchdog::apply_abort(frame);
+    if idt::ist_slot(usize::from(vector)).is_none() {
+        watchdog::apply_abort(frame);
         before_user_return(frame);
     }
 }
@@ -331,28 +271,4 @@ fn serve_syscall(frame: &mut TrapFrame) {
         Outcome::Denied(errno) => errno.as_return_value(),
         Outcome::Unhandled => Errno::ENOSYS.as_return_value(),
     };
-}
-
-/// Builds and dispatches the event for interrupt `line`, then lets the line state apply the
-/// outcome (unhandled count and rule, storm throttling, mask until a deferred handler
-/// acknowledges).
-pub(super) fn dispatch_irq(line: u8) {
-    let now_ms = super::pit::milliseconds();
-    let Some((raised, storm)) = irq::LINES.raise(line, now_ms) else { return };
-    if let Some(report) = storm {
-        report_line(log::Level::Warn, report);
-    }
-    let irq::Raised::Dispatch(seq) = raised else { return };
-    let mut reply = Reply::new();
-    let outcome = BUS.dispatch(&Event::Irq { line, seq }, &mut reply);
-    if let Some(report) = irq::LINES.complete(line, outcome, &reply, now_ms) {
-        report_line(log::Level::Error, report);
-    }
-}
-
-/// Logs what a line did; out of line, so formatting never weighs on the interrupt path.
-#[cold]
-#[inline(never)]
-fn report_line(level: log::Level, report: irq::LineReport) {
-    log::log!(level, "{report}");
 }

@@ -14,7 +14,7 @@ use core::{
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
-use super::traps::TrapFrame;
+use super::frame::TrapFrame;
 use crate::events::BUS;
 
 /// How long a deferred handler may run before it is quarantined.

@@ -1,10 +1,11 @@
 //! The architecture's rules, checked on the source tree (run by `cargo xtask test` and so by CI):
-//! only `src/arch/` names the hardware crates, every room without unsafe code forbids it, and no
-//! room imports a room above it.
+//! only `src/arch/` names the hardware crates, every room without unsafe code forbids it, no
+//! room imports a room above it, and no two files of one room import each other in a circle.
 
 #[cfg(test)]
 mod tests {
     use std::{
+        collections::{BTreeMap, BTreeSet},
         fs,
         path::{Path, PathBuf},
     };
@@ -110,6 +111,75 @@ mod tests {
         names
     }
 
+    /// Every path a use tree names: `a::{b, c::{d, e as f}}` gives `a::b`, `a::c::d`, `a::c::e`.
+    fn use_paths(tree: &str) -> Vec<Vec<String>> {
+        struct Parser<'a> {
+            text: &'a str,
+            at: usize,
+        }
+        impl Parser<'_> {
+            fn rest(&self) -> &str {
+                &self.text[self.at..]
+            }
+            fn skip_space(&mut self) {
+                self.at = self.text.len() - self.rest().trim_start().len();
+            }
+            fn eat(&mut self, token: &str) -> bool {
+                self.skip_space();
+                let found = self.rest().starts_with(token);
+                if found {
+                    self.at += token.len();
+                }
+                found
+            }
+            fn ident(&mut self) -> String {
+                self.skip_space();
+                let ident = first_ident(self.rest());
+                self.at += ident.len();
+                ident
+            }
+            fn tree(&mut self, prefix: &[String], out: &mut Vec<Vec<String>>) {
+                if self.eat("{") {
+                    while !self.eat("}") {
+                        let before = self.at;
+                        self.tree(prefix, out);
+                        if !self.eat(",") && !self.rest().trim_start().starts_with('}') {
+                            return;
+                        }
+                        if self.at == before {
+                            return;
+                        }
+                    }
+                    return;
+                }
+                let ident = self.ident();
+                if ident.is_empty() {
+                    // `*`, or the end of the tree.
+                    if self.eat("*") && !prefix.is_empty() {
+                        out.push(prefix.to_vec());
+                    }
+                    return;
+                }
+                let mut path = prefix.to_vec();
+                if ident != "self" {
+                    path.push(ident);
+                }
+                if self.eat("::") {
+                    self.tree(&path, out);
+                } else {
+                    out.push(path);
+                    if self.rest().trim_start().starts_with("as ") {
+                        self.eat("as");
+                        self.ident();
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        Parser { text: tree, at: 0 }.tree(&[], &mut out);
+        out
+    }
+
     fn first_ident(text: &str) -> String {
         text.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
     }
@@ -175,6 +245,168 @@ mod tests {
             "rooms import only rooms below them ({}):\n{offences:#?}",
             ROOMS.join(" < ")
         );
+    }
+
+    /// A directory of one room's files: where it is under `src/`, and the crate paths that name
+    /// its `mod.rs` (`arch` re-exports `arch::x86_64` whole).
+    const FILE_GROUPS: [(&str, &[&str]); 10] = [
+        ("arch/x86_64", &["arch::x86_64", "arch"]),
+        ("console", &["console"]),
+        ("drivers", &["drivers"]),
+        ("events", &["events"]),
+        ("mm", &["mm"]),
+        ("modules", &["modules"]),
+        ("security", &["security"]),
+        ("shell", &["shell"]),
+        ("sync", &["sync"]),
+        ("task", &["task"]),
+    ];
+
+    /// The files of one room's directory each file imports (directly, or through a name its
+    /// `mod.rs` re-exports from that file), `mod.rs` itself left out: it is the room's face.
+    fn file_imports(dir: &str, crate_paths: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+        let sources: BTreeMap<String, String> = sources()
+            .into_iter()
+            .filter_map(|(file, code)| {
+                let name = file.strip_prefix(dir)?.strip_prefix('/')?.strip_suffix(".rs")?;
+                (!name.contains('/')).then(|| (name.to_string(), code))
+            })
+            .collect();
+        let siblings: BTreeSet<&str> =
+            sources.keys().map(String::as_str).filter(|name| *name != "mod").collect();
+        // Names the face re-exports, by the file that defines them.
+        let mut exported_by: BTreeMap<String, String> = BTreeMap::new();
+        let face = sources.get("mod").map_or("", String::as_str);
+        for (at, _) in face.match_indices("use ") {
+            for path in use_paths(&face[at + "use ".len()..]) {
+                if path.len() >= 2 && siblings.contains(path[0].as_str()) {
+                    exported_by.insert(path[path.len() - 1].clone(), path[0].clone());
+                }
+            }
+        }
+        let mut roots = vec!["super::".to_string()];
+        roots.extend(crate_paths.iter().map(|path| format!("crate::{path}::")));
+        let mut imports = BTreeMap::new();
+        for name in &siblings {
+            let code = &sources[*name];
+            let mut targets = BTreeSet::new();
+            for root in &roots {
+                for (at, _) in code.match_indices(root.as_str()) {
+                    let before = code[..at].chars().next_back();
+                    if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                        continue;
+                    }
+                    for path in use_paths(&code[at + root.len()..]) {
+                        let first = path[0].as_str();
+                        let target = if siblings.contains(first) {
+                            Some(first.to_string())
+                        } else {
+                            exported_by.get(first).cloned()
+                        };
+                        targets.extend(target.filter(|target| target != name));
+                    }
+                }
+            }
+            imports.insert(name.to_string(), targets);
+        }
+        imports
+    }
+
+    /// The import circles in `imports`: its strongly connected parts larger than one file
+    /// (Tarjan's algorithm).
+    fn circles(imports: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+        struct Search<'a> {
+            imports: &'a BTreeMap<String, BTreeSet<String>>,
+            index: BTreeMap<&'a str, usize>,
+            low: BTreeMap<&'a str, usize>,
+            stack: Vec<&'a str>,
+            found: Vec<Vec<String>>,
+        }
+        impl<'a> Search<'a> {
+            fn visit(&mut self, file: &'a str) {
+                let index = self.index.len();
+                self.index.insert(file, index);
+                self.low.insert(file, index);
+                self.stack.push(file);
+                for target in self.imports.get(file).into_iter().flatten() {
+                    let target = target.as_str();
+                    if !self.imports.contains_key(target) {
+                        continue;
+                    }
+                    if !self.index.contains_key(target) {
+                        self.visit(target);
+                        let low = self.low[file].min(self.low[target]);
+                        self.low.insert(file, low);
+                    } else if self.stack.contains(&target) {
+                        let low = self.low[file].min(self.index[target]);
+                        self.low.insert(file, low);
+                    }
+                }
+                if self.low[file] == self.index[file] {
+                    let at = self.stack.iter().position(|f| *f == file).expect("on the stack");
+                    let part: Vec<String> =
+                        self.stack.drain(at..).map(str::to_string).collect();
+                    if part.len() > 1 {
+                        self.found.push(part);
+                    }
+                }
+            }
+        }
+        let mut search = Search {
+            imports,
+            index: BTreeMap::new(),
+            low: BTreeMap::new(),
+            stack: Vec::new(),
+            found: Vec::new(),
+        };
+        for file in imports.keys() {
+            if !search.index.contains_key(file.as_str()) {
+                search.visit(file);
+            }
+        }
+        for part in &mut search.found {
+            part.sort();
+        }
+        search.found
+    }
+
+    #[test]
+    fn no_two_files_of_a_room_import_each_other() {
+        let mut offences = Vec::new();
+        for (dir, crate_paths) in FILE_GROUPS {
+            let imports = file_imports(dir, crate_paths);
+            for part in circles(&imports) {
+                let edges: Vec<String> = part
+                    .iter()
+                    .flat_map(|file| {
+                        imports[file]
+                            .iter()
+                            .filter(|target| part.contains(target))
+                            .map(move |target| format!("{file} -> {target}"))
+                    })
+                    .collect();
+                offences.push(format!("src/{dir}: {}", edges.join(", ")));
+            }
+        }
+        assert!(
+            offences.is_empty(),
+            "files of one room import each other in a circle (move what both need into a \
+             third file, or invert one call through a hook):\n{offences:#?}"
+        );
+    }
+
+    #[test]
+    fn the_use_tree_reader_expands_groups() {
+        let paths = use_paths("super::{Pid, elf::{self, plan}, ramdisk::Ramdisk as R}; x");
+        let joined: Vec<String> = paths.iter().map(|path| path.join("::")).collect();
+        assert_eq!(joined, ["super::Pid", "super::elf", "super::elf::plan", "super::ramdisk::Ramdisk"]);
+        let circle = BTreeMap::from([
+            ("a".to_string(), BTreeSet::from(["b".to_string()])),
+            ("b".to_string(), BTreeSet::from(["c".to_string()])),
+            ("c".to_string(), BTreeSet::from(["a".to_string()])),
+            ("d".to_string(), BTreeSet::from(["a".to_string()])),
+        ]);
+        assert_eq!(circles(&circle), [["a", "b", "c"]]);
     }
 
     #[test]

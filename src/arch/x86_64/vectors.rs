@@ -1,0 +1,13 @@
+//! Which vector means what: the layout of the IDT every other file of arch agrees on.
+
+/// First vector the remapped PICs use (SDM reserves 0–31 for exceptions).
+pub(super) const PIC_VECTOR_BASE: u8 = 32;
+/// Number of legacy PIC lines (two cascaded 8259As).
+pub(super) const PIC_LINE_COUNT: u8 = 16;
+/// Software interrupt vector kernel tests use to raise a syscall event without ring 3 (Linux's
+/// old number); also the `vector` recorded in frames built by the `syscall` entry stub.
+pub const SYSCALL_VECTOR: u8 = 0x80;
+/// Software interrupt vector that raises the software IRQ line (tests, benchmarks).
+pub const SOFTWARE_IRQ_VECTOR: u8 = 0xf0;
+/// Vector whose gate is a bare `iretq`: the interrupt-path benchmark's baseline.
+pub const BARE_IRET_VECTOR: u8 = 0xf1;
