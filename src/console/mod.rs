@@ -8,4 +8,4 @@ pub mod input;
 #[cfg(target_os = "none")]
 mod output;
 #[cfg(target_os = "none")]
-pub use output::{_print, init, start_capture, take_capture, write_emergency};
+pub use output::{_print, init, start_capture, take_capture, write_emergency, write_text};

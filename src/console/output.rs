@@ -1,4 +1,8 @@
 //! The console sinks and the lock that serialises them.
+//!
+//! The lock masks interrupts (the console is written from interrupt context too), so no hold of
+//! it may be long: text goes to the framebuffer a bounded step at a time (a scroll moves one
+//! text row per step), and the lock is let go between steps.
 
 use alloc::string::String;
 use core::fmt::{self, Write};
@@ -16,18 +20,56 @@ struct Sinks {
     capture: Option<String>,
 }
 
-impl Write for Sinks {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
+impl Sinks {
+    /// COM1 and the capture, which take any text at once.
+    fn write_unbounded(&mut self, text: &str) {
         arch::serial::write_bytes(text.as_bytes());
-        if let Some(framebuffer) = &mut self.framebuffer {
-            framebuffer.write_str(text);
-        }
         if let Some(capture) = &mut self.capture
             && capture.len() + text.len() <= CAPTURE_CAPACITY_BYTES
         {
             capture.push_str(text);
         }
+    }
+}
+
+/// Writes every sink in one hold of the lock: for the panic path only.
+impl Write for Sinks {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.write_unbounded(text);
+        if let Some(framebuffer) = &mut self.framebuffer {
+            framebuffer.write_str(text);
+        }
         Ok(())
+    }
+}
+
+/// The console as `print!` writes it.
+struct Console;
+
+impl Write for Console {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        write_text(text, || {});
+        Ok(())
+    }
+}
+
+/// Writes `text` to every sink, the framebuffer a bounded step at a time, calling
+/// `between_steps` with no lock held between steps. A system call passes its preempt point, so
+/// a long scroll lets other processes run too, not only interrupts.
+pub fn write_text(text: &str, mut between_steps: impl FnMut()) {
+    let mut rest = text;
+    let mut sinks = SINKS.lock();
+    sinks.write_unbounded(text);
+    loop {
+        let Some(framebuffer) = &mut sinks.framebuffer else { return };
+        rest = &rest[framebuffer.write_some(rest)..];
+        if rest.is_empty() && !framebuffer.is_scrolling() {
+            return;
+        }
+        // Interrupts pending since the step began are served here.
+        drop(sinks);
+        between_steps();
+        sinks = SINKS.lock();
     }
 }
 
@@ -52,7 +94,7 @@ pub fn init(framebuffer: Option<FramebufferConsole>) {
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments<'_>) {
     // Formatting cannot fail for sinks that never return an error.
-    let _ = SINKS.lock().write_fmt(args);
+    let _ = Console.write_fmt(args);
 }
 
 /// Writes `args` without waiting for the console lock: used by the panic path, where the

@@ -7,7 +7,7 @@
 
 use alloc::{collections::VecDeque, vec::Vec};
 
-use super::process::{BlockReason, SCHEDULER};
+use super::scheduler::{BlockReason, SCHEDULER};
 use crate::arch::IrqMutex;
 
 /// Console input kept for readers; the shell holds back the rest until they read.

@@ -11,15 +11,20 @@ mod input;
 #[cfg(target_os = "none")]
 mod process;
 #[cfg(target_os = "none")]
+mod scheduler;
+#[cfg(target_os = "none")]
 mod subscriptions;
 #[cfg(target_os = "none")]
 mod syscalls;
 
 #[cfg(target_os = "none")]
 pub use self::process::{
-    KERNEL_ONLY_PROCESS_SLOTS, MAX_ARGS_LEN_BYTES, MAX_PROCESSES, PROCESS_FACTS, ProcessFacts,
-    ProcessInfo, SpawnError, TIME_SLICE_TICKS, idle_step, init, is_alive, kill, owner_of_space,
+    MAX_ARGS_LEN_BYTES, PROCESS_FACTS, ProcessFacts, ProcessInfo, SpawnError, kill, owner_of_space,
     processes, programs, ramdisk_file, spawn, spawn_image, spawn_withholding, wait,
+};
+#[cfg(target_os = "none")]
+pub use self::scheduler::{
+    KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, TIME_SLICE_TICKS, idle_step, is_alive,
 };
 #[cfg(target_os = "none")]
 pub use self::{
@@ -28,3 +33,12 @@ pub use self::{
     syscalls::MAX_IO_BYTES_PER_CALL,
 };
 pub use crate::vocab::Pid;
+
+/// Wires processes to the trap path and the bus: the scheduler's tick, the return to ring 3
+/// and preempt points, user faults, the system calls; reads the ramdisk's table.
+#[cfg(target_os = "none")]
+pub fn init(ramdisk_image: Option<&'static [u8]>) {
+    scheduler::init();
+    process::init(ramdisk_image);
+    syscalls::subscribe();
+}

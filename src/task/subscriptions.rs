@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{
     Pid,
-    process::{self, BlockReason, SCHEDULER},
+    scheduler::{self, BlockReason, MAX_PROCESSES, SCHEDULER},
 };
 use crate::{
     abi::{self, EventRecord},
@@ -52,8 +52,8 @@ struct Offers {
 }
 
 /// Producers a backpressure subscription remembers before it forgets the ended ones (at most
-/// [`process::MAX_PROCESSES`] are alive, so a waiting producer is never forgotten).
-const MAX_REMEMBERED_PRODUCERS: usize = process::MAX_PROCESSES;
+/// [`MAX_PROCESSES`] are alive, so a waiting producer is never forgotten).
+const MAX_REMEMBERED_PRODUCERS: usize = MAX_PROCESSES;
 
 impl RecordQueue {
     /// Offers `event`; tells the raiser (through `reply`) to wait or to die if the policy says so.
@@ -85,7 +85,7 @@ impl RecordQueue {
         if backpressure && let Event::User { pid, seq, .. } = *event {
             offers.last_from.insert(pid, seq);
             if offers.last_from.len() > MAX_REMEMBERED_PRODUCERS {
-                offers.last_from.retain(|&producer, _| process::is_alive(producer));
+                offers.last_from.retain(|&producer, _| scheduler::is_alive(producer));
             }
         }
     }
@@ -103,6 +103,16 @@ impl RecordQueue {
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
+/// Every process's subscriptions, by pid. Taken alone, never with the scheduler's lock, and
+/// nothing is dropped under it: a subscription's drop waits for other CPUs to leave dispatch.
+static BY_PROCESS: IrqSpinLock<BTreeMap<Pid, Vec<ProcessSubscription>>> =
+    IrqSpinLock::new(BTreeMap::new());
+
+/// Takes every subscription of `pid` (it has ended), for the caller to drop outside any lock.
+pub(super) fn take(pid: Pid) -> Vec<ProcessSubscription> {
+    BY_PROCESS.lock().remove(&pid).unwrap_or_default()
+}
+
 fn record(seq: u64, event: &Event) -> Option<EventRecord> {
     let (kind, a, b) = match *event {
         Event::Timer { tick } => (abi::EVENT_TIMER, tick, 0),
@@ -118,7 +128,7 @@ fn record(seq: u64, event: &Event) -> Option<EventRecord> {
 
 /// `subscribe(kind, capacity, overflow)`: a new subscription of the calling process; returns its
 /// handle.
-pub(super) fn subscribe(kind: u64, capacity: u64, overflow: u64) -> Result<u64, Errno> {
+pub(super) fn subscribe(pid: Pid, kind: u64, capacity: u64, overflow: u64) -> Result<u64, Errno> {
     let kind = match kind {
         abi::EVENT_TIMER => EventKind::Timer,
         abi::EVENT_IRQ => EventKind::Irq,
@@ -139,7 +149,7 @@ pub(super) fn subscribe(kind: u64, capacity: u64, overflow: u64) -> Result<u64, 
     if !mm::has_room_for_processes() {
         return Err(Errno::ENOMEM);
     }
-    if SCHEDULER.lock().current_task().is_some_and(|t| t.subscriptions.len() >= MAX_SUBSCRIPTIONS) {
+    if BY_PROCESS.lock().get(&pid).is_some_and(|held| held.len() >= MAX_SUBSCRIPTIONS) {
         return Err(Errno::EAGAIN);
     }
     let queue = Arc::new(RecordQueue {
@@ -155,25 +165,10 @@ pub(super) fn subscribe(kind: u64, capacity: u64, overflow: u64) -> Result<u64, 
         .map_err(|_| Errno::EAGAIN)?;
     let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
     let subscription = ProcessSubscription { handle, queue, _subscription: subscription };
-    let refused = {
-        let mut scheduler = SCHEDULER.lock();
-        match scheduler.current_task() {
-            Some(task) => {
-                task.subscriptions.push(subscription);
-                None
-            }
-            None => Some(subscription),
-        }
-    };
-    // Never dropped under the scheduler lock: a drop waits for other CPUs to leave dispatch,
-    // and the timer's dispatch takes that lock.
-    match refused {
-        None => Ok(handle),
-        Some(subscription) => {
-            drop(subscription);
-            Err(Errno::ESRCH)
-        }
-    }
+    // The caller is this process, alive while its call runs: its subscriptions are taken
+    // only once it has ended.
+    BY_PROCESS.lock().entry(pid).or_default().push(subscription);
+    Ok(handle)
 }
 
 /// What `raise` did.
@@ -197,7 +192,7 @@ pub(super) fn raise(value: u64, pid: Pid) -> Result<Raised, Errno> {
     BUS.dispatch(&Event::User { pid, seq, value, retry }, &mut reply);
     if reply.kill_producer {
         log::warn!("pid {pid} killed: its raised events overran a kill-producer queue");
-        process::request_exit(pid, abi::FLOODED_EXIT_CODE);
+        scheduler::request_exit(pid, abi::FLOODED_EXIT_CODE);
         return Ok(Raised::Taken);
     }
     let mut scheduler = SCHEDULER.lock();
@@ -213,6 +208,7 @@ pub(super) fn raise(value: u64, pid: Pid) -> Result<Raised, Errno> {
 
 /// `poll(handle, records, max)`: moves waiting records to the caller; never blocks.
 pub(super) fn poll(
+    pid: Pid,
     handle: u64,
     buffer: u64,
     max_records: u64,
@@ -223,9 +219,8 @@ pub(super) fn poll(
     // Check the whole buffer first, so a bad pointer loses no records.
     space::check_user(space, buffer, (max * record_bytes) as u64, true)?;
     let queue = {
-        let mut scheduler = SCHEDULER.lock();
-        let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
-        let found = task.subscriptions.iter().find(|s| s.handle == handle);
+        let by_process = BY_PROCESS.lock();
+        let found = by_process.get(&pid).and_then(|held| held.iter().find(|s| s.handle == handle));
         found.map(|s| s.queue.clone()).ok_or(Errno::EINVAL)?
     };
     let mut bytes = Vec::with_capacity(max * record_bytes);

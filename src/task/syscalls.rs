@@ -8,16 +8,16 @@ use core::sync::atomic::Ordering;
 
 use super::{
     Pid, input,
-    process::{self, BlockReason, Reaped, SCHEDULER},
+    process::{self, Reaped},
+    scheduler::{self, BlockReason, SCHEDULER, State},
     subscriptions,
 };
 use crate::{
-    abi,
+    abi, console,
     events::{
         BUS, Errno, Event, EventKind, MemoryRequest, Priority, Protection, Reply, SpaceId, Verdict,
     },
     mm::{self, space, user_copy},
-    print,
 };
 
 /// Most bytes one `write` or `read` moves; the caller loops for more (a short count, as POSIX
@@ -48,7 +48,7 @@ fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
         // Kernel-raised test syscalls and unknown numbers are not ours (the default: ENOSYS).
         return Verdict::Continue;
     }
-    process::SYSCALLS_SINCE_SWITCH.fetch_add(1, Ordering::Relaxed);
+    scheduler::SYSCALLS_SINCE_SWITCH.fetch_add(1, Ordering::Relaxed);
     // The call that does nothing but answer stays in this small frame; every other call pays
     // for `serve`'s large one.
     if number == abi::SYS_GETPID {
@@ -60,7 +60,7 @@ fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
 
 #[inline(never)]
 fn serve_and_reply(number: u64, args: &[u64; 6], pid: Pid, reply: &mut Reply) -> Verdict {
-    match serve(number, args, pid, process::current_space()) {
+    match serve(number, args, pid, scheduler::current_space()) {
         Ok(Served::Value(value)) => {
             reply.value = value;
             Verdict::Handled
@@ -142,14 +142,14 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
                 },
             )?
         }
-        abi::SYS_SUBSCRIBE => subscriptions::subscribe(args[0], args[1], args[2])?,
+        abi::SYS_SUBSCRIBE => subscriptions::subscribe(pid, args[0], args[1], args[2])?,
         abi::SYS_RAISE => {
             return match subscriptions::raise(args[0], pid)? {
                 subscriptions::Raised::Taken => Ok(Served::Value(0)),
                 subscriptions::Raised::MustWait => Ok(Served::Restart),
             };
         }
-        abi::SYS_POLL => subscriptions::poll(args[0], args[1], args[2], space)?,
+        abi::SYS_POLL => subscriptions::poll(pid, args[0], args[1], args[2], space)?,
         abi::SYS_UPTIME => crate::arch::milliseconds(),
         _ => return Err(Errno::ENOSYS),
     };
@@ -159,14 +159,14 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
 fn space_of(pid: Pid) -> Result<SpaceId, Errno> {
     let scheduler = SCHEDULER.lock();
     match scheduler.tasks.get(&pid) {
-        Some(task) if !matches!(task.state, process::State::Zombie(_)) => Ok(task.space),
+        Some(task) if !matches!(task.state, State::Zombie(_)) => Ok(task.space),
         _ => Err(Errno::ESRCH),
     }
 }
 
 fn exit(code: i32) {
     let pid = SCHEDULER.lock().current;
-    process::request_exit(pid, code);
+    scheduler::request_exit(pid, code);
 }
 
 fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
@@ -211,10 +211,15 @@ const MAX_UTF8_TAIL_BYTES: usize = 3;
 
 /// Console text: invalid UTF-8 is shown with replacement characters, never refused.
 fn print_text(bytes: &[u8]) {
+    // A scroll moves megabytes of framebuffer: between its steps the caller may be preempted
+    // (a kill is seen by the caller's own preempt point after the piece).
+    let between_steps = || {
+        let _killed = crate::arch::preempt_point();
+    };
     for chunk in bytes.utf8_chunks() {
-        print!("{}", chunk.valid());
+        console::write_text(chunk.valid(), between_steps);
         if !chunk.invalid().is_empty() {
-            print!("\u{fffd}");
+            console::write_text("\u{fffd}", between_steps);
         }
     }
 }
@@ -250,9 +255,7 @@ fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errn
     let Some(taken) = input::take_or_block(len) else { return Ok(Served::Restart) };
     user_copy::copy_to_user(space, buffer, &taken)?;
     // Cooked console: what a program reads is shown, as a terminal echoes typed keys.
-    for chunk in taken.utf8_chunks() {
-        print!("{}", chunk.valid());
-    }
+    print_text(&taken);
     Ok(Served::Value(taken.len() as u64))
 }
 

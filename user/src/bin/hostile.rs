@@ -246,8 +246,9 @@ fn kill_parked() -> i32 {
 fn long_calls(duration_ms: u64, via_int80: bool) -> i32 {
     let me = getpid();
     let deadline = uptime_ms() + duration_ms;
-    // 32 lines: enough to make the console scroll, little enough to keep test logs readable.
-    let mut text = [b'.'; 32 * 128];
+    // 48 lines: more than the 1280x720 console's 45 rows, so at least one scroll (megabytes of
+    // framebuffer moved) lands inside the call, wherever the cursor was.
+    let mut text = [b'.'; 48 * 128];
     for line_end in text.iter_mut().skip(127).step_by(128) {
         *line_end = b'\n';
     }

@@ -1,0 +1,418 @@
+//! The scheduler: the task table, the ready queue, blocking and waking, time slices, and the
+//! switch between tasks.
+//!
+//! Every task that is not running is parked inside `arch::context::switch` on its own kernel
+//! stack: a user task always in `before_user_return` (so it checks for a pending kill or block
+//! when it resumes), a new task at the trap exit. Switches happen only with interrupts off and
+//! no lock held. The kernel itself is not preempted: the timer only sets `need_resched`, which
+//! is acted on when returning to ring 3, at a long call's preempt point, or in the idle loop.
+
+use alloc::{
+    boxed::Box,
+    collections::{BTreeMap, VecDeque},
+    string::String,
+    vec::Vec,
+};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use super::Pid;
+use crate::{
+    arch::{self, IrqMutex, context, cpu},
+    events::{BUS, Event, EventKind, Priority, Reply, SpaceId, Verdict},
+    mm::{KernelStack, space},
+};
+
+/// Timer ticks (milliseconds) a process runs before others that are ready get the CPU.
+pub const TIME_SLICE_TICKS: u32 = 10;
+/// Deferred deliveries the idle task makes before checking again whether to sleep.
+const DEFERRED_BUDGET_PER_ROUND: usize = 64;
+/// Longest a process keeps the CPU while deferred work (input, bottom halves) waits.
+const DEFERRED_LATENCY_MS: u64 = 10;
+/// Most processes at once, ended ones not yet waited for included (Linux's `RLIMIT_NPROC` and
+/// `pid_max` in one). A spawn bomb meets `EAGAIN` here.
+pub const MAX_PROCESSES: usize = 64;
+/// Slots only the kernel (the shell, tests) may fill: a program that spawns without end still
+/// leaves room to start the program that stops it.
+pub const KERNEL_ONLY_PROCESS_SLOTS: usize = 8;
+
+/// Why a task is not runnable.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum BlockReason {
+    /// Until this time (milliseconds since boot).
+    Sleep { until_ms: u64 },
+    /// Until a child (or this one, if non-zero) ends.
+    WaitChild { pid: Pid },
+    /// Until console input arrives.
+    Input,
+    /// Until a full `backpressure` queue has room (its subscriber polled).
+    Room,
+}
+
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum State {
+    Ready,
+    Running,
+    Blocked(BlockReason),
+    Zombie(i32),
+}
+
+pub(super) struct Task {
+    pub(super) pid: Pid,
+    pub(super) name: String,
+    pub(super) parent: Pid,
+    /// The parent ended first: nobody will wait, so the task is dropped when it ends.
+    pub(super) orphaned: bool,
+    pub(super) space: SpaceId,
+    pub(super) kernel_stack: Option<KernelStack>,
+    pub(super) saved_stack_pointer: u64,
+    pub(super) state: State,
+    pub(super) pending_kill: Option<i32>,
+    /// Switched away from in the middle of a call (at a preempt point): it holds kernel state
+    /// and must end on its own way out, not be torn down from outside.
+    pub(super) parked_in_call: bool,
+    pub(super) slice_left_ticks: u32,
+    pub(super) cpu_ticks: u64,
+    pub(super) syscalls: u64,
+    /// User events raised so far (the `seq` of the last one every queue took).
+    pub(super) raised: u64,
+    /// The next raise is a second offer: a backpressure queue refused the first.
+    pub(super) raise_refused: bool,
+}
+
+pub(super) struct Scheduler {
+    pub(super) tasks: BTreeMap<Pid, Box<Task>>,
+    pub(super) ready: VecDeque<Pid>,
+    pub(super) current: Pid,
+    pub(super) next_pid: Pid,
+    pub(super) need_resched: bool,
+    /// Kernel stacks of tasks that exited while running on them; freed after the next switch.
+    pub(super) dead_stacks: Vec<KernelStack>,
+    idle_stack_pointer: u64,
+    /// Since when deferred work has been waiting for a busy process to yield.
+    deferred_waiting_since_ms: Option<u64>,
+}
+
+/// Set when the running task must check in before returning to ring 3 (time slice over, kill
+/// or exit pending, blocked). Lets the common return path skip the scheduler lock entirely.
+pub(super) static ATTENTION: AtomicBool = AtomicBool::new(false);
+/// The running task's pid and space, readable without the lock (syscall entry needs them).
+static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
+pub(super) static CURRENT_SPACE: AtomicU32 = AtomicU32::new(SpaceId::KERNEL.0);
+/// System calls the running task made since it was switched in; added to its count on switch.
+pub(super) static SYSCALLS_SINCE_SWITCH: AtomicU64 = AtomicU64::new(0);
+
+/// The running process's pid (0: the kernel).
+pub(super) fn current_pid() -> Pid {
+    CURRENT_PID.load(Ordering::Relaxed)
+}
+
+/// The running process's address space.
+pub(super) fn current_space() -> SpaceId {
+    SpaceId(CURRENT_SPACE.load(Ordering::Relaxed))
+}
+
+/// Marks `task` to end with `code` on its way back to ring 3.
+pub(super) fn set_pending_kill(task: &mut Task, code: i32) {
+    task.pending_kill = Some(code);
+    ATTENTION.store(true, Ordering::Relaxed);
+}
+
+pub(super) static SCHEDULER: IrqMutex<Scheduler> = IrqMutex::new(Scheduler {
+    tasks: BTreeMap::new(),
+    ready: VecDeque::new(),
+    current: 0,
+    next_pid: 1,
+    need_resched: false,
+    dead_stacks: Vec::new(),
+    idle_stack_pointer: 0,
+    deferred_waiting_since_ms: None,
+});
+
+impl Scheduler {
+    pub(super) fn current_task(&mut self) -> Option<&mut Task> {
+        let current = self.current;
+        self.tasks.get_mut(&current).map(|task| &mut **task)
+    }
+
+    pub(super) fn make_ready(&mut self, pid: Pid) {
+        if let Some(task) = self.tasks.get_mut(&pid)
+            && matches!(task.state, State::Blocked(_))
+        {
+            task.state = State::Ready;
+            self.ready.push_back(pid);
+            // A woken task runs soon, not after the running one's whole slice: the running
+            // task gives up the CPU at its next preempt point or return to ring 3.
+            self.request_resched();
+        }
+    }
+
+    /// Marks the running task blocked; it switches away on its way back to ring 3.
+    pub(super) fn block_current(&mut self, reason: BlockReason) {
+        if let Some(task) = self.current_task() {
+            task.state = State::Blocked(reason);
+            ATTENTION.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Wakes every task blocked for `reason`, a batch at a time (a woken task no longer
+    /// matches, so each batch finds the next ones), without allocating.
+    pub(super) fn wake_all(&mut self, reason: BlockReason) {
+        loop {
+            let batch = heapless_wake::matching(&self.tasks, |blocked| blocked == reason);
+            for pid in batch.iter() {
+                self.make_ready(pid);
+            }
+            if !batch.is_full() {
+                return;
+            }
+        }
+    }
+
+    pub(super) fn request_resched(&mut self) {
+        self.need_resched = true;
+        ATTENTION.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Subscribes the scheduler to the timer.
+pub(super) fn init() {
+    BUS.subscribe(EventKind::Timer, "scheduler", Priority::OWNER, on_tick)
+        .expect("the scheduler subscribes at boot")
+        .keep_forever();
+}
+
+fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
+    let Event::Timer { .. } = *event else { return Verdict::Continue };
+    let mut scheduler = SCHEDULER.lock();
+    let wake: heapless_wake::Wake = heapless_wake::collect(&scheduler.tasks, arch::milliseconds());
+    for pid in wake.iter() {
+        scheduler.make_ready(pid);
+    }
+    if let Some(task) = scheduler.current_task() {
+        task.cpu_ticks += 1;
+        task.slice_left_ticks = task.slice_left_ticks.saturating_sub(1);
+        if task.slice_left_ticks == 0 && !scheduler.ready.is_empty() {
+            scheduler.request_resched();
+        }
+    } else if !scheduler.ready.is_empty() {
+        scheduler.request_resched();
+    }
+    // Deferred work (input, driver bottom halves) waits at most DEFERRED_LATENCY_MS for a busy
+    // process to give up the CPU; switching on every tick would let a fast timer starve the
+    // process with switches.
+    let now_ms = arch::milliseconds();
+    if scheduler.current != 0 && BUS.has_deferred_work() {
+        let since = *scheduler.deferred_waiting_since_ms.get_or_insert(now_ms);
+        if now_ms - since >= DEFERRED_LATENCY_MS {
+            scheduler.request_resched();
+        }
+    } else {
+        scheduler.deferred_waiting_since_ms = None;
+    }
+    Verdict::Handled
+}
+
+/// Collecting sleepers to wake without allocating in interrupt context.
+mod heapless_wake {
+    use alloc::{boxed::Box, collections::BTreeMap};
+
+    use super::{BlockReason, Pid, State, Task};
+
+    /// Most sleepers woken per tick; the rest wake on the next one.
+    const MAX_WAKE_PER_TICK: usize = 32;
+
+    pub(super) struct Wake {
+        pids: [Pid; MAX_WAKE_PER_TICK],
+        len: usize,
+    }
+
+    impl Wake {
+        pub(super) fn iter(&self) -> impl Iterator<Item = Pid> + '_ {
+            self.pids[..self.len].iter().copied()
+        }
+    }
+
+    impl Wake {
+        /// Whether the batch is full (more tasks may match).
+        pub(super) fn is_full(&self) -> bool {
+            self.len == MAX_WAKE_PER_TICK
+        }
+    }
+
+    /// Up to [`MAX_WAKE_PER_TICK`] blocked tasks whose reason passes `wakes`.
+    pub(super) fn matching(
+        tasks: &BTreeMap<Pid, Box<Task>>,
+        wakes: impl Fn(BlockReason) -> bool,
+    ) -> Wake {
+        let mut wake = Wake { pids: [0; MAX_WAKE_PER_TICK], len: 0 };
+        let blocked = tasks.values().filter_map(|task| match task.state {
+            State::Blocked(reason) if wakes(reason) => Some(task.pid),
+            _ => None,
+        });
+        for pid in blocked.take(MAX_WAKE_PER_TICK) {
+            wake.pids[wake.len] = pid;
+            wake.len += 1;
+        }
+        wake
+    }
+
+    /// Sleepers due by `now_ms`.
+    pub(super) fn collect(tasks: &BTreeMap<Pid, Box<Task>>, now_ms: u64) -> Wake {
+        matching(
+            tasks,
+            |reason| matches!(reason, BlockReason::Sleep { until_ms } if until_ms <= now_ms),
+        )
+    }
+}
+
+/// A long call's preempt point (`always`: a yield while waiting for another task): switches
+/// away if the scheduler wants to, marking the task as parked inside a call so a kill waits for
+/// the call to finish. The idle task is the kernel's own work (the shell, deferred handlers the
+/// watchdog times): it is never preempted, and yields only when it must wait.
+pub(super) fn park_in_call(always: bool) {
+    let were_enabled = cpu::mask_interrupts();
+    let switch = {
+        let mut scheduler = SCHEDULER.lock();
+        if always {
+            scheduler.request_resched();
+        }
+        let need_resched = scheduler.need_resched;
+        match scheduler.current_task() {
+            Some(task) if need_resched && task.state == State::Running => {
+                task.parked_in_call = true;
+                true
+            }
+            Some(_) => false,
+            None => always,
+        }
+    };
+    if switch {
+        schedule();
+        if let Some(task) = SCHEDULER.lock().current_task() {
+            task.parked_in_call = false;
+        }
+    }
+    cpu::restore_interrupts(were_enabled);
+}
+
+/// Switches to the next ready task, or to idle if none; returns when the caller runs again.
+/// Interrupts must be off.
+pub(super) fn schedule() {
+    let (save, load) = {
+        let mut scheduler = SCHEDULER.lock();
+        let scheduler = &mut *scheduler;
+        scheduler.need_resched = false;
+        let previous = scheduler.current;
+        if let Some(task) = scheduler.tasks.get_mut(&previous)
+            && task.state == State::Running
+        {
+            task.state = State::Ready;
+            scheduler.ready.push_back(previous);
+        }
+        let mut next = 0;
+        // Deferred work (driver bottom halves, the shell) runs in the idle task and comes
+        // first, like softirqs: otherwise a busy process would starve input, even Ctrl-C.
+        let deferred_waiting = BUS.has_deferred_work() && previous != 0;
+        while let Some(pid) = (!deferred_waiting).then(|| scheduler.ready.pop_front()).flatten() {
+            if scheduler.tasks.get(&pid).is_some_and(|task| task.state == State::Ready) {
+                next = pid;
+                break;
+            }
+        }
+        if next == previous {
+            if let Some(task) = scheduler.tasks.get_mut(&previous) {
+                task.state = State::Running;
+                task.slice_left_ticks = TIME_SLICE_TICKS;
+            }
+            return;
+        }
+        scheduler.current = next;
+        let syscalls = SYSCALLS_SINCE_SWITCH.swap(0, Ordering::Relaxed);
+        if let Some(task) = scheduler.tasks.get_mut(&previous) {
+            task.syscalls += syscalls;
+        }
+        CURRENT_PID.store(next, Ordering::Relaxed);
+        let load = match scheduler.tasks.get_mut(&next) {
+            Some(task) => {
+                task.state = State::Running;
+                task.slice_left_ticks = TIME_SLICE_TICKS;
+                if task.pending_kill.is_some() {
+                    // Killed while parked inside a call: the flag that tells its return path
+                    // was one for everyone, and whoever returned first may have taken it.
+                    ATTENTION.store(true, Ordering::Relaxed);
+                }
+                let top = task.kernel_stack.as_ref().expect("a live task has a stack").top();
+                // SAFETY: interrupts are off; the stack belongs to the task about to run and
+                // stays mapped while it lives.
+                unsafe { arch::syscall::set_kernel_stack(top) };
+                space::switch_to(task.space).expect("a live task's space exists");
+                CURRENT_SPACE.store(task.space.0, Ordering::Relaxed);
+                task.saved_stack_pointer
+            }
+            None => {
+                space::switch_to(SpaceId::KERNEL).expect("the kernel space exists");
+                CURRENT_SPACE.store(SpaceId::KERNEL.0, Ordering::Relaxed);
+                scheduler.idle_stack_pointer
+            }
+        };
+        let save: *mut u64 = match scheduler.tasks.get_mut(&previous) {
+            Some(task) => &raw mut task.saved_stack_pointer,
+            None => &raw mut scheduler.idle_stack_pointer,
+        };
+        (save, load)
+    };
+    // SAFETY: interrupts are off and no lock is held; `load` was saved by a switch or made by
+    // `prepare_user_entry` on a stack that is still mapped; `save` lives in a boxed task or the
+    // scheduler static, neither of which is freed before the task is resumed or reaped.
+    unsafe { context::switch(save, load) };
+    // Resumed: now nothing runs on the stacks of tasks that exited, and orphans' zombies have
+    // been switched away from for good.
+    let (dead_stacks, dead_orphans) = {
+        let mut scheduler = SCHEDULER.lock();
+        let current = scheduler.current;
+        let orphans: Vec<Pid> = scheduler
+            .tasks
+            .values()
+            .filter(|t| t.orphaned && matches!(t.state, State::Zombie(_)) && t.pid != current)
+            .map(|t| t.pid)
+            .collect();
+        let removed: Vec<_> =
+            orphans.iter().filter_map(|pid| scheduler.tasks.remove(pid)).collect();
+        (core::mem::take(&mut scheduler.dead_stacks), removed)
+    };
+    drop(dead_stacks);
+    drop(dead_orphans);
+}
+
+/// Makes the running task `pid` end with `code` on its way back to ring 3, unless an end is
+/// already pending (a kill that came first keeps its code).
+pub(super) fn request_exit(pid: Pid, code: i32) {
+    if let Some(task) = SCHEDULER.lock().tasks.get_mut(&pid)
+        && task.pending_kill.is_none()
+    {
+        set_pending_kill(task, code);
+    }
+}
+
+/// Whether process `pid` exists and has not ended.
+pub fn is_alive(pid: Pid) -> bool {
+    SCHEDULER.lock().tasks.get(&pid).is_some_and(|task| !matches!(task.state, State::Zombie(_)))
+}
+
+/// One step of the idle task: deferred work first (a budget of it), else a ready process,
+/// else halt until the next interrupt.
+pub fn idle_step() {
+    cpu::disable_interrupts();
+    if BUS.has_deferred_work() {
+        cpu::enable_interrupts();
+        BUS.run_deferred(DEFERRED_BUDGET_PER_ROUND);
+        return;
+    }
+    let ready = !SCHEDULER.lock().ready.is_empty();
+    if ready {
+        schedule();
+        cpu::enable_interrupts();
+    } else {
+        cpu::enable_interrupts_and_halt();
+    }
+}
