@@ -6,6 +6,8 @@
 //! logic over storage it is given: the kernel carves that storage out of physical memory, the
 //! host tests use a `Vec`.
 
+#![forbid(unsafe_code)]
+
 use core::{fmt, ops::Range};
 
 pub use crate::vocab::{FRAME_SIZE_BYTES, Frame};

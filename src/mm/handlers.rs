@@ -2,6 +2,8 @@
 //! malformed request; whether the requester *may* ask is decided by the security band before
 //! mm is called at all.
 
+#![forbid(unsafe_code)]
+
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{physical, space, stack};

@@ -1,6 +1,8 @@
 //! The reserved ranges of an address space ("regions", Linux's VMAs): what each range allows and
 //! how it is backed. Pure bookkeeping; page tables follow it, they never lead.
 
+#![forbid(unsafe_code)]
+
 use alloc::collections::{BTreeMap, BTreeSet};
 use core::ops::Range;
 

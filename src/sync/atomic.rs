@@ -1,6 +1,8 @@
 //! The atomics `sync` is built from: core's in the kernel, loom's under `--cfg loom`, so the
 //! model checker sees every access that matters.
 
+#![forbid(unsafe_code)]
+
 #[cfg(not(loom))]
 pub(super) use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering, fence};
 

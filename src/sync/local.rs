@@ -3,6 +3,8 @@
 //! the second once other CPUs run ([`install_cpu_index`]); before that, and on the host, there
 //! is one CPU (index 0) and, on the host, nothing to mask.
 
+#![forbid(unsafe_code)]
+
 /// Most CPUs the per-CPU tables hold.
 pub const MAX_CPUS: usize = 8;
 

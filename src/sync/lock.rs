@@ -5,6 +5,8 @@
 //! it with its own interrupts masked for a bounded critical section. NMIs are not masked: NMI
 //! context must never take one of these locks (the bus guarantees it; see `events`).
 
+#![forbid(unsafe_code)]
+
 use core::ops::{Deref, DerefMut};
 
 use super::local;

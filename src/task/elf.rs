@@ -2,6 +2,8 @@
 //! the result is either a plan whose every segment lies in user space with sane bounds, or an
 //! error that says what is wrong. Pure logic; mm carries the plan out.
 
+#![forbid(unsafe_code)]
+
 use alloc::vec::Vec;
 use core::{fmt, ops::Range};
 

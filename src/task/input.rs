@@ -5,6 +5,8 @@
 //! hold of the scheduler's lock; a push adds its bytes first and wakes readers under the
 //! scheduler's lock after, so a reader that found nothing is always woken.
 
+#![forbid(unsafe_code)]
+
 use alloc::{collections::VecDeque, vec::Vec};
 
 use super::scheduler::{BlockReason, SCHEDULER};

@@ -2,6 +2,8 @@
 //! a table of named entries, and the files. Everything is bounds-checked — a corrupt ramdisk
 //! yields an error, never a panic.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 const MAGIC: &[u8; 8] = b"HRDK0001";

@@ -2,6 +2,8 @@
 //! into a bounded queue with the overflow policy the process chose), `poll` (records out to the
 //! process) and `raise` (a process's own events, with backpressure and kill-producer made real).
 
+#![forbid(unsafe_code)]
+
 use alloc::{collections::BTreeMap, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicU64, Ordering};
 

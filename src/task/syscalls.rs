@@ -3,6 +3,8 @@
 //! become `memory` events, so mm serves them after the security band has seen them. The event
 //! calls (`subscribe`, `poll`, `raise`) are `subscriptions`'.
 
+#![forbid(unsafe_code)]
+
 use alloc::vec;
 use core::sync::atomic::Ordering;
 
