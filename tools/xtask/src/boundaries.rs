@@ -357,8 +357,7 @@ mod tests {
                 }
                 if self.low[file] == self.index[file] {
                     let at = self.stack.iter().position(|f| *f == file).expect("on the stack");
-                    let part: Vec<String> =
-                        self.stack.drain(at..).map(str::to_string).collect();
+                    let part: Vec<String> = self.stack.drain(at..).map(str::to_string).collect();
                     if part.len() > 1 {
                         self.found.push(part);
                     }
@@ -412,7 +411,10 @@ mod tests {
     fn the_use_tree_reader_expands_groups() {
         let paths = use_paths("super::{Pid, elf::{self, plan}, ramdisk::Ramdisk as R}; x");
         let joined: Vec<String> = paths.iter().map(|path| path.join("::")).collect();
-        assert_eq!(joined, ["super::Pid", "super::elf", "super::elf::plan", "super::ramdisk::Ramdisk"]);
+        assert_eq!(
+            joined,
+            ["super::Pid", "super::elf", "super::elf::plan", "super::ramdisk::Ramdisk"]
+        );
         let circle = BTreeMap::from([
             ("a".to_string(), BTreeSet::from(["b".to_string()])),
             ("b".to_string(), BTreeSet::from(["c".to_string()])),
