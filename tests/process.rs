@@ -83,6 +83,42 @@ fn every_system_call_check_passes_in_a_real_process() {
 }
 
 #[test_case]
+fn one_burst_of_input_wakes_every_blocked_reader_however_many() {
+    // More readers than one wake-up batch (32): a push once woke only the first batch, and
+    // the rest slept on with their bytes waiting.
+    const READERS: usize = 40;
+    let free = free_frames();
+    let pids: Vec<_> = (0..READERS)
+        .map(|_| task::spawn("keylog", "1", 0).expect("spawn a one-byte reader"))
+        .collect();
+    let blocked = |pids: &[u32]| {
+        let processes = task::processes();
+        let blocked = |pid: &u32| processes.iter().any(|p| p.pid == *pid && p.state == "blocked");
+        pids.iter().filter(|pid| blocked(pid)).count()
+    };
+    let deadline_ms = arch::milliseconds() + 5_000;
+    while blocked(&pids) < READERS && arch::milliseconds() < deadline_ms {
+        task::idle_step();
+    }
+    assert_eq!(blocked(&pids), READERS, "every reader blocks in read first");
+    assert!(task::push_input(&[b'a'; READERS]), "the input buffer takes the burst");
+    let deadline_ms = arch::milliseconds() + 5_000;
+    while pids.iter().any(|&pid| task::is_alive(pid)) && arch::milliseconds() < deadline_ms {
+        task::idle_step();
+    }
+    let still_waiting = pids.iter().filter(|&&pid| task::is_alive(pid)).count();
+    for &pid in &pids {
+        if still_waiting > 0 {
+            let _ = task::kill(pid);
+        }
+        let _ = task::wait(pid);
+    }
+    let _ = task::take_input();
+    assert_eq!(still_waiting, 0, "readers left asleep with their bytes waiting");
+    assert_eq!(free_frames(), free, "the readers' frames all came back");
+}
+
+#[test_case]
 fn cpu_bound_processes_share_the_cpu_fairly() {
     const PROCESSES: usize = 3;
     let deadline_ms = arch::ticks() * 1000 / u64::from(arch::TICK_HZ) + 600;
