@@ -60,12 +60,18 @@ pub fn init(mut boot: arch::BootResources) {
     }
     mm::init(&boot);
     arch::init_protection();
-    arch::report_processors(boot.rsdp);
     task::init(boot.ramdisk);
     security::init(&task::PROCESS_FACTS);
     modules::init(drivers::DRIVERS);
     arch::init_interrupts();
     log::info!("interrupts on: PIC at vectors 32-47, timer at {} Hz", arch::TICK_HZ);
+    // Stacks for the other processors come from mm, guarded, and are never freed.
+    arch::start_processors(&boot, &mut |len_bytes| {
+        let stack = mm::KernelStack::new(len_bytes).ok()?;
+        let top = stack.top();
+        core::mem::forget(stack);
+        Some(top)
+    });
     BOOT_COMPLETE_TIMESTAMP
         .store(arch::cpu::read_timestamp(), core::sync::atomic::Ordering::Relaxed);
 }

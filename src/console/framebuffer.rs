@@ -120,6 +120,12 @@ impl FramebufferConsole {
             return 0;
         }
         for (at, character) in text.char_indices() {
+            // A glyph past the last column wraps first, so a scroll that starts there is done
+            // before the glyph is drawn.
+            if self.escape == Escape::None && self.column >= self.columns && !character.is_control()
+            {
+                self.new_line();
+            }
             if self.is_scrolling() {
                 return at;
             }
@@ -405,6 +411,23 @@ mod tests {
         assert_eq!(steps, rows - 2 + 1);
         assert_eq!(console.write_some("abc"), 3);
         assert_eq!(lit_prefix(&console, rows - 2), 3);
+    }
+
+    #[test_case]
+    fn a_glyph_that_wraps_into_a_scroll_is_drawn_after_it() {
+        let mut console = console(80, 16 * 8);
+        let (columns, rows) = console.size_cells();
+        for _ in 0..rows - 1 {
+            console.write_str("\n");
+        }
+        for _ in 0..columns {
+            console.write_str("#");
+        }
+        // The last row is full: the next glyph wraps, which scrolls by two rows first.
+        console.write_str("Z");
+        assert_eq!(console.cursor(), (1, rows - 2));
+        assert_eq!(lit_prefix(&console, rows - 3), columns, "the full row moved up");
+        assert_eq!(lit_prefix(&console, rows - 2), 1, "the wrapped glyph is on its new row");
     }
 
     #[test_case]

@@ -43,12 +43,38 @@ impl Write for Sinks {
     }
 }
 
-/// The console as `print!` writes it.
-struct Console;
+/// Most text `print!` gathers before writing it: a log line usually fits, so it reaches each
+/// sink whole (another CPU's or an interrupt's line cannot land inside it).
+const GATHER_BYTES: usize = 256;
+
+/// The console as `print!` writes it: formatted pieces gathered, then written together.
+struct Console {
+    gathered: [u8; GATHER_BYTES],
+    len_bytes: usize,
+}
+
+impl Console {
+    fn flush(&mut self) {
+        let text = core::str::from_utf8(&self.gathered[..self.len_bytes]).unwrap_or_default();
+        if !text.is_empty() {
+            write_text(text, || {});
+        }
+        self.len_bytes = 0;
+    }
+}
 
 impl Write for Console {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        write_text(text, || {});
+        if self.len_bytes + text.len() > GATHER_BYTES {
+            self.flush();
+        }
+        if text.len() > GATHER_BYTES {
+            write_text(text, || {});
+        } else {
+            self.gathered[self.len_bytes..self.len_bytes + text.len()]
+                .copy_from_slice(text.as_bytes());
+            self.len_bytes += text.len();
+        }
         Ok(())
     }
 }
@@ -93,8 +119,10 @@ pub fn init(framebuffer: Option<FramebufferConsole>) {
 /// Formats `args` to every sink. Used by [`print!`](crate::print).
 #[doc(hidden)]
 pub fn _print(args: fmt::Arguments<'_>) {
+    let mut console = Console { gathered: [0; GATHER_BYTES], len_bytes: 0 };
     // Formatting cannot fail for sinks that never return an error.
-    let _ = Console.write_fmt(args);
+    let _ = console.write_fmt(args);
+    console.flush();
 }
 
 /// Writes `args` without waiting for the console lock: used by the panic path, where the

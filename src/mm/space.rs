@@ -9,9 +9,9 @@ use alloc::{collections::BTreeMap, vec::Vec};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{
-    Frame, physical,
+    physical,
     regions::{Backing, PAGE_SIZE_BYTES, RegionError, RegionMap, checked_range},
-    tables::{self, SharedFrame, UserTables},
+    tables::{self, ResidentPage, SharedFrame, UserTables},
 };
 use crate::{
     arch::{IrqMutex, paging},
@@ -485,12 +485,11 @@ pub(super) enum UserAccess {
     Load,
 }
 
-/// A page-bounded piece of a user range: the frame behind it, where in the frame it starts,
+/// A page-bounded piece of a user range: its page, held resident, where in the page it starts,
 /// its length, and its offset in the range.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct UserPiece {
-    pub(super) frame: Frame,
-    pub(super) offset_in_frame: usize,
+pub(super) struct UserPiece<'a> {
+    pub(super) page: ResidentPage<'a>,
+    pub(super) offset_in_page: usize,
     pub(super) len_bytes: usize,
     pub(super) offset_in_range: usize,
 }
@@ -503,7 +502,7 @@ pub(super) fn for_each_user_piece(
     address: u64,
     len_bytes: usize,
     access: UserAccess,
-    mut f: impl FnMut(UserPiece),
+    mut f: impl FnMut(UserPiece<'_>),
 ) -> Result<(), Errno> {
     if len_bytes == 0 {
         return Ok(());
@@ -523,12 +522,11 @@ pub(super) fn for_each_user_piece(
             return Err(Errno::EFAULT);
         }
         let page = cursor / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
-        let frame = space.tables.populate(page, region.protection)?;
         let offset_in_page = (cursor - page) as usize;
         let piece = (PAGE_SIZE_BYTES as usize - offset_in_page).min((end - cursor) as usize);
         f(UserPiece {
-            frame,
-            offset_in_frame: offset_in_page,
+            page: space.tables.resident(page, region.protection)?,
+            offset_in_page,
             len_bytes: piece,
             offset_in_range: (cursor - address) as usize,
         });

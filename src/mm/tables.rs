@@ -16,7 +16,7 @@
 use conquer_once::spin::OnceCell;
 
 use super::{
-    Frame,
+    FRAME_SIZE_BYTES, Frame,
     physical::{allocate_user_frame, release_or_report, share_frame},
 };
 use crate::{
@@ -179,6 +179,51 @@ impl UserTables {
         // SAFETY: `&mut self` makes this the table's only writer; the range is clipped to the
         // user half.
         unsafe { paging::protect_range(self.root, user_part(range), protection, true, max_pages) }
+    }
+}
+
+/// A resident page of a user space, held for a copy: it borrows the space's table mutably, so
+/// nothing can unmap the page (or free the table) while it lives, and its frame stays the
+/// page's. Reached through the physical-memory window, never through the user address.
+pub(super) struct ResidentPage<'a> {
+    _table: &'a mut UserTables,
+    frame: Frame,
+}
+
+impl UserTables {
+    /// The page at user `page`, backed first if it has no frame.
+    pub(super) fn resident(
+        &mut self,
+        page: u64,
+        protection: Protection,
+    ) -> Result<ResidentPage<'_>, Errno> {
+        let frame = self.populate(page, protection)?;
+        Ok(ResidentPage { _table: self, frame })
+    }
+}
+
+impl ResidentPage<'_> {
+    fn window(&self, offset: usize, len: usize) -> *mut u8 {
+        assert!(offset + len <= FRAME_SIZE_BYTES as usize, "a copy stays inside its page");
+        // SAFETY: the window maps all RAM and `offset` is inside the frame (checked above).
+        unsafe { paging::phys_to_virt(self.frame.start()).add(offset) }
+    }
+
+    /// Copies the page's bytes from `offset` into `out`.
+    pub(super) fn read(&self, offset: usize, out: &mut [u8]) {
+        let source = self.window(offset, out.len());
+        // SAFETY: the frame stays mapped by this space while `self` borrows its table, and
+        // kernel buffers never overlap user frames. No process runs while the registry lock is
+        // held on one CPU; once processes run on several, one sharing this page could write it
+        // during the copy, and the copy must become a volatile one (the SMP issue).
+        unsafe { core::ptr::copy_nonoverlapping(source, out.as_mut_ptr(), out.len()) };
+    }
+
+    /// Copies `bytes` into the page at `offset`.
+    pub(super) fn write(&mut self, offset: usize, bytes: &[u8]) {
+        let target = self.window(offset, bytes.len());
+        // SAFETY: as in `read`; the caller checked the space may have the page written.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target, bytes.len()) };
     }
 }
 

@@ -34,6 +34,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("chains", "[kind]", "each chain's subscribers: order, priority, hits, instructions"),
     ("queues", "", "deferred queues: capacity, depth, high-water, dropped, coalesced, policy"),
     ("ps", "", "processes"),
+    ("cpus", "", "processors: number, APIC id, online"),
     (
         "run",
         "<program> [args]",
@@ -68,6 +69,7 @@ pub(super) fn run(line: &str) -> Option<Pid> {
         "chains" => chains(&args),
         "queues" if expect_none(&args) => queues(),
         "ps" if expect_none(&args) => ps(),
+        "cpus" if expect_none(&args) => cpus(),
         "run" => return start_program(&args),
         "kill" => kill(&args),
         "mem" if expect_none(&args) => mem(),
@@ -80,8 +82,8 @@ pub(super) fn run(line: &str) -> Option<Pid> {
             println!("powering off");
             arch::qemu::power_off()
         }
-        "help" | "events" | "queues" | "ps" | "mem" | "policy" | "modules" | "bench" | "uptime"
-        | "poweroff" => {}
+        "help" | "events" | "queues" | "ps" | "cpus" | "mem" | "policy" | "modules" | "bench"
+        | "uptime" | "poweroff" => {}
         _ => println!("error: unknown command `{}`; try `help`", printable(command)),
     }
     None
@@ -90,6 +92,24 @@ pub(super) fn run(line: &str) -> Option<Pid> {
 /// The command name as typed, cut short if absurdly long (the line limit applies anyway).
 fn printable(word: &str) -> &str {
     word.get(..40).unwrap_or(word)
+}
+
+fn cpus() {
+    let cpus = arch::cpus();
+    println!("  {:>3} {:>7}  {:<8} work", "cpu", "apic id", "state");
+    for cpu in &cpus {
+        let state = if cpu.online { "online" } else { "offline" };
+        // Until the scheduler runs on every processor, the others only wait.
+        let work = match (cpu.index, cpu.online) {
+            (0, _) => "processes, interrupts, deferred work",
+            (_, true) => "waits (halted)",
+            (_, false) => "-",
+        };
+        println!("  {:>3} {:>7}  {state:<8} {work}", cpu.index, cpu.apic_id);
+    }
+    if cpus.is_empty() {
+        println!("  0: the boot processor (the firmware lists none)");
+    }
 }
 
 fn help() {

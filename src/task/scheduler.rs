@@ -344,7 +344,7 @@ pub(super) fn schedule() {
                 let top = task.kernel_stack.as_ref().expect("a live task has a stack").top();
                 // SAFETY: interrupts are off; the stack belongs to the task about to run and
                 // stays mapped while it lives.
-                unsafe { arch::syscall::set_kernel_stack(top) };
+                unsafe { arch::set_kernel_stack(top) };
                 space::switch_to(task.space).expect("a live task's space exists");
                 CURRENT_SPACE.store(task.space.0, Ordering::Relaxed);
                 task.saved_stack_pointer

@@ -1,10 +1,13 @@
 //! The firmware's ACPI tables, read with the `acpi` crate through the physical-memory window:
-//! for now, which processors the MADT lists (ACPI 6.5 §5.2.12). Herald runs on the boot CPU
-//! only until SMP support starts the others (issue 16); the boot log says how many there are.
+//! which processors the MADT lists and where their local APICs are (ACPI 6.5 §5.2.12).
 
+use alloc::vec::Vec;
 use core::ptr::NonNull;
 
-use acpi::{AcpiHandler, AcpiTables, PhysicalMapping, PlatformInfo, platform::ProcessorState};
+use acpi::{
+    AcpiHandler, AcpiTables, InterruptModel, PhysicalMapping, PlatformInfo,
+    platform::ProcessorState,
+};
 
 use super::paging;
 
@@ -30,7 +33,7 @@ impl AcpiHandler for PhysicalWindow {
 }
 
 /// The processors the firmware reports.
-#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
 pub struct Processors {
     /// Usable: the boot processor and those waiting to be started.
     pub usable: usize,
@@ -38,6 +41,10 @@ pub struct Processors {
     pub disabled: usize,
     /// The boot processor's local APIC id.
     pub boot_apic_id: u32,
+    /// The local APIC ids of the usable processors other than the boot one, in MADT order.
+    pub application_apic_ids: Vec<u32>,
+    /// Physical address of the local APICs' registers (`None`: no APIC interrupt model).
+    pub local_apic_address: Option<u64>,
 }
 
 /// Reads the MADT behind the RSDP at physical `rsdp`. `None` if the tables are missing or
@@ -58,17 +65,24 @@ pub fn processors(rsdp: u64) -> Option<Processors> {
             return None;
         }
     };
+    let local_apic_address = match &info.interrupt_model {
+        InterruptModel::Apic(apic) => Some(apic.local_apic_address),
+        _ => None,
+    };
     let processors = info.processor_info?;
     let mut found = Processors {
         usable: 1,
         disabled: 0,
         boot_apic_id: processors.boot_processor.local_apic_id,
+        application_apic_ids: Vec::new(),
+        local_apic_address,
     };
     for processor in processors.application_processors.iter() {
         if processor.state == ProcessorState::Disabled {
             found.disabled += 1;
         } else {
             found.usable += 1;
+            found.application_apic_ids.push(processor.local_apic_id);
         }
     }
     Some(found)

@@ -15,6 +15,14 @@ use crate::vocab::{Geometry, PixelLayout};
 /// recursion tests on it, so it is larger than the loader's 80 KiB default.
 const KERNEL_STACK_SIZE_BYTES: u64 = 256 * 1024;
 
+/// Size of a page.
+const PAGE_BYTES: u64 = 4096;
+/// The low region kept for starting the other processors: the startup code's page, then the
+/// three of its temporary page table (`smp.rs`).
+pub(super) const PROCESSOR_START_REGION_BYTES: u64 = 4 * PAGE_BYTES;
+/// A STARTUP IPI's vector is a page number below 1 MiB (SDM Vol. 3A §9.4.4.1).
+const PROCESSOR_START_MEMORY_LIMIT: u64 = 0x10_0000;
+
 /// What every Herald kernel asks of the bootloader.
 pub static BOOTLOADER_CONFIG: BootloaderConfig = {
     let mut config = BootloaderConfig::new_default();
@@ -40,18 +48,43 @@ pub struct BootResources {
     pub ramdisk: Option<&'static [u8]>,
     /// Physical address of the ACPI RSDP, if the firmware has one.
     pub rsdp: Option<u64>,
+    /// Frames below 1 MiB kept from the allocator for starting the other CPUs (real-mode code
+    /// and its page tables): `None` if the firmware left no such memory usable.
+    pub(super) processor_start_frames: Option<u64>,
 }
 
 impl BootResources {
     /// Physical address ranges free for the kernel to use (the loader's own allocations, the
     /// kernel image and firmware areas are excluded).
     pub fn usable_memory(&self) -> impl Iterator<Item = Range<u64>> + Clone + use<> {
-        let regions: &'static [MemoryRegion] = self.memory_regions;
-        regions
-            .iter()
-            .filter(|region| region.kind == MemoryRegionKind::Usable)
-            .map(|region| region.start..region.end)
+        let kept = self
+            .processor_start_frames
+            .map_or(0..0, |start| start..start + PROCESSOR_START_REGION_BYTES);
+        usable_regions(self.memory_regions).flat_map(move |range| {
+            [range.start..range.end.min(kept.start), range.start.max(kept.end)..range.end]
+                .into_iter()
+                .filter(|piece| piece.start < piece.end)
+        })
     }
+}
+
+fn usable_regions(regions: &'static [MemoryRegion]) -> impl Iterator<Item = Range<u64>> + Clone {
+    regions
+        .iter()
+        .filter(|region| region.kind == MemoryRegionKind::Usable)
+        .map(|region| region.start..region.end)
+}
+
+/// The first page-aligned run of [`START_REGION_BYTES`](PROCESSOR_START_REGION_BYTES) of
+/// usable memory below 1 MiB (a startup IPI names a page there; SDM Vol. 3A §9.4.4.1), page 0
+/// excluded.
+fn processor_start_frames(regions: &'static [MemoryRegion]) -> Option<u64> {
+    let page = PAGE_BYTES;
+    usable_regions(regions).find_map(|range| {
+        let start = range.start.max(page).next_multiple_of(page);
+        let end = start + PROCESSOR_START_REGION_BYTES;
+        (end <= range.end.min(PROCESSOR_START_MEMORY_LIMIT)).then_some(start)
+    })
 }
 
 fn geometry(framebuffer: &FrameBuffer) -> Option<Geometry> {
@@ -88,8 +121,15 @@ pub fn start(boot_info: &'static mut BootInfo, main: fn() -> !) -> ! {
         unsafe { core::slice::from_raw_parts(address as *const u8, boot_info.ramdisk_len as usize) }
     });
     let rsdp = boot_info.rsdp_addr.into_option();
-    let resources =
-        BootResources { framebuffer, physical_memory_offset, memory_regions, ramdisk, rsdp };
+    let processor_start_frames = processor_start_frames(memory_regions);
+    let resources = BootResources {
+        framebuffer,
+        physical_memory_offset,
+        memory_regions,
+        ramdisk,
+        rsdp,
+        processor_start_frames,
+    };
     crate::init(resources);
     main()
 }

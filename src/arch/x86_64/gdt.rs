@@ -1,6 +1,7 @@
 //! The GDT and TSS: flat kernel/user segments and the known-good stacks (IST) for faults that
 //! must not run on a possibly broken stack.
 
+use alloc::boxed::Box;
 use core::ops::Range;
 
 use ::x86_64::{
@@ -34,7 +35,7 @@ pub enum IstSlot {
     MachineCheck = 2,
 }
 
-const IST_SLOT_COUNT: usize = 3;
+pub(super) const IST_SLOT_COUNT: usize = 3;
 
 impl IstSlot {
     /// Returns the value for an IDT gate's IST field.
@@ -53,7 +54,7 @@ struct IstStack {
     stack: [u8; IST_STACK_SIZE_BYTES],
 }
 
-/// The IST stacks. Only the CPU writes them (through the TSS pointers), so they are reached from
+/// The boot CPU's IST stacks (the others' come from mm). Only the CPU writes them (through the TSS pointers), so they are reached from
 /// Rust solely as addresses.
 static mut IST_STACKS: [IstStack; IST_SLOT_COUNT] =
     [const { IstStack { guard: [0; PAGE_SIZE_BYTES], stack: [0; IST_STACK_SIZE_BYTES] } };
@@ -80,8 +81,9 @@ struct Tables {
     selectors: Selectors,
 }
 
-/// The TSS. Mutable because `rsp0` changes with every switch to a task that can enter ring 3;
-/// the CPU reads it only when an interrupt arrives from ring 3.
+/// The boot CPU's TSS. Mutable because `rsp0` changes with every switch to a task that can
+/// enter ring 3 (through `percpu::set_kernel_stack`); the CPU reads it only when an interrupt
+/// arrives from ring 3.
 static mut TSS: TaskStateSegment = TaskStateSegment::new();
 static TABLES: OnceCell<Tables> = OnceCell::uninit();
 
@@ -89,17 +91,6 @@ static TABLES: OnceCell<Tables> = OnceCell::uninit();
 pub(super) const USER_DATA_SELECTOR: u16 = (3 << 3) | 3;
 /// Selector of the user code segment (index 4, RPL 3).
 pub(super) const USER_CODE_SELECTOR: u16 = (4 << 3) | 3;
-
-/// Sets the stack the CPU switches to on an interrupt from ring 3 (TSS `rsp0`).
-///
-/// # Safety
-/// `top` must be the top of a mapped kernel stack that stays mapped while it is set, and
-/// interrupts must be disabled, so no ring-3 interrupt lands on a stack being replaced.
-pub(super) unsafe fn set_kernel_stack(top: u64) {
-    // SAFETY: a single aligned 8-byte store to the static TSS; per the contract no interrupt
-    // from ring 3 can be delivered while it happens.
-    unsafe { TSS.privilege_stack_table[0] = VirtAddr::new(top) };
-}
 
 /// Returns the address range of the IST stack in `slot`.
 pub fn ist_stack_range(slot: IstSlot) -> Range<u64> {
@@ -113,13 +104,13 @@ pub fn ist_guard_page(slot: IstSlot) -> u64 {
     ist_stack_range(slot).start - PAGE_SIZE_BYTES as u64
 }
 
-/// Builds and loads the GDT and TSS and reloads every segment register. Runs once, first thing
-/// at boot: every later fault relies on the IST stacks set up here.
-pub(super) fn init() {
+/// Builds and loads the boot CPU's GDT and TSS and reloads every segment register. Runs once,
+/// first thing at boot: every later fault relies on the IST stacks set up here. Returns the TSS.
+pub(super) fn init() -> *mut TaskStateSegment {
+    let pointer = &raw mut TSS;
     // SAFETY: runs once at boot with interrupts off, before the TSS is loaded; afterwards only
-    // `set_kernel_stack` writes it.
+    // `percpu::set_kernel_stack` writes it, through the pointer returned.
     let tss: &'static TaskStateSegment = unsafe {
-        let pointer = &raw mut TSS;
         let tss = &mut *pointer;
         for slot in [IstSlot::DoubleFault, IstSlot::NonMaskable, IstSlot::MachineCheck] {
             // The CPU pushes downwards from the top of the stack.
@@ -127,21 +118,42 @@ pub(super) fn init() {
         }
         tss
     };
-    let tables = TABLES.get_or_init(|| {
-        let mut gdt = GlobalDescriptorTable::new();
-        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
-        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
-        let user_data = gdt.append(Descriptor::user_data_segment());
-        let user_code = gdt.append(Descriptor::user_code_segment());
-        // `syscall`/`sysret` and the user entry frames rely on these exact values.
-        assert_eq!((user_data.0, user_code.0), (USER_DATA_SELECTOR, USER_CODE_SELECTOR));
-        let tss = gdt.append(Descriptor::tss_segment(tss));
-        Tables { gdt, selectors: Selectors { kernel_code, kernel_data, tss } }
-    });
+    load(TABLES.get_or_init(|| build(tss)));
+    pointer
+}
+
+/// Builds and loads a GDT and TSS for another processor, whose IST stacks (by slot) end at
+/// `ist_tops`. Returns its TSS; neither is ever freed.
+pub(super) fn init_processor(ist_tops: [u64; IST_SLOT_COUNT]) -> *mut TaskStateSegment {
+    let mut tss = TaskStateSegment::new();
+    for (slot, top) in ist_tops.into_iter().enumerate() {
+        tss.interrupt_stack_table[slot] = VirtAddr::new(top);
+    }
+    let pointer = Box::into_raw(Box::new(tss));
+    // SAFETY: the TSS is never freed; later writes go through `pointer` with interrupts off,
+    // and the shared reference here is used only to build the descriptor.
+    let tables = Box::leak(Box::new(build(unsafe { &*pointer })));
+    load(tables);
+    pointer
+}
+
+fn build(tss: &'static TaskStateSegment) -> Tables {
+    let mut gdt = GlobalDescriptorTable::new();
+    let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+    let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+    let user_data = gdt.append(Descriptor::user_data_segment());
+    let user_code = gdt.append(Descriptor::user_code_segment());
+    // `syscall`/`sysret` and the user entry frames rely on these exact values.
+    assert_eq!((user_data.0, user_code.0), (USER_DATA_SELECTOR, USER_CODE_SELECTOR));
+    let tss = gdt.append(Descriptor::tss_segment(tss));
+    Tables { gdt, selectors: Selectors { kernel_code, kernel_data, tss } }
+}
+
+fn load(tables: &'static Tables) {
     tables.gdt.load();
     let selectors = &tables.selectors;
-    // SAFETY: the selectors index descriptors of the GDT just loaded, which lives in a static
-    // for the rest of the kernel's life; code and data segments are flat 64-bit ones.
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which lives for the rest
+    // of the kernel's life; code and data segments are flat 64-bit ones.
     unsafe {
         CS::set_reg(selectors.kernel_code);
         SS::set_reg(selectors.kernel_data);

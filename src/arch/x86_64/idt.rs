@@ -185,11 +185,22 @@ pub(super) fn init() {
         }
         Idt(gates)
     });
+    load_table(idt);
+}
+
+/// Loads the table [`init`] built on this CPU (another processor starting; its GDT has the
+/// same kernel code segment, and its IST slots are set up).
+pub(super) fn load() {
+    load_table(IDT.get().expect("idt::init ran on the boot CPU"));
+}
+
+fn load_table(idt: &'static Idt) {
     let pointer = DescriptorTablePointer {
         limit: (size_of::<Idt>() - 1) as u16,
         base: VirtAddr::new(idt as *const Idt as u64),
     };
     // SAFETY: the table lives in a static for the kernel's lifetime, every gate points at a stub
-    // above with the kernel code segment, and the IST slots were set up by `gdt::init`.
+    // above with the kernel code segment, and the IST slots were set up by `gdt::init` or
+    // `gdt::init_processor`.
     unsafe { lidt(&pointer) };
 }

@@ -8,8 +8,10 @@ pub mod cpu;
 mod frame;
 mod gdt;
 mod idt;
+mod lapic;
 mod lines;
 pub mod paging;
+mod percpu;
 mod pic;
 mod pit;
 mod port;
@@ -17,6 +19,7 @@ pub mod probes;
 pub mod ps2;
 pub mod qemu;
 pub mod serial;
+mod smp;
 mod sync;
 pub mod syscall;
 mod traps;
@@ -31,8 +34,10 @@ pub use self::{
     boot::{BOOTLOADER_CONFIG, BootResources, start},
     frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
+    percpu::{cpu_index, set_kernel_stack},
     pic::spurious_interrupt_count,
     pit::{TICK_HZ, milliseconds, set_rate as set_timer_rate, ticks},
+    smp::{CpuInfo, cpus, start_processors},
     sync::{IrqMutex, IrqMutexGuard},
     traps::{ExceptionReport, TaskHooks, exception_name, preempt_point, set_task_hooks, yield_now},
     vectors::{BARE_IRET_VECTOR, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR},
@@ -46,42 +51,21 @@ pub(crate) fn init_cpu() {
         restore_interrupts: cpu::restore_interrupts,
     });
     serial::init();
-    gdt::init();
+    let tss = gdt::init();
     idt::init();
-    syscall::init();
+    syscall::init(percpu::boot_cpu(tss));
 }
 
 static PROCESSORS_FOUND: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
-/// Usable processors the firmware listed at boot (1 without ACPI).
+/// Usable processors the firmware listed at boot (1 without ACPI); how many are online:
+/// [`cpus`].
 pub fn processors_found() -> usize {
     PROCESSORS_FOUND.load(core::sync::atomic::Ordering::Relaxed)
 }
 
-/// Reports the processors the firmware lists. Herald uses the boot processor only, so a
-/// `-smp N` machine says so instead of silently idling the others ([`processors_found`]).
-pub(crate) fn report_processors(rsdp: Option<u64>) {
-    let Some(found) = rsdp.and_then(acpi::processors) else {
-        log::info!("cpus: no ACPI processor table; running on the boot CPU");
-        PROCESSORS_FOUND.store(1, core::sync::atomic::Ordering::Relaxed);
-        return;
-    };
-    PROCESSORS_FOUND.store(found.usable, core::sync::atomic::Ordering::Relaxed);
-    let disabled = if found.disabled > 0 {
-        alloc::format!(" ({} more disabled by the firmware)", found.disabled)
-    } else {
-        alloc::string::String::new()
-    };
-    if found.usable > 1 {
-        log::warn!(
-            "cpus: {} usable{disabled}; Herald runs on the boot CPU (APIC id {}) only — the \
-             others stay idle until SMP support",
-            found.usable,
-            found.boot_apic_id
-        );
-    } else {
-        log::info!("cpus: 1 (APIC id {}){disabled}", found.boot_apic_id);
-    }
+fn set_processors_found(count: usize) {
+    PROCESSORS_FOUND.store(count, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// Turns on the CPU's supervisor protections (SMEP, SMAP) where available; logs which.

@@ -293,6 +293,33 @@ pub unsafe fn new_user_root(allocate: &mut dyn FnMut() -> Option<Frame>) -> Opti
     Some(root)
 }
 
+/// Builds a top-level table for a processor being started, in the frames at physical `root`,
+/// `directory_pointer` and `directory` (below 4 GiB: the real-mode code loads CR3 with 32
+/// bits): the active table's kernel half, plus the first 2 MiB mapped to themselves with one
+/// large page (where the startup code runs until it jumps to the kernel).
+///
+/// # Safety
+/// The three frames belong to the caller, are mapped by the window, and nothing else uses them.
+pub unsafe fn build_start_root(root: u64, directory_pointer: u64, directory: u64) {
+    let flags = Flags::PRESENT | Flags::WRITABLE;
+    // SAFETY: per the contract the frames are the caller's and reachable through the window;
+    // the active table is live and only read.
+    unsafe {
+        let [top, middle, bottom] = [root, directory_pointer, directory]
+            .map(|frame| &mut *phys_to_virt(frame).cast::<PageTable>());
+        for table in [&mut *top, &mut *middle, &mut *bottom] {
+            table.zero();
+        }
+        bottom[0].set_addr(PhysAddr::new(0), flags | Flags::HUGE_PAGE);
+        middle[0].set_addr(PhysAddr::new(directory), flags);
+        top[0].set_addr(PhysAddr::new(directory_pointer), flags);
+        let kernel = &*phys_to_virt(active_root().start()).cast::<PageTable>();
+        for index in FIRST_KERNEL_P4_INDEX..512 {
+            top[index] = kernel[index].clone();
+        }
+    }
+}
+
 /// Frees the user-half intermediate tables of `root` that map nothing any more, then `root`
 /// itself. Leaf frames must already have been unmapped by the caller.
 ///

@@ -12,6 +12,7 @@ use ::x86_64::registers::model_specific::Msr;
 use super::{
     frame::TrapFrame,
     gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR},
+    percpu::PerCpu,
     traps::{self, handle_syscall},
     vectors::SYSCALL_VECTOR,
 };
@@ -42,18 +43,6 @@ const SYSRET_BASE_SELECTOR: u64 = (USER_DATA_SELECTOR as u64 & !3) - 8;
 /// Call number the stub answers itself, straight back with `sysretq`: the benchmark's baseline
 /// for a bare `syscall`/`sysretq` round trip, measured in the same boot as the real path.
 pub const BARE_SYSCALL_NUMBER: u64 = u64::MAX;
-
-/// What `GS` points at while the kernel runs (`swapgs` exchanges it with the user's base).
-#[repr(C)]
-struct PerCpu {
-    /// Top of the running task's kernel stack: where a system call lands.
-    kernel_stack_top: u64,
-    /// The user stack pointer, parked while the stub switches stacks.
-    user_stack_scratch: u64,
-}
-
-/// The one CPU's block; only the entry stub (through GS) and `set_kernel_stack` touch it.
-static mut PER_CPU: PerCpu = PerCpu { kernel_stack_top: 0, user_stack_scratch: 0 };
 
 global_asm!(
     r#"
@@ -139,9 +128,9 @@ extern "C" fn herald_syscall_rust(frame: &mut TrapFrame) {
     assert!(frame.rip < super::paging::USER_SPACE.end, "sysret to non-user rip {:#x}", frame.rip);
 }
 
-/// Points the CPU's `syscall` at the stub and sets up GS for the kernel. Runs once at boot.
-pub(super) fn init() {
-    let per_cpu = &raw mut PER_CPU as u64;
+/// Points this CPU's `syscall` at the stub and GS at its block `per_cpu`. Runs once on each CPU.
+pub(super) fn init(per_cpu: *mut PerCpu) {
+    let per_cpu = per_cpu as u64;
     // SAFETY: the MSRs exist on every x86_64 CPU (SDM Vol. 4); the values route `syscall` to a
     // stub that is valid for the kernel's lifetime, with the GDT layout asserted in `gdt::init`.
     // GS holds the per-CPU block from now on while in the kernel; the user's base starts at 0.
@@ -153,19 +142,5 @@ pub(super) fn init() {
         Msr::new(IA32_FMASK).write(ENTRY_RFLAGS_MASK);
         Msr::new(IA32_GS_BASE).write(per_cpu);
         Msr::new(IA32_KERNEL_GS_BASE).write(0);
-    }
-}
-
-/// Makes `top` the kernel stack for traps and system calls from ring 3.
-///
-/// # Safety
-/// `top` must be the top of a mapped kernel stack that stays mapped while it is set; interrupts
-/// must be disabled.
-pub unsafe fn set_kernel_stack(top: u64) {
-    // SAFETY: forwarded from this function's contract; PER_CPU is read only by the entry stub,
-    // which cannot run while interrupts are off in the kernel.
-    unsafe {
-        super::gdt::set_kernel_stack(top);
-        PER_CPU.kernel_stack_top = top;
     }
 }

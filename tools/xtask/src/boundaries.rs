@@ -25,7 +25,7 @@ mod tests {
     ];
     /// Rooms (and, in rooms with some unsafe, files) with no unsafe code, by the file that
     /// must say so.
-    const FORBID_UNSAFE: [&str; 23] = [
+    const FORBID_UNSAFE: [&str; 24] = [
         "src/abi.rs",
         "src/vocab.rs",
         "src/events/mod.rs",
@@ -41,6 +41,7 @@ mod tests {
         "src/mm/handlers.rs",
         "src/mm/regions.rs",
         "src/mm/space.rs",
+        "src/mm/user_copy.rs",
         "src/task/elf.rs",
         "src/task/input.rs",
         "src/task/ramdisk.rs",
@@ -310,7 +311,8 @@ mod tests {
                         continue;
                     }
                     for path in use_paths(&code[at + root.len()..]) {
-                        let first = path[0].as_str();
+                        // `super::{self, ..}` names the room's face itself.
+                        let Some(first) = path.first().map(String::as_str) else { continue };
                         let target = if siblings.contains(first) {
                             Some(first.to_string())
                         } else {
