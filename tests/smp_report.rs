@@ -31,3 +31,45 @@ fn every_processor_starts_and_says_it_is_online() {
 fn the_boot_processor_is_number_zero() {
     assert_eq!(herald::arch::cpu_index(), 0);
 }
+
+fn wait_ms(duration_ms: u64) {
+    let until_ms = herald::arch::milliseconds() + duration_ms;
+    while herald::arch::milliseconds() < until_ms {
+        core::hint::spin_loop();
+    }
+}
+
+#[test_case]
+fn every_other_processor_keeps_time_with_its_own_timer() {
+    let before = herald::arch::cpus();
+    wait_ms(50);
+    let after = herald::arch::cpus();
+    for (was, is) in before.iter().zip(&after).skip(1) {
+        // 1 kHz, calibrated against the PIT: about 50 ticks in 50 ms; the bound leaves room for
+        // a host that stalls the guest, never for a timer that does not run.
+        let ticks = is.ticks - was.ticks;
+        assert!((10..=100).contains(&ticks), "cpu {} took {ticks} ticks in 50 ms", is.index);
+        assert!(is.interrupts > was.interrupts, "cpu {} counted no interrupts", is.index);
+    }
+}
+
+#[test_case]
+fn an_nmi_is_counted_and_survived_on_every_processor() {
+    let before = herald::arch::cpus();
+    herald::arch::probes::software_nmi();
+    for index in 1..before.len() {
+        herald::arch::send_nmi_to(index).expect("the NMI is sent");
+    }
+    wait_ms(10);
+    let after = herald::arch::cpus();
+    for (was, is) in before.iter().zip(&after) {
+        assert_eq!(is.nmis, was.nmis + 1, "cpu {} counted its NMI once", is.index);
+        assert!(is.online);
+    }
+    // And they keep running: the timers still tick.
+    wait_ms(10);
+    let later = herald::arch::cpus();
+    for (is, then) in after.iter().zip(&later).skip(1) {
+        assert!(then.ticks > is.ticks, "cpu {} stopped after its NMI", is.index);
+    }
+}

@@ -34,7 +34,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("chains", "[kind]", "each chain's subscribers: order, priority, hits, instructions"),
     ("queues", "", "deferred queues: capacity, depth, high-water, dropped, coalesced, policy"),
     ("ps", "", "processes"),
-    ("cpus", "", "processors: number, APIC id, online"),
+    ("cpus", "", "processors: number, APIC id, state, ticks, interrupts, NMIs, spurious"),
     (
         "run",
         "<program> [args]",
@@ -95,20 +95,22 @@ fn printable(word: &str) -> &str {
 }
 
 fn cpus() {
-    let cpus = arch::cpus();
-    println!("  {:>3} {:>7}  {:<8} work", "cpu", "apic id", "state");
-    for cpu in &cpus {
+    println!(
+        "  {:>3} {:>7}  {:<8} {:>9} {:>10} {:>5} {:>8}  work",
+        "cpu", "apic id", "state", "ticks", "interrupts", "nmis", "spurious"
+    );
+    for cpu in arch::cpus() {
         let state = if cpu.online { "online" } else { "offline" };
-        // Until the scheduler runs on every processor, the others only wait.
+        // Until the scheduler runs on every processor, the others only keep time.
         let work = match (cpu.index, cpu.online) {
-            (0, _) => "processes, interrupts, deferred work",
-            (_, true) => "waits (halted)",
+            (0, _) => "processes, device interrupts, deferred work",
+            (_, true) => "keeps time (local APIC timer), halted between ticks",
             (_, false) => "-",
         };
-        println!("  {:>3} {:>7}  {state:<8} {work}", cpu.index, cpu.apic_id);
-    }
-    if cpus.is_empty() {
-        println!("  0: the boot processor (the firmware lists none)");
+        println!(
+            "  {:>3} {:>7}  {state:<8} {:>9} {:>10} {:>5} {:>8}  {work}",
+            cpu.index, cpu.apic_id, cpu.ticks, cpu.interrupts, cpu.nmis, cpu.spurious
+        );
     }
 }
 

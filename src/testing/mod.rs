@@ -66,6 +66,7 @@ mod kernel {
 
     /// Reports the failing test's panic and exits QEMU with failure.
     pub fn panic_handler(info: &PanicInfo<'_>) -> ! {
+        crate::arch::stop_other_processors();
         let passed = PASSED.load(Ordering::Relaxed);
         console::write_emergency(format_args!("FAILED\n{info}\n{passed} passed, 1 failed\n"));
         qemu::exit(ExitCode::Failure);

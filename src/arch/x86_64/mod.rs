@@ -5,6 +5,7 @@ pub mod acpi;
 mod boot;
 pub mod context;
 pub mod cpu;
+mod cpu_events;
 mod frame;
 mod gdt;
 mod idt;
@@ -32,12 +33,13 @@ pub use bootloader_api;
 
 pub use self::{
     boot::{BOOTLOADER_CONFIG, BootResources, start},
+    cpu_events::{MAX_CPUS, stop_other_processors},
     frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
     percpu::{cpu_index, set_kernel_stack},
     pic::spurious_interrupt_count,
     pit::{TICK_HZ, milliseconds, set_rate as set_timer_rate, ticks},
-    smp::{CpuInfo, cpus, start_processors},
+    smp::{CpuInfo, cpus, send_nmi_to, start_processors},
     sync::{IrqMutex, IrqMutexGuard},
     traps::{ExceptionReport, TaskHooks, exception_name, preempt_point, set_task_hooks, yield_now},
     vectors::{BARE_IRET_VECTOR, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR},

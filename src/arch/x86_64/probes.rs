@@ -4,7 +4,7 @@
 
 use core::arch::asm;
 
-use super::vectors::{BARE_IRET_VECTOR, SOFTWARE_IRQ_VECTOR};
+use super::vectors::{BARE_IRET_VECTOR, NMI_VECTOR, SOFTWARE_IRQ_VECTOR};
 
 /// Two `nop`s: under `-icount shift=0` the time-stamp counter must advance by exactly 2.
 #[inline(always)]
@@ -28,4 +28,11 @@ pub fn raise_software_irq() {
     // SAFETY: the software IRQ vector runs the ordinary trap path, which preserves every
     // register the interrupted code can see.
     unsafe { asm!("int {v}", v = const SOFTWARE_IRQ_VECTOR) };
+}
+
+/// `int 2`: runs the NMI handler as an NMI would (without the CPU's NMI blocking), for tests.
+pub fn software_nmi() {
+    // SAFETY: the NMI gate runs the handler on its IST stack, which counts it and returns; no
+    // register the caller can see changes.
+    unsafe { asm!("int {v}", v = const NMI_VECTOR) };
 }

@@ -6,16 +6,21 @@
 //! kernel's table, its own GDT, TSS and IST stacks, the shared IDT, and its per-CPU block, says
 //! it is online, and waits.
 //!
-//! So far the others only wait (interrupts off, halted): the scheduler, the bus's deferred work
-//! and interrupts still run on the boot CPU alone.
+//! So far the others only keep time: each runs its local APIC timer at 1 kHz (calibrated
+//! against the PIT on the boot CPU) and halts between ticks. The scheduler, the bus's deferred
+//! work and device interrupts still run on the boot CPU alone. An NMI on any CPU is counted and
+//! survived; a panic stops every other CPU with one (`cpu_events.rs`).
 
 use alloc::vec::Vec;
 use core::{
     arch::global_asm,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicU32, Ordering},
 };
 
-use super::{BootResources, IrqMutex, acpi, cpu, gdt, idt, lapic, paging, percpu, pit, syscall};
+use super::{
+    BootResources, IrqMutex, acpi, cpu, cpu_events, gdt, idt, lapic, paging, percpu, pit, syscall,
+    vectors::{APIC_SPURIOUS_VECTOR, LOCAL_TIMER_VECTOR},
+};
 use crate::vocab::Frame;
 
 /// Size of a page.
@@ -26,6 +31,9 @@ const AFTER_INIT_MS: u64 = 10;
 const AFTER_STARTUP_MS: u64 = 1;
 /// How long a started processor may take to say it is online before it counts as failed.
 const ONLINE_TIMEOUT_MS: u64 = 200;
+use super::cpu_events::MAX_CPUS;
+/// Window over which the local APIC timer is calibrated against the PIT.
+const CALIBRATION_MS: u64 = 10;
 /// Bytes of each started processor's kernel stack and of each of its IST stacks.
 const PROCESSOR_STACK_BYTES: u64 = 64 * 1024;
 const PROCESSOR_IST_STACK_BYTES: u64 = 32 * 1024;
@@ -145,15 +153,51 @@ pub struct CpuInfo {
     pub index: usize,
     /// Its local APIC id.
     pub apic_id: u32,
-    /// It answered and is waiting for work.
+    /// It answered and is running.
     pub online: bool,
+    /// Timer ticks it has taken (the PIT's on the boot CPU, its local APIC's elsewhere).
+    pub ticks: u64,
+    /// Interrupts it has taken (exceptions, NMIs and system calls not included).
+    pub interrupts: u64,
+    /// NMIs it has taken (each counted and survived).
+    pub nmis: u64,
+    /// Spurious interrupts its local APIC reported.
+    pub spurious: u64,
 }
 
+impl CpuInfo {
+    fn listed(index: usize, apic_id: u32) -> Self {
+        Self { index, apic_id, online: false, ticks: 0, interrupts: 0, nmis: 0, spurious: 0 }
+    }
+}
+
+/// Local APIC timer counts per millisecond (divide-by-16), measured once on the boot CPU.
+static TIMER_COUNTS_PER_MS: AtomicU32 = AtomicU32::new(0);
+
+/// The listed processors.
 static CPUS: IrqMutex<Vec<CpuInfo>> = IrqMutex::new(Vec::new());
 
-/// Every processor the firmware lists, started or not.
+/// Every processor the firmware lists, started or not, with its counters as they are now.
 pub fn cpus() -> Vec<CpuInfo> {
-    CPUS.lock().clone()
+    let mut cpus = CPUS.lock().clone();
+    if cpus.is_empty() {
+        cpus.push(CpuInfo { online: true, ..CpuInfo::listed(0, 0) });
+    }
+    for info in &mut cpus {
+        let Some(counts) = cpu_events::counts(info.index) else { continue };
+        info.ticks = if info.index == 0 { pit::ticks() } else { counts.ticks };
+        info.interrupts = counts.interrupts;
+        info.nmis = counts.nmis;
+        info.spurious = counts.spurious;
+    }
+    cpus
+}
+
+/// Sends an NMI to processor `index` (tests check it is counted and survived).
+pub fn send_nmi_to(index: usize) -> Result<(), &'static str> {
+    let apic_id =
+        CPUS.lock().iter().find(|cpu| cpu.index == index && cpu.online).map(|cpu| cpu.apic_id);
+    lapic::send_nmi(apic_id.ok_or("no such CPU online")?).map_err(|_| "the NMI was not accepted")
 }
 
 fn wait_ms(duration_ms: u64) {
@@ -177,7 +221,7 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
     if found.disabled > 0 {
         log::info!("cpus: {} more listed but disabled by the firmware", found.disabled);
     }
-    CPUS.lock().push(CpuInfo { index: 0, apic_id: found.boot_apic_id, online: true });
+    CPUS.lock().push(CpuInfo { online: true, ..CpuInfo::listed(0, found.boot_apic_id) });
     if found.application_apic_ids.is_empty() {
         log::info!("cpus: 1 (APIC id {})", found.boot_apic_id);
         return;
@@ -186,7 +230,7 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
         log::warn!("cpus: {} listed; {why}: running on the boot CPU only", found.usable);
         let mut cpus = CPUS.lock();
         for (position, &apic_id) in found.application_apic_ids.iter().enumerate() {
-            cpus.push(CpuInfo { index: position + 1, apic_id, online: false });
+            cpus.push(CpuInfo::listed(position + 1, apic_id));
         }
     };
     let Some(region) = boot.processor_start_frames else {
@@ -199,9 +243,16 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
         return refuse("the local APIC's registers are outside the loader's memory window");
     }
     prepare_start_code(region);
+    TIMER_COUNTS_PER_MS.store(lapic::calibrate_timer(CALIBRATION_MS, wait_ms), Ordering::Relaxed);
     let mut online = 1;
     for (position, &apic_id) in found.application_apic_ids.iter().enumerate() {
         let index = position + 1;
+        if index >= MAX_CPUS {
+            log::warn!("cpu {index} (APIC id {apic_id}) left waiting: Herald starts {MAX_CPUS}");
+            CPUS.lock().push(CpuInfo::listed(index, apic_id));
+            continue;
+        }
+        cpu_events::record_processor(apic_id, index);
         let started = start_one(region, index, apic_id, new_stack);
         match started {
             Ok(()) => {
@@ -210,10 +261,11 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
             }
             Err(why) => log::error!("cpu {index} (APIC id {apic_id}) did not start: {why}"),
         }
-        CPUS.lock().push(CpuInfo { index, apic_id, online: started.is_ok() });
+        CPUS.lock().push(CpuInfo { online: started.is_ok(), ..CpuInfo::listed(index, apic_id) });
     }
     log::info!(
-        "cpus: {online} of {} online; processes and interrupts run on cpu 0 (the others wait)",
+        "cpus: {online} of {} online; processes and device interrupts run on cpu 0 (the \
+         others keep time)",
         found.usable
     );
 }
@@ -313,9 +365,8 @@ extern "C" fn processor_entry(start: &'static ProcessorStart) -> ! {
     idt::load();
     syscall::init(percpu::new_cpu(start.index, tss));
     let _ = cpu::enable_supervisor_protection();
+    lapic::enable(APIC_SPURIOUS_VECTOR);
+    lapic::start_periodic_timer(LOCAL_TIMER_VECTOR, TIMER_COUNTS_PER_MS.load(Ordering::Relaxed));
     start.online.store(true, Ordering::Release);
-    loop {
-        cpu::disable_interrupts();
-        cpu::halt();
-    }
+    cpu::halt_forever()
 }

@@ -5,9 +5,13 @@ use core::fmt;
 use ::x86_64::registers::control::Cr2;
 
 use super::{
+    cpu_events,
     frame::TrapFrame,
-    idt, lines, pic,
-    vectors::{PIC_LINE_COUNT, PIC_VECTOR_BASE, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR},
+    idt, lines, percpu, pic,
+    vectors::{
+        APIC_SPURIOUS_VECTOR, LOCAL_TIMER_VECTOR, NMI_VECTOR, PIC_LINE_COUNT, PIC_VECTOR_BASE,
+        SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR,
+    },
     watchdog,
 };
 use crate::events::{Access, BUS, Errno, Event, Outcome, Reply, irq};
@@ -161,7 +165,13 @@ pub(super) fn before_user_return(frame: &TrapFrame) {
 extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
     super::cpu::forbid_user_access();
     let vector = frame.vector as u8;
+    if vector >= PIC_VECTOR_BASE && vector != SYSCALL_VECTOR {
+        cpu_events::count_interrupt();
+    }
     match vector {
+        // Handled here, never on the bus: it may land anywhere, even where GS is the user's, and
+        // says nothing about the code it interrupted (a process is not at fault).
+        NMI_VECTOR => cpu_events::on_nmi(),
         0..PIC_VECTOR_BASE => handle_exception(frame),
         v if v < PIC_VECTOR_BASE + PIC_LINE_COUNT => {
             let line = v - PIC_VECTOR_BASE;
@@ -171,11 +181,16 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
         }
         SYSCALL_VECTOR => handle_syscall(frame),
         SOFTWARE_IRQ_VECTOR => lines::dispatch_irq(irq::SOFTWARE_LINE),
+        LOCAL_TIMER_VECTOR => cpu_events::on_local_timer(),
+        APIC_SPURIOUS_VECTOR => cpu_events::on_spurious(),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
     }
     // Never switch tasks on an IST stack: the next NMI/#MC would reuse the parked frames.
     if idt::ist_slot(usize::from(vector)).is_none() {
-        watchdog::apply_abort(frame);
+        // Deferred handlers (which the watchdog guards) run on cpu 0 only.
+        if percpu::cpu_index() == 0 {
+            watchdog::apply_abort(frame);
+        }
         before_user_return(frame);
     }
 }
@@ -222,8 +237,6 @@ fn handle_exception(frame: &mut TrapFrame) {
     match frame.vector {
         // Traps that report and resume: the saved rip already points past the instruction.
         1 | 3 => log::warn!("{}", ExceptionReport(frame)),
-        // An NMI says nothing about the interrupted code; report and carry on.
-        2 => log::error!("{}", ExceptionReport(frame)),
         _ => panic!("unhandled CPU exception: {}", ExceptionReport(frame)),
     }
 }

@@ -11,3 +11,10 @@ pub const SYSCALL_VECTOR: u8 = 0x80;
 pub const SOFTWARE_IRQ_VECTOR: u8 = 0xf0;
 /// Vector whose gate is a bare `iretq`: the interrupt-path benchmark's baseline.
 pub const BARE_IRET_VECTOR: u8 = 0xf1;
+/// Vector of each local APIC's timer (SDM Vol. 3A §11.5.4).
+pub(super) const LOCAL_TIMER_VECTOR: u8 = 0xe0;
+/// Vector the local APICs report spurious interrupts on; its low four bits must be set on older
+/// CPUs (SDM Vol. 3A §11.9), so 0xff. Counted, never acknowledged.
+pub(super) const APIC_SPURIOUS_VECTOR: u8 = 0xff;
+/// Vector of the non-maskable interrupt (SDM Vol. 3A Table 6-1).
+pub(super) const NMI_VECTOR: u8 = 2;

@@ -28,12 +28,16 @@ const QEMU_STATUS_KERNEL_FAILURE: i32 = (0x11 << 1) | 1;
 const DEBUG_EXIT_DEVICE: &str = "isa-debug-exit,iobase=0xf4,iosize=0x04";
 /// Where Debian's `ovmf` package puts the combined UEFI firmware image.
 const DEFAULT_OVMF_PATH: &str = "/usr/share/ovmf/OVMF.fd";
-/// QEMU options particular test kernels need, by test name: `smp_report` needs several CPUs;
+/// QEMU options particular test kernels need, by test name: `smp_report` needs several CPUs,
+/// and `should_panic` panics with another CPU running (the panic stops it first);
 /// the hostile-program tests bound scheduling latency in guest time, which only `-icount` keeps
 /// independent of the host's load — `sleep=off` too, or an idle guest's clock follows the
 /// host's, and a busy host makes a 1 ms sleep look long.
-const TEST_QEMU_ARGS: &[(&str, &str)] =
-    &[("hostile", "-icount shift=0,align=off,sleep=off"), ("smp_report", "-smp 3")];
+const TEST_QEMU_ARGS: &[(&str, &str)] = &[
+    ("hostile", "-icount shift=0,align=off,sleep=off"),
+    ("smp_report", "-smp 3"),
+    ("should_panic", "-smp 2"),
+];
 const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(300);
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
