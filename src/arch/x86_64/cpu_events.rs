@@ -5,8 +5,9 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use super::{cpu, lapic, percpu};
 
-/// Most processors Herald starts; more are listed in `cpus` and left waiting.
-pub const MAX_CPUS: usize = 64;
+/// Most processors Herald starts (the size of the bus's per-CPU tables); more are listed in
+/// `cpus` and left waiting.
+pub const MAX_CPUS: usize = crate::sync::local::MAX_CPUS;
 
 /// What each processor counts, on its own cache line.
 #[repr(align(64))]

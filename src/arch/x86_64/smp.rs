@@ -243,6 +243,8 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
         return refuse("the local APIC's registers are outside the loader's memory window");
     }
     prepare_start_code(region);
+    // From now on lock-free code (the bus's read sections) tells CPUs apart.
+    crate::sync::local::install_cpu_index(percpu::cpu_index);
     TIMER_COUNTS_PER_MS.store(lapic::calibrate_timer(CALIBRATION_MS, wait_ms), Ordering::Relaxed);
     let mut online = 1;
     for (position, &apic_id) in found.application_apic_ids.iter().enumerate() {
