@@ -73,3 +73,30 @@ fn an_nmi_is_counted_and_survived_on_every_processor() {
         assert!(then.ticks > is.ticks, "cpu {} stopped after its NMI", is.index);
     }
 }
+
+#[test_case]
+fn cpu_bound_processes_run_at_the_same_time_on_different_processors() {
+    const SPINNERS: usize = 3;
+    let pids: alloc::vec::Vec<u32> = (0..SPINNERS)
+        .map(|_| herald::task::spawn("spin", "400", 0).expect("spawn a spinner"))
+        .collect();
+    // The boot CPU's idle loop lets them start (the others pick them up at their next tick).
+    let deadline_ms = herald::arch::milliseconds() + 200;
+    let mut most_at_once = 0;
+    let mut cpus_seen = alloc::collections::BTreeSet::new();
+    while herald::arch::milliseconds() < deadline_ms {
+        herald::task::idle_step();
+        let processes = herald::task::processes();
+        let running: alloc::vec::Vec<_> =
+            processes.iter().filter(|p| pids.contains(&p.pid) && p.state == "running").collect();
+        most_at_once = most_at_once.max(running.len());
+        cpus_seen.extend(running.iter().map(|p| p.cpu));
+    }
+    for &pid in &pids {
+        let code = herald::task::wait(pid).expect("the spinner ends");
+        assert!(code >= 0, "spinner {pid} ended with {code}");
+    }
+    // A process is `running` on one CPU only: two at once means two CPUs ran them together.
+    assert!(most_at_once >= 2, "at most {most_at_once} ran at once (cpus {cpus_seen:?})");
+    assert!(cpus_seen.len() >= 2, "they ran on cpus {cpus_seen:?}");
+}

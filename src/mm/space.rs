@@ -14,7 +14,7 @@ use super::{
     tables::{self, ResidentPage, SharedFrame, UserTables},
 };
 use crate::{
-    arch::{IrqMutex, paging},
+    arch::{self, IrqMutex, paging},
     events::{Access, Errno, Protection, SpaceId},
 };
 
@@ -85,7 +85,13 @@ impl Drop for Claim {
 
 static SPACES: IrqMutex<BTreeMap<SpaceId, AddressSpace>> = IrqMutex::new(BTreeMap::new());
 static NEXT_SPACE_ID: AtomicU32 = AtomicU32::new(1);
-static CURRENT: AtomicU32 = AtomicU32::new(SpaceId::KERNEL.0);
+/// Each CPU's active space.
+static CURRENT: [AtomicU32; arch::MAX_CPUS] =
+    [const { AtomicU32::new(SpaceId::KERNEL.0) }; arch::MAX_CPUS];
+
+fn this_cpu() -> usize {
+    arch::cpu_index() % arch::MAX_CPUS
+}
 
 fn errno_of(error: RegionError) -> Errno {
     match error {
@@ -157,20 +163,20 @@ fn unmap_claimed(id: SpaceId, range: core::ops::Range<u64>) {
     }
 }
 
-/// Makes `id` the active address space.
+/// Makes `id` the active address space on this CPU.
 pub fn switch_to(id: SpaceId) -> Result<(), Errno> {
     if id == SpaceId::KERNEL {
         tables::activate_kernel();
     } else {
         SPACES.lock().get(&id).ok_or(Errno::ESRCH)?.tables.activate();
     }
-    CURRENT.store(id.0, Ordering::Relaxed);
+    CURRENT[this_cpu()].store(id.0, Ordering::Relaxed);
     Ok(())
 }
 
-/// The active address space.
+/// This CPU's active address space.
 pub fn current() -> SpaceId {
-    SpaceId(CURRENT.load(Ordering::Relaxed))
+    SpaceId(CURRENT[this_cpu()].load(Ordering::Relaxed))
 }
 
 /// Number of live user address spaces.

@@ -101,10 +101,9 @@ fn cpus() {
     );
     for cpu in arch::cpus() {
         let state = if cpu.online { "online" } else { "offline" };
-        // Until the scheduler runs on every processor, the others only keep time.
         let work = match (cpu.index, cpu.online) {
-            (0, _) => "processes, device interrupts, deferred work",
-            (_, true) => "keeps time (local APIC timer), halted between ticks",
+            (0, _) => "processes, device interrupts, deferred work, the shell",
+            (_, true) => "processes (from the shared ready queue)",
             (_, false) => "-",
         };
         println!(
@@ -212,8 +211,8 @@ fn irq_lines() {
 
 fn ps() {
     println!(
-        "  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9} {:>5} {:>12}",
-        "pid", "parent", "name", "state", "cpu ms", "syscalls", "maps", "reserved KiB"
+        "  {:>5} {:>6}  {:<14} {:<10} {:>3} {:>8} {:>9} {:>5} {:>12}",
+        "pid", "parent", "name", "state", "cpu", "cpu ms", "syscalls", "maps", "reserved KiB"
     );
     for process in task::processes() {
         let usage = mm::space::usage(process.space);
@@ -221,11 +220,12 @@ fn ps() {
             (usage.regions.to_string(), (usage.reserved_bytes / 1024).to_string())
         });
         println!(
-            "  {:>5} {:>6}  {:<14} {:<10} {:>8} {:>9} {:>5} {:>12}",
+            "  {:>5} {:>6}  {:<14} {:<10} {:>3} {:>8} {:>9} {:>5} {:>12}",
             process.pid,
             process.parent,
             process.name,
             process.state,
+            process.cpu,
             process.cpu_ticks,
             process.syscalls,
             maps,

@@ -3,14 +3,13 @@
 //! table and the switching they use are `scheduler.rs`'s.
 
 use alloc::{boxed::Box, string::String, vec::Vec};
-use core::sync::atomic::Ordering;
 
 use super::{
     Pid, elf,
     ramdisk::Ramdisk,
     scheduler::{
-        self, ATTENTION, BlockReason, CURRENT_SPACE, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES,
-        SCHEDULER, State, TIME_SLICE_TICKS, Task, schedule,
+        self, BlockReason, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, SCHEDULER, Scheduler, State,
+        TIME_SLICE_TICKS, Task, schedule,
     },
     subscriptions,
 };
@@ -64,13 +63,16 @@ pub(super) fn init(ramdisk_image: Option<&'static [u8]>) {
         preempt_point: || {
             // Every reason to stop here (a resched, a kill) raises the attention flag first:
             // without it, a step costs one load.
-            if !ATTENTION.load(Ordering::Relaxed) {
+            if !scheduler::attention(false) {
                 return false;
             }
             scheduler::park_in_call(false);
             SCHEDULER.lock().current_task().is_some_and(|task| task.pending_kill.is_some())
         },
         yield_now: || scheduler::park_in_call(true),
+        after_switch: scheduler::after_switch,
+        processor_idle_step: scheduler::processor_idle_step,
+        local_tick: scheduler::on_local_tick,
     });
     // Below mm in the owner band: mm resolves what it can (demand paging) first.
     for kind in [EventKind::Exception, EventKind::PageFault] {
@@ -114,7 +116,7 @@ fn on_user_fault(event: &Event, reply: &mut Reply) -> Verdict {
 
 /// Runs with interrupts off just before a trap or system call returns to ring 3.
 fn before_user_return() {
-    if !ATTENTION.swap(false, Ordering::Relaxed) {
+    if !scheduler::attention(true) {
         return;
     }
     enum Action {
@@ -125,7 +127,7 @@ fn before_user_return() {
     loop {
         let action = {
             let mut scheduler = SCHEDULER.lock();
-            let need_resched = scheduler.need_resched;
+            let need_resched = scheduler.need_resched();
             match scheduler.current_task() {
                 None => Action::Return,
                 Some(task) => match (task.pending_kill, task.state) {
@@ -152,10 +154,10 @@ fn before_user_return() {
 fn exit_current(code: i32) -> ! {
     let (pid, space) = {
         let mut scheduler = SCHEDULER.lock();
-        let pid = scheduler.current;
+        let pid = scheduler.current();
         let task = scheduler.current_task().expect("only a process exits");
         let space = core::mem::replace(&mut task.space, SpaceId::KERNEL);
-        CURRENT_SPACE.store(SpaceId::KERNEL.0, Ordering::Relaxed);
+        scheduler::leave_space();
         (pid, space)
     };
     space::switch_to(SpaceId::KERNEL).expect("the kernel space exists");
@@ -179,50 +181,64 @@ fn release_space(pid: Pid, space: SpaceId) {
 /// Ends task `pid` with `code`: frees its memory and subscriptions, makes it a zombie for its
 /// parent (or drops it if nobody can wait for it), wakes a waiting parent, and announces it.
 fn finish(pid: Pid, code: i32) {
-    let (space, stack) = {
-        let mut scheduler = SCHEDULER.lock();
-        let scheduler = &mut *scheduler;
-        let Some(task) = scheduler.tasks.get_mut(&pid) else { return };
-        if matches!(task.state, State::Zombie(_)) {
-            return;
+    let ended = begin_finish(&mut SCHEDULER.lock(), pid, code);
+    if let Some((space, stack)) = ended {
+        complete_finish(pid, code, space, stack);
+    }
+}
+
+/// The part of [`finish`] under the scheduler's lock: the task becomes a zombie (so no CPU
+/// picks it again), its children orphans, a waiting parent ready. Returns what is freed after
+/// the lock, or `None` if it had ended already.
+fn begin_finish(
+    scheduler: &mut Scheduler,
+    pid: Pid,
+    code: i32,
+) -> Option<(SpaceId, Option<KernelStack>)> {
+    let task = scheduler.tasks.get_mut(&pid)?;
+    if matches!(task.state, State::Zombie(_)) {
+        return None;
+    }
+    task.state = State::Zombie(code);
+    task.pending_kill = None;
+    let stack = task.kernel_stack.take();
+    let (space, parent, orphaned) = (task.space, task.parent, task.orphaned);
+    // Children outlive their parent as orphans of the kernel: dropped when they end, since
+    // nobody can wait for them any more; those already ended go now.
+    let children: Vec<Pid> =
+        scheduler.tasks.values().filter(|t| t.parent == pid).map(|t| t.pid).collect();
+    for child in children {
+        let ended = scheduler.tasks.get_mut(&child).is_some_and(|task| {
+            task.parent = 0;
+            task.orphaned = true;
+            matches!(task.state, State::Zombie(_))
+        });
+        if ended && !scheduler.is_on_a_cpu(child) {
+            scheduler.tasks.remove(&child);
         }
-        task.state = State::Zombie(code);
-        task.pending_kill = None;
-        let stack = task.kernel_stack.take();
-        let (space, parent, orphaned) = (task.space, task.parent, task.orphaned);
-        // Children outlive their parent as orphans of the kernel: dropped when they end, since
-        // nobody can wait for them any more; those already ended go now.
-        let children: Vec<Pid> =
-            scheduler.tasks.values().filter(|t| t.parent == pid).map(|t| t.pid).collect();
-        for child in children {
-            let ended = scheduler.tasks.get_mut(&child).is_some_and(|task| {
-                task.parent = 0;
-                task.orphaned = true;
-                matches!(task.state, State::Zombie(_))
-            });
-            if ended && child != scheduler.current {
-                scheduler.tasks.remove(&child);
-            }
-        }
-        if let Some(State::Blocked(BlockReason::WaitChild { pid: waited })) =
-            scheduler.tasks.get(&parent).map(|task| task.state)
-            && (waited == 0 || waited == pid)
-        {
-            scheduler.make_ready(parent);
-        }
-        let stack = if scheduler.current == pid {
-            // Still running on it: freed after the switch away.
-            scheduler.dead_stacks.extend(stack);
-            None
-        } else {
-            stack
-        };
-        // An orphan's zombie has no reader; the running one stays until the switch saves into it.
-        if orphaned && scheduler.current != pid {
-            scheduler.tasks.remove(&pid);
-        }
-        (space, stack)
+    }
+    if let Some(State::Blocked(BlockReason::WaitChild { pid: waited })) =
+        scheduler.tasks.get(&parent).map(|task| task.state)
+        && (waited == 0 || waited == pid)
+    {
+        scheduler.make_ready(parent);
+    }
+    let stack = if scheduler.current() == pid {
+        // Still running on it: freed after the switch away.
+        scheduler.dead_stacks().extend(stack);
+        None
+    } else {
+        stack
     };
+    // An orphan's zombie has no reader; one still on a CPU stays until that CPU has left it.
+    if orphaned && !scheduler.is_on_a_cpu(pid) {
+        scheduler.tasks.remove(&pid);
+    }
+    Some((space, stack))
+}
+
+/// The part of [`finish`] after the lock: subscriptions, stack, memory, the announcement.
+fn complete_finish(pid: Pid, code: i32, space: SpaceId, stack: Option<KernelStack>) {
     drop(subscriptions::take(pid));
     drop(stack);
     security::on_exit(pid);
@@ -348,6 +364,8 @@ fn start(
                     syscalls: 0,
                     raised: 0,
                     raise_refused: false,
+                    cpu: 0,
+                    switching_out: false,
                 }),
             );
             scheduler.ready.push_back(pid);
@@ -415,22 +433,30 @@ pub fn kill(pid: Pid) -> Result<(), Errno> {
 /// Ends process `pid` with `code`: at once if it is parked between calls, else (running, or
 /// preempted inside a call) on its way back to ring 3, once the call has finished.
 fn end(pid: Pid, code: i32) -> Result<(), Errno> {
-    let finish_here = {
+    let ended = {
         let mut scheduler = SCHEDULER.lock();
-        let current = scheduler.current;
+        let on_a_cpu = scheduler.is_on_a_cpu(pid);
         let task = scheduler.tasks.get_mut(&pid).ok_or(Errno::ESRCH)?;
         if matches!(task.state, State::Zombie(_)) {
             return Err(Errno::ESRCH);
         }
-        let finish_here = pid != current && !task.parked_in_call;
-        if !finish_here && task.pending_kill.is_none() {
-            scheduler::set_pending_kill(task, code);
+        if !on_a_cpu && !task.parked_in_call {
+            // Parked between calls with nothing held, on no CPU: it ends here, becoming a
+            // zombie under this same lock so no CPU can pick it up meanwhile.
+            begin_finish(&mut scheduler, pid, code)
+        } else {
+            if task.pending_kill.is_none() {
+                scheduler::set_pending_kill(task, code);
+            }
+            // A CPU is still leaving it: it must run once more to see the kill.
+            if matches!(task.state, State::Blocked(_)) {
+                scheduler.make_ready(pid);
+            }
+            None
         }
-        finish_here
     };
-    if finish_here {
-        // Parked between calls with nothing held: it can be finished from here.
-        finish(pid, code);
+    if let Some((space, stack)) = ended {
+        complete_finish(pid, code, space, stack);
     }
     Ok(())
 }
@@ -514,6 +540,8 @@ pub struct ProcessInfo {
     pub cpu_ticks: u64,
     /// System calls it made.
     pub syscalls: u64,
+    /// The CPU it runs on, or last ran on.
+    pub cpu: usize,
 }
 
 /// Every process, by pid.
@@ -535,6 +563,7 @@ pub fn processes() -> Vec<ProcessInfo> {
             },
             cpu_ticks: task.cpu_ticks,
             syscalls: task.syscalls,
+            cpu: task.cpu,
         })
         .collect()
 }

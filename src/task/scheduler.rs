@@ -6,6 +6,11 @@
 //! when it resumes), a new task at the trap exit. Switches happen only with interrupts off and
 //! no lock held. The kernel itself is not preempted: the timer only sets `need_resched`, which
 //! is acted on when returning to ring 3, at a long call's preempt point, or in the idle loop.
+//!
+//! Every started CPU schedules from the one ready queue under the one lock; each has its own
+//! current task, idle context and attention flag. A task is taken by another CPU only once the
+//! CPU that ran it has left its stack (`switching_out`). Deferred work, the shell and sleepers'
+//! wake-ups stay on cpu 0 (the PIT's CPU); other CPUs find new work at their next local tick.
 
 use alloc::{
     boxed::Box,
@@ -17,7 +22,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::Pid;
 use crate::{
-    arch::{self, IrqMutex, context, cpu},
+    arch::{self, IrqMutex, MAX_CPUS, context, cpu},
     events::{BUS, Event, EventKind, Priority, Reply, SpaceId, Verdict},
     mm::{KernelStack, space},
 };
@@ -77,61 +82,129 @@ pub(super) struct Task {
     pub(super) raised: u64,
     /// The next raise is a second offer: a backpressure queue refused the first.
     pub(super) raise_refused: bool,
+    /// The CPU it runs on, or last ran on.
+    pub(super) cpu: usize,
+    /// Its CPU has switched away from it but may still be on its stack: no other CPU may resume
+    /// it, and its stack and save slot must stay, until that CPU says it has left.
+    pub(super) switching_out: bool,
+}
+
+/// What the scheduler keeps for each CPU.
+pub(super) struct CpuState {
+    /// The task it runs (0: its idle context).
+    pub(super) current: Pid,
+    pub(super) need_resched: bool,
+    /// Kernel stacks of tasks that exited while running on them; freed after the next switch.
+    pub(super) dead_stacks: Vec<KernelStack>,
+    idle_stack_pointer: u64,
+    /// The task it switched away from last, whose `switching_out` it clears once resumed.
+    switched_from: Pid,
+}
+
+impl CpuState {
+    const fn new() -> Self {
+        Self {
+            current: 0,
+            need_resched: false,
+            dead_stacks: Vec::new(),
+            idle_stack_pointer: 0,
+            switched_from: 0,
+        }
+    }
 }
 
 pub(super) struct Scheduler {
     pub(super) tasks: BTreeMap<Pid, Box<Task>>,
     pub(super) ready: VecDeque<Pid>,
-    pub(super) current: Pid,
+    pub(super) cpus: [CpuState; MAX_CPUS],
     pub(super) next_pid: Pid,
-    pub(super) need_resched: bool,
-    /// Kernel stacks of tasks that exited while running on them; freed after the next switch.
-    pub(super) dead_stacks: Vec<KernelStack>,
-    idle_stack_pointer: u64,
-    /// Since when deferred work has been waiting for a busy process to yield.
+    /// Since when deferred work has been waiting for a busy process on cpu 0 to yield.
     deferred_waiting_since_ms: Option<u64>,
 }
 
-/// Set when the running task must check in before returning to ring 3 (time slice over, kill
-/// or exit pending, blocked). Lets the common return path skip the scheduler lock entirely.
-pub(super) static ATTENTION: AtomicBool = AtomicBool::new(false);
-/// The running task's pid and space, readable without the lock (syscall entry needs them).
-static CURRENT_PID: AtomicU32 = AtomicU32::new(0);
-pub(super) static CURRENT_SPACE: AtomicU32 = AtomicU32::new(SpaceId::KERNEL.0);
-/// System calls the running task made since it was switched in; added to its count on switch.
-pub(super) static SYSCALLS_SINCE_SWITCH: AtomicU64 = AtomicU64::new(0);
+/// Per CPU: set when its running task must check in before returning to ring 3 (time slice
+/// over, kill or exit pending, blocked). Lets the common return path skip the lock entirely.
+static ATTENTION: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Per CPU: the running task's pid and space, readable without the lock (syscall entry).
+static CURRENT_PID: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+static CURRENT_SPACE: [AtomicU32; MAX_CPUS] =
+    [const { AtomicU32::new(SpaceId::KERNEL.0) }; MAX_CPUS];
+/// Per CPU: system calls its running task made since it was switched in; added to the task's
+/// count on switch.
+static SYSCALLS_SINCE_SWITCH: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// This CPU's number (callers run with interrupts off, or read a per-CPU value that is only
+/// meaningful while they cannot migrate: the kernel is not preempted).
+fn this_cpu() -> usize {
+    arch::cpu_index() % MAX_CPUS
+}
 
 /// The running process's pid (0: the kernel).
 pub(super) fn current_pid() -> Pid {
-    CURRENT_PID.load(Ordering::Relaxed)
+    CURRENT_PID[this_cpu()].load(Ordering::Relaxed)
 }
 
 /// The running process's address space.
 pub(super) fn current_space() -> SpaceId {
-    SpaceId(CURRENT_SPACE.load(Ordering::Relaxed))
+    SpaceId(CURRENT_SPACE[this_cpu()].load(Ordering::Relaxed))
 }
 
-/// Marks `task` to end with `code` on its way back to ring 3.
+/// Counts a system call of the running task.
+pub(super) fn count_syscall() {
+    SYSCALLS_SINCE_SWITCH[this_cpu()].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether this CPU's running task must check in, clearing the flag (`take`) or not.
+pub(super) fn attention(take: bool) -> bool {
+    let flag = &ATTENTION[this_cpu()];
+    if take { flag.swap(false, Ordering::Relaxed) } else { flag.load(Ordering::Relaxed) }
+}
+
+/// Marks `task` to end with `code` on its way back to ring 3 (on whichever CPU runs it).
 pub(super) fn set_pending_kill(task: &mut Task, code: i32) {
     task.pending_kill = Some(code);
-    ATTENTION.store(true, Ordering::Relaxed);
+    ATTENTION[task.cpu % MAX_CPUS].store(true, Ordering::Relaxed);
+}
+
+/// Leaves this CPU's address space for the kernel's: an exiting task, before its space goes.
+pub(super) fn leave_space() {
+    CURRENT_SPACE[this_cpu()].store(SpaceId::KERNEL.0, Ordering::Relaxed);
 }
 
 pub(super) static SCHEDULER: IrqMutex<Scheduler> = IrqMutex::new(Scheduler {
     tasks: BTreeMap::new(),
     ready: VecDeque::new(),
-    current: 0,
+    cpus: [const { CpuState::new() }; MAX_CPUS],
     next_pid: 1,
-    need_resched: false,
-    dead_stacks: Vec::new(),
-    idle_stack_pointer: 0,
     deferred_waiting_since_ms: None,
 });
 
 impl Scheduler {
+    /// The task this CPU runs (0: its idle context).
+    pub(super) fn current(&self) -> Pid {
+        self.cpus[this_cpu()].current
+    }
+
+    /// Whether `pid` is some CPU's current task (running, or ending on its own stack), or a
+    /// CPU has not left its stack yet.
+    pub(super) fn is_on_a_cpu(&self, pid: Pid) -> bool {
+        self.cpus.iter().any(|cpu| cpu.current == pid)
+            || self.tasks.get(&pid).is_some_and(|task| task.switching_out)
+    }
+
     pub(super) fn current_task(&mut self) -> Option<&mut Task> {
-        let current = self.current;
+        let current = self.current();
         self.tasks.get_mut(&current).map(|task| &mut **task)
+    }
+
+    /// Whether this CPU was asked to switch.
+    pub(super) fn need_resched(&self) -> bool {
+        self.cpus[this_cpu()].need_resched
+    }
+
+    /// This CPU's kernel stacks to free after its next switch.
+    pub(super) fn dead_stacks(&mut self) -> &mut Vec<KernelStack> {
+        &mut self.cpus[this_cpu()].dead_stacks
     }
 
     pub(super) fn make_ready(&mut self, pid: Pid) {
@@ -150,7 +223,7 @@ impl Scheduler {
     pub(super) fn block_current(&mut self, reason: BlockReason) {
         if let Some(task) = self.current_task() {
             task.state = State::Blocked(reason);
-            ATTENTION.store(true, Ordering::Relaxed);
+            ATTENTION[this_cpu()].store(true, Ordering::Relaxed);
         }
     }
 
@@ -168,9 +241,11 @@ impl Scheduler {
         }
     }
 
+    /// Asks this CPU to switch at its next chance.
     pub(super) fn request_resched(&mut self) {
-        self.need_resched = true;
-        ATTENTION.store(true, Ordering::Relaxed);
+        let cpu = this_cpu();
+        self.cpus[cpu].need_resched = true;
+        ATTENTION[cpu].store(true, Ordering::Relaxed);
     }
 }
 
@@ -201,7 +276,7 @@ fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
     // process to give up the CPU; switching on every tick would let a fast timer starve the
     // process with switches.
     let now_ms = arch::milliseconds();
-    if scheduler.current != 0 && BUS.has_deferred_work() {
+    if scheduler.current() != 0 && BUS.has_deferred_work() {
         let since = *scheduler.deferred_waiting_since_ms.get_or_insert(now_ms);
         if now_ms - since >= DEFERRED_LATENCY_MS {
             scheduler.request_resched();
@@ -210,6 +285,23 @@ fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
         scheduler.deferred_waiting_since_ms = None;
     }
     Verdict::Handled
+}
+
+/// Another CPU's timer tick: its running task's slice, and a switch if work is waiting.
+pub(super) fn on_local_tick() {
+    let mut scheduler = SCHEDULER.lock();
+    let waiting = !scheduler.ready.is_empty();
+    match scheduler.current_task() {
+        Some(task) => {
+            task.cpu_ticks += 1;
+            task.slice_left_ticks = task.slice_left_ticks.saturating_sub(1);
+            if task.slice_left_ticks == 0 && waiting {
+                scheduler.request_resched();
+            }
+        }
+        None if waiting => scheduler.request_resched(),
+        None => {}
+    }
 }
 
 /// Collecting sleepers to wake without allocating in interrupt context.
@@ -276,7 +368,7 @@ pub(super) fn park_in_call(always: bool) {
         if always {
             scheduler.request_resched();
         }
-        let need_resched = scheduler.need_resched;
+        let need_resched = scheduler.need_resched();
         match scheduler.current_task() {
             Some(task) if need_resched && task.state == State::Running => {
                 task.parked_in_call = true;
@@ -298,11 +390,12 @@ pub(super) fn park_in_call(always: bool) {
 /// Switches to the next ready task, or to idle if none; returns when the caller runs again.
 /// Interrupts must be off.
 pub(super) fn schedule() {
+    let cpu = this_cpu();
     let (save, load) = {
         let mut scheduler = SCHEDULER.lock();
         let scheduler = &mut *scheduler;
-        scheduler.need_resched = false;
-        let previous = scheduler.current;
+        scheduler.cpus[cpu].need_resched = false;
+        let previous = scheduler.cpus[cpu].current;
         if let Some(task) = scheduler.tasks.get_mut(&previous)
             && task.state == State::Running
         {
@@ -310,13 +403,24 @@ pub(super) fn schedule() {
             scheduler.ready.push_back(previous);
         }
         let mut next = 0;
-        // Deferred work (driver bottom halves, the shell) runs in the idle task and comes
+        // Deferred work (driver bottom halves, the shell) runs in cpu 0's idle task and comes
         // first, like softirqs: otherwise a busy process would starve input, even Ctrl-C.
-        let deferred_waiting = BUS.has_deferred_work() && previous != 0;
-        while let Some(pid) = (!deferred_waiting).then(|| scheduler.ready.pop_front()).flatten() {
-            if scheduler.tasks.get(&pid).is_some_and(|task| task.state == State::Ready) {
-                next = pid;
-                break;
+        let deferred_waiting = cpu == 0 && BUS.has_deferred_work() && previous != 0;
+        // A task another CPU is still leaving waits in the queue; each is looked at once.
+        let mut looked_at = 0;
+        let candidates = scheduler.ready.len();
+        while !deferred_waiting && looked_at < candidates {
+            let Some(pid) = scheduler.ready.pop_front() else { break };
+            looked_at += 1;
+            match scheduler.tasks.get(&pid) {
+                Some(task)
+                    if task.state == State::Ready && (!task.switching_out || pid == previous) =>
+                {
+                    next = pid;
+                    break;
+                }
+                Some(task) if task.state == State::Ready => scheduler.ready.push_back(pid),
+                _ => {}
             }
         }
         if next == previous {
@@ -326,59 +430,72 @@ pub(super) fn schedule() {
             }
             return;
         }
-        scheduler.current = next;
-        let syscalls = SYSCALLS_SINCE_SWITCH.swap(0, Ordering::Relaxed);
+        scheduler.cpus[cpu].current = next;
+        scheduler.cpus[cpu].switched_from = previous;
+        let syscalls = SYSCALLS_SINCE_SWITCH[cpu].swap(0, Ordering::Relaxed);
         if let Some(task) = scheduler.tasks.get_mut(&previous) {
             task.syscalls += syscalls;
+            task.switching_out = true;
         }
-        CURRENT_PID.store(next, Ordering::Relaxed);
+        CURRENT_PID[cpu].store(next, Ordering::Relaxed);
         let load = match scheduler.tasks.get_mut(&next) {
             Some(task) => {
                 task.state = State::Running;
+                task.cpu = cpu;
                 task.slice_left_ticks = TIME_SLICE_TICKS;
                 if task.pending_kill.is_some() {
                     // Killed while parked inside a call: the flag that tells its return path
                     // was one for everyone, and whoever returned first may have taken it.
-                    ATTENTION.store(true, Ordering::Relaxed);
+                    ATTENTION[cpu].store(true, Ordering::Relaxed);
                 }
                 let top = task.kernel_stack.as_ref().expect("a live task has a stack").top();
                 // SAFETY: interrupts are off; the stack belongs to the task about to run and
                 // stays mapped while it lives.
                 unsafe { arch::set_kernel_stack(top) };
                 space::switch_to(task.space).expect("a live task's space exists");
-                CURRENT_SPACE.store(task.space.0, Ordering::Relaxed);
+                CURRENT_SPACE[cpu].store(task.space.0, Ordering::Relaxed);
                 task.saved_stack_pointer
             }
             None => {
                 space::switch_to(SpaceId::KERNEL).expect("the kernel space exists");
-                CURRENT_SPACE.store(SpaceId::KERNEL.0, Ordering::Relaxed);
-                scheduler.idle_stack_pointer
+                CURRENT_SPACE[cpu].store(SpaceId::KERNEL.0, Ordering::Relaxed);
+                scheduler.cpus[cpu].idle_stack_pointer
             }
         };
         let save: *mut u64 = match scheduler.tasks.get_mut(&previous) {
             Some(task) => &raw mut task.saved_stack_pointer,
-            None => &raw mut scheduler.idle_stack_pointer,
+            None => &raw mut scheduler.cpus[cpu].idle_stack_pointer,
         };
         (save, load)
     };
     // SAFETY: interrupts are off and no lock is held; `load` was saved by a switch or made by
     // `prepare_user_entry` on a stack that is still mapped; `save` lives in a boxed task or the
-    // scheduler static, neither of which is freed before the task is resumed or reaped.
+    // scheduler static, neither of which is freed before the task is resumed or reaped (the
+    // task is `switching_out` until the lines below run).
     unsafe { context::switch(save, load) };
-    // Resumed: now nothing runs on the stacks of tasks that exited, and orphans' zombies have
-    // been switched away from for good.
+    after_switch();
+}
+
+/// Runs on the stack just switched to: the task switched away from is left for good now (its
+/// stack and save slot free for another CPU, or for freeing), and so are the stacks of tasks
+/// that exited on this CPU and the zombies of orphans.
+pub(super) fn after_switch() {
     let (dead_stacks, dead_orphans) = {
         let mut scheduler = SCHEDULER.lock();
-        let current = scheduler.current;
+        let cpu = this_cpu();
+        let left = core::mem::take(&mut scheduler.cpus[cpu].switched_from);
+        if let Some(task) = scheduler.tasks.get_mut(&left) {
+            task.switching_out = false;
+        }
         let orphans: Vec<Pid> = scheduler
             .tasks
             .values()
-            .filter(|t| t.orphaned && matches!(t.state, State::Zombie(_)) && t.pid != current)
+            .filter(|t| t.orphaned && matches!(t.state, State::Zombie(_)) && !t.switching_out)
             .map(|t| t.pid)
             .collect();
         let removed: Vec<_> =
             orphans.iter().filter_map(|pid| scheduler.tasks.remove(pid)).collect();
-        (core::mem::take(&mut scheduler.dead_stacks), removed)
+        (core::mem::take(&mut scheduler.cpus[cpu].dead_stacks), removed)
     };
     drop(dead_stacks);
     drop(dead_orphans);
@@ -408,6 +525,19 @@ pub fn idle_step() {
         BUS.run_deferred(DEFERRED_BUDGET_PER_ROUND);
         return;
     }
+    let ready = !SCHEDULER.lock().ready.is_empty();
+    if ready {
+        schedule();
+        cpu::enable_interrupts();
+    } else {
+        cpu::enable_interrupts_and_halt();
+    }
+}
+
+/// One step of another CPU's idle loop: a ready process, else halt until the next interrupt
+/// (its timer ticks every millisecond). Deferred work is cpu 0's.
+pub(super) fn processor_idle_step() {
+    cpu::disable_interrupts();
     let ready = !SCHEDULER.lock().ready.is_empty();
     if ready {
         schedule();

@@ -36,13 +36,25 @@ herald_switch_context:
     popq %rbx
     popq %rbp
     ret
+
+// Where a new task's first switch "returns": the scheduler's after-switch work, then the trap
+// exit into ring 3. The stack is 16-byte aligned here (the frame above is 22 words).
+    .global herald_task_first_run
+herald_task_first_run:
+    call herald_task_first_run_rust
+    jmp herald_trap_return
 "#,
     options(att_syntax)
 );
 
 unsafe extern "C" {
     fn herald_switch_context(save_stack_pointer: *mut u64, load_stack_pointer: u64);
-    static herald_trap_return: u8;
+    static herald_task_first_run: u8;
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn herald_task_first_run_rust() {
+    super::traps::after_first_switch();
 }
 
 /// Saves the running task's kernel context into `*save` and resumes the one parked at `load`.
@@ -100,15 +112,15 @@ pub unsafe fn prepare_user_entry(stack_top: u64, entry: UserEntry) -> u64 {
         ss: u64::from(USER_DATA_SELECTOR),
     };
     let frame_address = stack_top - size_of::<TrapFrame>() as u64;
-    // Below the frame: the return address into the trap exit, then the callee-saved registers
-    // `herald_switch_context` pops (all zero).
+    // Below the frame: the return address (the first-run stub, then the trap exit), then the
+    // callee-saved registers `herald_switch_context` pops (all zero).
     let return_slot = frame_address - 8;
     let saved_stack_pointer = return_slot - (CALLEE_SAVED_COUNT * 8) as u64;
     // SAFETY: per the contract the stack is mapped, unused and large enough for these
     // 7 + 22 words; the addresses are 8-byte aligned.
     unsafe {
         (frame_address as *mut TrapFrame).write(frame);
-        (return_slot as *mut u64).write(&raw const herald_trap_return as u64);
+        (return_slot as *mut u64).write(&raw const herald_task_first_run as u64);
         core::ptr::write_bytes(saved_stack_pointer as *mut u64, 0, CALLEE_SAVED_COUNT);
     }
     saved_stack_pointer

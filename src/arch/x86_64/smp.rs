@@ -370,5 +370,7 @@ extern "C" fn processor_entry(start: &'static ProcessorStart) -> ! {
     lapic::enable(APIC_SPURIOUS_VECTOR);
     lapic::start_periodic_timer(LOCAL_TIMER_VECTOR, TIMER_COUNTS_PER_MS.load(Ordering::Relaxed));
     start.online.store(true, Ordering::Release);
-    cpu::halt_forever()
+    loop {
+        super::traps::processor_idle_step();
+    }
 }

@@ -120,10 +120,39 @@ pub struct TaskHooks {
     pub preempt_point: fn() -> bool,
     /// Called by code waiting for something another task must finish: lets it run.
     pub yield_now: fn(),
+    /// Called first thing by a task that runs for the first time (its first switch "returns"
+    /// to the trap exit, not into the scheduler, which would do this itself).
+    pub after_switch: fn(),
+    /// A started processor's idle loop, one step at a time (runs processes, halts when none).
+    pub processor_idle_step: fn(),
+    /// A started processor's timer tick (its running task's time slice).
+    pub local_tick: fn(),
 }
 
 /// `spin::Once`: its `get` is one load and a compare, on every system call.
 static TASK_HOOKS: spin::Once<TaskHooks> = spin::Once::new();
+
+/// Runs the task layer's `after_switch` (a new task's first instructions).
+pub(super) fn after_first_switch() {
+    if let Some(hooks) = TASK_HOOKS.get() {
+        (hooks.after_switch)();
+    }
+}
+
+/// One step of a started processor's idle loop: the scheduler's, once it is installed.
+pub(super) fn processor_idle_step() {
+    match TASK_HOOKS.get() {
+        Some(hooks) => (hooks.processor_idle_step)(),
+        None => super::cpu::enable_interrupts_and_halt(),
+    }
+}
+
+/// A started processor's timer tick, for the scheduler.
+pub(super) fn local_tick() {
+    if let Some(hooks) = TASK_HOOKS.get() {
+        (hooks.local_tick)();
+    }
+}
 
 /// Installs the task layer's hooks. Only the first call takes effect.
 pub fn set_task_hooks(hooks: TaskHooks) {
@@ -181,7 +210,10 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
         }
         SYSCALL_VECTOR => handle_syscall(frame),
         SOFTWARE_IRQ_VECTOR => lines::dispatch_irq(irq::SOFTWARE_LINE),
-        LOCAL_TIMER_VECTOR => cpu_events::on_local_timer(),
+        LOCAL_TIMER_VECTOR => {
+            cpu_events::on_local_timer();
+            local_tick();
+        }
         APIC_SPURIOUS_VECTOR => cpu_events::on_spurious(),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
     }
