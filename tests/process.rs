@@ -129,7 +129,11 @@ fn cpu_bound_processes_share_the_cpu_fairly() {
     let (least, most) = (*work.iter().min().expect("3"), *work.iter().max().expect("3"));
     herald::println!("fairness: thousands of iterations per process {work:?}");
     assert!(least > 0, "a process never ran: {work:?}");
-    assert!(least * 10 >= most * 7, "unfair shares: {work:?}");
+    // On one CPU the scheduler alone divides the time. With several, each spinner may have a
+    // CPU of its own, and what each does is then the host's scheduling of QEMU's CPU threads.
+    if arch::cpus().iter().filter(|cpu| cpu.online).count() == 1 {
+        assert!(least * 10 >= most * 7, "unfair shares: {work:?}");
+    }
 }
 
 #[test_case]

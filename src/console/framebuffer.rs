@@ -27,6 +27,10 @@ pub enum GeometryError {
     Unusable,
 }
 
+/// Characters one step of [`FramebufferConsole::write_some`] draws at most: a glyph is some
+/// thousands of instructions in a debug build, and a step runs under the console's lock.
+const GLYPHS_PER_STEP: usize = 16;
+
 /// A scrolling text console drawing into a framebuffer.
 pub struct FramebufferConsole {
     buffer: &'static mut [u8],
@@ -111,7 +115,8 @@ impl FramebufferConsole {
     }
 
     /// One bounded step of writing: a scroll under way moves one text row further (and nothing
-    /// is written), else `text` is written up to where a scroll begins. Returns the bytes of
+    /// is written), else `text` is written up to where a scroll begins, at most
+    /// [`GLYPHS_PER_STEP`] characters. Returns the bytes of
     /// `text` written. Call again until `text` is done and [`is_scrolling`](Self::is_scrolling)
     /// is false.
     pub fn write_some(&mut self, text: &str) -> usize {
@@ -119,7 +124,10 @@ impl FramebufferConsole {
             self.step_scroll();
             return 0;
         }
-        for (at, character) in text.char_indices() {
+        for (drawn, (at, character)) in text.char_indices().enumerate() {
+            if drawn == GLYPHS_PER_STEP {
+                return at;
+            }
             // A glyph past the last column wraps first, so a scroll that starts there is done
             // before the glyph is drawn.
             if self.escape == Escape::None && self.column >= self.columns && !character.is_control()

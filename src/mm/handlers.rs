@@ -85,7 +85,7 @@ fn on_page_fault(event: &Event, reply: &mut Reply) -> Verdict {
         INVALID_FAULTS.fetch_add(1, Ordering::Relaxed);
         return Verdict::Continue;
     }
-    let resolution = space::resolve_fault(address, access, present);
+    let resolution = space::resolve_fault(address, access, present, from_user);
     if resolution == space::FaultResolution::Resolved {
         DEMAND_ZERO_FAULTS.fetch_add(1, Ordering::Relaxed);
         return Verdict::Handled;

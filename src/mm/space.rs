@@ -446,18 +446,27 @@ pub(super) enum FaultResolution {
     Forbidden,
     /// No frame was free.
     OutOfMemory,
-    /// The registry was locked by the interrupted code (a kernel bug: it touched user memory
-    /// while holding the lock).
+    /// The registry was locked when the kernel itself faulted on a user address (a kernel bug:
+    /// it touched user memory while holding the lock).
     Busy,
 }
 
 /// Resolves a fault at user-half `address` of the active space.
-pub(super) fn resolve_fault(address: u64, access: Access, present: bool) -> FaultResolution {
+/// `from_user`: the fault interrupted ring 3, which holds no kernel lock, so the registry is
+/// waited for (another CPU may hold it); a kernel-mode fault only tries it, since the
+/// interrupted code may hold it itself.
+pub(super) fn resolve_fault(
+    address: u64,
+    access: Access,
+    present: bool,
+    from_user: bool,
+) -> FaultResolution {
     let id = current();
     if id == SpaceId::KERNEL {
         return FaultResolution::NoMapping;
     }
-    let Some(mut spaces) = SPACES.try_lock() else { return FaultResolution::Busy };
+    let spaces = if from_user { Some(SPACES.lock()) } else { SPACES.try_lock() };
+    let Some(mut spaces) = spaces else { return FaultResolution::Busy };
     let Some(space) = spaces.get_mut(&id) else { return FaultResolution::NoMapping };
     let Some(region) = space.regions.find(address).copied() else {
         return FaultResolution::NoMapping;

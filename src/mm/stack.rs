@@ -22,13 +22,26 @@ pub const MAX_STACK_SIZE_BYTES: u64 = SLOT_SIZE_BYTES - FRAME_SIZE_BYTES;
 static FIXED_GUARDS: IrqMutex<Vec<(u64, &'static str)>> = IrqMutex::new(Vec::new());
 
 struct Slots {
-    /// Slot numbers returned by dropped stacks.
-    free: Vec<u64>,
+    /// Slots of dropped stacks, with their stack size, pages still mapped: a stack's pages are
+    /// never unmapped, because another CPU may still hold them in its TLB (it ran the stack's
+    /// task), and a new stack mapped there would be written through the old frames on that CPU.
+    kept: Vec<(u64, u64)>,
+    /// Slots with nothing mapped (a stack that could not be built whole).
+    empty: Vec<u64>,
     /// Slots never used yet start here.
     next_unused: u64,
 }
 
-static SLOTS: IrqMutex<Slots> = IrqMutex::new(Slots { free: Vec::new(), next_unused: 0 });
+static SLOTS: IrqMutex<Slots> =
+    IrqMutex::new(Slots { kept: Vec::new(), empty: Vec::new(), next_unused: 0 });
+/// Frames the kept slots hold (see [`Slots::kept`]).
+static KEPT_FRAMES: AtomicUsize = AtomicUsize::new(0);
+
+/// Frames dropped stacks keep mapped for the next stack of their size (a leak check counts
+/// them as free).
+pub fn kept_frames() -> usize {
+    KEPT_FRAMES.load(Ordering::Relaxed)
+}
 /// Page-table frames the stack region has taken: kept when stacks go, for the next ones.
 static TABLE_FRAMES: AtomicUsize = AtomicUsize::new(0);
 
@@ -103,9 +116,15 @@ impl KernelStack {
         {
             return Err(StackError::BadSize);
         }
+        let pages = (size_bytes / FRAME_SIZE_BYTES) as usize;
         let slot = {
             let mut slots = SLOTS.lock();
-            match slots.free.pop() {
+            if let Some(at) = slots.kept.iter().position(|&(_, size)| size == size_bytes) {
+                let (slot, _) = slots.kept.swap_remove(at);
+                KEPT_FRAMES.fetch_sub(pages, Ordering::Relaxed);
+                return Ok(Self { slot, size_bytes });
+            }
+            match slots.empty.pop() {
                 Some(slot) => slot,
                 None => {
                     let slot = slots.next_unused;
@@ -120,11 +139,13 @@ impl KernelStack {
                 }
             }
         };
-        // Unmapped pages of a dropped stack were cleared, so `drop` cleans up a partial one.
         let stack = Self { slot, size_bytes };
         let mut page = stack.bottom();
         while page < stack.top() {
-            let frame = physical::allocate_frame().ok_or(StackError::OutOfMemory)?;
+            let Some(frame) = physical::allocate_frame() else {
+                stack.unbuild(page);
+                return Err(StackError::OutOfMemory);
+            };
             // SAFETY: the slot is this stack's alone (taken from the slot list above); the page
             // is kernel data, never executable.
             let mapped = unsafe {
@@ -145,11 +166,27 @@ impl KernelStack {
             };
             if mapped.is_err() {
                 let _ = physical::release_frame(frame);
+                stack.unbuild(page);
                 return Err(StackError::OutOfMemory);
             }
             page += FRAME_SIZE_BYTES;
         }
         Ok(stack)
+    }
+
+    /// Undoes a half-built stack: its pages below `built_up_to`, mapped by this CPU just now
+    /// and touched by no other, are unmapped and freed, and the slot is listed empty.
+    fn unbuild(self, built_up_to: u64) {
+        let mut page = self.bottom();
+        while page < built_up_to {
+            // SAFETY: the pages were mapped for this stack moments ago, and nothing runs on it.
+            if let Some(frame) = unsafe { paging::unmap(paging::active_root(), page) } {
+                physical::release_or_report(frame);
+            }
+            page += FRAME_SIZE_BYTES;
+        }
+        SLOTS.lock().empty.push(self.slot);
+        core::mem::forget(self);
     }
 
     fn slot_start(&self) -> u64 {
@@ -173,16 +210,9 @@ impl KernelStack {
 }
 
 impl Drop for KernelStack {
+    /// Keeps the slot, pages mapped, for the next stack of the same size (see [`Slots::kept`]).
     fn drop(&mut self) {
-        let mut page = self.bottom();
-        while page < self.top() {
-            // SAFETY: the pages belong to this stack, which is being dropped, so nothing runs
-            // on it any more.
-            if let Some(frame) = unsafe { paging::unmap(paging::active_root(), page) } {
-                physical::release_or_report(frame);
-            }
-            page += FRAME_SIZE_BYTES;
-        }
-        SLOTS.lock().free.push(self.slot);
+        KEPT_FRAMES.fetch_add((self.size_bytes / FRAME_SIZE_BYTES) as usize, Ordering::Relaxed);
+        SLOTS.lock().kept.push((self.slot, self.size_bytes));
     }
 }

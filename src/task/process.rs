@@ -217,12 +217,7 @@ fn begin_finish(
             scheduler.tasks.remove(&child);
         }
     }
-    if let Some(State::Blocked(BlockReason::WaitChild { pid: waited })) =
-        scheduler.tasks.get(&parent).map(|task| task.state)
-        && (waited == 0 || waited == pid)
-    {
-        scheduler.make_ready(parent);
-    }
+    scheduler.wake_waiting_parent(parent, pid);
     let stack = if scheduler.current() == pid {
         // Still running on it: freed after the switch away.
         scheduler.dead_stacks().extend(stack);
@@ -356,7 +351,9 @@ fn start(
                     space,
                     kernel_stack: Some(stack),
                     saved_stack_pointer,
-                    state: State::Ready,
+                    // Runnable only once the security layer knows it: another CPU could
+                    // otherwise run its first calls under rights it has not got yet.
+                    state: State::Blocked(BlockReason::Starting),
                     pending_kill: None,
                     parked_in_call: false,
                     slice_left_ticks: TIME_SLICE_TICKS,
@@ -368,7 +365,6 @@ fn start(
                     switching_out: false,
                 }),
             );
-            scheduler.ready.push_back(pid);
             drop(scheduler);
             security::on_spawn(&security::SpawnInfo {
                 parent,
@@ -377,6 +373,7 @@ fn start(
                 declared_syscalls: plan.declared_syscalls,
                 withheld_rights,
             });
+            SCHEDULER.lock().start_task(pid);
             Ok(pid)
         }
         Err(error) => {
@@ -494,13 +491,30 @@ pub(super) enum Reaped {
 
 /// Reaps an ended child of `parent` (`pid` 0: any).
 pub(super) fn reap(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
+    reap_locked(&mut SCHEDULER.lock(), parent, pid)
+}
+
+/// [`reap`] for the running task `parent`, which blocks until a child ends if none has,
+/// under the same hold of the lock.
+pub(super) fn reap_or_block(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
     let mut scheduler = SCHEDULER.lock();
+    let reaped = reap_locked(&mut scheduler, parent, pid)?;
+    if let Reaped::NotYet = reaped {
+        scheduler.block_current(BlockReason::WaitChild { pid });
+    }
+    Ok(reaped)
+}
+
+fn reap_locked(scheduler: &mut Scheduler, parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
     let mut children = scheduler.tasks.values().filter(|task| {
         task.parent == parent && task.pid != parent && (pid == 0 || task.pid == pid)
     });
     let Some(first) = children.next() else { return Err(Errno::ECHILD) };
+    let leaving = |pid: Pid| scheduler.cpus.iter().any(|cpu| cpu.current == pid);
+    // A zombie whose CPU has not left its stack yet is not reaped: that CPU still writes its
+    // save slot. The parent is woken again once it has left (`after_switch`).
     let ended = core::iter::once(first).chain(children).find_map(|task| match task.state {
-        State::Zombie(code) => Some((task.pid, code)),
+        State::Zombie(code) if !task.switching_out && !leaving(task.pid) => Some((task.pid, code)),
         _ => None,
     });
     match ended {

@@ -51,6 +51,8 @@ pub(super) enum BlockReason {
     Input,
     /// Until a full `backpressure` queue has room (its subscriber polled).
     Room,
+    /// Just created: until the security layer knows it (then it is made ready).
+    Starting,
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -208,9 +210,16 @@ impl Scheduler {
     }
 
     pub(super) fn make_ready(&mut self, pid: Pid) {
+        let still_current = self.cpus.iter().any(|cpu| cpu.current == pid);
         if let Some(task) = self.tasks.get_mut(&pid)
             && matches!(task.state, State::Blocked(_))
         {
+            if still_current {
+                // Woken before its CPU switched away from it (on the way out of its call): it
+                // simply goes on running there, and its call starts again.
+                task.state = State::Running;
+                return;
+            }
             task.state = State::Ready;
             self.ready.push_back(pid);
             // A woken task runs soon, not after the running one's whole slice: the running
@@ -238,6 +247,27 @@ impl Scheduler {
             if !batch.is_full() {
                 return;
             }
+        }
+    }
+
+    /// Makes a new task (`Starting`) runnable, at the back of the queue: it waits its turn
+    /// like a task woken, without taking the CPU from its creator.
+    pub(super) fn start_task(&mut self, pid: Pid) {
+        if let Some(task) = self.tasks.get_mut(&pid)
+            && task.state == State::Blocked(BlockReason::Starting)
+        {
+            task.state = State::Ready;
+            self.ready.push_back(pid);
+        }
+    }
+
+    /// Wakes `parent` if it waits for `child` (or for any child).
+    pub(super) fn wake_waiting_parent(&mut self, parent: Pid, child: Pid) {
+        if let Some(State::Blocked(BlockReason::WaitChild { pid: waited })) =
+            self.tasks.get(&parent).map(|task| task.state)
+            && (waited == 0 || waited == child)
+        {
+            self.make_ready(parent);
         }
     }
 
@@ -412,14 +442,20 @@ pub(super) fn schedule() {
         while !deferred_waiting && looked_at < candidates {
             let Some(pid) = scheduler.ready.pop_front() else { break };
             looked_at += 1;
+            let elsewhere = scheduler
+                .cpus
+                .iter()
+                .enumerate()
+                .any(|(other, state)| other != cpu && state.current == pid);
             match scheduler.tasks.get(&pid) {
-                Some(task)
-                    if task.state == State::Ready && (!task.switching_out || pid == previous) =>
-                {
+                Some(task) if task.state == State::Ready && (task.switching_out || elsewhere) => {
+                    // Another CPU is still on its stack: it waits its turn.
+                    scheduler.ready.push_back(pid);
+                }
+                Some(task) if task.state == State::Ready => {
                     next = pid;
                     break;
                 }
-                Some(task) if task.state == State::Ready => scheduler.ready.push_back(pid),
                 _ => {}
             }
         }
@@ -486,12 +522,18 @@ pub(super) fn after_switch() {
         let left = core::mem::take(&mut scheduler.cpus[cpu].switched_from);
         if let Some(task) = scheduler.tasks.get_mut(&left) {
             task.switching_out = false;
+            // An ended task can be reaped only now: wake a parent that found it still leaving.
+            if let State::Zombie(_) = task.state {
+                let parent = task.parent;
+                scheduler.wake_waiting_parent(parent, left);
+            }
         }
         let orphans: Vec<Pid> = scheduler
             .tasks
             .values()
-            .filter(|t| t.orphaned && matches!(t.state, State::Zombie(_)) && !t.switching_out)
+            .filter(|t| t.orphaned && matches!(t.state, State::Zombie(_)))
             .map(|t| t.pid)
+            .filter(|&pid| !scheduler.is_on_a_cpu(pid))
             .collect();
         let removed: Vec<_> =
             orphans.iter().filter_map(|pid| scheduler.tasks.remove(pid)).collect();

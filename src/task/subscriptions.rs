@@ -105,6 +105,11 @@ impl RecordQueue {
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
+/// Counts polls that made room. A raiser that found a queue full blocks only if no poll made
+/// room since it looked: a poll on another CPU between its look and its block would otherwise
+/// wake nobody, and it would sleep with room waiting.
+static ROOM_MADE: AtomicU64 = AtomicU64::new(0);
+
 /// Every process's subscriptions, by pid. Taken alone, never with the scheduler's lock, and
 /// nothing is dropped under it: a subscription's drop waits for other CPUs to leave dispatch.
 static BY_PROCESS: IrqSpinLock<BTreeMap<Pid, Vec<ProcessSubscription>>> =
@@ -190,6 +195,7 @@ pub(super) fn raise(value: u64, pid: Pid) -> Result<Raised, Errno> {
         let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
         (task.raised + 1, task.raise_refused)
     };
+    let room_seen = ROOM_MADE.load(Ordering::SeqCst);
     let mut reply = Reply::new();
     BUS.dispatch(&Event::User { pid, seq, value, retry }, &mut reply);
     if reply.kill_producer {
@@ -201,7 +207,11 @@ pub(super) fn raise(value: u64, pid: Pid) -> Result<Raised, Errno> {
     let Some(task) = scheduler.current_task() else { return Err(Errno::ESRCH) };
     task.raise_refused = reply.would_block;
     if reply.would_block {
-        scheduler.block_current(BlockReason::Room);
+        // Under the lock a poll's wake-up takes: either room was made since the look (offer
+        // again at once) or the wake-up comes after this block.
+        if ROOM_MADE.load(Ordering::SeqCst) == room_seen {
+            scheduler.block_current(BlockReason::Room);
+        }
         return Ok(Raised::MustWait);
     }
     task.raised = seq;
@@ -236,7 +246,9 @@ pub(super) fn poll(
     }
     if count > 0 {
         // Room in a queue: producers waiting on backpressure try again.
-        SCHEDULER.lock().wake_all(BlockReason::Room);
+        let mut scheduler = SCHEDULER.lock();
+        ROOM_MADE.fetch_add(1, Ordering::SeqCst);
+        scheduler.wake_all(BlockReason::Room);
     }
     user_copy::copy_to_user(space, buffer, &bytes)?;
     Ok(count as u64)

@@ -180,7 +180,7 @@ fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
     let len = requested.min(MAX_IO_BYTES_PER_CALL);
     // A piece at a time, printed with no lock on the caller's memory and a preempt point
     // between pieces: a long write keeps neither interrupts nor other processes waiting.
-    let mut piece = [0u8; WRITE_PIECE_BYTES + MAX_UTF8_TAIL_BYTES];
+    let mut piece = [0u8; 2 * WRITE_PIECE_BYTES + MAX_UTF8_TAIL_BYTES];
     let mut carried = 0;
     let mut offset = 0;
     while offset < len {
@@ -188,10 +188,17 @@ fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
         let filled = carried + count;
         user_copy::copy_from_user(space, buffer + offset as u64, &mut piece[carried..filled])?;
         offset += count;
-        // A character cut by the piece's end waits for the rest in the next piece, or, cut by
+        // A piece ends after its last whole line, so a line of up to a piece is printed in one
+        // go (another CPU's output never lands inside it); the rest starts the next piece. A
+        // character cut by the piece's end waits for the rest in the next piece, or, cut by
         // the end of a short write, for the caller's next call.
         let more_follows = offset < len || requested > len;
-        let keep = if more_follows { incomplete_utf8_tail(&piece[..filled]) } else { 0 };
+        let line_end = piece[..filled].iter().rposition(|&byte| byte == b'\n').map(|at| at + 1);
+        let keep = match line_end {
+            _ if !more_follows => 0,
+            Some(end) if filled - end < WRITE_PIECE_BYTES => filled - end,
+            _ => incomplete_utf8_tail(&piece[..filled]),
+        };
         print_text(&piece[..filled - keep]);
         piece.copy_within(filled - keep..filled, 0);
         carried = keep;
@@ -203,10 +210,10 @@ fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
     Ok((len - carried) as u64)
 }
 
-/// Bytes copied from the caller and printed per step of a `write`: the console draws them with
-/// interrupts masked (its lock is shared with interrupt handlers' logging), and at 64 bytes a
-/// step stays around a millisecond even when it scrolls the framebuffer.
-const WRITE_PIECE_BYTES: usize = 64;
+/// Bytes copied from the caller per step of a `write` (a step prints them, or up to its last
+/// whole line). Serial and capture take a step's text at once; the framebuffer draws it a few
+/// glyphs per console-lock hold, so the lock is never held long.
+const WRITE_PIECE_BYTES: usize = 256;
 /// Longest UTF-8 sequence less one: what a piece may have to carry over.
 const MAX_UTF8_TAIL_BYTES: usize = 3;
 
@@ -300,17 +307,16 @@ fn wait(target: u64, status_out: u64, pid: Pid, space: SpaceId) -> Result<Served
         // Check before reaping, so a bad pointer does not lose the child's status.
         space::check_user(space, status_out, 4, true)?;
     }
-    match process::reap(pid, target)? {
+    match process::reap_or_block(pid, target)? {
         Reaped::Child(child, code) => {
             if status_out != 0 {
                 user_copy::copy_to_user(space, status_out, &code.to_le_bytes())?;
             }
             Ok(Served::Value(u64::from(child)))
         }
-        Reaped::NotYet => {
-            SCHEDULER.lock().block_current(BlockReason::WaitChild { pid: target });
-            Ok(Served::Restart)
-        }
+        // Blocked already, in the same hold of the lock that found no ended child, so an exit
+        // on another CPU in between cannot be missed.
+        Reaped::NotYet => Ok(Served::Restart),
     }
 }
 

@@ -5,10 +5,14 @@ use alloc::string::String;
 
 use crate::{console, mm, task};
 
-/// Free frames plus the frames the heap and the kernel-stack region keep for reuse once taken:
-/// the count that must come back to its baseline after a process ends.
+/// Free frames plus the frames the heap and the kernel-stack region keep for reuse once taken
+/// (tables, and dropped stacks' pages): the count that must come back to its baseline after a
+/// process ends.
 pub fn free_frames() -> usize {
-    mm::frame_stats().free + mm::heap::stats().frames_held() + mm::stack::table_frames()
+    mm::frame_stats().free
+        + mm::heap::stats().frames_held()
+        + mm::stack::table_frames()
+        + mm::stack::kept_frames()
 }
 
 /// Runs ramdisk program `name` with `args` to its end, as a child of the kernel; returns its exit

@@ -146,10 +146,12 @@ fn bomb(depth: u32, fanout: u32) -> i32 {
     let arguments = format_bomb_args(depth - 1, fanout);
     let arguments = core::str::from_utf8(&arguments.0[..arguments.1]).unwrap_or("");
     let mut started = 0;
-    for slot in children.iter_mut().take(fanout.min(8) as usize) {
+    for _ in 0..fanout.min(8) {
         match spawn("hostile", arguments) {
+            // Kept together: a refused spawn leaves no hole (a later one may succeed once
+            // another process has ended, and waiting for pid 0 would take any child).
             Ok(pid) => {
-                *slot = pid;
+                children[started] = pid;
                 started += 1;
             }
             Err(Errno::EAGAIN) => refused = true,
