@@ -1,5 +1,5 @@
 //! A `-smp 3` machine (the runner boots this kernel so): the firmware's three processors are
-//! counted and every one is started (so far the others wait; the boot CPU runs everything).
+//! counted, every one is started, keeps time with its own timer, takes NMIs, and runs processes.
 #![no_std]
 #![no_main]
 #![feature(custom_test_frameworks)]

@@ -4,12 +4,12 @@
 //! straight to long mode (a temporary table: the kernel half plus the low 2 MiB mapped to
 //! themselves) and jumps to [`processor_entry`] on its own kernel stack. There it loads the
 //! kernel's table, its own GDT, TSS and IST stacks, the shared IDT, and its per-CPU block, says
-//! it is online, and waits.
+//! it is online.
 //!
-//! So far the others only keep time: each runs its local APIC timer at 1 kHz (calibrated
-//! against the PIT on the boot CPU) and halts between ticks. The scheduler, the bus's deferred
-//! work and device interrupts still run on the boot CPU alone. An NMI on any CPU is counted and
-//! survived; a panic stops every other CPU with one (`cpu_events.rs`).
+//! Then each runs the scheduler's idle loop (the task layer's hook) with its local APIC timer at
+//! 1 kHz, calibrated against the PIT on the boot CPU. Device interrupts (the PIC), deferred bus
+//! work and the shell stay on the boot CPU. An NMI on any CPU is counted and survived; a panic
+//! stops every other CPU with one (`cpu_events.rs`).
 
 use alloc::vec::Vec;
 use core::{
@@ -266,8 +266,8 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
         CPUS.lock().push(CpuInfo { online: started.is_ok(), ..CpuInfo::listed(index, apic_id) });
     }
     log::info!(
-        "cpus: {online} of {} online; processes and device interrupts run on cpu 0 (the \
-         others keep time)",
+        "cpus: {online} of {} online; processes run on all, device interrupts and deferred \
+         work on cpu 0",
         found.usable
     );
 }
