@@ -68,12 +68,10 @@ const MACHINE_TESTS: &[&str] =
 const MEMORY_SIZE_TESTS: &[&str] =
     &["test", "--test", "mm", "--test", "basic_boot", "--test", "stack_overflow"];
 
-/// The main kernels, run again with processes on four CPUs. Not yet `security`: its intruder
-/// test counts mm's requests around a spawn, and on four CPUs the intruder may already run
-/// before the count starts.
+/// The main kernels, run again with processes on four CPUs.
 const SMP_TESTS: &[&str] = &[
-    "test", "--test", "events", "--test", "mm", "--test", "process", "--test", "pressure",
-    "--test", "modules",
+    "test", "--test", "events", "--test", "mm", "--test", "process", "--test", "security",
+    "--test", "pressure", "--test", "modules",
 ];
 
 const SUITES: &[Suite] = &[
