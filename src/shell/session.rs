@@ -6,6 +6,7 @@
 //! any deferred handler's watchdog budget. Nothing is dropped: the shell stops handing bytes to
 //! a program whose input queue is full, and leaves them in the console input.
 
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::{
@@ -46,13 +47,19 @@ pub fn start() {
     STARTED.store(true, Ordering::Release);
 }
 
+/// Ended foreground programs not reaped yet: the exit is announced while its CPU may still be
+/// leaving the task, and a deferred handler must not wait (it would switch tasks under the
+/// watchdog). The idle task reaps them ([`run_pending`]).
+static UNREAPED: IrqMutex<Vec<u32>> = IrqMutex::new(Vec::new());
+
 /// A foreground program ended: reap it, report, and give the shell the input it left unread.
 fn on_process_exited(event: &Event) {
-    let Event::ProcessExited { pid, .. } = *event else { return };
+    let Event::ProcessExited { pid, code } = *event else { return };
     if pid != 0 && FOREGROUND.compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
     {
-        // Already a zombie when announced, so this returns at once.
-        let code = task::wait(pid).unwrap_or(-1);
+        if task::try_reap(pid).is_none() {
+            UNREAPED.lock().push(pid);
+        }
         commands::foreground_ended(pid);
         println!("[pid {pid} exited with code {code}]");
         print!("{PROMPT}");
@@ -66,6 +73,10 @@ pub fn run_pending() {
     if !STARTED.load(Ordering::Acquire) {
         return;
     }
+    let unreaped = core::mem::take(&mut *UNREAPED.lock());
+    let still: Vec<u32> =
+        unreaped.into_iter().filter(|&pid| task::try_reap(pid).is_none()).collect();
+    UNREAPED.lock().extend(still);
     while let Some(byte) = input::peek() {
         let foreground = FOREGROUND.load(Ordering::Acquire);
         if foreground != 0 {

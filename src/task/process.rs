@@ -526,6 +526,15 @@ fn reap_locked(scheduler: &mut Scheduler, parent: Pid, pid: Pid) -> Result<Reape
     }
 }
 
+/// Reaps the kernel's child `pid` if it has ended and its CPU has left it; never waits (for a
+/// deferred handler, which must not switch tasks). `None`: not yet (or no such child).
+pub fn try_reap(pid: Pid) -> Option<i32> {
+    match reap(0, pid) {
+        Ok(Reaped::Child(_, code)) => Some(code),
+        _ => None,
+    }
+}
+
 /// Waits, from the kernel (the idle task), until child `pid` ends; returns its exit code.
 /// Runs processes and deferred work meanwhile.
 pub fn wait(pid: Pid) -> Result<i32, Errno> {
