@@ -1,5 +1,9 @@
 //! What each processor's own interrupts do: its local timer's ticks, spurious interrupts, NMIs
 //! (counted and survived, or, once a panic asked, the end of that CPU), each counted per CPU.
+//!
+//! Reentrancy: every operation here is one atomic add to this CPU's own counters (or a load), so
+//! an interrupt landing inside another, even an NMI inside a handler, only adds its own count;
+//! another CPU touches only its own cache line. Nothing here takes a lock or prints.
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 

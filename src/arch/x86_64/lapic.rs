@@ -1,6 +1,11 @@
-//! The local APIC, in xAPIC mode through its memory-mapped registers: for now only what starting
-//! the other processors needs (its id, the interrupt command register). Register offsets: SDM
-//! Vol. 3A §11.4.1, Table 11-1; the command register: §11.6.1.
+//! The local APIC, in xAPIC mode through its memory-mapped registers: its id, enable, EOI, the
+//! timer, and IPIs through the interrupt command register. Register offsets: SDM Vol. 3A
+//! §11.4.1, Table 11-1; the command register: §11.6.1.
+//!
+//! Each CPU reaches only its own APIC at the shared address, so two CPUs never race on a
+//! register. On one CPU, an IPI is two writes (destination, then command): IPIs are sent only
+//! while starting processors, from tests, and on the panic path — never from a handler that
+//! could land between the two writes, except a panic inside one, which stops everything anyway.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -105,7 +110,7 @@ pub(super) fn send_nmi(apic_id: u32) -> Result<(), ApicError> {
 
 /// Sends an NMI to every other processor (the panic's stop); does nothing before [`init`].
 pub(super) fn send_nmi_to_others() {
-    if REGISTERS.load(Ordering::Relaxed) != 0 {
+    if is_ready() {
         let _ = send(0, DELIVERY_NMI | ALL_EXCLUDING_SELF);
     }
 }
