@@ -100,3 +100,82 @@ fn cpu_bound_processes_run_at_the_same_time_on_different_processors() {
     assert!(most_at_once >= 2, "at most {most_at_once} ran at once (cpus {cpus_seen:?})");
     assert!(cpus_seen.len() >= 2, "they ran on cpus {cpus_seen:?}");
 }
+
+#[test_case]
+fn the_io_apic_carries_the_isa_lines_and_the_bus_masks_them_there() {
+    use herald::events::{Outcome, Reply, irq::LINES};
+    assert_eq!(herald::arch::interrupt_controller(), "I/O APIC");
+    // The timer (ISA line 0, wired to input 2 on QEMU's boards) keeps time through it.
+    let before = herald::arch::ticks();
+    wait_ms(20);
+    assert!(herald::arch::ticks() >= before + 10, "the PIT ticks through the I/O APIC");
+    // The serial line is routed and open.
+    assert_eq!(herald::arch::line_masked(4), Some(false));
+    // A deferred handler's "keep the line masked" masks the I/O APIC's entry (read back from
+    // the chip), and the acknowledgement opens it again. Line 5 has no device on QEMU's boards.
+    let mut reply = Reply::new();
+    reply.keep_line_masked = true;
+    let _ = LINES.complete(5, Outcome::Handled, &reply, herald::arch::milliseconds());
+    assert_eq!(herald::arch::line_masked(5), Some(true));
+    LINES.acknowledge(5);
+    assert_eq!(herald::arch::line_masked(5), Some(false));
+    // The cascade line carries nothing once the PICs are masked.
+    assert_eq!(herald::arch::line_masked(2), None);
+}
+
+#[test_case]
+fn a_page_removed_under_a_process_on_another_cpu_faults_there_and_its_frame_waits_for_the_flush() {
+    use herald::{events::MemoryRequest, mm};
+    const WATCHED_PAGE: u64 = 0x5000_0000;
+    const MARKER: u64 = 0x5a5a_0123_4567_a5a5;
+    const REUSED: u64 = 0xdead_dead_dead_dead;
+    let pid = herald::task::spawn("watcher", "3000", 0).expect("spawn the watcher");
+    // This CPU only spins, so the watcher runs on another one; wait until it reads its page.
+    let deadline_ms = herald::arch::milliseconds() + 2000;
+    let (space, frame) = loop {
+        assert!(herald::arch::milliseconds() < deadline_ms, "the watcher never got going");
+        let Some(info) = herald::task::processes().into_iter().find(|p| p.pid == pid) else {
+            continue;
+        };
+        let mapping = mm::space::translate(info.space, WATCHED_PAGE);
+        if let Some(mapping) = mapping
+            && info.state == "running"
+            && info.cpu != 0
+        {
+            let word = herald::arch::paging::phys_to_virt(mapping.frame.start()).cast::<u64>();
+            // SAFETY: the window maps every frame; the watcher owns this one and only reads it.
+            if unsafe { word.add(511).read_volatile() } == MARKER {
+                break (info.space, mapping.frame);
+            }
+        }
+        core::hint::spin_loop();
+    };
+    mm::request(0, MemoryRequest::Unmap { space, address: WATCHED_PAGE, len_bytes: 4096 })
+        .expect("the kernel removes the page");
+    // The frame is free now: take frames until it comes back and fill it with something else.
+    // Had the watcher's CPU kept its translation, it would read this (or keep reading).
+    let mut taken = alloc::vec::Vec::new();
+    let spare = mm::frame_stats().free.saturating_sub(1024);
+    let mut reused = false;
+    while taken.len() < spare
+        && let Some(taken_frame) = mm::allocate_frame()
+    {
+        taken.push(taken_frame);
+        if taken_frame == frame {
+            let words = herald::arch::paging::phys_to_virt(frame.start()).cast::<u64>();
+            for index in 0..512 {
+                // SAFETY: the frame was just allocated to this test; the window maps it.
+                unsafe { words.add(index).write_volatile(REUSED) };
+            }
+            reused = true;
+            break;
+        }
+    }
+    wait_ms(20);
+    for taken_frame in taken {
+        mm::release_frame(taken_frame).expect("the test's frames go back");
+    }
+    assert!(reused, "the freed frame came back to the allocator");
+    let code = herald::task::wait(pid).expect("the watcher ends");
+    assert_eq!(code, herald::abi::FAULT_EXIT_CODE_BASE + 14, "the watcher's next read faulted");
+}

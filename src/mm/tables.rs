@@ -11,7 +11,8 @@
 //!
 //! A root is freed when its `UserTables` is dropped, and never while it is active.
 //!
-//! Single CPU: a change reaches this CPU's TLB only (SMP adds the shootdown).
+//! Every removed or narrowed entry leaves the TLB of every CPU using the table before its
+//! frame is released (arch's shootdown, inside `paging`).
 
 use conquer_once::spin::OnceCell;
 
@@ -229,7 +230,7 @@ impl ResidentPage<'_> {
 
 impl Drop for UserTables {
     fn drop(&mut self) {
-        if paging::active_root() == self.root {
+        if paging::is_active_anywhere(self.root) {
             // A kernel bug (the registry switches away before dropping a space); leaking the
             // table is the only safe answer.
             log::error!("an active page table was dropped; its frames are leaked");

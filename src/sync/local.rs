@@ -15,6 +15,9 @@ pub struct LocalCpu {
     pub mask_interrupts: fn() -> bool,
     /// Enables interrupts again if `were_enabled`.
     pub restore_interrupts: fn(were_enabled: bool),
+    /// Called in every spin-wait: answers requests other CPUs make of this one (TLB shootdowns)
+    /// that its masked interrupts hold back.
+    pub while_waiting: fn(),
 }
 
 /// `spin::Once` rather than a `OnceCell`: its `get` is one load and a compare, on every lock
@@ -44,6 +47,14 @@ pub fn cpu_index() -> usize {
 #[inline]
 pub fn mask_interrupts() -> bool {
     LOCAL.get().is_some_and(|local| (local.mask_interrupts)())
+}
+
+/// Answers what other CPUs ask of this one while it spins (see [`LocalCpu::while_waiting`]).
+#[inline]
+pub fn while_waiting() {
+    if let Some(local) = LOCAL.get() {
+        (local.while_waiting)();
+    }
 }
 
 /// Undoes [`mask_interrupts`].

@@ -60,8 +60,16 @@ impl<T> IrqSpinLock<T> {
     #[inline]
     pub fn lock(&self) -> IrqSpinLockGuard<'_, T> {
         let interrupts = MaskedInterrupts { were_enabled: local::mask_interrupts() };
+        // Waiting with interrupts masked, it still answers what another CPU needs of this one
+        // meanwhile (a TLB shootdown), or two CPUs could wait on each other for good.
         #[cfg(not(loom))]
-        let guard = self.inner.lock();
+        let guard = loop {
+            if let Some(guard) = self.inner.try_lock() {
+                break guard;
+            }
+            local::while_waiting();
+            core::hint::spin_loop();
+        };
         #[cfg(loom)]
         let guard = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         IrqSpinLockGuard { guard, _interrupts: interrupts }

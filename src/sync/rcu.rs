@@ -157,6 +157,7 @@ impl<T, const N: usize> RcuArray<T, N> {
         fence(Ordering::SeqCst);
         let stamp = self.stamp();
         while !self.has_elapsed(&stamp) {
+            crate::sync::local::while_waiting();
             spin_loop();
         }
         true

@@ -165,7 +165,12 @@ pub(super) fn attention(take: bool) -> bool {
 /// Marks `task` to end with `code` on its way back to ring 3 (on whichever CPU runs it).
 pub(super) fn set_pending_kill(task: &mut Task, code: i32) {
     task.pending_kill = Some(code);
-    ATTENTION[task.cpu % MAX_CPUS].store(true, Ordering::Relaxed);
+    let cpu = task.cpu % MAX_CPUS;
+    ATTENTION[cpu].store(true, Ordering::Relaxed);
+    // Running elsewhere, it hears of it at once rather than at its CPU's next tick.
+    if cpu != this_cpu() {
+        arch::wake_processor(cpu);
+    }
 }
 
 /// Leaves this CPU's address space for the kernel's: an exiting task, before its space goes.
@@ -222,10 +227,25 @@ impl Scheduler {
             }
             task.state = State::Ready;
             self.ready.push_back(pid);
-            // A woken task runs soon, not after the running one's whole slice: the running
-            // task gives up the CPU at its next preempt point or return to ring 3.
-            self.request_resched();
+            // A woken task runs soon, not after the running one's whole slice: on an idle CPU
+            // if there is one, else here, where the running task gives up the CPU at its next
+            // preempt point or return to ring 3.
+            if !self.wake_an_idle_cpu() {
+                self.request_resched();
+            }
         }
+    }
+
+    /// Sends a reschedule IPI to one other online CPU that runs its idle context; whether
+    /// there was one.
+    fn wake_an_idle_cpu(&self) -> bool {
+        let me = this_cpu();
+        let idle = (0..MAX_CPUS)
+            .find(|&cpu| cpu != me && self.cpus[cpu].current == 0 && arch::cpu_is_online(cpu));
+        if let Some(cpu) = idle {
+            arch::wake_processor(cpu);
+        }
+        idle.is_some()
     }
 
     /// Marks the running task blocked; it switches away on its way back to ring 3.
@@ -258,6 +278,7 @@ impl Scheduler {
         {
             task.state = State::Ready;
             self.ready.push_back(pid);
+            self.wake_an_idle_cpu();
         }
     }
 

@@ -1,13 +1,14 @@
-//! What each processor's own interrupts do: its local timer's ticks, spurious interrupts, NMIs
-//! (counted and survived, or, once a panic asked, the end of that CPU), each counted per CPU.
+//! What each processor's own interrupts do: its local timer's ticks, reschedule IPIs, spurious
+//! interrupts, NMIs (counted and survived, or, once a panic asked, the end of that CPU), each
+//! counted per CPU; and which processors are online, by local APIC id.
 //!
 //! Reentrancy: every operation here is one atomic add to this CPU's own counters (or a load), so
 //! an interrupt landing inside another, even an NMI inside a handler, only adds its own count;
 //! another CPU touches only its own cache line. Nothing here takes a lock or prints.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use super::{cpu, lapic, percpu};
+use super::{cpu, lapic, percpu, vectors::RESCHEDULE_VECTOR};
 
 /// Most processors Herald starts (the size of the bus's per-CPU tables); more are listed in
 /// `cpus` and left waiting.
@@ -20,6 +21,8 @@ struct Counters {
     interrupts: AtomicU64,
     nmis: AtomicU64,
     spurious: AtomicU64,
+    reschedules: AtomicU64,
+    flushes: AtomicU64,
 }
 
 static COUNTERS: [Counters; MAX_CPUS] = [const {
@@ -28,8 +31,12 @@ static COUNTERS: [Counters; MAX_CPUS] = [const {
         interrupts: AtomicU64::new(0),
         nmis: AtomicU64::new(0),
         spurious: AtomicU64::new(0),
+        reschedules: AtomicU64::new(0),
+        flushes: AtomicU64::new(0),
     }
 }; MAX_CPUS];
+/// Local APIC id by processor number, once the processor is online (`u32::MAX`: not online).
+static APIC_OF_INDEX: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
 /// Processor number by local APIC id, for the NMI handler, which cannot trust GS (an NMI can
 /// land in the `syscall` stub before its `swapgs`).
 static INDEX_OF_APIC: [AtomicU8; 256] = [const { AtomicU8::new(0) }; 256];
@@ -43,6 +50,8 @@ pub(super) struct Counts {
     pub(super) interrupts: u64,
     pub(super) nmis: u64,
     pub(super) spurious: u64,
+    pub(super) reschedules: u64,
+    pub(super) flushes: u64,
 }
 
 /// Processor `index`'s counts.
@@ -53,6 +62,8 @@ pub(super) fn counts(index: usize) -> Option<Counts> {
         interrupts: counters.interrupts.load(Ordering::Relaxed),
         nmis: counters.nmis.load(Ordering::Relaxed),
         spurious: counters.spurious.load(Ordering::Relaxed),
+        reschedules: counters.reschedules.load(Ordering::Relaxed),
+        flushes: counters.flushes.load(Ordering::Relaxed),
     })
 }
 
@@ -60,6 +71,48 @@ pub(super) fn counts(index: usize) -> Option<Counts> {
 pub(super) fn record_processor(apic_id: u32, index: usize) {
     let index = u8::try_from(index).expect("fewer than 256 processors are started");
     INDEX_OF_APIC[(apic_id & 0xff) as usize].store(index, Ordering::Relaxed);
+}
+
+/// Records that processor `index` (local APIC id `apic_id`) is online: IPIs may go to it.
+pub(super) fn mark_online(index: usize, apic_id: u32) {
+    if let Some(slot) = APIC_OF_INDEX.get(index) {
+        slot.store(apic_id, Ordering::Release);
+    }
+}
+
+/// Processor `index`'s local APIC id, if it is online.
+pub(super) fn apic_id_of(index: usize) -> Option<u32> {
+    let apic_id = APIC_OF_INDEX.get(index)?.load(Ordering::Acquire);
+    (apic_id != u32::MAX).then_some(apic_id)
+}
+
+/// Whether processor `index` is online (the scheduler's choice of whom to wake).
+pub fn is_online(index: usize) -> bool {
+    apic_id_of(index).is_some()
+}
+
+/// Asks processor `index` to look at the ready queue now (a reschedule IPI), rather than at
+/// its next tick. Does nothing for a processor that is not online.
+pub fn wake_processor(index: usize) {
+    if let Some(apic_id) = apic_id_of(index) {
+        let _ = lapic::send_fixed(apic_id, RESCHEDULE_VECTOR);
+    }
+}
+
+/// The reschedule IPI: counted and acknowledged; the trap's exit (or the idle loop it woke)
+/// looks at the ready queue.
+pub(super) fn on_reschedule() {
+    if let Some(counters) = COUNTERS.get(percpu::cpu_index()) {
+        counters.reschedules.fetch_add(1, Ordering::Relaxed);
+    }
+    lapic::end_of_interrupt();
+}
+
+/// Counts a TLB flush this CPU did for another's shootdown.
+pub(super) fn count_flush() {
+    if let Some(counters) = COUNTERS.get(percpu::cpu_index()) {
+        counters.flushes.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Counts an interrupt on this CPU (GS is the kernel's: the trap stub swapped it in).

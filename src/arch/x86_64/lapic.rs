@@ -3,9 +3,10 @@
 //! §11.4.1, Table 11-1; the command register: §11.6.1.
 //!
 //! Each CPU reaches only its own APIC at the shared address, so two CPUs never race on a
-//! register. On one CPU, an IPI is two writes (destination, then command): IPIs are sent only
-//! while starting processors, from tests, and on the panic path — never from a handler that
-//! could land between the two writes, except a panic inside one, which stops everything anyway.
+//! register. On one CPU, an IPI is two writes (destination, then command), made with
+//! interrupts off so that no handler sending its own IPI lands between them. An NMI handler
+//! never sends one; the panic path's stop may (a panic inside the NMI handler), and it ends
+//! every CPU anyway.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,6 +38,7 @@ const COMMAND_SEND_PENDING: u32 = 1 << 12;
 const DELIVERY_INIT: u32 = 0b101 << 8 | 1 << 14;
 const DELIVERY_STARTUP: u32 = 0b110 << 8 | 1 << 14;
 const DELIVERY_NMI: u32 = 0b100 << 8 | 1 << 14;
+const DELIVERY_FIXED: u32 = 1 << 14;
 /// Destination shorthand "all excluding self" (bits 19:18).
 const ALL_EXCLUDING_SELF: u32 = 0b11 << 18;
 /// Polls of the delivery status before an IPI counts as lost.
@@ -82,15 +84,23 @@ fn write(offset: u64, value: u32) {
 }
 
 fn send(apic_id: u32, command: u32) -> Result<(), ApicError> {
-    write(COMMAND_HIGH_REGISTER, apic_id << 24);
-    write(COMMAND_LOW_REGISTER, command);
-    for _ in 0..MAX_SEND_POLLS {
-        if read(COMMAND_LOW_REGISTER) & COMMAND_SEND_PENDING == 0 {
-            return Ok(());
+    super::cpu::without_interrupts(|| {
+        write(COMMAND_HIGH_REGISTER, apic_id << 24);
+        write(COMMAND_LOW_REGISTER, command);
+        for _ in 0..MAX_SEND_POLLS {
+            if read(COMMAND_LOW_REGISTER) & COMMAND_SEND_PENDING == 0 {
+                return Ok(());
+            }
+            core::hint::spin_loop();
         }
-        core::hint::spin_loop();
-    }
-    Err(ApicError::SendTimedOut)
+        Err(ApicError::SendTimedOut)
+    })
+}
+
+/// Sends an ordinary interrupt on `vector` to the processor with local APIC id `apic_id`
+/// (fixed delivery, edge: the IPIs the kernel uses between its CPUs).
+pub(super) fn send_fixed(apic_id: u32, vector: u8) -> Result<(), ApicError> {
+    send(apic_id, DELIVERY_FIXED | u32::from(vector))
 }
 
 /// Sends INIT to the processor with local APIC id `apic_id`: it resets and waits for STARTUP.

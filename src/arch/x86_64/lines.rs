@@ -4,10 +4,15 @@
 use super::{pic::TIMER_LINE, pit, watchdog};
 use crate::events::{BUS, Event, Reply, irq};
 
+/// ISA line `line`'s interrupt, acknowledged at its controller.
+pub(super) fn on_line(line: u8) {
+    if line == TIMER_LINE { on_timer() } else { dispatch_irq(line) }
+}
+
 /// The timer's interrupt: time always advances and the scheduler always gets its tick. A timer
 /// storm (a flooding rate) is throttled at the source: the PIT drops back to its base rate
 /// until the backoff is over.
-pub(super) fn on_timer() {
+fn on_timer() {
     let tick = pit::on_tick();
     let now_ms = pit::milliseconds();
     let lines = &irq::LINES;

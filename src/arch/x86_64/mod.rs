@@ -4,11 +4,13 @@
 pub mod acpi;
 mod boot;
 pub mod context;
+mod controller;
 pub mod cpu;
 mod cpu_events;
 mod frame;
 mod gdt;
 mod idt;
+mod ioapic;
 mod lapic;
 mod lines;
 pub mod paging;
@@ -20,6 +22,7 @@ pub mod probes;
 pub mod ps2;
 pub mod qemu;
 pub mod serial;
+mod shootdown;
 mod smp;
 mod sync;
 pub mod syscall;
@@ -33,7 +36,8 @@ pub use bootloader_api;
 
 pub use self::{
     boot::{BOOTLOADER_CONFIG, BootResources, start},
-    cpu_events::{MAX_CPUS, stop_other_processors},
+    controller::{line_masked, name as interrupt_controller},
+    cpu_events::{MAX_CPUS, is_online as cpu_is_online, stop_other_processors, wake_processor},
     frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
     percpu::{cpu_index, set_kernel_stack},
@@ -51,6 +55,7 @@ pub(crate) fn init_cpu() {
     crate::sync::local::install(crate::sync::local::LocalCpu {
         mask_interrupts: cpu::mask_interrupts,
         restore_interrupts: cpu::restore_interrupts,
+        while_waiting: shootdown::serve_pending,
     });
     serial::init();
     let tss = gdt::init();
@@ -84,7 +89,7 @@ const TIMER_STORM_LIMIT_PER_WINDOW: u64 = 50;
 /// Remaps the PICs, starts the timer and enables interrupts.
 pub(crate) fn init_interrupts() {
     crate::events::BUS.set_clock(cpu::read_timestamp);
-    crate::events::irq::LINES.set_control(&pic::PicLineControl);
+    crate::events::irq::LINES.set_control(&controller::LineController);
     // The software line is raised in tight loops by benchmarks and tests; only tests that
     // exercise storm handling give it a limit.
     crate::events::irq::LINES.set_rate_limit(crate::events::irq::SOFTWARE_LINE, 0);

@@ -82,6 +82,8 @@ pub const fn is_kernel_address(address: u64) -> bool {
 /// `root` must be a complete table made by [`new_user_root`] (or the kernel's), whose kernel
 /// half maps the running code and stack, and must stay alive while active.
 pub unsafe fn activate(root: Frame) {
+    // Published before the load: see `shootdown.rs` for why that order.
+    super::shootdown::record_active(root.start());
     let (_, flags) = Cr3::read();
     // SAFETY: per the contract, the kernel half of `root` equals the current one, so the next
     // instruction and the stack stay mapped.
@@ -177,12 +179,20 @@ unsafe fn mapper(root: Frame) -> OffsetPageTable<'static> {
     }
 }
 
-/// A change to `root` must reach the TLB now only if `root` is in use; other roots are loaded
-/// with a full flush of non-global entries by `activate`.
+/// A removed or narrowed entry of `root` must leave the TLB of every CPU using `root` (this
+/// one by `invlpg`, others by a shootdown) before its frame is reused; a CPU loading `root`
+/// later starts with no user entries cached (`activate` reloads CR3).
 fn flush_if_active(root: Frame, address: u64) {
-    if root == active_root() || is_kernel_address(address) {
+    let kernel_half = is_kernel_address(address);
+    if root == active_root() || kernel_half {
         tlb::flush(VirtAddr::new(address));
     }
+    super::shootdown::after_change(root.start(), kernel_half);
+}
+
+/// Whether `root` is loaded on any CPU (this one included).
+pub fn is_active_anywhere(root: Frame) -> bool {
+    root == active_root() || super::shootdown::is_active_elsewhere(root.start())
 }
 
 /// Maps the 4 KiB page at `address` to `frame`.
@@ -482,10 +492,15 @@ pub unsafe fn protect_range(
     unsafe { change_leaves(root, range, max_pages, &mut protect, &mut |_, _| {}) }
 }
 
+/// Most pages [`change_leaves`] changes before the other CPUs flush and the frames it took are
+/// released: a step's worth (mm asks for 64 at a time), kept on the stack.
+const CHANGE_BATCH_PAGES: usize = 64;
+
 /// The walk behind [`unmap_range`] and [`protect_range`]: applies `change` to at most
-/// `max_pages` present leaves of `range`, flushes each changed page from this CPU's TLB if
-/// `root` is active, and only then hands the frame `change` gave up (if any) to `release`, so
-/// no frame is reused while a stale entry could still reach it.
+/// `max_pages` (and [`CHANGE_BATCH_PAGES`]) present leaves of `range`, flushes each changed
+/// page from this CPU's TLB if `root` is active, has every other CPU using `root` flush too,
+/// and only then hands the frames `change` gave up to `release`, so no frame is reused while a
+/// stale entry on any CPU could still reach it.
 ///
 /// # Safety
 /// The caller holds the lock of `root` and owns `range` in it.
@@ -499,22 +514,29 @@ unsafe fn change_leaves(
     let active = root == active_root();
     // SAFETY: forwarded from this function's contract.
     let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
-    let mut budget = max_pages;
+    let mut budget = max_pages.min(CHANGE_BATCH_PAGES as u64);
     let mut tables = max_pages;
-    visit_leaves(top, 4, 0, &range, &mut tables, &mut |address, entry| {
+    let mut released = [None; CHANGE_BATCH_PAGES];
+    let mut changed = 0;
+    let next = visit_leaves(top, 4, 0, &range, &mut tables, &mut |address, entry| {
         if budget == 0 {
             return ControlFlow::Break(());
         }
         budget -= 1;
-        let released = change(entry);
+        released[changed] = change(entry).map(|frame| (address, frame));
+        changed += 1;
         if active {
             tlb::flush(VirtAddr::new(address));
         }
-        if let Some(frame) = released {
-            release(address, frame);
-        }
         ControlFlow::Continue(())
-    })
+    });
+    if changed > 0 {
+        super::shootdown::after_change(root.start(), false);
+    }
+    for (address, frame) in released.into_iter().flatten() {
+        release(address, frame);
+    }
+    next
 }
 
 /// Calls `visit` for each present 4 KiB leaf entry of `table` whose page lies in `range`, until

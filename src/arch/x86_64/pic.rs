@@ -1,5 +1,6 @@
 //! The two cascaded 8259A PICs: remapping, masks, end-of-interrupt and spurious detection.
-//! What a line's interrupt then does is `lines.rs`'s.
+//! They carry the ISA lines until the I/O APIC takes over (`controller.rs` says which does);
+//! what a line's interrupt then does is `lines.rs`'s.
 //!
 //! Port numbers and command words: Intel 8259A datasheet ("Operation Command Words"); the
 //! spurious-IRQ rule: OSDev wiki, "8259 PIC", section "Spurious IRQs".
@@ -13,7 +14,6 @@ use super::{
     port,
     vectors::{PIC_LINE_COUNT, PIC_VECTOR_BASE},
 };
-use crate::events::irq::LineControl;
 
 /// Command port of the primary PIC.
 const PRIMARY_COMMAND_PORT: u16 = 0x20;
@@ -22,7 +22,7 @@ const SECONDARY_COMMAND_PORT: u16 = 0xa0;
 /// OCW3 value that makes the next command-port read return the in-service register.
 const OCW3_READ_IN_SERVICE: u8 = 0x0b;
 /// The primary PIC line the secondary is cascaded into.
-const CASCADE_LINE: u8 = 2;
+pub(super) const CASCADE_LINE: u8 = 2;
 /// Line the PIT's channel 0 is wired to.
 pub(super) const TIMER_LINE: u8 = 0;
 /// Lines on which an 8259A reports a spurious interrupt (lowest priority of each chip).
@@ -47,23 +47,9 @@ pub(super) fn init() {
     }
 }
 
-/// Masks and unmasks single lines for the bus's mask-until-acknowledged rule.
-pub(super) struct PicLineControl;
-
-impl LineControl for PicLineControl {
-    fn mask(&self, line: u8) {
-        set_line_masked(line, true);
-    }
-
-    fn unmask(&self, line: u8) {
-        set_line_masked(line, false);
-    }
-}
-
-fn set_line_masked(line: u8, masked: bool) {
-    // The timer is never masked: its interrupts keep time and drive the retries of throttled
-    // lines, itself included. A throttled timer has its events suppressed instead.
-    if line >= PIC_LINE_COUNT || line == CASCADE_LINE || line == TIMER_LINE {
+/// Masks or unmasks `line` (the cascade line is left alone: the secondary's lines need it).
+pub(super) fn set_line_masked(line: u8, masked: bool) {
+    if line >= PIC_LINE_COUNT || line == CASCADE_LINE {
         return;
     }
     super::cpu::without_interrupts(|| {
@@ -81,6 +67,24 @@ fn set_line_masked(line: u8, masked: bool) {
             }
             pics.write_masks(primary, secondary);
         }
+    });
+}
+
+/// Whether `line` is masked, read back from the PIC.
+pub(super) fn is_line_masked(line: u8) -> bool {
+    super::cpu::without_interrupts(|| {
+        // SAFETY: reading the mask registers has no side effect; the lock orders it.
+        let masks = unsafe { PICS.lock().read_masks() };
+        let (mask, bit) = if line < 8 { (masks[0], line) } else { (masks[1], line % 8) };
+        mask & (1 << bit) != 0
+    })
+}
+
+/// Masks every line: the I/O APIC carries them from now on.
+pub(super) fn mask_all() {
+    super::cpu::without_interrupts(|| {
+        // SAFETY: masking only stops the PICs from interrupting.
+        unsafe { PICS.lock().write_masks(0xff, 0xff) };
     });
 }
 

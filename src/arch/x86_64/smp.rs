@@ -6,9 +6,11 @@
 //! kernel's table, its own GDT, TSS and IST stacks, the shared IDT, and its per-CPU block, says
 //! it is online.
 //!
-//! Then each runs the scheduler's idle loop (the task layer's hook) with its local APIC timer at
-//! 1 kHz, calibrated against the PIT on the boot CPU. Device interrupts (the PIC), deferred bus
-//! work and the shell stay on the boot CPU. An NMI on any CPU is counted and survived; a panic
+//! Before any starts, the boot CPU enables its own local APIC and the I/O APIC takes the ISA
+//! lines over from the 8259s (`controller.rs`), delivering them to the boot CPU. Then each
+//! started CPU runs the scheduler's idle loop (the task layer's hook) with its local APIC timer
+//! at 1 kHz, calibrated against the PIT on the boot CPU. Device interrupts, deferred bus work
+//! and the shell stay on the boot CPU. An NMI on any CPU is counted and survived; a panic
 //! stops every other CPU with one (`cpu_events.rs`).
 
 use alloc::vec::Vec;
@@ -18,7 +20,8 @@ use core::{
 };
 
 use super::{
-    BootResources, IrqMutex, acpi, cpu, cpu_events, gdt, idt, lapic, paging, percpu, pit, syscall,
+    BootResources, IrqMutex, acpi, controller, cpu, cpu_events, gdt, idt, lapic, paging, percpu,
+    pit, shootdown, syscall,
     vectors::{APIC_SPURIOUS_VECTOR, LOCAL_TIMER_VECTOR},
 };
 use crate::vocab::Frame;
@@ -163,11 +166,28 @@ pub struct CpuInfo {
     pub nmis: u64,
     /// Spurious interrupts its local APIC reported.
     pub spurious: u64,
+    /// Reschedule IPIs it took (another CPU had work for it).
+    pub reschedules: u64,
+    /// TLB flushes it made for other CPUs' shootdowns.
+    pub flushes: u64,
+    /// Shootdowns it asked of other CPUs.
+    pub shootdowns: u64,
 }
 
 impl CpuInfo {
     fn listed(index: usize, apic_id: u32) -> Self {
-        Self { index, apic_id, online: false, ticks: 0, interrupts: 0, nmis: 0, spurious: 0 }
+        Self {
+            index,
+            apic_id,
+            online: false,
+            ticks: 0,
+            interrupts: 0,
+            nmis: 0,
+            spurious: 0,
+            reschedules: 0,
+            flushes: 0,
+            shootdowns: 0,
+        }
     }
 }
 
@@ -189,6 +209,9 @@ pub fn cpus() -> Vec<CpuInfo> {
         info.interrupts = counts.interrupts;
         info.nmis = counts.nmis;
         info.spurious = counts.spurious;
+        info.reschedules = counts.reschedules;
+        info.flushes = counts.flushes;
+        info.shootdowns = shootdown::sent(info.index);
     }
     cpus
 }
@@ -212,7 +235,7 @@ fn wait_ms(duration_ms: u64) {
 /// gives the top of a fresh, guarded kernel stack that is never freed (mm's). Runs once, on the
 /// boot CPU, with interrupts on.
 pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> Option<u64>) {
-    let Some(found) = boot.rsdp.and_then(acpi::processors) else {
+    let Some(found) = boot.rsdp.and_then(acpi::madt) else {
         log::info!("cpus: no ACPI processor table; running on the boot CPU");
         super::set_processors_found(1);
         return;
@@ -222,6 +245,21 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
         log::info!("cpus: {} more listed but disabled by the firmware", found.disabled);
     }
     CPUS.lock().push(CpuInfo { online: true, ..CpuInfo::listed(0, found.boot_apic_id) });
+    let apic = match found.local_apic_address {
+        None => Err("no local APIC"),
+        Some(address) => lapic::init(address)
+            .map_err(|_| "the local APIC's registers are outside the loader's memory window"),
+    };
+    if apic.is_ok() {
+        let boot_apic_id = lapic::id();
+        lapic::enable(APIC_SPURIOUS_VECTOR);
+        cpu_events::record_processor(boot_apic_id, 0);
+        cpu_events::mark_online(0, boot_apic_id);
+        match controller::take_over(&found, boot_apic_id) {
+            Ok(()) => log::info!("interrupts: the I/O APIC carries the ISA lines, to cpu 0"),
+            Err(why) => log::warn!("interrupts: the 8259 PICs keep the ISA lines: {why}"),
+        }
+    }
     if found.application_apic_ids.is_empty() {
         log::info!("cpus: 1 (APIC id {})", found.boot_apic_id);
         return;
@@ -236,11 +274,8 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
     let Some(region) = boot.processor_start_frames else {
         return refuse("no usable memory below 1 MiB for the startup code");
     };
-    let Some(apic_address) = found.local_apic_address else {
-        return refuse("no local APIC");
-    };
-    if lapic::init(apic_address).is_err() {
-        return refuse("the local APIC's registers are outside the loader's memory window");
+    if let Err(why) = apic {
+        return refuse(why);
     }
     prepare_start_code(region);
     // From now on lock-free code (the bus's read sections) tells CPUs apart.
@@ -259,6 +294,7 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
         match started {
             Ok(()) => {
                 online += 1;
+                cpu_events::mark_online(index, apic_id);
                 log::info!("cpu {index} (APIC id {apic_id}) online");
             }
             Err(why) => log::error!("cpu {index} (APIC id {apic_id}) did not start: {why}"),
@@ -360,12 +396,13 @@ fn start_one(
 /// Where a started processor enters the kernel, on its own stack, with interrupts off and the
 /// temporary table loaded.
 extern "C" fn processor_entry(start: &'static ProcessorStart) -> ! {
-    // SAFETY: the kernel's root has the same kernel half as the temporary table, so the code
-    // and the stack stay mapped; the low identity map is not needed any more.
-    unsafe { paging::activate(start.kernel_root) };
     let tss = gdt::init_processor(start.ist_tops);
     idt::load();
     syscall::init(percpu::new_cpu(start.index, tss));
+    // SAFETY: the kernel's root has the same kernel half as the temporary table, so the code
+    // and the stack stay mapped; the low identity map is not needed any more. Loaded once GS
+    // names this CPU, which `activate` records as the root's user (the shootdown's list).
+    unsafe { paging::activate(start.kernel_root) };
     let _ = cpu::enable_supervisor_protection();
     lapic::enable(APIC_SPURIOUS_VECTOR);
     lapic::start_periodic_timer(LOCAL_TIMER_VECTOR, TIMER_COUNTS_PER_MS.load(Ordering::Relaxed));

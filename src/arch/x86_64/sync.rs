@@ -33,7 +33,15 @@ impl<T> IrqMutex<T> {
     pub fn lock(&self) -> IrqMutexGuard<'_, T> {
         let interrupts_were_enabled = cpu::interrupts_enabled();
         cpu::disable_interrupts();
-        IrqMutexGuard { guard: ManuallyDrop::new(self.inner.lock()), interrupts_were_enabled }
+        // Waiting with interrupts off, it still answers TLB shootdowns (`shootdown.rs`).
+        let guard = loop {
+            if let Some(guard) = self.inner.try_lock() {
+                break guard;
+            }
+            super::shootdown::serve_pending();
+            core::hint::spin_loop();
+        };
+        IrqMutexGuard { guard: ManuallyDrop::new(guard), interrupts_were_enabled }
     }
 
     /// Takes the lock if it is free right now; for paths (panic reporting) that must not wait.

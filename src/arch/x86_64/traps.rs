@@ -5,12 +5,12 @@ use core::fmt;
 use ::x86_64::registers::control::Cr2;
 
 use super::{
-    cpu_events,
+    controller, cpu_events,
     frame::TrapFrame,
-    idt, lines, percpu, pic,
+    idt, ioapic, lines, percpu, pic, shootdown,
     vectors::{
-        APIC_SPURIOUS_VECTOR, LOCAL_TIMER_VECTOR, NMI_VECTOR, PIC_LINE_COUNT, PIC_VECTOR_BASE,
-        SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR,
+        APIC_SPURIOUS_VECTOR, IOAPIC_VECTOR_BASE, LOCAL_TIMER_VECTOR, NMI_VECTOR, PIC_LINE_COUNT,
+        PIC_VECTOR_BASE, RESCHEDULE_VECTOR, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR, TLB_FLUSH_VECTOR,
     },
     watchdog,
 };
@@ -202,11 +202,17 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
         // says nothing about the code it interrupted (a process is not at fault).
         NMI_VECTOR => cpu_events::on_nmi(),
         0..PIC_VECTOR_BASE => handle_exception(frame),
+        // Once the I/O APIC carries the lines, the masked PICs can still send a spurious
+        // interrupt: `acknowledge` counts it; nothing else arrives here then.
         v if v < PIC_VECTOR_BASE + PIC_LINE_COUNT => {
             let line = v - PIC_VECTOR_BASE;
-            if pic::acknowledge(line) {
-                if line == pic::TIMER_LINE { lines::on_timer() } else { lines::dispatch_irq(line) }
+            if pic::acknowledge(line) && !ioapic::is_active() {
+                lines::on_line(line);
             }
+        }
+        v if (IOAPIC_VECTOR_BASE..IOAPIC_VECTOR_BASE + PIC_LINE_COUNT).contains(&v) => {
+            controller::acknowledge_routed();
+            lines::on_line(v - IOAPIC_VECTOR_BASE);
         }
         SYSCALL_VECTOR => handle_syscall(frame),
         SOFTWARE_IRQ_VECTOR => lines::dispatch_irq(irq::SOFTWARE_LINE),
@@ -214,6 +220,8 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
             cpu_events::on_local_timer();
             local_tick();
         }
+        RESCHEDULE_VECTOR => cpu_events::on_reschedule(),
+        TLB_FLUSH_VECTOR => shootdown::on_flush_request(),
         APIC_SPURIOUS_VECTOR => cpu_events::on_spurious(),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
     }

@@ -18,3 +18,10 @@ pub(super) const LOCAL_TIMER_VECTOR: u8 = 0xe0;
 pub(super) const APIC_SPURIOUS_VECTOR: u8 = 0xff;
 /// Vector of the non-maskable interrupt (SDM Vol. 3A Table 6-1).
 pub(super) const NMI_VECTOR: u8 = 2;
+/// First vector of the ISA lines once the I/O APIC carries them: apart from the PICs' 32–47, so
+/// a spurious 8259 interrupt (which a masked PIC can still send) is never taken for a line's.
+pub(super) const IOAPIC_VECTOR_BASE: u8 = 0x30;
+/// Inter-processor interrupts, above every device vector (the APIC's priority is the vector's
+/// upper four bits; SDM Vol. 3A §11.8.3): "look at the ready queue", "flush your TLB".
+pub(super) const RESCHEDULE_VECTOR: u8 = 0xe1;
+pub(super) const TLB_FLUSH_VECTOR: u8 = 0xe2;

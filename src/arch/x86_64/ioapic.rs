@@ -1,0 +1,137 @@
+//! The I/O APIC that carries the ISA lines once it takes over from the 8259s: one redirection
+//! entry per line (vector, wiring, destination CPU, mask). Registers: Intel 82093AA I/O APIC
+//! datasheet §3.0 (IOREGSEL at offset 0, IOWIN at 0x10; IOAPICVER 0x01; the redirection table
+//! from 0x10, two registers per entry).
+//!
+//! Reentrancy: an entry is reached through two accesses (select, then read or write the
+//! window), so every access holds `REGISTERS`, an interrupt-masking lock: a mask from an
+//! interrupt handler (mask until acknowledged) cannot land between another access's two steps
+//! on this CPU, and another CPU waits its turn. NMIs never touch it.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use super::{IrqMutex, acpi, paging};
+
+/// Register select and data window offsets (82093AA §3.0).
+const SELECT_OFFSET: u64 = 0x00;
+const WINDOW_OFFSET: u64 = 0x10;
+/// The version register; bits 23:16 hold the index of the last redirection entry.
+const VERSION_REGISTER: u32 = 0x01;
+/// First register of the redirection table; entry `n` is `0x10 + 2n` (low) and `0x11 + 2n`.
+const REDIRECTION_TABLE: u32 = 0x10;
+/// Redirection entry bits (82093AA §3.2.4): polarity (13, 1 = active low), trigger mode
+/// (15, 1 = level), mask (16); fixed delivery to a physical destination is all zeros; the
+/// destination APIC id is in bits 63:56 (31:24 of the high register).
+const ACTIVE_LOW: u32 = 1 << 13;
+const LEVEL_TRIGGERED: u32 = 1 << 15;
+const MASKED: u32 = 1 << 16;
+const DESTINATION_SHIFT: u32 = 24;
+
+/// The registers' kernel address (0: no I/O APIC in use), behind the lock every access holds.
+static REGISTERS: IrqMutex<u64> = IrqMutex::new(0);
+/// Each ISA line's input on the I/O APIC, and whether one was routed at all.
+static INPUT_OF_LINE: spin::Once<[Option<u32>; acpi::ISA_LINE_COUNT]> = spin::Once::new();
+/// The I/O APIC carries the ISA lines now (the 8259s are masked).
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Why the I/O APIC cannot take over.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum IoApicError {
+    /// Its registers' page is outside the physical-memory window.
+    NotMapped,
+}
+
+fn read(base: u64, register: u32) -> u32 {
+    // SAFETY: `base` maps the I/O APIC's registers (checked by `take_over`); selecting and
+    // reading a register has no other effect. The caller holds the lock, so the pair is atomic.
+    unsafe {
+        ((base + SELECT_OFFSET) as *mut u32).write_volatile(register);
+        ((base + WINDOW_OFFSET) as *const u32).read_volatile()
+    }
+}
+
+fn write(base: u64, register: u32, value: u32) {
+    // SAFETY: as in `read`; writing a redirection entry changes only how its input is
+    // delivered.
+    unsafe {
+        ((base + SELECT_OFFSET) as *mut u32).write_volatile(register);
+        ((base + WINDOW_OFFSET) as *mut u32).write_volatile(value);
+    }
+}
+
+/// Programs one entry per ISA line (the cascade line excepted): line `n` on vector
+/// `vector_base + n`, to the CPU with local APIC id `destination_apic_id`, masked where
+/// `masked(n)` says so. The caller then masks the 8259s and calls [`activate`]; interrupts are
+/// off meanwhile. Lines whose input the I/O APIC lacks stay with nobody (logged).
+pub(super) fn take_over(
+    info: acpi::IoApicInfo,
+    wiring: &[acpi::IsaWiring; acpi::ISA_LINE_COUNT],
+    vector_base: u8,
+    destination_apic_id: u32,
+    skip_line: u8,
+    masked: impl Fn(u8) -> bool,
+) -> Result<(), IoApicError> {
+    let base = paging::phys_to_virt(info.address) as u64;
+    if !paging::is_mapped(base) {
+        return Err(IoApicError::NotMapped);
+    }
+    let mut registers = REGISTERS.lock();
+    *registers = base;
+    let inputs = (read(base, VERSION_REGISTER) >> 16 & 0xff) + 1;
+    let mut input_of_line = [None; acpi::ISA_LINE_COUNT];
+    for (line, wire) in wiring.iter().enumerate() {
+        let line = line as u8;
+        let input = wire.global_interrupt.wrapping_sub(info.first_global_interrupt);
+        if line == skip_line || input >= inputs {
+            if line != skip_line {
+                log::warn!("ioapic: ISA line {line} (input {input}) is beyond its {inputs} inputs");
+            }
+            continue;
+        }
+        let mut low = u32::from(vector_base + line);
+        if wire.active_low {
+            low |= ACTIVE_LOW;
+        }
+        if wire.level_triggered {
+            low |= LEVEL_TRIGGERED;
+        }
+        if masked(line) {
+            low |= MASKED;
+        }
+        write(base, REDIRECTION_TABLE + 2 * input + 1, destination_apic_id << DESTINATION_SHIFT);
+        write(base, REDIRECTION_TABLE + 2 * input, low);
+        input_of_line[usize::from(line)] = Some(input);
+    }
+    INPUT_OF_LINE.call_once(|| input_of_line);
+    Ok(())
+}
+
+/// From now on masks go to the I/O APIC ([`take_over`] has run and the 8259s are masked).
+pub(super) fn activate() {
+    ACTIVE.store(true, Ordering::Release);
+}
+
+/// Whether the I/O APIC carries the ISA lines.
+pub(super) fn is_active() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+fn entry_of(line: u8) -> Option<u32> {
+    let input = INPUT_OF_LINE.get()?.get(usize::from(line)).copied().flatten()?;
+    Some(REDIRECTION_TABLE + 2 * input)
+}
+
+/// Masks or unmasks ISA `line`'s entry; lines with none are ignored.
+pub(super) fn set_masked(line: u8, masked: bool) {
+    let Some(entry) = entry_of(line) else { return };
+    let registers = REGISTERS.lock();
+    let low = read(*registers, entry);
+    write(*registers, entry, if masked { low | MASKED } else { low & !MASKED });
+}
+
+/// Whether ISA `line`'s entry is masked, read back from the I/O APIC (`None`: no entry).
+pub(super) fn is_masked(line: u8) -> Option<bool> {
+    let entry = entry_of(line)?;
+    let registers = REGISTERS.lock();
+    Some(read(*registers, entry) & MASKED != 0)
+}

@@ -1,0 +1,124 @@
+//! TLB shootdown: which page table each CPU has loaded, and making every other CPU that has a
+//! changed table loaded drop its cached translations before the changer frees a frame an old
+//! entry named (SDM Vol. 3A §4.10.5, "Propagation of Paging-Structure Changes to Multiple
+//! Processors").
+//!
+//! The protocol, per target CPU: a request counter the requesters bump and an answered counter
+//! only the target raises. A requester changes the entries, bumps the counter of each CPU that
+//! has the table loaded (or of every CPU, for the kernel half), sends it an IPI and waits until
+//! its answered count reaches the ticket it drew. The target reloads CR3 (every user entry
+//! goes) and raises its answered count to what it had seen requested. A CPU loading a table
+//! publishes it *before* writing CR3, and a requester reads the loaded tables only *after* its
+//! change and a full fence: a CPU it skips loads the table after the change and caches nothing
+//! stale.
+//!
+//! Waiting with interrupts off cannot deadlock: a waiter answers its own requests while it
+//! polls, and so do the kernel's spin locks while they wait (`serve_pending` is their
+//! waiting hook), so two CPUs shooting at each other, or one spinning on a lock the other
+//! holds, both get on. A lost IPI is sent again.
+//!
+//! Reentrancy: the IPI may land inside `serve_pending` (a waiter's poll): both flush and raise
+//! the answered count with `fetch_max`, so it never goes back. NMIs never come here.
+
+use core::sync::atomic::{AtomicU64, Ordering, fence};
+
+use ::x86_64::instructions::tlb;
+
+use super::{cpu_events, cpu_events::MAX_CPUS, lapic, percpu, vectors::TLB_FLUSH_VECTOR};
+
+/// Polls of a target's answer between resending its IPI.
+const POLLS_PER_RESEND: u64 = 1 << 20;
+/// Polls after which a target counts as dead: a CPU that never takes an interrupt and never
+/// waits on a lock is stuck, and a frame freed under it could be read or written through a
+/// stale entry, so the kernel stops rather than go on.
+const POLLS_BEFORE_GIVING_UP: u64 = 1 << 32;
+
+/// Physical address of the root each CPU has loaded (0: not known yet).
+static ACTIVE_ROOT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static REQUESTED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static ANSWERED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Shootdowns this CPU asked for (one per change that reached another CPU).
+static SENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Records that this CPU is about to load `root` (a root's physical address). Called before
+/// the CR3 write, with interrupts off or on a CPU that is not yet taking requests.
+pub(super) fn record_active(root: u64) {
+    ACTIVE_ROOT[percpu::cpu_index() % MAX_CPUS].store(root, Ordering::SeqCst);
+}
+
+/// Whether a CPU other than this one has `root` loaded.
+pub(super) fn is_active_elsewhere(root: u64) -> bool {
+    let me = percpu::cpu_index() % MAX_CPUS;
+    (0..MAX_CPUS).any(|cpu| cpu != me && ACTIVE_ROOT[cpu].load(Ordering::SeqCst) == root)
+}
+
+/// After entries of `root` were removed or narrowed (and this CPU's own TLB flushed of them):
+/// returns once every other CPU that could have cached them has flushed. `kernel_half`: the
+/// change is in the half every table shares, so every CPU is asked.
+pub(super) fn after_change(root: u64, kernel_half: bool) {
+    if !lapic::is_ready() {
+        return;
+    }
+    fence(Ordering::SeqCst);
+    let me = percpu::cpu_index() % MAX_CPUS;
+    let mut tickets = [0u64; MAX_CPUS];
+    let mut any = false;
+    for (cpu, ticket) in tickets.iter_mut().enumerate() {
+        if cpu == me || cpu_events::apic_id_of(cpu).is_none() {
+            continue;
+        }
+        if kernel_half || ACTIVE_ROOT[cpu].load(Ordering::SeqCst) == root {
+            *ticket = REQUESTED[cpu].fetch_add(1, Ordering::SeqCst) + 1;
+            ask(cpu);
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
+    SENT[me].fetch_add(1, Ordering::Relaxed);
+    for (cpu, &ticket) in tickets.iter().enumerate() {
+        let mut polls = 0u64;
+        while ticket != 0 && ANSWERED[cpu].load(Ordering::Acquire) < ticket {
+            serve_pending();
+            core::hint::spin_loop();
+            polls += 1;
+            if polls.is_multiple_of(POLLS_PER_RESEND) {
+                ask(cpu);
+            }
+            assert!(
+                polls < POLLS_BEFORE_GIVING_UP,
+                "cpu {cpu} never answered a TLB shootdown (interrupts off for good?)"
+            );
+        }
+    }
+}
+
+fn ask(cpu: usize) {
+    if let Some(apic_id) = cpu_events::apic_id_of(cpu) {
+        let _ = lapic::send_fixed(apic_id, TLB_FLUSH_VECTOR);
+    }
+}
+
+/// Answers this CPU's outstanding shootdown requests, if any. The kernel's spin locks call it
+/// while they wait.
+pub(crate) fn serve_pending() {
+    let me = percpu::cpu_index() % MAX_CPUS;
+    let wanted = REQUESTED[me].load(Ordering::Acquire);
+    if ANSWERED[me].load(Ordering::Relaxed) < wanted {
+        tlb::flush_all();
+        cpu_events::count_flush();
+        ANSWERED[me].fetch_max(wanted, Ordering::Release);
+    }
+}
+
+/// The shootdown IPI.
+pub(super) fn on_flush_request() {
+    serve_pending();
+    lapic::end_of_interrupt();
+}
+
+/// Shootdowns processor `index` asked for.
+pub(super) fn sent(index: usize) -> u64 {
+    SENT.get(index).map_or(0, |sent| sent.load(Ordering::Relaxed))
+}
