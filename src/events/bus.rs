@@ -308,6 +308,19 @@ impl Bus {
         self.chains[kind.index()].dispatches(&self.snapshots, kind)
     }
 
+    /// Events of every kind dispatched on processor `cpu` so far.
+    pub fn dispatched_on(&self, cpu: usize) -> u64 {
+        EventKind::ALL
+            .iter()
+            .map(|&kind| self.chains[kind.index()].dispatches_on(cpu, &self.snapshots, kind))
+            .sum()
+    }
+
+    /// Deferred deliveries (handler calls) run on processor `cpu` so far.
+    pub fn deferred_run_on(&self, cpu: usize) -> u64 {
+        self.deferred.ran_on(cpu)
+    }
+
     /// Returns `kind`'s chain in dispatch order.
     pub fn chain(&self, kind: EventKind) -> Vec<SubscriberInfo> {
         self.chains[kind.index()]

@@ -177,6 +177,11 @@ impl List {
         self.total(0)
     }
 
+    /// Dispatches of this list begun on `cpu` so far.
+    fn begun_on(&self, cpu: usize) -> u64 {
+        self.counts[cpu % MAX_CPUS].read(0)
+    }
+
     /// Calls of each subscriber so far, derived from the counts.
     fn calls(&self) -> impl Iterator<Item = (&Arc<Subscriber>, u64)> {
         let begun = self.begun();
@@ -250,15 +255,17 @@ impl Snapshot {
 }
 
 impl Snapshot {
-    /// Dispatches of this snapshot so far.
-    fn begun(&self) -> u64 {
-        self.lists().map(List::begun).sum()
+    /// Dispatches of this snapshot begun on `cpu` so far.
+    fn begun_on(&self, cpu: usize) -> u64 {
+        self.lists().map(|list| list.begun_on(cpu)).sum()
     }
 
     /// Past its grace period, nothing counts here any more: moves the counts into the
-    /// subscribers and the chain before the snapshot is freed.
-    fn settle(&self, chain_dispatches: &AtomicU64) {
-        chain_dispatches.fetch_add(self.begun(), Ordering::Relaxed);
+    /// subscribers and the chain (per CPU) before the snapshot is freed.
+    fn settle(&self, chain_dispatches: &[PerCpuCount; MAX_CPUS]) {
+        for (cpu, settled) in chain_dispatches.iter().enumerate() {
+            settled.0.fetch_add(self.begun_on(cpu), Ordering::Relaxed);
+        }
         for list in self.lists() {
             for (subscriber, calls) in list.calls() {
                 subscriber.settled_calls.fetch_add(calls, Ordering::Relaxed);
@@ -279,21 +286,22 @@ struct ChainState {
 /// One kind's writer side and the dispatch counts that outlive snapshots.
 pub(super) struct Chain {
     state: IrqSpinLock<ChainState>,
-    /// Dispatches counted by freed snapshots.
-    settled_dispatches: AtomicU64,
+    /// Dispatches counted by freed snapshots, by the CPU they ran on.
+    settled_dispatches: [PerCpuCount; MAX_CPUS],
     /// Dispatches that found the chain empty (no snapshot to count them), per CPU.
     unsubscribed: [PerCpuCount; MAX_CPUS],
 }
 
+/// A count one CPU writes, on a cache line of its own.
 #[derive(Default)]
 #[repr(align(64))]
-struct PerCpuCount(AtomicU64);
+pub(super) struct PerCpuCount(pub(super) AtomicU64);
 
 impl Chain {
     pub(super) const fn new() -> Self {
         Self {
             state: IrqSpinLock::new(ChainState { subscribers: Vec::new(), retired: Vec::new() }),
-            settled_dispatches: AtomicU64::new(0),
+            settled_dispatches: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
             unsubscribed: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
         }
     }
@@ -306,13 +314,22 @@ impl Chain {
 
     /// Dispatches on every CPU so far.
     pub(super) fn dispatches(&self, snapshots: &Snapshots, kind: EventKind) -> u64 {
+        (0..MAX_CPUS).map(|cpu| self.dispatches_on(cpu, snapshots, kind)).sum()
+    }
+
+    /// Dispatches on `cpu` so far.
+    pub(super) fn dispatches_on(&self, cpu: usize, snapshots: &Snapshots, kind: EventKind) -> u64 {
+        let cpu = cpu % MAX_CPUS;
         let state = self.state.lock();
-        let retired: u64 = state.retired.iter().filter_map(Retired::get).map(Snapshot::begun).sum();
+        let retired: u64 =
+            state.retired.iter().filter_map(Retired::get).map(|s| s.begun_on(cpu)).sum();
         let current = snapshots.read(crate::sync::local::cpu_index(), kind.index(), |current| {
-            current.map_or(0, Snapshot::begun)
+            current.map_or(0, |snapshot| snapshot.begun_on(cpu))
         });
-        let unsubscribed: u64 = self.unsubscribed.iter().map(|c| c.0.load(Ordering::Relaxed)).sum();
-        self.settled_dispatches.load(Ordering::Relaxed) + retired + current + unsubscribed
+        self.settled_dispatches[cpu].0.load(Ordering::Relaxed)
+            + retired
+            + current
+            + self.unsubscribed[cpu].0.load(Ordering::Relaxed)
     }
 
     /// The live subscribers in dispatch order, each with its calls so far: settled ones plus

@@ -16,10 +16,10 @@ use conquer_once::spin::OnceCell;
 use super::{
     BusError, Composition, Delivery, Event, EventKind, OverflowPolicy, PushOutcome, QueueId,
     QueueStats, Verdict,
-    chain::{Handler, Snapshots},
+    chain::{Handler, PerCpuCount, Snapshots},
     irq,
 };
-use crate::sync::IrqSpinLock;
+use crate::sync::{IrqSpinLock, local::MAX_CPUS};
 
 /// Most deferred queues the bus keeps.
 const MAX_DEFERRED_QUEUES: usize = 64;
@@ -88,6 +88,8 @@ pub(super) struct Deferred {
     running: IrqSpinLock<Option<Running>>,
     guard: OnceCell<(DeferredGuard, fn() -> u64)>,
     quarantined: AtomicU64,
+    /// Deliveries run (handlers called, lost-event notices included), by the CPU that ran them.
+    ran: [PerCpuCount; MAX_CPUS],
 }
 
 impl DeferredQueue {
@@ -106,6 +108,7 @@ impl Deferred {
             running: IrqSpinLock::new(None),
             guard: OnceCell::uninit(),
             quarantined: AtomicU64::new(0),
+            ran: [const { PerCpuCount(AtomicU64::new(0)) }; MAX_CPUS],
         }
     }
 
@@ -238,6 +241,11 @@ impl Deferred {
     /// Runs deferred handlers on up to `budget` waiting events, round-robin over queues so one
     /// busy queue cannot starve the others. Returns how many deliveries were made. Thread
     /// context only (the kernel's idle task), never from interrupt context or a handler.
+    /// Deliveries run on `cpu` so far.
+    pub(super) fn ran_on(&self, cpu: usize) -> u64 {
+        self.ran.get(cpu).map_or(0, |ran| ran.0.load(Ordering::Relaxed))
+    }
+
     pub(super) fn run(&self, snapshots: &Snapshots, budget: usize) -> usize {
         if !self.has_work() {
             return 0;
@@ -261,6 +269,8 @@ impl Deferred {
                 };
                 if deferred.alive.load(Ordering::Acquire) {
                     self.run_guarded(snapshots, &deferred, &event);
+                    let cpu = crate::sync::local::cpu_index();
+                    self.ran[cpu % MAX_CPUS].0.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Event::Irq { line, .. } = event {
                     irq::LINES.acknowledge(line);

@@ -34,7 +34,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("chains", "[kind]", "each chain's subscribers: order, priority, hits, instructions"),
     ("queues", "", "deferred queues: capacity, depth, high-water, dropped, coalesced, policy"),
     ("ps", "", "processes"),
-    ("cpus", "", "processors: number, APIC id, state, ticks, interrupts, NMIs, spurious"),
+    ("cpus", "", "processors: APIC id, state, running pid, ticks, interrupts, events, idle %"),
     (
         "run",
         "<program> [args]",
@@ -96,21 +96,46 @@ fn printable(word: &str) -> &str {
 
 fn cpus() {
     println!(
-        "  {:>3} {:>7}  {:<8} {:>9} {:>10} {:>5} {:>8}  work",
-        "cpu", "apic id", "state", "ticks", "interrupts", "nmis", "spurious"
+        "  {:>3} {:>7}  {:<7} {:>5} {:>8} {:>10} {:>10} {:>8} {:>5} {:>7} {:>7} {:>4} {:>8}",
+        "cpu",
+        "apic id",
+        "state",
+        "pid",
+        "ticks",
+        "interrupts",
+        "events",
+        "deferred",
+        "idle%",
+        "resched",
+        "flushes",
+        "nmis",
+        "spurious"
     );
+    let processes = crate::task::processes();
     for cpu in arch::cpus() {
         let state = if cpu.online { "online" } else { "offline" };
-        let work = match (cpu.index, cpu.online) {
-            (0, _) => "processes, device interrupts, deferred work, the shell",
-            (_, true) => "processes (from the shared ready queue)",
-            (_, false) => "-",
-        };
+        let running = processes.iter().find(|p| p.state == "running" && p.cpu == cpu.index);
+        let pid = running.map_or_else(|| String::from("-"), |p| alloc::format!("{}", p.pid));
         println!(
-            "  {:>3} {:>7}  {state:<8} {:>9} {:>10} {:>5} {:>8}  {work}",
-            cpu.index, cpu.apic_id, cpu.ticks, cpu.interrupts, cpu.nmis, cpu.spurious
+            "  {:>3} {:>7}  {state:<7} {pid:>5} {:>8} {:>10} {:>10} {:>8} {:>5} {:>7} {:>7} {:>4} {:>8}",
+            cpu.index,
+            cpu.apic_id,
+            cpu.ticks,
+            cpu.interrupts,
+            BUS.dispatched_on(cpu.index),
+            BUS.deferred_run_on(cpu.index),
+            cpu.idle_percent,
+            cpu.reschedules,
+            cpu.flushes,
+            cpu.nmis,
+            cpu.spurious
         );
     }
+    println!(
+        "  ISA lines on the {}, to cpu 0; deferred work and the shell run on cpu 0; processes \
+         on every online cpu",
+        arch::interrupt_controller()
+    );
 }
 
 fn help() {

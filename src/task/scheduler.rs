@@ -593,7 +593,7 @@ pub fn idle_step() {
         schedule();
         cpu::enable_interrupts();
     } else {
-        cpu::enable_interrupts_and_halt();
+        arch::halt_while_idle();
     }
 }
 
@@ -606,6 +606,6 @@ pub(super) fn processor_idle_step() {
         schedule();
         cpu::enable_interrupts();
     } else {
-        cpu::enable_interrupts_and_halt();
+        arch::halt_while_idle();
     }
 }

@@ -52,9 +52,11 @@ pub fn name() -> &'static str {
     if ioapic::is_active() { "I/O APIC" } else { "8259 PIC" }
 }
 
-/// Acknowledges the I/O APIC's interrupt for a line: at this CPU's local APIC.
-pub(super) fn acknowledge_routed() {
+/// Acknowledges the I/O APIC's interrupt for `line` (at this CPU's local APIC); `false` if the
+/// line is masked and the interrupt was held for its unmask instead (`ioapic.rs`).
+pub(super) fn acknowledge_routed(line: u8) -> bool {
     lapic::end_of_interrupt();
+    ioapic::admit(line)
 }
 
 /// Hands the ISA lines to the I/O APIC the MADT names, each keeping its mask, all delivered to

@@ -22,7 +22,10 @@ struct Counters {
     nmis: AtomicU64,
     spurious: AtomicU64,
     reschedules: AtomicU64,
-    flushes: AtomicU64,
+    /// Timestamp-counter cycles spent halted in the idle loop (each halt's wake-up interrupt
+    /// included), and the counter's value when the processor came online.
+    idle_cycles: AtomicU64,
+    online_since_cycles: AtomicU64,
 }
 
 static COUNTERS: [Counters; MAX_CPUS] = [const {
@@ -32,7 +35,8 @@ static COUNTERS: [Counters; MAX_CPUS] = [const {
         nmis: AtomicU64::new(0),
         spurious: AtomicU64::new(0),
         reschedules: AtomicU64::new(0),
-        flushes: AtomicU64::new(0),
+        idle_cycles: AtomicU64::new(0),
+        online_since_cycles: AtomicU64::new(0),
     }
 }; MAX_CPUS];
 /// Local APIC id by processor number, once the processor is online (`u32::MAX`: not online).
@@ -51,7 +55,8 @@ pub(super) struct Counts {
     pub(super) nmis: u64,
     pub(super) spurious: u64,
     pub(super) reschedules: u64,
-    pub(super) flushes: u64,
+    /// Share of the time since it came online spent halted, in percent.
+    pub(super) idle_percent: u64,
 }
 
 /// Processor `index`'s counts.
@@ -63,8 +68,25 @@ pub(super) fn counts(index: usize) -> Option<Counts> {
         nmis: counters.nmis.load(Ordering::Relaxed),
         spurious: counters.spurious.load(Ordering::Relaxed),
         reschedules: counters.reschedules.load(Ordering::Relaxed),
-        flushes: counters.flushes.load(Ordering::Relaxed),
+        idle_percent: {
+            let online_cycles = cpu::read_timestamp()
+                .saturating_sub(counters.online_since_cycles.load(Ordering::Relaxed));
+            let idle = u128::from(counters.idle_cycles.load(Ordering::Relaxed));
+            (idle * 100 / u128::from(online_cycles.max(1))).min(100) as u64
+        },
     })
+}
+
+/// Halts this CPU until the next interrupt with interrupts enabled (atomically: `sti; hlt`),
+/// counting the time as idle; the caller has interrupts off and found nothing to do.
+pub fn halt_while_idle() {
+    let start = cpu::read_timestamp();
+    cpu::enable_interrupts_and_halt();
+    if let Some(counters) = COUNTERS.get(percpu::cpu_index()) {
+        counters
+            .idle_cycles
+            .fetch_add(cpu::read_timestamp().saturating_sub(start), Ordering::Relaxed);
+    }
 }
 
 /// Records that local APIC `apic_id` is processor `index` (before it starts).
@@ -77,6 +99,11 @@ pub(super) fn record_processor(apic_id: u32, index: usize) {
 pub(super) fn mark_online(index: usize, apic_id: u32) {
     if let Some(slot) = APIC_OF_INDEX.get(index) {
         slot.store(apic_id, Ordering::Release);
+    }
+    if let Some(counters) = COUNTERS.get(index)
+        && index != 0
+    {
+        counters.online_since_cycles.store(cpu::read_timestamp(), Ordering::Relaxed);
     }
 }
 
@@ -106,13 +133,6 @@ pub(super) fn on_reschedule() {
         counters.reschedules.fetch_add(1, Ordering::Relaxed);
     }
     lapic::end_of_interrupt();
-}
-
-/// Counts a TLB flush this CPU did for another's shootdown.
-pub(super) fn count_flush() {
-    if let Some(counters) = COUNTERS.get(percpu::cpu_index()) {
-        counters.flushes.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// Counts an interrupt on this CPU (GS is the kernel's: the trap stub swapped it in).

@@ -10,8 +10,6 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::paging;
-
 /// End-of-interrupt register: any write acknowledges the interrupt in service.
 const EOI_REGISTER: u64 = 0xb0;
 /// Spurious-interrupt vector register; bit 8 enables the APIC in software (§11.9).
@@ -47,23 +45,17 @@ const MAX_SEND_POLLS: u32 = 1_000_000;
 /// Kernel address of the registers (0: not set up).
 static REGISTERS: AtomicU64 = AtomicU64::new(0);
 
-/// Why the local APIC cannot be used.
+/// Why an IPI failed.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub(super) enum ApicError {
-    /// The registers' page is outside the physical-memory window.
-    NotMapped,
-    /// An IPI was never accepted.
+    /// It was never accepted.
     SendTimedOut,
 }
 
-/// Uses the registers at physical `address` (the MADT's local APIC address).
-pub(super) fn init(address: u64) -> Result<(), ApicError> {
-    let registers = paging::phys_to_virt(address) as u64;
-    if !paging::is_mapped(registers) {
-        return Err(ApicError::NotMapped);
-    }
+/// Uses the registers at kernel address `registers` (the MADT's local APIC address in the
+/// physical-memory window, which the caller checked is mapped).
+pub(super) fn init(registers: u64) {
     REGISTERS.store(registers, Ordering::Relaxed);
-    Ok(())
 }
 
 fn register(offset: u64) -> *mut u32 {
@@ -73,7 +65,7 @@ fn register(offset: u64) -> *mut u32 {
 }
 
 fn read(offset: u64) -> u32 {
-    // SAFETY: `init` checked the page is mapped; the offset is a register of Table 11-1, read
+    // SAFETY: `init`'s caller checked the page is mapped; the offset is a register of Table 11-1, read
     // with the 32-bit access the SDM requires.
     unsafe { register(offset).read_volatile() }
 }

@@ -37,8 +37,10 @@ const POLLS_BEFORE_GIVING_UP: u64 = 1 << 32;
 static ACTIVE_ROOT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static REQUESTED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static ANSWERED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Shootdowns this CPU asked for (one per change that reached another CPU).
+/// Shootdowns this CPU asked for (one per change that reached another CPU), and flushes it
+/// made for others'.
 static SENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static FLUSHED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Records that this CPU is about to load `root` (a root's physical address). Called before
 /// the CR3 write, with interrupts off or on a CPU that is not yet taking requests.
@@ -107,7 +109,7 @@ pub(crate) fn serve_pending() {
     let wanted = REQUESTED[me].load(Ordering::Acquire);
     if ANSWERED[me].load(Ordering::Relaxed) < wanted {
         tlb::flush_all();
-        cpu_events::count_flush();
+        FLUSHED[me].fetch_add(1, Ordering::Relaxed);
         ANSWERED[me].fetch_max(wanted, Ordering::Release);
     }
 }
@@ -118,7 +120,10 @@ pub(super) fn on_flush_request() {
     lapic::end_of_interrupt();
 }
 
-/// Shootdowns processor `index` asked for.
-pub(super) fn sent(index: usize) -> u64 {
-    SENT.get(index).map_or(0, |sent| sent.load(Ordering::Relaxed))
+/// Shootdowns processor `index` asked for, and flushes it made for others'.
+pub(super) fn counts(index: usize) -> (u64, u64) {
+    let load = |counts: &[AtomicU64; MAX_CPUS]| {
+        counts.get(index).map_or(0, |count| count.load(Ordering::Relaxed))
+    };
+    (load(&SENT), load(&FLUSHED))
 }

@@ -172,6 +172,8 @@ pub struct CpuInfo {
     pub flushes: u64,
     /// Shootdowns it asked of other CPUs.
     pub shootdowns: u64,
+    /// Share of its time online spent halted with nothing to run, in percent.
+    pub idle_percent: u64,
 }
 
 impl CpuInfo {
@@ -187,6 +189,7 @@ impl CpuInfo {
             reschedules: 0,
             flushes: 0,
             shootdowns: 0,
+            idle_percent: 0,
         }
     }
 }
@@ -210,8 +213,8 @@ pub fn cpus() -> Vec<CpuInfo> {
         info.nmis = counts.nmis;
         info.spurious = counts.spurious;
         info.reschedules = counts.reschedules;
-        info.flushes = counts.flushes;
-        info.shootdowns = shootdown::sent(info.index);
+        (info.shootdowns, info.flushes) = shootdown::counts(info.index);
+        info.idle_percent = counts.idle_percent;
     }
     cpus
 }
@@ -245,10 +248,15 @@ pub fn start_processors(boot: &BootResources, new_stack: &mut dyn FnMut(u64) -> 
         log::info!("cpus: {} more listed but disabled by the firmware", found.disabled);
     }
     CPUS.lock().push(CpuInfo { online: true, ..CpuInfo::listed(0, found.boot_apic_id) });
-    let apic = match found.local_apic_address {
+    let apic = match found.local_apic_address.map(|address| paging::phys_to_virt(address) as u64) {
         None => Err("no local APIC"),
-        Some(address) => lapic::init(address)
-            .map_err(|_| "the local APIC's registers are outside the loader's memory window"),
+        Some(registers) if !paging::is_mapped(registers) => {
+            Err("the local APIC's registers are outside the loader's memory window")
+        }
+        Some(registers) => {
+            lapic::init(registers);
+            Ok(())
+        }
     };
     if apic.is_ok() {
         let boot_apic_id = lapic::id();

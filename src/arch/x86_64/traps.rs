@@ -211,8 +211,10 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
             }
         }
         v if (IOAPIC_VECTOR_BASE..IOAPIC_VECTOR_BASE + PIC_LINE_COUNT).contains(&v) => {
-            controller::acknowledge_routed();
-            lines::on_line(v - IOAPIC_VECTOR_BASE);
+            let line = v - IOAPIC_VECTOR_BASE;
+            if controller::acknowledge_routed(line) {
+                lines::on_line(line);
+            }
         }
         SYSCALL_VECTOR => handle_syscall(frame),
         SOFTWARE_IRQ_VECTOR => lines::dispatch_irq(irq::SOFTWARE_LINE),
