@@ -201,3 +201,50 @@ fn an_edge_that_arrives_while_its_line_is_masked_is_delivered_once_it_is_unmaske
     // The I/O APIC ignores an edge on a masked input; the kernel held it and sent it again.
     assert_eq!(LINES.stats(line).raised, raised + 1, "the held interrupt came once unmasked");
 }
+
+/// Armed by the watchdog test: the next `getpid` from a process spins with interrupts off.
+static STALL_ARMED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// The CPU the stall happened on (`usize::MAX`: none yet).
+static STALLED_ON: core::sync::atomic::AtomicUsize =
+    core::sync::atomic::AtomicUsize::new(usize::MAX);
+/// How long the stall lasts: longer than the watchdog's budget, then the CPU comes back.
+const STALL_MS: u64 = herald::arch::HARD_STALL_BUDGET_MS + 400;
+
+#[test_case]
+fn a_cpu_spinning_with_interrupts_off_is_caught_by_an_nmi_with_its_rip_and_handler() {
+    use core::sync::atomic::Ordering;
+
+    use herald::events::{BUS, Event, EventKind, Priority, Verdict};
+    let subscription = BUS
+        .subscribe(EventKind::Syscall, "stall-test", Priority::OBSERVER, |event, _| {
+            if let Event::Syscall { number: herald::abi::SYS_GETPID, pid, .. } = *event
+                && pid != 0
+                && STALL_ARMED.swap(false, Ordering::Relaxed)
+            {
+                STALLED_ON.store(herald::arch::cpu_index(), Ordering::Relaxed);
+                herald::arch::cpu::without_interrupts(|| {
+                    let until_ms = herald::arch::milliseconds() + STALL_MS;
+                    while herald::arch::milliseconds() < until_ms {
+                        core::hint::spin_loop();
+                    }
+                });
+            }
+            Verdict::Continue
+        })
+        .expect("subscribe the stalling handler");
+    STALL_ARMED.store(true, Ordering::Relaxed);
+    // This CPU only waits, so the caller runs on another one, which the stall then holds.
+    let pid = herald::task::spawn("syscaller", "1000", 0).expect("spawn the caller");
+    let code = herald::task::wait(pid).expect("the caller ends");
+    drop(subscription);
+    assert_eq!(code, 0, "the caller's calls were all answered, the stalled one too");
+    let cpu = STALLED_ON.load(Ordering::Relaxed);
+    assert!(cpu != 0 && cpu < herald::arch::MAX_CPUS, "the stall ran on another CPU: {cpu}");
+    let report = herald::arch::last_stall(cpu).expect("the watchdog caught the stall");
+    assert_eq!(report.handler, Some("stall-test"), "{report:?}");
+    assert!(!report.from_user && herald::arch::paging::is_kernel_address(report.rip), "{report:?}");
+    // And the CPU came back: its timer ticks again.
+    let before = herald::arch::cpus()[cpu].ticks;
+    wait_ms(20);
+    assert!(herald::arch::cpus()[cpu].ticks > before, "cpu {cpu} ticks again");
+}

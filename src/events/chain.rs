@@ -17,7 +17,11 @@
 use alloc::{boxed::Box, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::{Band, BusError, Event, EventKind, Priority, QueueId, Reply, Verdict, irq::LINE_COUNT};
+use super::{
+    Band, BusError, Event, EventKind, Priority, QueueId, Reply, Verdict,
+    irq::LINE_COUNT,
+    running::{self, NameIndex},
+};
 use crate::sync::{
     IrqSpinLock,
     local::MAX_CPUS,
@@ -45,6 +49,8 @@ pub(super) struct PerCpu {
 /// One registered handler and its statistics.
 pub(super) struct Subscriber {
     pub(super) name: &'static str,
+    /// The name as `running.rs` records it.
+    pub(super) name_index: NameIndex,
     pub(super) priority: Priority,
     pub(super) deferred_queue: Option<QueueId>,
     /// For `irq` subscribers of one line: only that line's list holds it.
@@ -67,6 +73,7 @@ impl Subscriber {
     ) -> Self {
         Self {
             name,
+            name_index: running::intern(name),
             priority,
             deferred_queue,
             only_line,

@@ -17,7 +17,7 @@ use super::{
     BusError, Composition, Delivery, Event, EventKind, OverflowPolicy, PushOutcome, QueueId,
     QueueStats, Verdict,
     chain::{Handler, PerCpuCount, Snapshots},
-    irq,
+    irq, running,
 };
 use crate::sync::{IrqSpinLock, local::MAX_CPUS};
 
@@ -61,6 +61,8 @@ pub(super) struct DeferredQueue {
     id: QueueId,
     queue: super::BoundedQueue<Event>,
     handler: Box<dyn Fn(&Event) + Send + Sync>,
+    /// Its handler's name as `running.rs` records it.
+    name_index: running::NameIndex,
     pub(super) alive: AtomicBool,
     /// Stopped by the watchdog: its handler overran its budget.
     quarantined: AtomicBool,
@@ -187,6 +189,7 @@ impl Deferred {
             id,
             queue: super::BoundedQueue::new(name, capacity, policy),
             handler,
+            name_index: running::intern(name),
             alive: AtomicBool::new(true),
             quarantined: AtomicBool::new(false),
         });
@@ -283,6 +286,19 @@ impl Deferred {
 
     /// Runs one deferred handler under the watchdog (if one is installed).
     fn run_guarded(&self, snapshots: &Snapshots, deferred: &Arc<DeferredQueue>, event: &Event) {
+        let cpu = crate::sync::local::cpu_index();
+        // Restored whether the handler returns or is abandoned.
+        let outer = running::enter(cpu, deferred.name_index);
+        self.run_guarded_inner(snapshots, deferred, event);
+        running::leave(cpu, outer);
+    }
+
+    fn run_guarded_inner(
+        &self,
+        snapshots: &Snapshots,
+        deferred: &Arc<DeferredQueue>,
+        event: &Event,
+    ) {
         let mut call = || (deferred.handler)(event);
         match self.guard.get() {
             Some((guard, milliseconds)) => {

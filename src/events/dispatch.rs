@@ -12,6 +12,7 @@ use core::sync::atomic::Ordering;
 use super::{
     Bus, Composition, Event, Outcome, Reply, Verdict,
     chain::{List, Subscriber},
+    running,
 };
 use crate::sync::local::{self, MAX_CPUS};
 
@@ -29,7 +30,8 @@ fn call(
     cpu: usize,
     clock: Option<fn() -> u64>,
 ) -> Verdict {
-    match clock {
+    let outer = running::enter(cpu, subscriber.name_index);
+    let verdict = match clock {
         None => (subscriber.handler)(event, reply),
         Some(clock) => {
             let start = clock();
@@ -40,7 +42,9 @@ fn call(
             counters.sampled_instructions.fetch_add(spent, Ordering::Relaxed);
             verdict
         }
-    }
+    };
+    running::leave(cpu, outer);
+    verdict
 }
 
 /// Runs the deciders (security, then owners) until one decides; returns the outcome and the

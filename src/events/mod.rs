@@ -49,6 +49,7 @@ pub mod irq;
 mod memory;
 mod priority;
 mod queue;
+pub mod running;
 mod shared;
 #[cfg(test)]
 mod tests;

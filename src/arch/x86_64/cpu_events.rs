@@ -158,9 +158,10 @@ pub(super) fn on_spurious() {
     }
 }
 
-/// An NMI: counted; if a panic is stopping every CPU, this one stops here for good. Takes no
-/// lock and prints nothing: it may have interrupted the console's holder.
-pub(super) fn on_nmi() {
+/// An NMI: counted; if a panic is stopping every CPU, this one stops here for good. Returns
+/// this CPU's number (found from its APIC id: GS may be the user's). Takes no lock and prints
+/// nothing: it may have interrupted the console's holder.
+pub(super) fn on_nmi() -> usize {
     let index = if lapic::is_ready() {
         usize::from(INDEX_OF_APIC[(lapic::id() & 0xff) as usize].load(Ordering::Relaxed))
     } else {
@@ -173,6 +174,7 @@ pub(super) fn on_nmi() {
             cpu::halt();
         }
     }
+    index
 }
 
 /// Stops every other CPU (an NMI each): the panic path, so the message is printed once and

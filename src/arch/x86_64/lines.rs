@@ -1,7 +1,7 @@
 //! What an interrupt line's arrival does: the timer's tick (time, storms, the watchdog, the
 //! scheduler's event) and every other line's event, with its sequence number and line rules.
 
-use super::{pic::TIMER_LINE, pit, watchdog};
+use super::{nmi_watchdog, pic::TIMER_LINE, pit, watchdog};
 use crate::events::{BUS, Event, Reply, irq};
 
 /// ISA line `line`'s interrupt, acknowledged at its controller.
@@ -27,6 +27,7 @@ fn on_timer() {
         pit::restore_requested_rate();
     }
     watchdog::on_tick();
+    nmi_watchdog::on_tick(0);
     BUS.dispatch(&Event::Timer { tick }, &mut Reply::new());
 }
 

@@ -13,6 +13,7 @@ mod idt;
 mod ioapic;
 mod lapic;
 mod lines;
+mod nmi_watchdog;
 pub mod paging;
 mod percpu;
 mod pic;
@@ -43,6 +44,7 @@ pub use self::{
     },
     frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
+    nmi_watchdog::{HARD_STALL_BUDGET_MS, StallReport, last_stall},
     percpu::{cpu_index, set_kernel_stack},
     pic::spurious_interrupt_count,
     pit::{TICK_HZ, milliseconds, set_rate as set_timer_rate, ticks},

@@ -7,7 +7,7 @@ use ::x86_64::registers::control::Cr2;
 use super::{
     controller, cpu_events,
     frame::TrapFrame,
-    idt, ioapic, lines, percpu, pic, shootdown,
+    idt, ioapic, lines, nmi_watchdog, percpu, pic, shootdown,
     vectors::{
         APIC_SPURIOUS_VECTOR, IOAPIC_VECTOR_BASE, LOCAL_TIMER_VECTOR, NMI_VECTOR, PIC_LINE_COUNT,
         PIC_VECTOR_BASE, RESCHEDULE_VECTOR, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR, TLB_FLUSH_VECTOR,
@@ -200,7 +200,10 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
     match vector {
         // Handled here, never on the bus: it may land anywhere, even where GS is the user's, and
         // says nothing about the code it interrupted (a process is not at fault).
-        NMI_VECTOR => cpu_events::on_nmi(),
+        NMI_VECTOR => {
+            let index = cpu_events::on_nmi();
+            nmi_watchdog::on_nmi(index, frame.rip, frame.from_user());
+        }
         0..PIC_VECTOR_BASE => handle_exception(frame),
         // Once the I/O APIC carries the lines, the masked PICs can still send a spurious
         // interrupt: `acknowledge` counts it; nothing else arrives here then.
@@ -220,6 +223,7 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
         SOFTWARE_IRQ_VECTOR => lines::dispatch_irq(irq::SOFTWARE_LINE),
         LOCAL_TIMER_VECTOR => {
             cpu_events::on_local_timer();
+            nmi_watchdog::on_tick(percpu::cpu_index());
             local_tick();
         }
         RESCHEDULE_VECTOR => cpu_events::on_reschedule(),

@@ -1,0 +1,83 @@
+//! Which handler each CPU is running right now, for reports made from an NMI (the watchdog's
+//! "stuck in handler `x`"): dispatch and the deferred engine write this CPU's slot around each
+//! call, and anything — an NMI included — may read any CPU's.
+//!
+//! A slot holds an index into a table of handler names, interned when a handler subscribes,
+//! so reading it needs no lock and no pointer: a number, then a look-up in cells that are
+//! written once. Two stores per call, on a cache line only this CPU writes.
+//!
+//! Reentrancy: a nested dispatch (an interrupt inside a handler) saves the slot's value and
+//! puts it back, so the slot always names the innermost handler; an NMI only reads.
+
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use conquer_once::spin::OnceCell;
+
+use crate::sync::local::MAX_CPUS;
+
+/// Distinct handler names remembered; later ones report as [`UNNAMED`]. Names are string
+/// literals in the kernel's code, so their number is bounded by the code, not by use.
+const MAX_NAMES: usize = 512;
+/// What a handler whose name did not fit is reported as.
+const UNNAMED: &str = "(a handler whose name did not fit the table)";
+
+static NAMES: [OnceCell<&'static str>; MAX_NAMES] = [const { OnceCell::uninit() }; MAX_NAMES];
+static NAMES_USED: AtomicUsize = AtomicUsize::new(0);
+
+/// This CPU's innermost running handler: 0 for none, else its name's index plus one.
+#[repr(align(64))]
+struct Slot(AtomicU32);
+
+static RUNNING: [Slot; MAX_CPUS] = [const { Slot(AtomicU32::new(0)) }; MAX_CPUS];
+
+/// A handler's name, as a slot records it: its index plus one (`u32::MAX`: not in the table).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) struct NameIndex(u32);
+
+/// The index of `name`, interned on first use. Subscription-time work (a scan of the table).
+pub(super) fn intern(name: &'static str) -> NameIndex {
+    let used = NAMES_USED.load(Ordering::Acquire).min(MAX_NAMES);
+    if let Some(index) = NAMES[..used].iter().position(|cell| cell.get() == Some(&name)) {
+        return NameIndex(index as u32 + 1);
+    }
+    let index = NAMES_USED.fetch_add(1, Ordering::AcqRel);
+    if index >= MAX_NAMES {
+        NAMES_USED.store(MAX_NAMES, Ordering::Release);
+        return NameIndex(u32::MAX);
+    }
+    // Two CPUs interning one name at once take two cells: harmless, both read back the same.
+    let _ = NAMES[index].try_init_once(|| name);
+    NameIndex(index as u32 + 1)
+}
+
+/// Records that `cpu` starts running the handler named `name`; returns what to restore.
+#[inline(always)]
+pub(super) fn enter(cpu: usize, name: NameIndex) -> u32 {
+    let slot = &RUNNING[cpu % MAX_CPUS].0;
+    let previous = slot.load(Ordering::Relaxed);
+    slot.store(name.0, Ordering::Relaxed);
+    previous
+}
+
+/// Records that `cpu` is back in what it ran before [`enter`] returned `previous`.
+#[inline(always)]
+pub(super) fn leave(cpu: usize, previous: u32) {
+    RUNNING[cpu % MAX_CPUS].0.store(previous, Ordering::Relaxed);
+}
+
+/// What processor `cpu` is running now, as a number to keep (an NMI handler cannot keep a
+/// string): turn it into a name with [`name_of`]. Lock-free.
+pub fn mark_on(cpu: usize) -> u32 {
+    RUNNING.get(cpu).map_or(0, |slot| slot.0.load(Ordering::Relaxed))
+}
+
+/// The handler a [`mark_on`] value names (`None`: no handler was running).
+pub fn name_of(mark: u32) -> Option<&'static str> {
+    let index = usize::try_from(mark).ok()?.checked_sub(1)?;
+    Some(NAMES.get(index).and_then(|cell| cell.get().copied()).unwrap_or(UNNAMED))
+}
+
+/// The handler processor `cpu` is running now (its innermost one), if any. Lock-free.
+pub fn running_on(cpu: usize) -> Option<&'static str> {
+    name_of(mark_on(cpu))
+}
