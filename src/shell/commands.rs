@@ -112,7 +112,8 @@ fn cpus() {
         "spurious"
     );
     let processes = crate::task::processes();
-    for cpu in arch::cpus() {
+    let cpus = arch::cpus();
+    for cpu in &cpus {
         let state = if cpu.online { "online" } else { "offline" };
         let running = processes.iter().find(|p| p.state == "running" && p.cpu == cpu.index);
         let pid = running.map_or_else(|| String::from("-"), |p| alloc::format!("{}", p.pid));
@@ -131,6 +132,13 @@ fn cpus() {
             cpu.spurious
         );
     }
+    let stalls: u64 =
+        cpus.iter().filter_map(|cpu| arch::last_stall(cpu.index)).map(|stall| stall.stalls).sum();
+    println!(
+        "  NMIs taken: {} in all, {stalls} sent by the watchdog (a cpu without a tick for {} ms)",
+        cpus.iter().map(|cpu| cpu.nmis).sum::<u64>(),
+        arch::HARD_STALL_BUDGET_MS
+    );
     println!(
         "  ISA lines on the {}, to cpu 0; deferred work and the shell run on cpu 0; processes \
          on every online cpu",

@@ -21,7 +21,8 @@ const SESSION_TIMEOUT_SECS: u64 = 180;
 enum Input {
     /// Piped into COM1 (QEMU's `-serial stdio`).
     Serial(Vec<u8>),
-    /// Typed on the keyboard: QMP `send-key` qcodes, sent once the prompt is up.
+    /// Typed on the keyboard: QMP `send-key` qcodes, sent once the prompt is up; a word
+    /// starting with `!` is a QMP command run at that point instead (`!inject-nmi`).
     Keys(&'static str),
     /// Piped into COM1 step by step, like an `expect` script: each step's bytes are sent once
     /// the output holds the step's marker the given number of times (Ctrl-C must reach the
@@ -244,6 +245,19 @@ fn sessions() -> Vec<Session> {
             forbid: &["error:", "panicked"],
             uefi: false,
         },
+        Session {
+            name: "an_nmi_from_qemus_monitor_is_counted_and_survived",
+            input: Input::Keys("c p u s ret !inject-nmi c p u s ret p o w e r o f f ret"),
+            expect: &[
+                "herald> cpus",
+                "herald> cpus",
+                "NMIs taken: 1 in all, 0 sent by the watchdog",
+                "herald> poweroff",
+                "powering off",
+            ],
+            forbid: &["error:", "panicked"],
+            uefi: false,
+        },
     ]
 }
 
@@ -287,6 +301,11 @@ fn type_keys(socket: &Path, keys: &str) -> Result<(), String> {
     };
     command("{\"execute\":\"qmp_capabilities\"}\n".into())?;
     for key in keys.split_whitespace() {
+        if let Some(execute) = key.strip_prefix('!') {
+            command(format!("{{\"execute\":\"{execute}\"}}\n"))?;
+            thread::sleep(Duration::from_millis(200));
+            continue;
+        }
         command(format!(
             "{{\"execute\":\"send-key\",\"arguments\":{{\"keys\":[{{\"type\":\"qcode\",\"data\":\"{key}\"}}],\"hold-time\":20}}}}\n"
         ))?;
