@@ -235,3 +235,148 @@ fn memory(bare_interrupt: u64) {
     space::destroy(id).expect("destroy");
     row("demand-zero #PF -> bus -> mm -> resume  (vs int+iretq)", fault, Some(bare_interrupt));
 }
+
+/// Repetitions of each several-CPU measurement; the smallest is reported (under `-icount` the
+/// CPUs take turns, and a measurement a turn lands in counts the other CPU's instructions too).
+const SMP_REPETITIONS: usize = 15;
+/// Calls per repetition.
+const SMP_ITERATIONS: u64 = 200;
+/// Work of each `spin --work` process, in millions of iterations.
+const SPIN_WORK_MILLIONS: u64 = 100;
+
+fn smallest_of(mut measure: impl FnMut() -> u64) -> u64 {
+    (0..SMP_REPETITIONS).map(|_| measure()).min().unwrap_or(0)
+}
+
+/// Processes `count` copies of `spin` with `args`, waits until each runs on a CPU other than
+/// this one (or `deadline_ms` passes), and returns their pids.
+fn spinners_elsewhere(count: usize, args: &str) -> Vec<u32> {
+    let pids: Vec<u32> =
+        (0..count).filter_map(|_| crate::task::spawn("spin", args, 0).ok()).collect();
+    let deadline_ms = arch::milliseconds() + 2_000;
+    while arch::milliseconds() < deadline_ms {
+        let running = crate::task::processes()
+            .iter()
+            .filter(|p| pids.contains(&p.pid) && p.state == "running" && p.cpu != 0)
+            .count();
+        if running == pids.len() {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    pids
+}
+
+/// The several-CPU table: what one CPU's dispatch and system-call event cost while the others
+/// idle and while they run processes, the IPI round trip and a shootdown, and how four
+/// CPU-bound processes share the CPUs. Prints nothing on one CPU.
+pub fn run_smp() {
+    let others: Vec<usize> = arch::cpus()
+        .iter()
+        .filter(|cpu| cpu.online && cpu.index != 0)
+        .map(|cpu| cpu.index)
+        .collect();
+    if others.is_empty() {
+        return;
+    }
+    let exact = hundredths_per_op(arch::probes::two_nops) == 200;
+    println!(
+        "several cpus: {} online; {}",
+        others.len() + 1,
+        if exact {
+            "exact instruction counts (-icount): the CPUs take turns, so only per-CPU costs mean \
+             something here"
+        } else {
+            "time-stamp cycles without -icount: compare rows of this table only"
+        }
+    );
+    let bus: &'static Bus = Box::leak(Box::new(Bus::new()));
+    bus.subscribe(EventKind::Syscall, "bench", Priority::OWNER, handler)
+        .map(|s| s.keep_forever())
+        .ok();
+    let event = Event::Syscall { number: 1, args: [0; 6], pid: 0 };
+    let dispatch = || {
+        smallest_of(|| {
+            hundredths_per_op_over(SMP_ITERATIONS, || {
+                let mut reply = Reply::new();
+                black_box(bus.dispatch(black_box(&event), &mut reply));
+            })
+        })
+    };
+    let syscall = || {
+        smallest_of(|| {
+            hundredths_per_op_over(SMP_ITERATIONS, || {
+                black_box(arch::probes::kernel_syscall(crate::abi::SYS_GETPID));
+            })
+        })
+    };
+    let dispatch_alone = dispatch();
+    let syscall_alone = syscall();
+    let busy = spinners_elsewhere(others.len(), "2000");
+    let dispatch_busy = dispatch();
+    let syscall_busy = syscall();
+    for &pid in &busy {
+        let _ = crate::task::kill(pid);
+        let _ = crate::task::wait(pid);
+    }
+    let label = alloc::format!("{} other cpus running processes", others.len());
+    row("dispatch, 1 subscriber, the other cpus idle", dispatch_alone, None);
+    row(&alloc::format!("dispatch, 1 subscriber, {label}"), dispatch_busy, Some(dispatch_alone));
+    row("syscall event (int 0x80 getpid), the other cpus idle", syscall_alone, None);
+    row(&alloc::format!("syscall event, {label}"), syscall_busy, Some(syscall_alone));
+    if exact {
+        return;
+    }
+    let bare = smallest_of(|| hundredths_per_op_over(SMP_ITERATIONS, arch::probes::bare_interrupt));
+    let round_trip = smallest_of(|| {
+        hundredths_per_op_over(SMP_ITERATIONS, || {
+            let _ = arch::probes::ipi_round_trip(others[0]);
+        })
+    });
+    // Any kernel page will do: its entry is not changed, only flushed everywhere.
+    let page = (&raw const HANDLER_CALLS) as u64 & !0xfff;
+    let shootdown = smallest_of(|| {
+        hundredths_per_op_over(SMP_ITERATIONS, || arch::probes::shootdown_everywhere(page))
+    });
+    row("int + bare iretq on this cpu (baseline)", bare, None);
+    row("IPI round trip to cpu 1 (ping, answer)", round_trip, Some(bare));
+    row(
+        &alloc::format!("TLB shootdown of one page to {} cpus", others.len()),
+        shootdown,
+        Some(bare),
+    );
+    // Four CPU-bound processes: one alone, then as many as there are CPUs at once.
+    let work = alloc::format!("--work {SPIN_WORK_MILLIONS}");
+    // Timed with the time-stamp counter, not the tick count: a starved vCPU loses ticks. Twice
+    // alone, the faster counted: the first run also pays QEMU's translation of the code.
+    let alone_cycles = (0..2)
+        .map(|_| {
+            let started = cpu::read_timestamp();
+            let _ = crate::task::spawn("spin", &work, 0).map(crate::task::wait);
+            cpu::read_timestamp() - started
+        })
+        .min()
+        .unwrap_or(0);
+    let together = others.len() + 1;
+    let started = cpu::read_timestamp();
+    let pids: Vec<u32> =
+        (0..together).filter_map(|_| crate::task::spawn("spin", &work, 0).ok()).collect();
+    // This CPU runs them too: its idle steps pick them up.
+    while pids.iter().any(|&pid| crate::task::is_alive(pid)) {
+        crate::task::idle_step();
+    }
+    for &pid in &pids {
+        let _ = crate::task::wait(pid);
+    }
+    let together_cycles = cpu::read_timestamp() - started;
+    let ratio_hundredths = together_cycles * 100 / (alone_cycles * together as u64).max(1);
+    println!(
+        "  {together} cpu-bound processes at once take {}.{:02}x the time one cpu would take for \
+         all ({} M cycles; one alone {} M). QEMU runs each vcpu on a host thread: with fewer \
+         host cores than vcpus, the host bounds this",
+        ratio_hundredths / 100,
+        ratio_hundredths % 100,
+        together_cycles / 1_000_000,
+        alone_cycles / 1_000_000
+    );
+}

@@ -30,9 +30,9 @@ fn set_masked(line: u8, masked: bool) {
         return;
     }
     if ioapic::is_active() {
-        ioapic::set_masked(line, masked)
+        ioapic::set_masked(line, masked);
     } else {
-        pic::set_line_masked(line, masked)
+        pic::set_line_masked(line, masked);
     }
 }
 

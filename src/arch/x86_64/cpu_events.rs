@@ -8,7 +8,10 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use super::{cpu, lapic, percpu, vectors::RESCHEDULE_VECTOR};
+use super::{
+    cpu, lapic, percpu,
+    vectors::{PING_VECTOR, RESCHEDULE_VECTOR},
+};
 
 /// Most processors Herald starts (the size of the bus's per-CPU tables); more are listed in
 /// `cpus` and left waiting.
@@ -39,6 +42,11 @@ static COUNTERS: [Counters; MAX_CPUS] = [const {
         online_since_cycles: AtomicU64::new(0),
     }
 }; MAX_CPUS];
+/// Pings asked of each processor and answered by it (the IPI round trip the benchmarks time).
+static PINGS_ASKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static PINGS_ANSWERED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Polls of a ping's answer before it counts as lost.
+const MAX_PING_POLLS: u64 = 1 << 28;
 /// Local APIC id by processor number, once the processor is online (`u32::MAX`: not online).
 static APIC_OF_INDEX: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
 /// Processor number by local APIC id, for the NMI handler, which cannot trust GS (an NMI can
@@ -132,6 +140,28 @@ pub(super) fn on_reschedule() {
     if let Some(counters) = COUNTERS.get(percpu::cpu_index()) {
         counters.reschedules.fetch_add(1, Ordering::Relaxed);
     }
+    lapic::end_of_interrupt();
+}
+
+/// Sends processor `index` a ping IPI and waits for its answer: one IPI round trip.
+pub(super) fn ping(index: usize) -> Result<(), &'static str> {
+    let apic_id = apic_id_of(index).ok_or("no such CPU online")?;
+    let ticket = PINGS_ASKED[index].fetch_add(1, Ordering::SeqCst) + 1;
+    lapic::send_fixed(apic_id, PING_VECTOR).map_err(|_| "the IPI was not accepted")?;
+    for _ in 0..MAX_PING_POLLS {
+        if PINGS_ANSWERED[index].load(Ordering::Acquire) >= ticket {
+            return Ok(());
+        }
+        core::hint::spin_loop();
+    }
+    Err("the ping was never answered")
+}
+
+/// The ping IPI: answers every ping asked so far.
+pub(super) fn on_ping() {
+    let index = percpu::cpu_index() % MAX_CPUS;
+    let asked = PINGS_ASKED[index].load(Ordering::Acquire);
+    PINGS_ANSWERED[index].fetch_max(asked, Ordering::Release);
     lapic::end_of_interrupt();
 }
 

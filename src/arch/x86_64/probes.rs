@@ -1,6 +1,7 @@
 //! Fixed instruction sequences the benchmarks and stress tests run against the kernel: two
-//! `nop`s (the `-icount` calibration), a bare interrupt and the software IRQ. Safe to call:
-//! the vectors they raise are installed by `idt` before anything can call them.
+//! `nop`s (the `-icount` calibration), a bare interrupt, the software IRQ, and the
+//! cross-processor round trips (a ping, a shootdown). Safe to call: the vectors they raise are
+//! installed by `idt` before anything can call them.
 
 use core::arch::asm;
 
@@ -35,4 +36,28 @@ pub fn software_nmi() {
     // SAFETY: the NMI gate runs the handler on its IST stack, which counts it and returns; no
     // register the caller can see changes.
     unsafe { asm!("int {v}", v = const NMI_VECTOR) };
+}
+
+/// One IPI round trip to processor `index`: a ping sent, its answer awaited.
+pub fn ipi_round_trip(index: usize) -> Result<(), &'static str> {
+    super::cpu_events::ping(index)
+}
+
+/// A TLB shootdown of one kernel-half page to every other online processor: this CPU flushes
+/// the page, each other one flushes its TLB, and this returns once all have answered.
+pub fn shootdown_everywhere(address: u64) {
+    ::x86_64::instructions::tlb::flush(::x86_64::VirtAddr::new(address));
+    super::shootdown::after_change(0, true);
+}
+
+/// `int 0x80` from ring 0 with call `number` and no arguments: the system-call event's whole
+/// path (trap, bus, security, the owner) but the ring change. Returns `rax`.
+pub fn kernel_syscall(number: u64) -> u64 {
+    let result: u64;
+    // SAFETY: the syscall gate runs the ordinary trap path, which preserves every register but
+    // `rax`, the result.
+    unsafe {
+        asm!("int {v}", v = const super::vectors::SYSCALL_VECTOR, inlateout("rax") number => result);
+    }
+    result
 }

@@ -10,7 +10,8 @@ use super::{
     idt, ioapic, lines, nmi_watchdog, percpu, pic, shootdown,
     vectors::{
         APIC_SPURIOUS_VECTOR, IOAPIC_VECTOR_BASE, LOCAL_TIMER_VECTOR, NMI_VECTOR, PIC_LINE_COUNT,
-        PIC_VECTOR_BASE, RESCHEDULE_VECTOR, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR, TLB_FLUSH_VECTOR,
+        PIC_VECTOR_BASE, PING_VECTOR, RESCHEDULE_VECTOR, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR,
+        TLB_FLUSH_VECTOR,
     },
     watchdog,
 };
@@ -228,6 +229,7 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
         }
         RESCHEDULE_VECTOR => cpu_events::on_reschedule(),
         TLB_FLUSH_VECTOR => shootdown::on_flush_request(),
+        PING_VECTOR => cpu_events::on_ping(),
         APIC_SPURIOUS_VECTOR => cpu_events::on_spurious(),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
     }

@@ -25,3 +25,5 @@ pub(super) const IOAPIC_VECTOR_BASE: u8 = 0x30;
 /// upper four bits; SDM Vol. 3A §11.8.3): "look at the ready queue", "flush your TLB".
 pub(super) const RESCHEDULE_VECTOR: u8 = 0xe1;
 pub(super) const TLB_FLUSH_VECTOR: u8 = 0xe2;
+/// "Answer me": the IPI round trip the benchmarks time.
+pub(super) const PING_VECTOR: u8 = 0xe3;
