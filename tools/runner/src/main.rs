@@ -36,6 +36,7 @@ const DEFAULT_OVMF_PATH: &str = "/usr/share/ovmf/OVMF.fd";
 const TEST_QEMU_ARGS: &[(&str, &str)] = &[
     ("hostile", "-icount shift=0,align=off,sleep=off"),
     ("smp_report", "-smp 3"),
+    ("smp_stress", "-smp 4"),
     ("should_panic", "-smp 2"),
 ];
 const DEFAULT_TEST_TIMEOUT: Duration = Duration::from_secs(300);

@@ -293,7 +293,8 @@ fn repository_root() -> PathBuf {
 }
 
 /// Test kernels known to take longest, booted first so the parallel boots end together.
-const SLOW_FIRST: [&str; 5] = ["bus_stress", "hostile", "pressure", "process", "bench"];
+const SLOW_FIRST: [&str; 6] =
+    ["smp_stress", "bus_stress", "hostile", "pressure", "process", "bench"];
 
 fn is_host_suite(suite: &Suite) -> bool {
     suite.args.contains(&"host-tuple")
