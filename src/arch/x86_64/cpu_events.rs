@@ -12,6 +12,7 @@ use super::{
     cpu, lapic, percpu,
     vectors::{PING_VECTOR, RESCHEDULE_VECTOR},
 };
+use crate::sync::handshake::Handshake;
 
 /// Most processors Herald starts (the size of the bus's per-CPU tables); more are listed in
 /// `cpus` and left waiting.
@@ -43,8 +44,7 @@ static COUNTERS: [Counters; MAX_CPUS] = [const {
     }
 }; MAX_CPUS];
 /// Pings asked of each processor and answered by it (the IPI round trip the benchmarks time).
-static PINGS_ASKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static PINGS_ANSWERED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static PINGS: Handshake = Handshake::new();
 /// Polls of a ping's answer before it counts as lost.
 const MAX_PING_POLLS: u64 = 1 << 28;
 /// Local APIC id by processor number, once the processor is online (`u32::MAX`: not online).
@@ -146,10 +146,10 @@ pub(super) fn on_reschedule() {
 /// Sends processor `index` a ping IPI and waits for its answer: one IPI round trip.
 pub(super) fn ping(index: usize) -> Result<(), &'static str> {
     let apic_id = apic_id_of(index).ok_or("no such CPU online")?;
-    let ticket = PINGS_ASKED[index].fetch_add(1, Ordering::SeqCst) + 1;
+    let ticket = PINGS.request(index);
     lapic::send_fixed(apic_id, PING_VECTOR).map_err(|_| "the IPI was not accepted")?;
     for _ in 0..MAX_PING_POLLS {
-        if PINGS_ANSWERED[index].load(Ordering::Acquire) >= ticket {
+        if PINGS.is_answered(ticket) {
             return Ok(());
         }
         core::hint::spin_loop();
@@ -159,9 +159,7 @@ pub(super) fn ping(index: usize) -> Result<(), &'static str> {
 
 /// The ping IPI: answers every ping asked so far.
 pub(super) fn on_ping() {
-    let index = percpu::cpu_index() % MAX_CPUS;
-    let asked = PINGS_ASKED[index].load(Ordering::Acquire);
-    PINGS_ANSWERED[index].fetch_max(asked, Ordering::Release);
+    PINGS.answer(percpu::cpu_index(), || {});
     lapic::end_of_interrupt();
 }
 

@@ -3,11 +3,10 @@
 //! entry named (SDM Vol. 3A §4.10.5, "Propagation of Paging-Structure Changes to Multiple
 //! Processors").
 //!
-//! The protocol, per target CPU: a request counter the requesters bump and an answered counter
-//! only the target raises. A requester changes the entries, bumps the counter of each CPU that
-//! has the table loaded (or of every CPU, for the kernel half), sends it an IPI and waits until
-//! its answered count reaches the ticket it drew. The target reloads CR3 (every user entry
-//! goes) and raises its answered count to what it had seen requested. A CPU loading a table
+//! The protocol (`sync::handshake`, model-checked in `tools/models`): a requester changes the
+//! entries, draws a ticket from each CPU that has the table loaded (or every CPU, for the
+//! kernel half), sends it an IPI and waits until its ticket is answered. The target reloads
+//! CR3 (every user entry goes) and answers every request it had seen. A CPU loading a table
 //! publishes it *before* writing CR3, and a requester reads the loaded tables only *after* its
 //! change and a full fence: a CPU it skips loads the table after the change and caches nothing
 //! stale.
@@ -17,14 +16,15 @@
 //! waiting hook), so two CPUs shooting at each other, or one spinning on a lock the other
 //! holds, both get on. A lost IPI is sent again.
 //!
-//! Reentrancy: the IPI may land inside `serve_pending` (a waiter's poll): both flush and raise
-//! the answered count with `fetch_max`, so it never goes back. NMIs never come here.
+//! Reentrancy: the IPI may land inside `serve_pending` (a waiter's poll): both flush, and the
+//! answered count never goes back (`Handshake::answer`). NMIs never come here.
 
 use core::sync::atomic::{AtomicU64, Ordering, fence};
 
 use ::x86_64::instructions::tlb;
 
 use super::{cpu_events, cpu_events::MAX_CPUS, lapic, percpu, vectors::TLB_FLUSH_VECTOR};
+use crate::sync::handshake::{Handshake, Ticket};
 
 /// Polls of a target's answer between resending its IPI.
 const POLLS_PER_RESEND: u64 = 1 << 20;
@@ -35,8 +35,7 @@ const POLLS_BEFORE_GIVING_UP: u64 = 1 << 32;
 
 /// Physical address of the root each CPU has loaded (0: not known yet).
 static ACTIVE_ROOT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static REQUESTED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-static ANSWERED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static FLUSHES: Handshake = Handshake::new();
 /// Shootdowns this CPU asked for (one per change that reached another CPU), and flushes it
 /// made for others'.
 static SENT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -46,6 +45,9 @@ static FLUSHED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// the CR3 write, with interrupts off or on a CPU that is not yet taking requests.
 pub(super) fn record_active(root: u64) {
     ACTIVE_ROOT[percpu::cpu_index() % MAX_CPUS].store(root, Ordering::SeqCst);
+    // Ordered before every translation the new table gives (the CR3 write serializes too; the
+    // fence says so in the language's terms, as the model in `tools/models` has it).
+    fence(Ordering::SeqCst);
 }
 
 /// Whether a CPU other than this one has `root` loaded.
@@ -63,25 +65,24 @@ pub(super) fn after_change(root: u64, kernel_half: bool) {
     }
     fence(Ordering::SeqCst);
     let me = percpu::cpu_index() % MAX_CPUS;
-    let mut tickets = [0u64; MAX_CPUS];
-    let mut any = false;
+    let mut tickets: [Option<Ticket>; MAX_CPUS] = [None; MAX_CPUS];
     for (cpu, ticket) in tickets.iter_mut().enumerate() {
         if cpu == me || cpu_events::apic_id_of(cpu).is_none() {
             continue;
         }
         if kernel_half || ACTIVE_ROOT[cpu].load(Ordering::SeqCst) == root {
-            *ticket = REQUESTED[cpu].fetch_add(1, Ordering::SeqCst) + 1;
+            *ticket = Some(FLUSHES.request(cpu));
             ask(cpu);
-            any = true;
         }
     }
-    if !any {
+    if tickets.iter().all(Option::is_none) {
         return;
     }
     SENT[me].fetch_add(1, Ordering::Relaxed);
-    for (cpu, &ticket) in tickets.iter().enumerate() {
+    for (cpu, ticket) in tickets.iter().enumerate() {
+        let Some(ticket) = *ticket else { continue };
         let mut polls = 0u64;
-        while ticket != 0 && ANSWERED[cpu].load(Ordering::Acquire) < ticket {
+        while !FLUSHES.is_answered(ticket) {
             serve_pending();
             core::hint::spin_loop();
             polls += 1;
@@ -106,12 +107,10 @@ fn ask(cpu: usize) {
 /// while they wait.
 pub(crate) fn serve_pending() {
     let me = percpu::cpu_index() % MAX_CPUS;
-    let wanted = REQUESTED[me].load(Ordering::Acquire);
-    if ANSWERED[me].load(Ordering::Relaxed) < wanted {
+    FLUSHES.answer(me, || {
         tlb::flush_all();
         FLUSHED[me].fetch_add(1, Ordering::Relaxed);
-        ANSWERED[me].fetch_max(wanted, Ordering::Release);
-    }
+    });
 }
 
 /// The shootdown IPI.

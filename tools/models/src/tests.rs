@@ -209,3 +209,83 @@ fn queue_counters_add_up_under_concurrent_pushes_and_pops() {
         assert_eq!(consumed, 2, "delivered or reported lost, exactly once: {stats:?}");
     });
 }
+
+/// The TLB shootdown's ordering (`src/arch/x86_64/shootdown.rs`), with the handshake it is
+/// built on: CPU 0 removes a page (its entry goes from frame 1 to nothing), then frees frame 1;
+/// CPU 1 loads the table, touches the page (caching the entry) and answers flush requests.
+/// Whatever the interleaving, when CPU 0 frees the frame, CPU 1 does not hold it cached: either
+/// CPU 0 saw the table loaded and waited for the flush, or CPU 1 loaded it after the change.
+#[test]
+fn a_shootdown_leaves_no_cpu_caching_a_freed_frame() {
+    use crate::sync::handshake::Handshake;
+    use loom::sync::atomic::{AtomicU64, fence};
+    const TABLE: u64 = 7;
+    const OLD_FRAME: u64 = 1;
+    loom::model(|| {
+        let entry = Arc::new(AtomicU64::new(OLD_FRAME));
+        let loaded = Arc::new(AtomicU64::new(0));
+        let cached = Arc::new(AtomicU64::new(0));
+        let handshake = Arc::new(Handshake::new());
+        let done = Arc::new(AtomicBool::new(false));
+        let other = {
+            let (entry, loaded, cached, handshake, done) =
+                (entry.clone(), loaded.clone(), cached.clone(), handshake.clone(), done.clone());
+            thread::spawn(move || {
+                // Publish, then load (a CR3 write empties the TLB and, serializing, orders the
+                // publication before every later walk: a full fence), then touch the page.
+                loaded.store(TABLE, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                cached.store(0, Ordering::SeqCst);
+                cached.store(entry.load(Ordering::SeqCst), Ordering::SeqCst);
+                // Answer requests until told the run is over (the IPI, or a lock's wait).
+                while !done.load(Ordering::SeqCst) {
+                    handshake.answer(1, || cached.store(0, Ordering::SeqCst));
+                    thread::yield_now();
+                }
+            })
+        };
+        entry.store(0, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if loaded.load(Ordering::SeqCst) == TABLE {
+            let ticket = handshake.request(1);
+            while !handshake.is_answered(ticket) {
+                thread::yield_now();
+            }
+        }
+        assert_ne!(cached.load(Ordering::SeqCst), OLD_FRAME, "a freed frame is still cached");
+        done.store(true, Ordering::SeqCst);
+        other.join().expect("other CPU");
+    });
+}
+
+/// Two requesters asking one target while it answers: no ticket is ever taken for answered
+/// before the target has looked at it, and one more answer afterwards answers both.
+#[test]
+fn every_ticket_of_two_requesters_is_answered() {
+    use crate::sync::handshake::Handshake;
+    loom::model(|| {
+        let handshake = Arc::new(Handshake::new());
+        let looked = Arc::new(AtomicBool::new(false));
+        let target = {
+            let (handshake, looked) = (handshake.clone(), looked.clone());
+            thread::spawn(move || {
+                handshake.answer(0, || looked.store(true, Ordering::SeqCst));
+            })
+        };
+        let requester = {
+            let (handshake, looked) = (handshake.clone(), looked.clone());
+            thread::spawn(move || {
+                let ticket = handshake.request(0);
+                if handshake.is_answered(ticket) {
+                    assert!(looked.load(Ordering::SeqCst), "answered before anyone looked");
+                }
+                ticket
+            })
+        };
+        let mine = handshake.request(0);
+        target.join().expect("target");
+        let theirs = requester.join().expect("requester");
+        handshake.answer(0, || {});
+        assert!(handshake.is_answered(mine) && handshake.is_answered(theirs));
+    });
+}
