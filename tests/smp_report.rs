@@ -256,3 +256,49 @@ fn a_cpu_spinning_with_interrupts_off_is_caught_by_an_nmi_with_its_rip_and_handl
     wait_ms(20);
     assert!(herald::arch::cpus()[cpu].ticks > before, "cpu {cpu} ticks again");
 }
+
+/// The killed worker's pid while the kill test runs (0: none), and its calls served after its
+/// kill returned.
+static KILL_TARGET: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+static KILL_RETURNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static SERVED_AFTER_KILL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+static SERVED_BEFORE_KILL: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+#[test_case]
+fn a_process_killed_on_another_cpu_makes_no_more_system_calls() {
+    use core::sync::atomic::Ordering;
+
+    use herald::events::{BUS, Event, EventKind, Priority, Verdict};
+    // Counted where the call is served (the owner band's decision), not merely raised.
+    let subscription = BUS
+        .subscribe(EventKind::Syscall, "kill-test", Priority::OBSERVER, |event, reply| {
+            if let Event::Syscall { number: herald::abi::SYS_GETPID, pid, .. } = *event
+                && pid == KILL_TARGET.load(Ordering::Relaxed)
+                && reply.outcome == herald::events::Outcome::Handled
+            {
+                let counter = if KILL_RETURNED.load(Ordering::Acquire) {
+                    &SERVED_AFTER_KILL
+                } else {
+                    &SERVED_BEFORE_KILL
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+            Verdict::Continue
+        })
+        .expect("subscribe the counter");
+    let pid = herald::task::spawn("syscaller", "100000000", 0).expect("spawn the caller");
+    KILL_TARGET.store(pid, Ordering::Relaxed);
+    let deadline_ms = herald::arch::milliseconds() + 2000;
+    while SERVED_BEFORE_KILL.load(Ordering::Relaxed) < 1000 {
+        assert!(herald::arch::milliseconds() < deadline_ms, "the caller never got going");
+        core::hint::spin_loop();
+    }
+    herald::task::kill(pid).expect("kill the caller");
+    KILL_RETURNED.store(true, Ordering::Release);
+    let code = herald::task::wait(pid).expect("the caller ends");
+    drop(subscription);
+    assert_eq!(code, herald::abi::KILLED_EXIT_CODE);
+    // One call may have been past the check already when the kill landed; no more.
+    let late = SERVED_AFTER_KILL.load(Ordering::Relaxed);
+    assert!(late <= 1, "{late} calls were served after kill returned");
+}

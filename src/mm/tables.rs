@@ -214,17 +214,48 @@ impl ResidentPage<'_> {
     pub(super) fn read(&self, offset: usize, out: &mut [u8]) {
         let source = self.window(offset, out.len());
         // SAFETY: the frame stays mapped by this space while `self` borrows its table, and
-        // kernel buffers never overlap user frames. No process runs while the registry lock is
-        // held on one CPU; once processes run on several, one sharing this page could write it
-        // during the copy, and the copy must become a volatile one (the SMP issue).
-        unsafe { core::ptr::copy_nonoverlapping(source, out.as_mut_ptr(), out.len()) };
+        // kernel buffers never overlap user frames.
+        unsafe { volatile_copy(source, out.as_mut_ptr(), out.len()) };
     }
 
     /// Copies `bytes` into the page at `offset`.
     pub(super) fn write(&mut self, offset: usize, bytes: &[u8]) {
         let target = self.window(offset, bytes.len());
         // SAFETY: as in `read`; the caller checked the space may have the page written.
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), target, bytes.len()) };
+        unsafe { volatile_copy(bytes.as_ptr(), target, bytes.len()) };
+    }
+}
+
+/// Copies `len` bytes with volatile accesses, a word at a time where both sides allow. A user
+/// page may be written meanwhile by a process on another CPU (its own, or one it shares the
+/// page with); a plain copy racing with that would be undefined behaviour, while volatile
+/// accesses read and write each location once and give at worst a torn view — all that user
+/// memory can promise anyway.
+///
+/// # Safety
+/// `source` and `target` are valid for `len` bytes and do not overlap.
+unsafe fn volatile_copy(source: *const u8, target: *mut u8, len: usize) {
+    const WORD: usize = core::mem::size_of::<u64>();
+    let mut done = 0;
+    if source.addr() % WORD == target.addr() % WORD {
+        while done < len && !(source.addr() + done).is_multiple_of(WORD) {
+            // SAFETY: `done < len`, inside both ranges (this function's contract).
+            unsafe { target.add(done).write_volatile(source.add(done).read_volatile()) };
+            done += 1;
+        }
+        while done + WORD <= len {
+            // SAFETY: a whole word inside both ranges, aligned on both sides (same offset).
+            unsafe {
+                let word = source.add(done).cast::<u64>().read_volatile();
+                target.add(done).cast::<u64>().write_volatile(word);
+            }
+            done += WORD;
+        }
+    }
+    while done < len {
+        // SAFETY: `done < len`, inside both ranges.
+        unsafe { target.add(done).write_volatile(source.add(done).read_volatile()) };
+        done += 1;
     }
 }
 

@@ -161,7 +161,10 @@ fn exit_current(code: i32) -> ! {
         (pid, space)
     };
     space::switch_to(SpaceId::KERNEL).expect("the kernel space exists");
+    // The long parts run with interrupts on: freeing the memory, and dropping the
+    // subscriptions, whose grace period waits for every other CPU's read sections.
     cpu::enable_interrupts();
+    drop(subscriptions::take(pid));
     release_space(pid, space);
     cpu::disable_interrupts();
     finish(pid, code);
@@ -331,41 +334,15 @@ fn start(
     let space = space::create().map_err(|_| SpawnError::OutOfMemory)?;
     match build_process(space, &plan, image, args) {
         Ok((stack, saved_stack_pointer)) => {
-            let mut scheduler = SCHEDULER.lock();
-            if scheduler.tasks.len() >= process_limit {
-                // Another spawn took the last slot while this one was building.
-                drop(scheduler);
-                drop(stack);
-                let _ = space::destroy(space);
-                return Err(SpawnError::TooManyProcesses);
-            }
-            let pid = scheduler.next_pid;
-            scheduler.next_pid += 1;
-            scheduler.tasks.insert(
-                pid,
-                Box::new(Task {
-                    pid,
-                    name: name.into(),
-                    parent,
-                    orphaned: false,
-                    space,
-                    kernel_stack: Some(stack),
-                    saved_stack_pointer,
-                    // Runnable only once the security layer knows it: another CPU could
-                    // otherwise run its first calls under rights it has not got yet.
-                    state: State::Blocked(BlockReason::Starting),
-                    pending_kill: None,
-                    parked_in_call: false,
-                    slice_left_ticks: TIME_SLICE_TICKS,
-                    cpu_ticks: 0,
-                    syscalls: 0,
-                    raised: 0,
-                    raise_refused: false,
-                    cpu: 0,
-                    switching_out: false,
-                }),
-            );
-            drop(scheduler);
+            let pid = {
+                let mut scheduler = SCHEDULER.lock();
+                let pid = scheduler.next_pid;
+                scheduler.next_pid += 1;
+                pid
+            };
+            // The security layer learns of the process before anyone can see it: another CPU
+            // could otherwise run its first calls under rights it has not got yet, or kill it
+            // before it is registered (and leave what the policy keeps for it behind).
             security::on_spawn(&security::SpawnInfo {
                 parent,
                 child: pid,
@@ -373,7 +350,36 @@ fn start(
                 declared_syscalls: plan.declared_syscalls,
                 withheld_rights,
             });
-            SCHEDULER.lock().start_task(pid);
+            let mut scheduler = SCHEDULER.lock();
+            if scheduler.tasks.len() >= process_limit {
+                // Another spawn took the last slot while this one was building.
+                drop(scheduler);
+                security::on_exit(pid);
+                drop(stack);
+                let _ = space::destroy(space);
+                return Err(SpawnError::TooManyProcesses);
+            }
+            // Runnable under the same lock that makes it visible: there is no moment where it
+            // exists and is not both registered and runnable.
+            scheduler.add_task(Box::new(Task {
+                pid,
+                name: name.into(),
+                parent,
+                orphaned: false,
+                space,
+                kernel_stack: Some(stack),
+                saved_stack_pointer,
+                state: State::Ready,
+                pending_kill: None,
+                parked_in_call: false,
+                slice_left_ticks: TIME_SLICE_TICKS,
+                cpu_ticks: 0,
+                syscalls: 0,
+                raised: 0,
+                raise_refused: false,
+                cpu: 0,
+                switching_out: false,
+            }));
             Ok(pid)
         }
         Err(error) => {

@@ -51,8 +51,6 @@ pub(super) enum BlockReason {
     Input,
     /// Until a full `backpressure` queue has room (its subscriber polled).
     Room,
-    /// Just created: until the security layer knows it (then it is made ready).
-    Starting,
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -270,16 +268,14 @@ impl Scheduler {
         }
     }
 
-    /// Makes a new task (`Starting`) runnable, at the back of the queue: it waits its turn
-    /// like a task woken, without taking the CPU from its creator.
-    pub(super) fn start_task(&mut self, pid: Pid) {
-        if let Some(task) = self.tasks.get_mut(&pid)
-            && task.state == State::Blocked(BlockReason::Starting)
-        {
-            task.state = State::Ready;
-            self.ready.push_back(pid);
-            self.wake_an_idle_cpu();
-        }
+    /// Adds a new task, runnable at the back of the queue: it waits its turn like a task
+    /// woken, without taking the CPU from its creator.
+    pub(super) fn add_task(&mut self, mut task: Box<Task>) {
+        let pid = task.pid;
+        task.state = State::Ready;
+        self.tasks.insert(pid, task);
+        self.ready.push_back(pid);
+        self.wake_an_idle_cpu();
     }
 
     /// Wakes `parent` if it waits for `child` (or for any child).
