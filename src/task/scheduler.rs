@@ -237,6 +237,9 @@ impl Scheduler {
     /// Sends a reschedule IPI to one other online CPU that runs its idle context; whether
     /// there was one.
     fn wake_an_idle_cpu(&self) -> bool {
+        if arch::cpus_online() == 1 {
+            return false;
+        }
         let me = this_cpu();
         let idle = (0..MAX_CPUS)
             .find(|&cpu| cpu != me && self.cpus[cpu].current == 0 && arch::cpu_is_online(cpu));

@@ -6,7 +6,7 @@
 //! an interrupt landing inside another, even an NMI inside a handler, only adds its own count;
 //! another CPU touches only its own cache line. Nothing here takes a lock or prints.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::{
     cpu, lapic, percpu,
@@ -47,6 +47,8 @@ static COUNTERS: [Counters; MAX_CPUS] = [const {
 static PINGS: Handshake = Handshake::new();
 /// Polls of a ping's answer before it counts as lost.
 const MAX_PING_POLLS: u64 = 1 << 28;
+/// Processors marked online.
+static ONLINE_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Local APIC id by processor number, once the processor is online (`u32::MAX`: not online).
 static APIC_OF_INDEX: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(u32::MAX) }; MAX_CPUS];
 /// Processor number by local APIC id, for the NMI handler, which cannot trust GS (an NMI can
@@ -105,8 +107,10 @@ pub(super) fn record_processor(apic_id: u32, index: usize) {
 
 /// Records that processor `index` (local APIC id `apic_id`) is online: IPIs may go to it.
 pub(super) fn mark_online(index: usize, apic_id: u32) {
-    if let Some(slot) = APIC_OF_INDEX.get(index) {
-        slot.store(apic_id, Ordering::Release);
+    if let Some(slot) = APIC_OF_INDEX.get(index)
+        && slot.swap(apic_id, Ordering::AcqRel) == u32::MAX
+    {
+        ONLINE_COUNT.fetch_add(1, Ordering::Relaxed);
     }
     if let Some(counters) = COUNTERS.get(index)
         && index != 0
@@ -124,6 +128,11 @@ pub(super) fn apic_id_of(index: usize) -> Option<u32> {
 /// Whether processor `index` is online (the scheduler's choice of whom to wake).
 pub fn is_online(index: usize) -> bool {
     apic_id_of(index).is_some()
+}
+
+/// Processors online (at least this one).
+pub fn online_count() -> usize {
+    ONLINE_COUNT.load(Ordering::Relaxed).max(1)
 }
 
 /// Asks processor `index` to look at the ready queue now (a reschedule IPI), rather than at

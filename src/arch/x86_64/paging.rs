@@ -80,7 +80,9 @@ pub const fn is_kernel_address(address: u64) -> bool {
 ///
 /// # Safety
 /// `root` must be a complete table made by [`new_user_root`] (or the kernel's), whose kernel
-/// half maps the running code and stack, and must stay alive while active.
+/// half maps the running code and stack, and must stay alive while active. For a user table the
+/// caller holds the lock its changes hold (mm's registry lock): no change is under way, so the
+/// CPUs a changer finds using the table at the start of a change are all it must flush.
 pub unsafe fn activate(root: Frame) {
     // Published before the load: see `shootdown.rs` for why that order.
     super::shootdown::record_active(root.start());
@@ -187,7 +189,9 @@ fn flush_if_active(root: Frame, address: u64) {
     if root == active_root() || kernel_half {
         tlb::flush(VirtAddr::new(address));
     }
-    super::shootdown::after_change(root.start(), kernel_half);
+    if kernel_half || super::shootdown::is_active_elsewhere(root.start()) {
+        super::shootdown::after_change(root.start(), kernel_half);
+    }
 }
 
 /// Whether `root` is loaded on any CPU (this one included).
@@ -514,8 +518,28 @@ unsafe fn change_leaves(
     let active = root == active_root();
     // SAFETY: forwarded from this function's contract.
     let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
-    let mut budget = max_pages.min(CHANGE_BATCH_PAGES as u64);
     let mut tables = max_pages;
+    // Which other CPUs use the table cannot grow while the caller holds its lock (`activate`'s
+    // contract): looked at once. Used nowhere else (the common case), a frame is released as
+    // soon as its entry is gone and flushed here.
+    if !super::shootdown::is_active_elsewhere(root.start()) {
+        let mut budget = max_pages;
+        return visit_leaves(top, 4, 0, &range, &mut tables, &mut |address, entry| {
+            if budget == 0 {
+                return ControlFlow::Break(());
+            }
+            budget -= 1;
+            let released = change(entry);
+            if active {
+                tlb::flush(VirtAddr::new(address));
+            }
+            if let Some(frame) = released {
+                release(address, frame);
+            }
+            ControlFlow::Continue(())
+        });
+    }
+    let mut budget = max_pages.min(CHANGE_BATCH_PAGES as u64);
     let mut released = [None; CHANGE_BATCH_PAGES];
     let mut changed = 0;
     let next = visit_leaves(top, 4, 0, &range, &mut tables, &mut |address, entry| {
