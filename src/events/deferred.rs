@@ -287,10 +287,10 @@ impl Deferred {
     /// Runs one deferred handler under the watchdog (if one is installed).
     fn run_guarded(&self, snapshots: &Snapshots, deferred: &Arc<DeferredQueue>, event: &Event) {
         let cpu = crate::sync::local::cpu_index();
-        // Restored whether the handler returns or is abandoned.
-        let outer = running::enter(cpu, deferred.name_index);
+        // Cleared whether the handler returns or is abandoned.
+        running::set(cpu, deferred.name_index);
         self.run_guarded_inner(snapshots, deferred, event);
-        running::leave(cpu, outer);
+        running::clear(cpu);
     }
 
     fn run_guarded_inner(

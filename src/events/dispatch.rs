@@ -30,8 +30,8 @@ fn call(
     cpu: usize,
     clock: Option<fn() -> u64>,
 ) -> Verdict {
-    let outer = running::enter(cpu, subscriber.name_index);
-    let verdict = match clock {
+    running::set(cpu, subscriber.name_index);
+    match clock {
         None => (subscriber.handler)(event, reply),
         Some(clock) => {
             let start = clock();
@@ -42,9 +42,7 @@ fn call(
             counters.sampled_instructions.fetch_add(spent, Ordering::Relaxed);
             verdict
         }
-    };
-    running::leave(cpu, outer);
-    verdict
+    }
 }
 
 /// Runs the deciders (security, then owners) until one decides; returns the outcome and the
@@ -111,6 +109,7 @@ fn run<const FIRST_DECISION: bool>(
         reply.outcome = outcome;
         call(subscriber, event, reply, cpu, clock);
     }
+    running::clear(cpu);
     outcome
 }
 

@@ -4,10 +4,16 @@
 //!
 //! A slot holds an index into a table of handler names, interned when a handler subscribes,
 //! so reading it needs no lock and no pointer: a number, then a look-up in cells that are
-//! written once. Two stores per call, on a cache line only this CPU writes.
+//! written once. One store per call and one per dispatch, on a cache line only this CPU writes.
 //!
-//! Reentrancy: a nested dispatch (an interrupt inside a handler) saves the slot's value and
-//! puts it back, so the slot always names the innermost handler; an NMI only reads.
+//! What a slot says is the handler this CPU started last, until the dispatch it belongs to ends
+//! (then nothing). That is the running handler whenever it matters: a CPU stuck with
+//! interrupts off runs no nested dispatch (no interrupt arrives), and a handler stuck after a
+//! dispatch of its own reads as none rather than as a wrong name. Keeping a stack of them
+//! instead would cost a load and a store more per call, on every dispatch.
+//!
+//! Reentrancy: an interrupt's dispatch inside a handler overwrites the slot and clears it when
+//! done; an NMI only reads.
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -50,19 +56,16 @@ pub(super) fn intern(name: &'static str) -> NameIndex {
     NameIndex(index as u32 + 1)
 }
 
-/// Records that `cpu` starts running the handler named `name`; returns what to restore.
+/// Records that `cpu` runs the handler named `name`.
 #[inline(always)]
-pub(super) fn enter(cpu: usize, name: NameIndex) -> u32 {
-    let slot = &RUNNING[cpu % MAX_CPUS].0;
-    let previous = slot.load(Ordering::Relaxed);
-    slot.store(name.0, Ordering::Relaxed);
-    previous
+pub(super) fn set(cpu: usize, name: NameIndex) {
+    RUNNING[cpu % MAX_CPUS].0.store(name.0, Ordering::Relaxed);
 }
 
-/// Records that `cpu` is back in what it ran before [`enter`] returned `previous`.
+/// Records that `cpu`'s dispatch (or deferred call) is over.
 #[inline(always)]
-pub(super) fn leave(cpu: usize, previous: u32) {
-    RUNNING[cpu % MAX_CPUS].0.store(previous, Ordering::Relaxed);
+pub(super) fn clear(cpu: usize) {
+    RUNNING[cpu % MAX_CPUS].0.store(0, Ordering::Relaxed);
 }
 
 /// What processor `cpu` is running now, as a number to keep (an NMI handler cannot keep a
