@@ -302,3 +302,25 @@ fn a_process_killed_on_another_cpu_makes_no_more_system_calls() {
     let late = SERVED_AFTER_KILL.load(Ordering::Relaxed);
     assert!(late <= 1, "{late} calls were served after kill returned");
 }
+
+#[test_case]
+fn children_killed_while_being_born_leave_nothing_behind_in_the_policy() {
+    const CHILDREN: u32 = 100;
+    let baseline = herald::security::tracked_processes();
+    // The spawner runs on another CPU; this one kills each child the moment it exists.
+    let spawner = herald::task::spawn("spawner", "100", 0).expect("spawn the spawner");
+    let deadline_ms = herald::arch::milliseconds() + 30_000;
+    for child in spawner + 1..=spawner + CHILDREN {
+        while herald::task::kill(child).is_err() {
+            assert!(herald::arch::milliseconds() < deadline_ms, "child {child} never came");
+            assert!(herald::task::is_alive(spawner), "the spawner ended early");
+            core::hint::spin_loop();
+        }
+    }
+    assert_eq!(herald::task::wait(spawner), Ok(0), "every spawn and wait succeeded");
+    assert_eq!(
+        herald::security::tracked_processes(),
+        baseline,
+        "the policy tracks only the living"
+    );
+}

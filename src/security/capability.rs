@@ -137,6 +137,10 @@ impl Policy for Capability {
         }
     }
 
+    fn tracked_processes(&self) -> usize {
+        self.holdings.lock().len()
+    }
+
     #[inline]
     fn check_syscall(
         &self,

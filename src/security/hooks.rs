@@ -135,3 +135,8 @@ pub fn on_spawn(spawn: &SpawnInfo<'_>) {
 pub fn on_exit(pid: Pid) {
     ACTIVE.on_exit(pid);
 }
+
+/// Processes the active policy keeps something for.
+pub fn tracked_processes() -> usize {
+    ACTIVE.tracked_processes()
+}

@@ -58,6 +58,9 @@ pub trait Policy: Sync {
     fn on_spawn(&self, spawn: &SpawnInfo<'_>);
     /// A process ended; forget it.
     fn on_exit(&self, pid: Pid);
+    /// Processes the policy keeps something for (each one spawned and not yet ended, if the
+    /// kernel keeps its side of the bargain: a leak check for tests).
+    fn tracked_processes(&self) -> usize;
     /// May `pid` make system call `number` with `args`? Only called for defined numbers.
     fn check_syscall(
         &self,
@@ -119,7 +122,9 @@ policies! {
 }
 
 #[cfg(target_os = "none")]
-pub use self::hooks::{Denial, denial_count, init, on_exit, on_spawn, recent_denials};
+pub use self::hooks::{
+    Denial, denial_count, init, on_exit, on_spawn, recent_denials, tracked_processes,
+};
 
 #[cfg(test)]
 mod tests {

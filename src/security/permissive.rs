@@ -24,6 +24,10 @@ impl Policy for Permissive {
 
     fn on_exit(&self, _pid: Pid) {}
 
+    fn tracked_processes(&self) -> usize {
+        0
+    }
+
     #[inline]
     fn check_syscall(&self, _: Pid, _: u64, _: &[u64; 6], _: &dyn Processes) -> Result<(), Errno> {
         Ok(())

@@ -65,6 +65,10 @@ impl Policy for Sandbox {
         self.allowed.lock().remove(&pid);
     }
 
+    fn tracked_processes(&self) -> usize {
+        self.allowed.lock().len()
+    }
+
     #[inline]
     fn check_syscall(
         &self,
