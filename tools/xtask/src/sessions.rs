@@ -39,13 +39,18 @@ struct Session {
     forbid: &'static [&'static str],
     /// Boot through UEFI firmware instead of BIOS.
     uefi: bool,
+    /// QEMU options of its own (the machine it needs).
+    qemu_args: &'static str,
 }
 
 /// QEMU options of the second round, which runs every BIOS session again on four CPUs.
 const SMP_ROUND_QEMU_ARGS: &str = "-smp 4";
 /// Sessions left out of the four-CPU round: the benchmark's tables take long and say nothing
 /// new there (`cargo xtask bench` covers several CPUs).
-const NOT_IN_SMP_ROUND: &[&str] = &["bench_prints_the_kernel_and_user_tables"];
+const NOT_IN_SMP_ROUND: &[&str] = &[
+    "bench_prints_the_kernel_and_user_tables",
+    "without_acpi_the_boot_cpu_runs_alone_on_the_8259s",
+];
 /// Sessions only the four-CPU round runs.
 const ONLY_IN_SMP_ROUND: &[&str] = &["cpus_lists_every_cpu_online_with_what_it_runs"];
 
@@ -107,6 +112,7 @@ fn sessions() -> Vec<Session> {
             ],
             forbid: &["panicked", "error:"],
             uefi: false,
+            qemu_args: "",
         },
         Session {
             name: "piped_commands_run_in_order_and_poweroff_exits_0",
@@ -121,6 +127,7 @@ fn sessions() -> Vec<Session> {
             ],
             forbid: &["error:", "panicked"],
             uefi: false,
+            qemu_args: "",
         },
         Session {
             name: "up_arrow_recalls_tab_completes_and_the_cursor_edits_inside_a_line",
@@ -142,6 +149,7 @@ fn sessions() -> Vec<Session> {
             ],
             forbid: &["error:", "panicked", "[A"],
             uefi: false,
+            qemu_args: "",
         },
         Session {
             name: "piped_commands_reach_the_shell_through_uefi_firmware_too",
@@ -151,6 +159,7 @@ fn sessions() -> Vec<Session> {
             expect: &["herald> events", "timer", "herald> poweroff", "powering off"],
             forbid: &["error:", "panicked"],
             uefi: true,
+            qemu_args: "",
         },
         Session {
             name: "bad_input_gets_one_line_errors_and_the_shell_survives",
@@ -179,6 +188,7 @@ fn sessions() -> Vec<Session> {
                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             ],
             uefi: false,
+            qemu_args: "",
         },
         Session {
             name: "every_command_answers",
@@ -215,6 +225,7 @@ fn sessions() -> Vec<Session> {
             ],
             forbid: &["panicked"],
             uefi: false,
+            qemu_args: "",
         },
         Session {
             name: "bench_prints_the_kernel_and_user_tables",
@@ -235,6 +246,7 @@ fn sessions() -> Vec<Session> {
             // module would announce.
             forbid: &["panicked", "error:", "INFO  modules: farewell, pid 2 "],
             uefi: false,
+            qemu_args: "",
         },
         Session {
             name: "the_keyboard_drives_the_shell",
@@ -252,6 +264,22 @@ fn sessions() -> Vec<Session> {
             ],
             forbid: &["error:", "panicked"],
             uefi: false,
+            qemu_args: "",
+        },
+        Session {
+            name: "without_acpi_the_boot_cpu_runs_alone_on_the_8259s",
+            input: Input::Serial(b"cpus\nrun hello\nuptime\npoweroff\n".to_vec()),
+            expect: &[
+                "no ACPI processor table; running on the boot CPU",
+                "herald> cpus",
+                "ISA lines on the 8259 PIC",
+                "hello from user space",
+                "up ",
+                "powering off",
+            ],
+            forbid: &["error:", "panicked"],
+            uefi: false,
+            qemu_args: "-machine acpi=off",
         },
         Session {
             name: "cpus_lists_every_cpu_online_with_what_it_runs",
@@ -267,6 +295,7 @@ fn sessions() -> Vec<Session> {
             ],
             forbid: &["error:", "panicked", "offline"],
             uefi: false,
+            qemu_args: "",
         },
         Session {
             name: "an_nmi_from_qemus_monitor_is_counted_and_survived",
@@ -280,6 +309,7 @@ fn sessions() -> Vec<Session> {
             ],
             forbid: &["error:", "panicked"],
             uefi: false,
+            qemu_args: "",
         },
     ]
 }
@@ -388,8 +418,10 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     ));
     let _ = std::fs::remove_file(&socket);
     let mut qemu_args = std::env::var("HERALD_QEMU_ARGS").unwrap_or_default();
-    qemu_args.push(' ');
-    qemu_args.push_str(extra_qemu_args);
+    for extra in [extra_qemu_args, session.qemu_args] {
+        qemu_args.push(' ');
+        qemu_args.push_str(extra);
+    }
     if matches!(session.input, Input::Keys(_)) {
         qemu_args.push_str(&format!(" -qmp unix:{},server=on,wait=off", socket.display()));
     }
