@@ -52,6 +52,9 @@ pub(super) fn record_active(root: u64) {
 
 /// Whether a CPU other than this one has `root` loaded.
 pub(super) fn is_active_elsewhere(root: u64) -> bool {
+    if cpu_events::online_count() == 1 {
+        return false;
+    }
     let me = percpu::cpu_index() % MAX_CPUS;
     (0..MAX_CPUS).any(|cpu| cpu != me && ACTIVE_ROOT[cpu].load(Ordering::SeqCst) == root)
 }
@@ -60,7 +63,7 @@ pub(super) fn is_active_elsewhere(root: u64) -> bool {
 /// returns once every other CPU that could have cached them has flushed. `kernel_half`: the
 /// change is in the half every table shares, so every CPU is asked.
 pub(super) fn after_change(root: u64, kernel_half: bool) {
-    if !lapic::is_ready() {
+    if !lapic::is_ready() || cpu_events::online_count() == 1 {
         return;
     }
     fence(Ordering::SeqCst);
