@@ -2,6 +2,11 @@
 //! over — so that the bus's masks, each interrupt's acknowledgement and read-backs go to the
 //! one in charge. The per-line meaning (sequence numbers, storms, mask until acknowledged) is
 //! the bus's and does not change with the controller.
+//!
+//! Reentrancy: nothing here keeps state of its own; a mask from an interrupt handler landing
+//! inside one from a task, or from another CPU, meets the controller's own interrupt-masking
+//! lock (`pic.rs`, `ioapic.rs`). The switch to the I/O APIC runs once, before other CPUs start,
+//! with interrupts off.
 
 use super::{
     acpi, cpu, ioapic, lapic, pic,

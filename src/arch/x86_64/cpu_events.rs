@@ -2,9 +2,10 @@
 //! interrupts, NMIs (counted and survived, or, once a panic asked, the end of that CPU), each
 //! counted per CPU; and which processors are online, by local APIC id.
 //!
-//! Reentrancy: every operation here is one atomic add to this CPU's own counters (or a load), so
-//! an interrupt landing inside another, even an NMI inside a handler, only adds its own count;
-//! another CPU touches only its own cache line. Nothing here takes a lock or prints.
+//! Reentrancy: every counting operation here is one atomic add to this CPU's own counters (or a
+//! load), so an interrupt landing inside another, even an NMI inside a handler, only adds its
+//! own count; another CPU touches only its own cache line. A ping's answer is a
+//! `sync::handshake` answer, safe against itself. Nothing here takes a lock or prints.
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
