@@ -217,8 +217,9 @@ fn queue_counters_add_up_under_concurrent_pushes_and_pops() {
 /// CPU 0 saw the table loaded and waited for the flush, or CPU 1 loaded it after the change.
 #[test]
 fn a_shootdown_leaves_no_cpu_caching_a_freed_frame() {
-    use crate::sync::handshake::Handshake;
     use loom::sync::atomic::{AtomicU64, fence};
+
+    use crate::sync::handshake::Handshake;
     const TABLE: u64 = 7;
     const OLD_FRAME: u64 = 1;
     loom::model(|| {

@@ -520,7 +520,11 @@ pub(crate) fn run_all(root: &Path) -> Tally {
     let names = sessions
         .iter()
         .map(|(session, extra)| {
-            if extra.is_empty() { session.name.to_string() } else { format!("{} ({extra})", session.name) }
+            if extra.is_empty() {
+                session.name.to_string()
+            } else {
+                format!("{} ({extra})", session.name)
+            }
         })
         .chain(["the_gdb_command_stops_at_the_kernels_init".to_string()]);
     let results = results.into_inner().unwrap_or_default();
