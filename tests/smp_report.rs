@@ -12,6 +12,15 @@ extern crate alloc;
 herald::test_kernel!();
 
 #[test_case]
+fn a_booted_machine_has_had_no_stall_reported() {
+    // Runs first (tests run in name order): the watchdog's first look at a CPU coming online,
+    // before its first tick, is not a stall.
+    for cpu in herald::arch::cpus() {
+        assert_eq!(herald::arch::last_stall(cpu.index), None, "cpu {}", cpu.index);
+    }
+}
+
+#[test_case]
 fn the_three_processors_qemu_gives_are_counted() {
     assert_eq!(herald::arch::processors_found(), 3);
 }

@@ -241,14 +241,14 @@ impl Deferred {
         self.pending.load(Ordering::Acquire) > 0
     }
 
-    /// Runs deferred handlers on up to `budget` waiting events, round-robin over queues so one
-    /// busy queue cannot starve the others. Returns how many deliveries were made. Thread
-    /// context only (the kernel's idle task), never from interrupt context or a handler.
     /// Deliveries run on `cpu` so far.
     pub(super) fn ran_on(&self, cpu: usize) -> u64 {
         self.ran.get(cpu).map_or(0, |ran| ran.0.load(Ordering::Relaxed))
     }
 
+    /// Runs deferred handlers on up to `budget` waiting events, round-robin over queues so one
+    /// busy queue cannot starve the others. Returns how many deliveries were made. Thread
+    /// context only (the kernel's idle task), never from interrupt context or a handler.
     pub(super) fn run(&self, snapshots: &Snapshots, budget: usize) -> usize {
         if !self.has_work() {
             return 0;
@@ -286,8 +286,8 @@ impl Deferred {
 
     /// Runs one deferred handler under the watchdog (if one is installed).
     fn run_guarded(&self, snapshots: &Snapshots, deferred: &Arc<DeferredQueue>, event: &Event) {
-        let cpu = crate::sync::local::cpu_index();
         // Cleared whether the handler returns or is abandoned.
+        let cpu = crate::sync::local::cpu_index();
         running::set(cpu, deferred.name_index);
         self.run_guarded_inner(snapshots, deferred, event);
         running::clear(cpu);

@@ -6,14 +6,19 @@
 //! so reading it needs no lock and no pointer: a number, then a look-up in cells that are
 //! written once. One store per call and one per dispatch, on a cache line only this CPU writes.
 //!
-//! What a slot says is the handler this CPU started last, until the dispatch it belongs to ends
-//! (then nothing). That is the running handler whenever it matters: a CPU stuck with
-//! interrupts off runs no nested dispatch (no interrupt arrives), and a handler stuck after a
-//! dispatch of its own reads as none rather than as a wrong name. Keeping a stack of them
-//! instead would cost a load and a store more per call, on every dispatch.
+//! Nesting: each call sets the slot and the dispatch clears it as it ends; the trap path saves
+//! the slot as an interrupt or exception arrives and puts it back as it leaves
+//! ([`put_back`]), so a timer tick inside a handler — before the handler masked interrupts and
+//! spun: a test caught the tick's dispatch leaving the slot empty — gives the interrupted
+//! handler's name back. System calls, which never nest, pay nothing for that. A handler that
+//! dispatches an event itself reads as running none once that dispatch is over.
 //!
-//! Reentrancy: an interrupt's dispatch inside a handler overwrites the slot and clears it when
-//! done; an NMI only reads.
+//! A handler that lets its task be switched out (mm's long operations pass preempt points) may
+//! resume on another CPU; its dispatch keeps writing the slot of the CPU it began on, so a
+//! stall report on that CPU can meanwhile name a handler that runs elsewhere. Looking the CPU
+//! up per write would cost every dispatch for that rare case.
+//!
+//! Reentrancy: besides nesting, an NMI only reads.
 
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -56,7 +61,7 @@ pub(super) fn intern(name: &'static str) -> NameIndex {
     NameIndex(index as u32 + 1)
 }
 
-/// Records that `cpu` runs the handler named `name`.
+/// Records that `cpu` (the dispatch's) runs the handler named `name`.
 #[inline(always)]
 pub(super) fn set(cpu: usize, name: NameIndex) {
     RUNNING[cpu % MAX_CPUS].0.store(name.0, Ordering::Relaxed);
@@ -66,6 +71,13 @@ pub(super) fn set(cpu: usize, name: NameIndex) {
 #[inline(always)]
 pub(super) fn clear(cpu: usize) {
     RUNNING[cpu % MAX_CPUS].0.store(0, Ordering::Relaxed);
+}
+
+/// Puts back a [`mark_on`] value: the trap path saves the slot as an interrupt or exception
+/// arrives and puts it back as it leaves, so the handler the trap interrupted is named again.
+#[inline(always)]
+pub fn put_back(cpu: usize, mark: u32) {
+    RUNNING[cpu % MAX_CPUS].0.store(mark, Ordering::Relaxed);
 }
 
 /// What processor `cpu` is running now, as a number to keep (an NMI handler cannot keep a

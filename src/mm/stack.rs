@@ -91,7 +91,8 @@ pub(super) fn guard_owner(address: u64) -> Option<&'static str> {
     FIXED_GUARDS.lock().iter().find(|(guard, _)| *guard == page).map(|(_, name)| *name)
 }
 
-/// A kernel stack with a guard page below it; unmapped and its frames freed on drop.
+/// A kernel stack with a guard page below it. Dropped, its slot stays mapped and is kept for
+/// the next stack of its size (a CPU that ran on it may still cache its translations).
 #[derive(Debug)]
 pub struct KernelStack {
     slot: u64,

@@ -234,19 +234,24 @@ impl Scheduler {
         }
     }
 
-    /// Sends a reschedule IPI to one other online CPU that runs its idle context; whether
-    /// there was one.
+    /// Sends a reschedule IPI to one other online CPU in its idle context — a halted one if
+    /// any, looking from the next CPU on so wake-ups spread — and says whether there was one.
+    /// (Cpu 0's idle context may be busy with deferred work or the shell: a halted CPU is
+    /// the better choice.)
     fn wake_an_idle_cpu(&self) -> bool {
         if arch::cpus_online() == 1 {
             return false;
         }
         let me = this_cpu();
-        let idle = (0..MAX_CPUS)
-            .find(|&cpu| cpu != me && self.cpus[cpu].current == 0 && arch::cpu_is_online(cpu));
-        if let Some(cpu) = idle {
+        let idle =
+            |cpu: &usize| *cpu != me && self.cpus[*cpu].current == 0 && arch::cpu_is_online(*cpu);
+        let mut others = (1..MAX_CPUS).map(|step| (me + step) % MAX_CPUS);
+        let chosen = others.clone().filter(idle).find(|&cpu| arch::cpu_is_halted(cpu));
+        let chosen = chosen.or_else(|| others.find(idle));
+        if let Some(cpu) = chosen {
             arch::wake_processor(cpu);
         }
-        idle.is_some()
+        chosen.is_some()
     }
 
     /// Marks the running task blocked; it switches away on its way back to ring 3.

@@ -57,11 +57,34 @@ pub fn name() -> &'static str {
     if ioapic::is_active() { "I/O APIC" } else { "8259 PIC" }
 }
 
-/// Acknowledges the I/O APIC's interrupt for `line` (at this CPU's local APIC); `false` if the
-/// line is masked and the interrupt was held for its unmask instead (`ioapic.rs`).
-pub(super) fn acknowledge_routed(line: u8) -> bool {
-    lapic::end_of_interrupt();
-    ioapic::admit(line)
+/// Serves the I/O APIC's interrupt for `line` with `serve` (unless the line is masked: then
+/// it is held for the unmask, `ioapic.rs`), acknowledging it at this CPU's local APIC: an edge
+/// line first, so the next edge is not lost meanwhile; a level line last, once `serve` has
+/// masked it or quieted the device — an earlier EOI would let the still-asserted input deliver
+/// the same interrupt again at once (Linux's "fasteoi" order).
+pub(super) fn serve_routed(line: u8, serve: impl FnOnce(u8)) {
+    if ioapic::is_level_triggered(line) {
+        if ioapic::admit(line) {
+            serve(line);
+        }
+        lapic::end_of_interrupt();
+    } else {
+        lapic::end_of_interrupt();
+        if ioapic::admit(line) {
+            serve(line);
+        }
+    }
+}
+
+/// Serves an interrupt that arrived on the PICs' vector for `line` with `serve`, unless it was
+/// spurious. After the hand-over this is an edge the 8259 had latched before it was masked:
+/// the I/O APIC never saw it, and dropping it could leave a device that waits to be served
+/// (its line still high, no new edge) silent for good, so it is served — or held, if the line
+/// is masked — like one of the I/O APIC's.
+pub(super) fn serve_legacy(line: u8, serve: impl FnOnce(u8)) {
+    if pic::acknowledge(line) && (!ioapic::is_active() || ioapic::admit(line)) {
+        serve(line);
+    }
 }
 
 /// Hands the ISA lines to the I/O APIC the MADT names, each keeping its mask, all delivered to

@@ -48,6 +48,8 @@ static COUNTERS: [Counters; MAX_CPUS] = [const {
 static PINGS: Handshake = Handshake::new();
 /// Polls of a ping's answer before it counts as lost.
 const MAX_PING_POLLS: u64 = 1 << 28;
+/// Per processor: halted in its idle loop.
+static HALTED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 /// Processors marked online.
 static ONLINE_COUNT: AtomicUsize = AtomicUsize::new(0);
 /// Local APIC id by processor number, once the processor is online (`u32::MAX`: not online).
@@ -91,13 +93,26 @@ pub(super) fn counts(index: usize) -> Option<Counts> {
 /// Halts this CPU until the next interrupt with interrupts enabled (atomically: `sti; hlt`),
 /// counting the time as idle; the caller has interrupts off and found nothing to do.
 pub fn halt_while_idle() {
+    let index = percpu::cpu_index();
+    let halted = HALTED.get(index);
+    if let Some(halted) = halted {
+        halted.store(true, Ordering::Relaxed);
+    }
     let start = cpu::read_timestamp();
     cpu::enable_interrupts_and_halt();
-    if let Some(counters) = COUNTERS.get(percpu::cpu_index()) {
+    if let Some(counters) = COUNTERS.get(index) {
         counters
             .idle_cycles
             .fetch_add(cpu::read_timestamp().saturating_sub(start), Ordering::Relaxed);
     }
+    if let Some(halted) = halted {
+        halted.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Whether processor `index` is halted in its idle loop right now (the best one to wake).
+pub fn is_halted(index: usize) -> bool {
+    HALTED.get(index).is_some_and(|halted| halted.load(Ordering::Relaxed))
 }
 
 /// Records that local APIC `apic_id` is processor `index` (before it starts).
@@ -162,6 +177,8 @@ pub(super) fn ping(index: usize) -> Result<(), &'static str> {
         if PINGS.is_answered(ticket) {
             return Ok(());
         }
+        // The target may be waiting for this CPU's shootdown answer, interrupts off.
+        crate::sync::local::while_waiting();
         core::hint::spin_loop();
     }
     Err("the ping was never answered")

@@ -122,19 +122,42 @@ pub(super) fn init() -> *mut TaskStateSegment {
     pointer
 }
 
-/// Builds and loads a GDT and TSS for another processor, whose IST stacks (by slot) end at
-/// `ist_tops`. Returns its TSS; neither is ever freed.
-pub(super) fn init_processor(ist_tops: [u64; IST_SLOT_COUNT]) -> *mut TaskStateSegment {
+/// Another processor's GDT and TSS, built by the boot CPU (so the new one allocates nothing
+/// before its per-CPU block is in place) and loaded by that processor.
+pub(super) struct ProcessorTables {
+    tables: &'static Tables,
+    tss: *mut TaskStateSegment,
+}
+
+// SAFETY: handed from the boot CPU to the processor it starts, which alone uses it from then on.
+unsafe impl Send for ProcessorTables {}
+// SAFETY: as above: shared only for the hand-over, read by one CPU at a time.
+unsafe impl Sync for ProcessorTables {}
+
+/// Builds a GDT and TSS for another processor, whose IST stacks (by slot) end at `ist_tops`;
+/// neither is ever freed.
+pub(super) fn build_processor(ist_tops: [u64; IST_SLOT_COUNT]) -> ProcessorTables {
     let mut tss = TaskStateSegment::new();
     for (slot, top) in ist_tops.into_iter().enumerate() {
         tss.interrupt_stack_table[slot] = VirtAddr::new(top);
     }
     let pointer = Box::into_raw(Box::new(tss));
-    // SAFETY: the TSS is never freed; later writes go through `pointer` with interrupts off,
-    // and the shared reference here is used only to build the descriptor.
+    // SAFETY: the TSS is never freed; later writes go through `pointer` with interrupts off on
+    // its own processor, and the shared reference here is used only to build the descriptor.
     let tables = Box::leak(Box::new(build(unsafe { &*pointer })));
-    load(tables);
-    pointer
+    ProcessorTables { tables, tss: pointer }
+}
+
+impl ProcessorTables {
+    /// Its TSS, for the processor's per-CPU block.
+    pub(super) fn tss(&self) -> *mut TaskStateSegment {
+        self.tss
+    }
+
+    /// Loads them on the processor they were built for.
+    pub(super) fn load(&self) {
+        load(self.tables);
+    }
 }
 
 fn build(tss: &'static TaskStateSegment) -> Tables {

@@ -144,6 +144,11 @@ pub(super) fn activate() {
     ACTIVE.store(true, Ordering::Release);
 }
 
+/// Whether ISA `line` is routed level-triggered (acknowledged after it is served).
+pub(super) fn is_level_triggered(line: u8) -> bool {
+    route_of(line).is_some_and(|route| !route.edge_triggered)
+}
+
 /// Whether the I/O APIC carries the ISA lines.
 pub(super) fn is_active() -> bool {
     ACTIVE.load(Ordering::Acquire)
@@ -182,9 +187,9 @@ pub(super) fn set_masked(line: u8, masked: bool) {
     }
 }
 
-/// Called for each interrupt on an I/O APIC line's vector (acknowledged already): `false` if
-/// the line is marked masked, in which case the interrupt is held for the unmask and the
-/// input masked at the chip until then.
+/// Called for each interrupt on an ISA line once the I/O APIC carries them: `false` if the
+/// line is marked masked, in which case the interrupt is held for the unmask and the input
+/// masked at the chip until then. (Level lines are never marked: `true`.)
 pub(super) fn admit(line: u8) -> bool {
     let index = usize::from(line);
     if !MARKED_MASKED.get(index).is_some_and(|marked| marked.load(Ordering::Acquire)) {

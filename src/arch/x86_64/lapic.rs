@@ -4,9 +4,9 @@
 //!
 //! Each CPU reaches only its own APIC at the shared address, so two CPUs never race on a
 //! register. On one CPU, an IPI is two writes (destination, then command), made with
-//! interrupts off so that no handler sending its own IPI lands between them. An NMI handler
-//! never sends one; the panic path's stop may (a panic inside the NMI handler), and it ends
-//! every CPU anyway.
+//! interrupts off so that no handler sending its own IPI lands between them (the timer's
+//! watchdog sends NMIs, a line's unmask resends an interrupt). An NMI handler never sends one;
+//! the panic path's stop may (a panic inside the NMI handler), and it ends every CPU anyway.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -39,8 +39,8 @@ pub use self::{
     boot::{BOOTLOADER_CONFIG, BootResources, start},
     controller::{line_masked, name as interrupt_controller},
     cpu_events::{
-        MAX_CPUS, halt_while_idle, is_online as cpu_is_online, online_count as cpus_online,
-        stop_other_processors, wake_processor,
+        MAX_CPUS, halt_while_idle, is_halted as cpu_is_halted, is_online as cpu_is_online,
+        online_count as cpus_online, stop_other_processors, wake_processor,
     },
     frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},

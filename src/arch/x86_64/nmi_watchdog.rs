@@ -17,7 +17,7 @@
 //! CPU's slots, which no other CPU writes (one watcher each); the NMI's part writes only its
 //! own CPU's report with atomic stores, taking no lock, so it may land anywhere.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::{cpu_events, cpu_events::MAX_CPUS, lapic, pit};
 use crate::events::running;
@@ -27,6 +27,9 @@ pub const HARD_STALL_BUDGET_MS: u64 = 500;
 
 /// What the watcher keeps of the CPU it watches, and what that CPU's NMI reports.
 struct Watched {
+    /// Who watches it (one more than its number; 0: nobody yet). A new watcher starts afresh,
+    /// in its own clock.
+    watcher: AtomicUsize,
     /// The watched CPU's tick count when the watcher last saw it change, and when that was
     /// by the watcher's clock.
     ticks_seen: AtomicU64,
@@ -49,6 +52,7 @@ struct Watched {
 
 static WATCHED: [Watched; MAX_CPUS] = [const {
     Watched {
+        watcher: AtomicUsize::new(0),
         ticks_seen: AtomicU64::new(0),
         changed_at_ms: AtomicU64::new(0),
         requested: AtomicBool::new(false),
@@ -125,8 +129,17 @@ pub(super) fn on_tick(index: usize) {
         );
     }
     let ticks = ticks_of(target);
+    if watched.watcher.swap(index + 1, Ordering::Relaxed) != index + 1 {
+        // First look by this watcher (the target just came online, or the ring changed).
+        watched.ticks_seen.store(ticks, Ordering::Relaxed);
+        watched.changed_at_ms.store(now_ms, Ordering::Relaxed);
+        return;
+    }
     if ticks != watched.ticks_seen.swap(ticks, Ordering::Relaxed) {
         watched.changed_at_ms.store(now_ms, Ordering::Relaxed);
+        // An NMI that never arrived must not make a later, unrelated one look like the
+        // watchdog's.
+        watched.requested.store(false, Ordering::Relaxed);
         if watched.caught.swap(false, Ordering::Relaxed) {
             log::warn!("watchdog: cpu {target} ticks again, after about {still_ms} ms");
         }

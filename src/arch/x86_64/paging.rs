@@ -280,8 +280,9 @@ pub unsafe fn translate(root: Frame, address: u64) -> Option<PageMapping> {
 
 /// Whether `address` is mapped at all, by a page of any size, in the active table.
 pub fn is_mapped(address: u64) -> bool {
-    // SAFETY: the active table is live; a read-only walk of it races at worst with a change the
-    // caller is not making, which in a single-CPU kernel means none.
+    // SAFETY: the active table is live; this CPU's walk can race only with a change another
+    // CPU makes to the kernel half, which only ever adds mappings (stacks are never unmapped)
+    // and is not used for the addresses asked about here (device registers).
     let table = unsafe { mapper(active_root()) };
     matches!(table.translate(VirtAddr::new(address)), TranslateResult::Mapped { .. })
 }

@@ -109,6 +109,11 @@ fn ask(cpu: usize) {
 /// Answers this CPU's outstanding shootdown requests, if any. The kernel's spin locks call it
 /// while they wait.
 pub(crate) fn serve_pending() {
+    // Before any other CPU runs there is nobody to answer (and early in boot GS may not name a
+    // per-CPU block yet).
+    if !lapic::is_ready() {
+        return;
+    }
     let me = percpu::cpu_index() % MAX_CPUS;
     FLUSHES.answer(me, || {
         tlb::flush_all();

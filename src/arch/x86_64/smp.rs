@@ -143,9 +143,10 @@ fn offset_of(symbol: *const u8) -> usize {
 
 /// What a starting processor is handed (leaked: read after the boot CPU has moved on).
 struct ProcessorStart {
-    index: usize,
     kernel_root: Frame,
-    ist_tops: [u64; gdt::IST_SLOT_COUNT],
+    tables: gdt::ProcessorTables,
+    /// Its per-CPU block (a `*mut PerCpu`), made by the boot CPU like the tables.
+    per_cpu: usize,
     online: AtomicBool,
 }
 
@@ -371,11 +372,16 @@ fn start_one(
         *top = new_stack(PROCESSOR_IST_STACK_BYTES).ok_or("no memory for its stacks")?;
     }
     let stack_top = new_stack(PROCESSOR_STACK_BYTES).ok_or("no memory for its stack")?;
+    // Everything the processor needs from the heap is made here: until its GS names its block,
+    // waiting for the heap's lock (which answers shootdowns, asking GS for this CPU's number)
+    // would read a block that is not there.
+    let tables = gdt::build_processor(ist_tops);
+    let per_cpu = percpu::new_cpu(index, tables.tss()) as usize;
     let start: &'static ProcessorStart =
         alloc::boxed::Box::leak(alloc::boxed::Box::new(ProcessorStart {
-            index,
             kernel_root: paging::active_root(),
-            ist_tops,
+            tables,
+            per_cpu,
             online: AtomicBool::new(false),
         }));
     // Entered by a jump, as if called: the return address slot below a 16-byte aligned top.
@@ -404,9 +410,10 @@ fn start_one(
 /// Where a started processor enters the kernel, on its own stack, with interrupts off and the
 /// temporary table loaded.
 extern "C" fn processor_entry(start: &'static ProcessorStart) -> ! {
-    let tss = gdt::init_processor(start.ist_tops);
+    // GS first: nothing before it may take a lock (a lock's wait asks GS for this CPU).
+    syscall::init(start.per_cpu as *mut percpu::PerCpu);
+    start.tables.load();
     idt::load();
-    syscall::init(percpu::new_cpu(start.index, tss));
     // SAFETY: the kernel's root has the same kernel half as the temporary table, so the code
     // and the stack stay mapped; the low identity map is not needed any more. Loaded once GS
     // names this CPU, which `activate` records as the root's user (the shootdown's list).

@@ -7,7 +7,7 @@ use ::x86_64::registers::control::Cr2;
 use super::{
     controller, cpu_events,
     frame::TrapFrame,
-    idt, ioapic, lines, nmi_watchdog, percpu, pic, shootdown,
+    idt, lines, nmi_watchdog, percpu, shootdown,
     vectors::{
         APIC_SPURIOUS_VECTOR, IOAPIC_VECTOR_BASE, LOCAL_TIMER_VECTOR, NMI_VECTOR, PIC_LINE_COUNT,
         PIC_VECTOR_BASE, PING_VECTOR, RESCHEDULE_VECTOR, SOFTWARE_IRQ_VECTOR, SYSCALL_VECTOR,
@@ -15,7 +15,7 @@ use super::{
     },
     watchdog,
 };
-use crate::events::{Access, BUS, Errno, Event, Outcome, Reply, irq};
+use crate::events::{Access, BUS, Errno, Event, Outcome, Reply, irq, running};
 
 /// The architectural exceptions, by vector (SDM Vol. 3A Table 6-1).
 const EXCEPTIONS: [(&str, &str); 32] = [
@@ -199,28 +199,42 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
         cpu_events::count_interrupt();
     }
     match vector {
+        SYSCALL_VECTOR => handle_syscall(frame),
         // Handled here, never on the bus: it may land anywhere, even where GS is the user's, and
         // says nothing about the code it interrupted (a process is not at fault).
         NMI_VECTOR => {
             let index = cpu_events::on_nmi();
             nmi_watchdog::on_nmi(index, frame.rip, frame.from_user());
         }
+        _ => {
+            // An interrupt or exception may land inside a bus handler: its own dispatch must
+            // give the interrupted handler's name back (`events::running`).
+            let cpu = percpu::cpu_index();
+            let interrupted = running::mark_on(cpu);
+            handle_trap(frame, vector);
+            running::put_back(cpu, interrupted);
+        }
+    }
+    // Never switch tasks on an IST stack: the next NMI/#MC would reuse the parked frames.
+    if idt::ist_slot(usize::from(vector)).is_none() {
+        // Deferred handlers (which the watchdog guards) run on cpu 0 only.
+        if percpu::cpu_index() == 0 {
+            watchdog::apply_abort(frame);
+        }
+        before_user_return(frame);
+    }
+}
+
+/// Everything but system calls and NMIs.
+fn handle_trap(frame: &mut TrapFrame, vector: u8) {
+    match vector {
         0..PIC_VECTOR_BASE => handle_exception(frame),
-        // Once the I/O APIC carries the lines, the masked PICs can still send a spurious
-        // interrupt: `acknowledge` counts it; nothing else arrives here then.
         v if v < PIC_VECTOR_BASE + PIC_LINE_COUNT => {
-            let line = v - PIC_VECTOR_BASE;
-            if pic::acknowledge(line) && !ioapic::is_active() {
-                lines::on_line(line);
-            }
+            controller::serve_legacy(v - PIC_VECTOR_BASE, lines::on_line);
         }
         v if (IOAPIC_VECTOR_BASE..IOAPIC_VECTOR_BASE + PIC_LINE_COUNT).contains(&v) => {
-            let line = v - IOAPIC_VECTOR_BASE;
-            if controller::acknowledge_routed(line) {
-                lines::on_line(line);
-            }
+            controller::serve_routed(v - IOAPIC_VECTOR_BASE, lines::on_line);
         }
-        SYSCALL_VECTOR => handle_syscall(frame),
         SOFTWARE_IRQ_VECTOR => lines::dispatch_irq(irq::SOFTWARE_LINE),
         LOCAL_TIMER_VECTOR => {
             cpu_events::on_local_timer();
@@ -232,14 +246,6 @@ extern "C" fn herald_trap_entry(frame: &mut TrapFrame) {
         PING_VECTOR => cpu_events::on_ping(),
         APIC_SPURIOUS_VECTOR => cpu_events::on_spurious(),
         _ => log::warn!("unexpected interrupt on vector {vector}, rip {:#x}; ignored", frame.rip),
-    }
-    // Never switch tasks on an IST stack: the next NMI/#MC would reuse the parked frames.
-    if idt::ist_slot(usize::from(vector)).is_none() {
-        // Deferred handlers (which the watchdog guards) run on cpu 0 only.
-        if percpu::cpu_index() == 0 {
-            watchdog::apply_abort(frame);
-        }
-        before_user_return(frame);
     }
 }
 
