@@ -176,3 +176,17 @@ fn malformed_executables_are_refused_with_the_reason() {
     assert_eq!(task::spawn("no-such", "", 0), Err(SpawnError::NotFound));
     assert_eq!(space::count(), 0, "refused images leave no address space behind");
 }
+
+#[test_case]
+fn each_process_keeps_its_own_sse_registers_through_preemption() {
+    // Two processes with different patterns in all sixteen SSE registers, yielding to each
+    // other (and to whoever else runs) hundreds of times: each must read back its own.
+    let seeds = [3u64, 11];
+    let pids: Vec<u32> = seeds
+        .iter()
+        .map(|seed| task::spawn("simd", &format!("{seed} 300"), 0).expect("spawn"))
+        .collect();
+    for (pid, seed) in pids.iter().zip(seeds) {
+        assert_eq!(task::wait(*pid), Ok(0), "simd {seed} found a register changed");
+    }
+}

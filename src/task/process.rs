@@ -379,6 +379,7 @@ fn start(
                 raise_refused: false,
                 cpu: 0,
                 switching_out: false,
+                fpu: arch::FpuState::initial(),
             }));
             Ok(pid)
         }

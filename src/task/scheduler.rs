@@ -87,6 +87,8 @@ pub(super) struct Task {
     /// Its CPU has switched away from it but may still be on its stack: no other CPU may resume
     /// it, and its stack and save slot must stay, until that CPU says it has left.
     pub(super) switching_out: bool,
+    /// Its x87/SSE registers while it is not running (saved and restored at each switch).
+    pub(super) fpu: Box<arch::FpuState>,
 }
 
 /// What the scheduler keeps for each CPU.
@@ -497,6 +499,8 @@ pub(super) fn schedule() {
         if let Some(task) = scheduler.tasks.get_mut(&previous) {
             task.syscalls += syscalls;
             task.switching_out = true;
+            // The registers are still the leaving task's: the kernel never touches them.
+            task.fpu.save();
         }
         CURRENT_PID[cpu].store(next, Ordering::Relaxed);
         let load = match scheduler.tasks.get_mut(&next) {
@@ -509,6 +513,7 @@ pub(super) fn schedule() {
                     // was one for everyone, and whoever returned first may have taken it.
                     ATTENTION[cpu].store(true, Ordering::Relaxed);
                 }
+                task.fpu.restore();
                 let top = task.kernel_stack.as_ref().expect("a live task has a stack").top();
                 // SAFETY: interrupts are off; the stack belongs to the task about to run and
                 // stays mapped while it lives.

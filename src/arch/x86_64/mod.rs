@@ -7,6 +7,7 @@ pub mod context;
 mod controller;
 pub mod cpu;
 mod cpu_events;
+mod fpu;
 mod frame;
 mod gdt;
 mod idt;
@@ -42,6 +43,7 @@ pub use self::{
         MAX_CPUS, halt_while_idle, is_halted as cpu_is_halted, is_online as cpu_is_online,
         online_count as cpus_online, stop_other_processors, wake_processor,
     },
+    fpu::FpuState,
     frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
     nmi_watchdog::{HARD_STALL_BUDGET_MS, StallReport, last_stall},
@@ -65,6 +67,7 @@ pub(crate) fn init_cpu() {
     serial::init();
     let tss = gdt::init();
     idt::init();
+    fpu::enable();
     syscall::init(percpu::boot_cpu(tss));
 }
 

@@ -20,8 +20,8 @@ use core::{
 };
 
 use super::{
-    BootResources, IrqMutex, acpi, controller, cpu, cpu_events, gdt, idt, lapic, paging, percpu,
-    pit, shootdown, syscall,
+    BootResources, IrqMutex, acpi, controller, cpu, cpu_events, fpu, gdt, idt, lapic, paging,
+    percpu, pit, shootdown, syscall,
     vectors::{APIC_SPURIOUS_VECTOR, LOCAL_TIMER_VECTOR},
 };
 use crate::vocab::Frame;
@@ -414,6 +414,7 @@ extern "C" fn processor_entry(start: &'static ProcessorStart) -> ! {
     syscall::init(start.per_cpu as *mut percpu::PerCpu);
     start.tables.load();
     idt::load();
+    fpu::enable();
     // SAFETY: the kernel's root has the same kernel half as the temporary table, so the code
     // and the stack stay mapped; the low identity map is not needed any more. Loaded once GS
     // names this CPU, which `activate` records as the root's user (the shootdown's list).
