@@ -5,6 +5,7 @@
 
 pub mod elf;
 pub mod ramdisk;
+pub mod start_stack;
 
 #[cfg(target_os = "none")]
 mod input;
