@@ -121,6 +121,10 @@ pub const ALL_RIGHTS: u64 = RIGHT_SPAWN | RIGHT_KILL | RIGHT_SHARE | RIGHT_EVENT
 /// bitmask, bit `n` for call `n`); `policy-sandbox` allows only those. See
 /// `herald_user::syscalls!`.
 pub const SYSCALLS_SECTION: &str = ".herald_syscalls";
+/// ELF section every Herald program has (`main!` puts it there): its system calls use the
+/// numbers in this file. An executable without it is a Linux program, whose calls use Linux's
+/// numbers and meanings.
+pub const ABI_SECTION: &str = ".herald_abi";
 
 /// The name of call `number`, for tracing.
 pub const fn syscall_name(number: u64) -> &'static str {
@@ -182,6 +186,8 @@ impl Errno {
     pub const EEXIST: Self = Self(17);
     /// Invalid argument.
     pub const EINVAL: Self = Self(22);
+    /// Not a terminal: an `ioctl` the file does not understand.
+    pub const ENOTTY: Self = Self(25);
     /// Function not implemented: unknown system call.
     pub const ENOSYS: Self = Self(38);
 
@@ -203,6 +209,7 @@ impl Errno {
             Self::EBUSY => "EBUSY",
             Self::EEXIST => "EEXIST",
             Self::EINVAL => "EINVAL",
+            Self::ENOTTY => "ENOTTY",
             Self::ENOSYS => "ENOSYS",
             _ => return None,
         })
@@ -226,5 +233,68 @@ impl core::fmt::Display for Errno {
             Some(name) => f.write_str(name),
             None => write!(f, "errno {}", self.0),
         }
+    }
+}
+
+/// The Linux system calls Herald serves for Linux programs, by their x86-64 numbers
+/// (`arch/x86/entry/syscalls/syscall_64.tbl`), and the `arch_prctl`/`ioctl` codes they use.
+pub mod linux {
+    /// `write(fd, buf, count)`.
+    pub const WRITE: u64 = 1;
+    /// `ioctl(fd, request, arg)`.
+    pub const IOCTL: u64 = 16;
+    /// `writev(fd, iov, iovcnt)`.
+    pub const WRITEV: u64 = 20;
+    /// `getpid()`.
+    pub const GETPID: u64 = 39;
+    /// `exit(status)`: ends the thread, here the process.
+    pub const EXIT: u64 = 60;
+    /// `getuid()`, `getgid()`, `geteuid()`, `getegid()`: always 0 (root, the only user).
+    pub const GETUID: u64 = 102;
+    /// See [`GETUID`].
+    pub const GETGID: u64 = 104;
+    /// See [`GETUID`].
+    pub const GETEUID: u64 = 107;
+    /// See [`GETUID`].
+    pub const GETEGID: u64 = 108;
+    /// `getppid()`.
+    pub const GETPPID: u64 = 110;
+    /// `arch_prctl(code, addr)`.
+    pub const ARCH_PRCTL: u64 = 158;
+    /// `gettid()`: the pid (one thread per process).
+    pub const GETTID: u64 = 186;
+    /// `set_tid_address(tidptr)`: answers the tid.
+    pub const SET_TID_ADDRESS: u64 = 218;
+    /// `exit_group(status)`.
+    pub const EXIT_GROUP: u64 = 231;
+
+    /// `arch_prctl` codes (`asm/prctl.h`).
+    pub const ARCH_SET_FS: u64 = 0x1002;
+    /// See [`ARCH_SET_FS`].
+    pub const ARCH_GET_FS: u64 = 0x1003;
+    /// `ioctl` request: the terminal's size (`asm-generic/ioctls.h`).
+    pub const TIOCGWINSZ: u64 = 0x5413;
+    /// Most `iovec`s one `writev` takes (`IOV_MAX`).
+    pub const IOV_MAX: u64 = 1024;
+
+    /// The name of Linux call `number`, for logs and denials (`None`: not one Herald knows).
+    pub const fn name(number: u64) -> Option<&'static str> {
+        Some(match number {
+            WRITE => "write",
+            IOCTL => "ioctl",
+            WRITEV => "writev",
+            GETPID => "getpid",
+            EXIT => "exit",
+            GETUID => "getuid",
+            GETGID => "getgid",
+            GETEUID => "geteuid",
+            GETEGID => "getegid",
+            GETPPID => "getppid",
+            ARCH_PRCTL => "arch_prctl",
+            GETTID => "gettid",
+            SET_TID_ADDRESS => "set_tid_address",
+            EXIT_GROUP => "exit_group",
+            _ => return None,
+        })
     }
 }

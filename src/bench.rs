@@ -109,7 +109,8 @@ pub fn run() {
         None,
     );
 
-    let event = Event::Syscall { number: 1, args: [0; 6], pid: 0 };
+    let event =
+        Event::Syscall { number: 1, args: [0; 6], pid: 0, abi: crate::events::SyscallAbi::Herald };
     let table: Vec<fn(&Event, &mut Reply) -> Verdict> =
         (0..16).map(|_| handler as fn(&Event, &mut Reply) -> Verdict).collect();
     let mut previous_bus = None;
@@ -294,7 +295,8 @@ pub fn run_smp() {
     bus.subscribe(EventKind::Syscall, "bench", Priority::OWNER, handler)
         .map(|s| s.keep_forever())
         .ok();
-    let event = Event::Syscall { number: 1, args: [0; 6], pid: 0 };
+    let event =
+        Event::Syscall { number: 1, args: [0; 6], pid: 0, abi: crate::events::SyscallAbi::Herald };
     let dispatch = || {
         smallest_of(|| {
             hundredths_per_op_over(SMP_ITERATIONS, || {

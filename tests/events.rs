@@ -210,7 +210,7 @@ fn a_general_protection_fault_carries_its_error_code() {
 fn a_syscall_is_served_by_its_owner_with_the_arguments() {
     let _owner = BUS
         .subscribe(EventKind::Syscall, "adder", Priority::OWNER, |event, reply| match event {
-            Event::Syscall { number: 500, args, pid: 0 } => {
+            Event::Syscall { number: 500, args, pid: 0, .. } => {
                 reply.value = args[0] + args[1];
                 Verdict::Handled
             }

@@ -190,3 +190,29 @@ fn each_process_keeps_its_own_sse_registers_through_preemption() {
         assert_eq!(task::wait(*pid), Ok(0), "simd {seed} found a register changed");
     }
 }
+
+#[test_case]
+fn a_static_musl_c_program_runs_with_its_arguments_and_exit_code() {
+    let free = free_frames();
+    let (code, output) = run("hello-musl", "a bc");
+    assert_eq!(code, 42, "output: {output:?}");
+    if herald::security::ACTIVE.name() == "sandbox" {
+        // A Linux program declares nothing: its output is refused, and the denial names the
+        // call by its Linux name.
+        assert!(!output.contains("hello from musl"), "output: {output:?}");
+        let denials = herald::security::recent_denials();
+        assert!(
+            denials.iter().any(|d| d.what.contains("(writev)")),
+            "denials: {:?}",
+            denials.iter().map(|d| &d.what).collect::<Vec<_>>()
+        );
+    } else {
+        assert!(
+            output.contains(
+                "hello from musl: argc 3, argv[0] \"hello-musl\", argv[1] \"a\", argv[2] \"bc\""
+            ),
+            "output: {output:?}"
+        );
+    }
+    assert_eq!(free_frames(), free, "the process's frames all came back");
+}

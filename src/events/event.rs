@@ -4,6 +4,17 @@ use core::fmt;
 
 use super::{Errno, MemoryRequest};
 
+/// Which system-call numbering a call uses: Herald's own (`abi.rs`) or Linux's (x86-64
+/// `unistd_64.h`), as the calling program's executable says.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub enum SyscallAbi {
+    /// Herald's programs (their executables carry `abi::ABI_SECTION`).
+    #[default]
+    Herald,
+    /// Unmodified static Linux programs.
+    Linux,
+}
+
 /// What a faulting access tried to do.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum Access {
@@ -67,6 +78,8 @@ pub enum Event {
         args: [u64; 6],
         /// Calling process (0: the kernel itself).
         pid: u32,
+        /// Which numbering `number` uses.
+        abi: SyscallAbi,
     },
     /// A request to change an address space, from a syscall or from kernel code.
     Memory {

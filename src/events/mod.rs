@@ -61,7 +61,7 @@ pub use self::{
     deferred::{DeferredGuard, Overrun, QueueInfo},
     dispatch::TIMING_SAMPLE_PERIOD,
     error::BusError,
-    event::{Access, Composition, Event, EventKind, QueueId},
+    event::{Access, Composition, Event, EventKind, QueueId, SyscallAbi},
     memory::{MemoryRequest, Protection, SpaceId},
     priority::{Band, Priority},
     queue::{BoundedQueue, Delivery, OverflowPolicy, PushOutcome, QueueStats},

@@ -13,7 +13,7 @@ fn leaked_bus() -> &'static Bus {
 }
 
 fn syscall(number: u64) -> Event {
-    Event::Syscall { number, args: [0; 6], pid: 7 }
+    Event::Syscall { number, args: [0; 6], pid: 7, abi: super::SyscallAbi::Herald }
 }
 
 /// A small deterministic generator (xorshift64*), so randomized tests repeat exactly.

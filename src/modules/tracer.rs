@@ -23,7 +23,7 @@ pub(super) static MODULE: Tracer =
     Tracer { subscription: IrqMutex::new(None), traced: AtomicU64::new(0) };
 
 fn trace(event: &Event, reply: &mut Reply) -> Verdict {
-    let Event::Syscall { number, args, pid } = *event else { return Verdict::Continue };
+    let Event::Syscall { number, args, pid, .. } = *event else { return Verdict::Continue };
     if pid == 0 {
         return Verdict::Continue;
     }

@@ -8,7 +8,7 @@ use super::{ACTIVE, Policy, Processes, SpawnInfo};
 use crate::{
     abi,
     arch::IrqMutex,
-    events::{BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, Verdict},
+    events::{BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
     vocab::Pid,
 };
 
@@ -75,7 +75,13 @@ fn audit(pid: Pid, kind: EventKind, what: String, errno: Errno) {
 }
 
 fn on_syscall(event: &Event, _reply: &mut Reply) -> Verdict {
-    let Event::Syscall { number, ref args, pid } = *event else { return Verdict::Continue };
+    let Event::Syscall { number, ref args, pid, abi } = *event else { return Verdict::Continue };
+    if abi == SyscallAbi::Linux && pid != 0 {
+        return match ACTIVE.check_linux_syscall(pid, number) {
+            Ok(()) => Verdict::Continue,
+            Err(errno) => deny_linux_syscall(pid, number, errno),
+        };
+    }
     // The kernel is not checked; unknown numbers go on to get ENOSYS.
     if pid == 0 || number >= abi::SYSCALL_COUNT {
         return Verdict::Continue;
@@ -92,6 +98,14 @@ fn on_syscall(event: &Event, _reply: &mut Reply) -> Verdict {
 fn deny_syscall(pid: Pid, number: u64, errno: Errno) -> Verdict {
     let name = abi::syscall_name(number);
     audit(pid, EventKind::Syscall, format!("system call {number} ({name})"), errno);
+    Verdict::Deny(errno)
+}
+
+#[cold]
+#[inline(never)]
+fn deny_linux_syscall(pid: Pid, number: u64, errno: Errno) -> Verdict {
+    let name = abi::linux::name(number).unwrap_or("unknown");
+    audit(pid, EventKind::Syscall, format!("Linux system call {number} ({name})"), errno);
     Verdict::Deny(errno)
 }
 

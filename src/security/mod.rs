@@ -69,6 +69,9 @@ pub trait Policy: Sync {
         args: &[u64; 6],
         processes: &dyn Processes,
     ) -> Result<(), Errno>;
+    /// May Linux program `pid` make Linux system call `number`? (Herald serves only calls
+    /// that act on the caller itself so far.)
+    fn check_linux_syscall(&self, pid: Pid, number: u64) -> Result<(), Errno>;
     /// May `pid` have `request` carried out?
     fn check_memory(
         &self,

@@ -28,6 +28,10 @@ impl Policy for Permissive {
         0
     }
 
+    fn check_linux_syscall(&self, _pid: Pid, _number: u64) -> Result<(), Errno> {
+        Ok(())
+    }
+
     #[inline]
     fn check_syscall(&self, _: Pid, _: u64, _: &[u64; 6], _: &dyn Processes) -> Result<(), Errno> {
         Ok(())

@@ -162,6 +162,9 @@ pub struct ImagePlan {
     /// The system calls the program declares it needs (the `.herald_syscalls` section, bit
     /// `n` for call `n`), if it declares them.
     pub declared_syscalls: Option<u64>,
+    /// It is one of Herald's programs (its executable has `abi::ABI_SECTION`); otherwise a
+    /// Linux program, started and served by Linux's conventions.
+    pub herald_abi: bool,
 }
 
 /// Reads the program's declared system calls; a missing or malformed section declares none.
@@ -298,6 +301,7 @@ pub fn plan(data: &[u8], user_space: &Range<u64>) -> Result<ImagePlan, ElfError>
         tls,
         segments: segments.into_iter().map(|(_, segment)| segment).collect(),
         declared_syscalls: declared_syscalls(&file),
+        herald_abi: file.section_header_by_name(crate::abi::ABI_SECTION).ok().flatten().is_some(),
     })
 }
 

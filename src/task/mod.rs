@@ -10,6 +10,8 @@ pub mod start_stack;
 #[cfg(target_os = "none")]
 mod input;
 #[cfg(target_os = "none")]
+mod linux;
+#[cfg(target_os = "none")]
 mod process;
 #[cfg(target_os = "none")]
 mod scheduler;
@@ -42,4 +44,5 @@ pub fn init(ramdisk_image: Option<&'static [u8]>) {
     scheduler::init();
     process::init(ramdisk_image);
     syscalls::subscribe();
+    linux::subscribe();
 }

@@ -11,15 +11,16 @@ use super::{
         self, BlockReason, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, SCHEDULER, Scheduler, State,
         TIME_SLICE_TICKS, Task, schedule,
     },
-    subscriptions,
+    start_stack, subscriptions,
 };
 use crate::{
     abi,
     arch::{self, context, cpu, paging},
     events::{
-        Access, BUS, Errno, Event, EventKind, MemoryRequest, Priority, Reply, SpaceId, Verdict,
+        Access, BUS, Errno, Event, EventKind, MemoryRequest, Priority, Reply, SpaceId, SyscallAbi,
+        Verdict,
     },
-    mm::{self, KernelStack, space, user_copy},
+    mm::{self, FRAME_SIZE_BYTES, KernelStack, space, user_copy},
     security,
 };
 
@@ -58,7 +59,7 @@ pub(super) fn init(ramdisk_image: Option<&'static [u8]>) {
         None => log::warn!("no ramdisk: no user programs to run"),
     }
     arch::set_task_hooks(arch::TaskHooks {
-        current_pid: scheduler::current_pid,
+        current_caller: scheduler::current_caller,
         before_user_return,
         preempt_point: || {
             // Every reason to stop here (a resched, a kill) raises the attention flag first:
@@ -332,7 +333,7 @@ fn start(
     }
     let plan = elf::plan(image, &paging::USER_SPACE).map_err(SpawnError::BadExecutable)?;
     let space = space::create().map_err(|_| SpawnError::OutOfMemory)?;
-    match build_process(space, &plan, image, args) {
+    match build_process(space, &plan, image, name, args) {
         Ok((stack, saved_stack_pointer)) => {
             let pid = {
                 let mut scheduler = SCHEDULER.lock();
@@ -380,6 +381,8 @@ fn start(
                 cpu: 0,
                 switching_out: false,
                 fpu: arch::FpuState::initial(),
+                abi: if plan.herald_abi { SyscallAbi::Herald } else { SyscallAbi::Linux },
+                fs_base: 0,
             }));
             Ok(pid)
         }
@@ -390,10 +393,32 @@ fn start(
     }
 }
 
+/// What `AT_CLKTCK` tells a Linux program (`USER_HZ`, the unit `times` reports in).
+const LINUX_CLOCK_TICKS_PER_SECOND: u64 = 100;
+
+/// `AT_RANDOM`'s 16 bytes: time-stamp counter readings stirred with splitmix64. Unpredictable
+/// enough to seed a libc's hash tables and stack canaries against accident, not against an
+/// attacker who can read the counter — there is no entropy source yet.
+fn start_random_bytes() -> [u8; 16] {
+    let mix = |mut z: u64| {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let first = mix(cpu::read_timestamp());
+    let second = mix(first ^ cpu::read_timestamp());
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&first.to_le_bytes());
+    bytes[8..].copy_from_slice(&second.to_le_bytes());
+    bytes
+}
+
 fn build_process(
     space: SpaceId,
     plan: &elf::ImagePlan,
     image: &[u8],
+    name: &str,
     args: &str,
 ) -> Result<(KernelStack, u64), SpawnError> {
     let out_of_memory = |_| SpawnError::OutOfMemory;
@@ -413,15 +438,35 @@ fn build_process(
             .map_err(out_of_memory)?;
     }
     space::reserve_stack(space, USER_STACK_TOP, USER_STACK_SIZE_BYTES).map_err(out_of_memory)?;
-    let args_address = (USER_STACK_TOP - args.len() as u64) / 16 * 16;
-    user_copy::load(space, args_address, args.as_bytes()).map_err(out_of_memory)?;
-    let stack = KernelStack::new(KERNEL_STACK_SIZE_BYTES).map_err(|_| SpawnError::OutOfMemory)?;
-    let entry = context::UserEntry {
-        rip: plan.entry,
-        // `_start` is entered like a called function: rsp + 8 is 16-byte aligned.
-        rsp: args_address - 8,
-        args: [args_address, args.len() as u64],
+    let entry = if plan.herald_abi {
+        let args_address = (USER_STACK_TOP - args.len() as u64) / 16 * 16;
+        user_copy::load(space, args_address, args.as_bytes()).map_err(out_of_memory)?;
+        context::UserEntry {
+            rip: plan.entry,
+            // `_start` is entered like a called function: rsp + 8 is 16-byte aligned.
+            rsp: args_address - 8,
+            args: [args_address, args.len() as u64],
+        }
+    } else {
+        // A Linux program: the psABI's stack, its name then the words of `args` as argv.
+        let argv: Vec<&str> = core::iter::once(name).chain(args.split_whitespace()).collect();
+        let aux = start_stack::Auxiliary {
+            program_headers: plan.program_headers,
+            program_header_bytes: u64::from(plan.program_header_bytes),
+            program_header_count: u64::from(plan.program_header_count),
+            entry: plan.entry,
+            page_bytes: FRAME_SIZE_BYTES,
+            hardware_capabilities: cpu::hardware_capabilities(),
+            clock_ticks_per_second: LINUX_CLOCK_TICKS_PER_SECOND,
+            random: start_random_bytes(),
+        };
+        let stack = start_stack::build(USER_STACK_TOP, &argv, &[], &aux)
+            .map_err(|_| SpawnError::ArgumentsTooLong)?;
+        user_copy::load(space, stack.stack_pointer, &stack.bytes).map_err(out_of_memory)?;
+        // rsp at argc, 16-byte aligned; rdx 0 (no exit hook from a dynamic linker).
+        context::UserEntry { rip: plan.entry, rsp: stack.stack_pointer, args: [0, 0] }
     };
+    let stack = KernelStack::new(KERNEL_STACK_SIZE_BYTES).map_err(|_| SpawnError::OutOfMemory)?;
     // SAFETY: the stack is fresh, mapped, page-sized or larger, and its top is page aligned.
     let saved_stack_pointer = unsafe { context::prepare_user_entry(stack.top(), entry) };
     Ok((stack, saved_stack_pointer))

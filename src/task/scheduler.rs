@@ -23,7 +23,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use super::Pid;
 use crate::{
     arch::{self, IrqMutex, MAX_CPUS, context, cpu},
-    events::{BUS, Event, EventKind, Priority, Reply, SpaceId, Verdict},
+    events::{BUS, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
     mm::{KernelStack, space},
 };
 
@@ -89,6 +89,11 @@ pub(super) struct Task {
     pub(super) switching_out: bool,
     /// Its x87/SSE registers while it is not running (saved and restored at each switch).
     pub(super) fpu: Box<arch::FpuState>,
+    /// Which system-call numbering its executable uses.
+    pub(super) abi: SyscallAbi,
+    /// Its FS segment base (a Linux program's thread pointer, `arch_prctl`), loaded at each
+    /// switch to it.
+    pub(super) fs_base: u64,
 }
 
 /// What the scheduler keeps for each CPU.
@@ -129,6 +134,9 @@ pub(super) struct Scheduler {
 static ATTENTION: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 /// Per CPU: the running task's pid and space, readable without the lock (syscall entry).
 static CURRENT_PID: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Set in `CURRENT_PID` for a Linux program (pids stay far below it): one load tells a system
+/// call both who calls and which numbering it uses.
+const LINUX_CALLER: u32 = 1 << 31;
 static CURRENT_SPACE: [AtomicU32; MAX_CPUS] =
     [const { AtomicU32::new(SpaceId::KERNEL.0) }; MAX_CPUS];
 /// Per CPU: system calls its running task made since it was switched in; added to the task's
@@ -141,14 +149,33 @@ fn this_cpu() -> usize {
     arch::cpu_index() % MAX_CPUS
 }
 
-/// The running process's pid (0: the kernel).
-pub(super) fn current_pid() -> Pid {
-    CURRENT_PID[this_cpu()].load(Ordering::Relaxed)
+/// The running process's pid and the numbering its system calls use.
+pub(super) fn current_caller() -> (Pid, SyscallAbi) {
+    let word = CURRENT_PID[this_cpu()].load(Ordering::Relaxed);
+    let abi = if word & LINUX_CALLER != 0 { SyscallAbi::Linux } else { SyscallAbi::Herald };
+    (word & !LINUX_CALLER, abi)
 }
 
 /// The running process's address space.
 pub(super) fn current_space() -> SpaceId {
     SpaceId(CURRENT_SPACE[this_cpu()].load(Ordering::Relaxed))
+}
+
+/// Sets the running task's FS base (kept for its next switches).
+pub(super) fn set_current_fs_base(base: u64) {
+    if let Some(task) = SCHEDULER.lock().current_task() {
+        task.fs_base = base;
+    }
+}
+
+/// The running task's FS base.
+pub(super) fn current_fs_base() -> u64 {
+    SCHEDULER.lock().current_task().map_or(0, |task| task.fs_base)
+}
+
+/// Process `pid`'s parent (0: the kernel, or no such process).
+pub(super) fn parent_of(pid: Pid) -> Pid {
+    SCHEDULER.lock().tasks.get(&pid).map_or(0, |task| task.parent)
 }
 
 /// Counts a system call of the running task.
@@ -502,7 +529,8 @@ pub(super) fn schedule() {
             // The registers are still the leaving task's: the kernel never touches them.
             task.fpu.save();
         }
-        CURRENT_PID[cpu].store(next, Ordering::Relaxed);
+        let linux = scheduler.tasks.get(&next).is_some_and(|task| task.abi == SyscallAbi::Linux);
+        CURRENT_PID[cpu].store(if linux { next | LINUX_CALLER } else { next }, Ordering::Relaxed);
         let load = match scheduler.tasks.get_mut(&next) {
             Some(task) => {
                 task.state = State::Running;
@@ -514,6 +542,7 @@ pub(super) fn schedule() {
                     ATTENTION[cpu].store(true, Ordering::Relaxed);
                 }
                 task.fpu.restore();
+                arch::set_user_fs_base(task.fs_base);
                 let top = task.kernel_stack.as_ref().expect("a live task has a stack").top();
                 // SAFETY: interrupts are off; the stack belongs to the task about to run and
                 // stays mapped while it lives.
@@ -588,18 +617,23 @@ pub fn is_alive(pid: Pid) -> bool {
     SCHEDULER.lock().tasks.get(&pid).is_some_and(|task| !matches!(task.state, State::Zombie(_)))
 }
 
-/// One step of the idle task: deferred work first (a budget of it), else a ready process,
-/// else halt until the next interrupt.
+/// One step of the idle task: deferred work first (a budget of it), then a ready process;
+/// halts until the next interrupt only when there was neither.
 pub fn idle_step() {
     cpu::disable_interrupts();
-    if BUS.has_deferred_work() {
+    let had_deferred_work = BUS.has_deferred_work();
+    if had_deferred_work {
         cpu::enable_interrupts();
         BUS.run_deferred(DEFERRED_BUDGET_PER_ROUND);
-        return;
+        cpu::disable_interrupts();
     }
+    // Then a ready process gets its turn in the same step: deferred work that arrives faster
+    // than a step takes (a timer-driven queue, each tick) must not starve processes here.
     let ready = !SCHEDULER.lock().ready.is_empty();
     if ready {
         schedule();
+        cpu::enable_interrupts();
+    } else if had_deferred_work {
         cpu::enable_interrupts();
     } else {
         arch::halt_while_idle();

@@ -16,7 +16,8 @@ use super::{
 use crate::{
     abi, console,
     events::{
-        BUS, Errno, Event, EventKind, MemoryRequest, Priority, Protection, Reply, SpaceId, Verdict,
+        BUS, Errno, Event, EventKind, MemoryRequest, Priority, Protection, Reply, SpaceId,
+        SyscallAbi, Verdict,
     },
     mm::{self, space, user_copy},
 };
@@ -44,7 +45,10 @@ enum Served {
 }
 
 fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
-    let Event::Syscall { number, ref args, pid } = *event else { return Verdict::Continue };
+    let Event::Syscall { number, ref args, pid, abi: SyscallAbi::Herald } = *event else {
+        // A Linux program's call is `linux.rs`'s.
+        return Verdict::Continue;
+    };
     if pid == 0 || number >= abi::SYSCALL_COUNT {
         // Kernel-raised test syscalls and unknown numbers are not ours (the default: ENOSYS).
         return Verdict::Continue;
@@ -165,12 +169,12 @@ fn space_of(pid: Pid) -> Result<SpaceId, Errno> {
     }
 }
 
-fn exit(code: i32) {
+pub(super) fn exit(code: i32) {
     let pid = SCHEDULER.lock().current();
     scheduler::request_exit(pid, code);
 }
 
-fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
+pub(super) fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
     if fd != 1 && fd != 2 {
         return Err(Errno::EBADF);
     }

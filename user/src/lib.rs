@@ -235,8 +235,13 @@ macro_rules! main {
             let args = unsafe {
                 core::str::from_utf8_unchecked(core::slice::from_raw_parts(args, args_len))
             };
-            // Referenced, so the linker keeps the declaration section.
+            /// Marks the executable as Herald's: its calls use Herald's numbers, not Linux's.
+            #[unsafe(link_section = ".herald_abi")]
+            #[used]
+            static HERALD_ABI: u8 = 1;
+            // Referenced, so the linker keeps the declaration sections.
             core::hint::black_box($declared);
+            core::hint::black_box(&raw const HERALD_ABI);
             $crate::exit($main(args))
         }
     };

@@ -152,3 +152,22 @@ pub fn with_user_access<R>(f: impl FnOnce() -> R) -> R {
     }
     result
 }
+
+/// IA32_FS_BASE (SDM Vol. 4, Table 2-2): the FS segment's base, a Linux program's thread
+/// pointer.
+const IA32_FS_BASE: u32 = 0xc000_0100;
+
+/// Loads `base` as this CPU's FS base: the running task's (called at each switch to it, and by
+/// `arch_prctl`). `base` must be a user-half address (the caller checked: a non-canonical one
+/// would fault here, in the kernel).
+pub fn set_user_fs_base(base: u64) {
+    debug_assert!(base < 0x0000_8000_0000_0000, "a user-half FS base");
+    // SAFETY: the kernel never uses FS, so its base only matters to ring 3; the value is
+    // canonical (the caller keeps it in the user half), so the write cannot fault.
+    unsafe { ::x86_64::registers::model_specific::Msr::new(IA32_FS_BASE).write(base) };
+}
+
+/// What Linux reports as `AT_HWCAP` on x86: CPUID leaf 1's EDX feature bits.
+pub fn hardware_capabilities() -> u64 {
+    u64::from(core::arch::x86_64::__cpuid(1).edx)
+}

@@ -39,6 +39,7 @@ pub use bootloader_api;
 pub use self::{
     boot::{BOOTLOADER_CONFIG, BootResources, start},
     controller::{line_masked, name as interrupt_controller},
+    cpu::set_user_fs_base,
     cpu_events::{
         MAX_CPUS, halt_while_idle, is_halted as cpu_is_halted, is_online as cpu_is_online,
         online_count as cpus_online, stop_other_processors, wake_processor,

@@ -15,7 +15,7 @@ use super::{
     },
     watchdog,
 };
-use crate::events::{Access, BUS, Errno, Event, Outcome, Reply, irq, running};
+use crate::events::{Access, BUS, Errno, Event, Outcome, Reply, SyscallAbi, irq, running};
 
 /// The architectural exceptions, by vector (SDM Vol. 3A Table 6-1).
 const EXCEPTIONS: [(&str, &str); 32] = [
@@ -108,8 +108,9 @@ impl fmt::Display for ExceptionReport<'_> {
 /// What the task layer tells the trap path; arch knows nothing of processes beyond this.
 #[derive(Clone, Copy, Debug)]
 pub struct TaskHooks {
-    /// The running process's id, stamped on syscall events (0: the kernel).
-    pub current_pid: fn() -> u32,
+    /// The running process's id and the numbering its calls use, stamped on syscall events
+    /// (pid 0: the kernel).
+    pub current_caller: fn() -> (u32, SyscallAbi),
     /// Called with interrupts off just before returning to ring 3: the scheduler switches away
     /// here if the process was killed, blocked, or used up its time slice.
     pub before_user_return: fn(),
@@ -160,8 +161,8 @@ pub fn set_task_hooks(hooks: TaskHooks) {
     TASK_HOOKS.call_once(|| hooks);
 }
 
-fn current_pid() -> u32 {
-    TASK_HOOKS.get().map_or(0, |hooks| (hooks.current_pid)())
+fn current_caller() -> (u32, SyscallAbi) {
+    TASK_HOOKS.get().map_or((0, SyscallAbi::Herald), |hooks| (hooks.current_caller)())
 }
 
 /// A point where a long kernel operation may be preempted (see [`TaskHooks::preempt_point`]);
@@ -319,11 +320,12 @@ pub(super) fn handle_syscall(frame: &mut TrapFrame) {
 }
 
 fn serve_syscall(frame: &mut TrapFrame) {
-    let pid = if frame.from_user() { current_pid() } else { 0 };
+    let (pid, abi) = if frame.from_user() { current_caller() } else { (0, SyscallAbi::Herald) };
     let event = Event::Syscall {
         number: frame.rax,
         args: [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9],
         pid,
+        abi,
     };
     let mut reply = Reply::new();
     let outcome = BUS.dispatch(&event, &mut reply);

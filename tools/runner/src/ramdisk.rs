@@ -1,4 +1,6 @@
-//! Builds the user programs and packs them into the boot ramdisk.
+//! Builds the user programs and packs them into the boot ramdisk: Herald's own (`user/`, Rust)
+//! and the Linux programs in `user/linux/` (C, built static with musl when `musl-gcc` is
+//! there; Debian's `musl-tools`).
 //!
 //! Format (read by the kernel's `task::ramdisk`; all integers little-endian):
 //! - header: magic `HRDK0001` (8 bytes), entry count `u32`, reserved `u32` (0);
@@ -76,9 +78,55 @@ pub(crate) fn build(repository: &Path, image: &Path) -> Result<PathBuf, String> 
             files.push((name.to_owned(), elf));
         }
     }
+    files.extend(linux_programs(repository, &target_dir.join("linux"))?);
     files.sort();
     fs::write(image, pack(&files)?).map_err(|error| format!("cannot write ramdisk: {error}"))?;
     Ok(image.to_path_buf())
+}
+
+/// Builds each `user/linux/NAME.c` into `out/NAME` (static, stripped; again only when the
+/// source is newer) with `musl-gcc` and returns them. Without `musl-gcc` they are left out, with
+/// a warning: the tests that run them then say the program is not in the ramdisk.
+fn linux_programs(repository: &Path, out: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let sources = repository.join("user/linux");
+    let Ok(entries) = fs::read_dir(&sources) else { return Ok(Vec::new()) };
+    let compiler = std::env::var("HERALD_MUSL_GCC").unwrap_or_else(|_| "musl-gcc".into());
+    let mut programs = Vec::new();
+    let mut warned = false;
+    for entry in entries {
+        let source = entry.map_err(|e| e.to_string())?.path();
+        let Some(name) = source.file_stem().and_then(|stem| stem.to_str()) else { continue };
+        if !source.extension().is_some_and(|extension| extension == "c") {
+            continue;
+        }
+        let binary = out.join(name);
+        let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
+        if modified(&binary) < modified(&source) || modified(&binary).is_none() {
+            fs::create_dir_all(out).map_err(|e| e.to_string())?;
+            let status = Command::new(&compiler)
+                .args(["-static", "-O2", "-s", "-o"])
+                .arg(&binary)
+                .arg(&source)
+                .status();
+            match status {
+                Ok(status) if status.success() => {}
+                Ok(_) => return Err(format!("{compiler} failed on {}", source.display())),
+                Err(_) => {
+                    if !warned {
+                        eprintln!(
+                            "herald-runner: {compiler} not found: the C programs in user/linux \
+                             are left out of the ramdisk (apt install musl-tools)"
+                        );
+                        warned = true;
+                    }
+                    continue;
+                }
+            }
+        }
+        let elf = fs::read(&binary).map_err(|error| format!("{name}: {error}"))?;
+        programs.push((name.to_owned(), elf));
+    }
+    Ok(programs)
 }
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! The Linux system calls Herald serves Linux programs (issue 17, first set: what a static
+//! musl "hello world" makes), by Linux's numbers and meanings, as the owner of a `syscall`
+//! event whose caller is a Linux program. A call not here answers `ENOSYS` and is logged once
+//! per program (by number; its name when Herald knows it).
+
+#![forbid(unsafe_code)]
+
+use alloc::collections::BTreeSet;
+
+use super::{Pid, scheduler, syscalls};
+use crate::{
+    abi::linux,
+    arch::{self, paging},
+    events::{BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
+    mm::user_copy,
+    sync::IrqSpinLock,
+};
+
+/// Bytes of one `struct iovec` (`base`, `len`).
+const IOVEC_BYTES: u64 = 16;
+/// Unknown calls already logged, as (pid, number), so a program that keeps asking logs once.
+/// Bounded: past this many, unknown calls are no longer logged at all.
+const MAX_LOGGED_UNKNOWN: usize = 256;
+static LOGGED_UNKNOWN: IrqSpinLock<BTreeSet<(Pid, u64)>> = IrqSpinLock::new(BTreeSet::new());
+
+/// Subscribes the Linux calls' owner, after Herald's own (which passes Linux programs' calls).
+pub(super) fn subscribe() {
+    BUS.subscribe(EventKind::Syscall, "linux-calls", Priority::OWNER, on_syscall)
+        .expect("the Linux calls subscribe at boot")
+        .keep_forever();
+}
+
+fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
+    let Event::Syscall { number, ref args, pid, abi: SyscallAbi::Linux } = *event else {
+        return Verdict::Continue;
+    };
+    if pid == 0 {
+        return Verdict::Continue;
+    }
+    scheduler::count_syscall();
+    match serve(number, args, pid, scheduler::current_space()) {
+        Ok(value) => {
+            reply.value = value;
+            Verdict::Handled
+        }
+        Err(errno) => Verdict::Deny(errno),
+    }
+}
+
+fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<u64, Errno> {
+    match number {
+        linux::WRITE => syscalls::write(args[0], args[1], args[2], space),
+        linux::WRITEV => writev(args[0], args[1], args[2], space),
+        // The console is not a terminal yet (termios comes with the tty, part 2).
+        linux::IOCTL => Err(Errno::ENOTTY),
+        // One thread per process: its thread id is its pid.
+        linux::GETPID | linux::GETTID | linux::SET_TID_ADDRESS => Ok(u64::from(pid)),
+        linux::GETPPID => Ok(u64::from(scheduler::parent_of(pid))),
+        // One user, root.
+        linux::GETUID | linux::GETGID | linux::GETEUID | linux::GETEGID => Ok(0),
+        linux::ARCH_PRCTL => arch_prctl(args[0], args[1], space),
+        linux::EXIT | linux::EXIT_GROUP => {
+            // Linux keeps the low 8 bits of the status.
+            syscalls::exit(i32::from(args[0] as u8));
+            Ok(0)
+        }
+        _ => {
+            log_unknown_once(pid, number);
+            Err(Errno::ENOSYS)
+        }
+    }
+}
+
+/// `writev(fd, iov, iovcnt)`: each buffer in turn, through `write`; stops at the first short
+/// or failed one, answering what was written (or that error, if nothing was).
+fn writev(fd: u64, vector: u64, count: u64, space: SpaceId) -> Result<u64, Errno> {
+    if count > linux::IOV_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let mut written = 0u64;
+    for index in 0..count {
+        let mut iovec = [0u8; IOVEC_BYTES as usize];
+        let at = vector.checked_add(index * IOVEC_BYTES).ok_or(Errno::EFAULT)?;
+        user_copy::copy_from_user(space, at, &mut iovec)?;
+        let base = u64::from_le_bytes(iovec[..8].try_into().expect("8 bytes"));
+        let len = u64::from_le_bytes(iovec[8..].try_into().expect("8 bytes"));
+        if len == 0 {
+            continue;
+        }
+        match syscalls::write(fd, base, len, space) {
+            Ok(done) => {
+                written += done;
+                if done < len {
+                    break;
+                }
+            }
+            Err(errno) if written == 0 => return Err(errno),
+            Err(_) => break,
+        }
+    }
+    Ok(written)
+}
+
+/// `arch_prctl`: the FS base (a program's thread pointer), set or read.
+fn arch_prctl(code: u64, address: u64, space: SpaceId) -> Result<u64, Errno> {
+    match code {
+        linux::ARCH_SET_FS => {
+            // A base outside the user half would be the kernel's to use, and a non-canonical
+            // one would fault when loaded.
+            if !paging::USER_SPACE.contains(&address) && address != 0 {
+                return Err(Errno::EPERM);
+            }
+            scheduler::set_current_fs_base(address);
+            arch::set_user_fs_base(address);
+            Ok(0)
+        }
+        linux::ARCH_GET_FS => {
+            let base = scheduler::current_fs_base();
+            user_copy::copy_to_user(space, address, &base.to_le_bytes())?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+#[cold]
+fn log_unknown_once(pid: Pid, number: u64) {
+    let mut logged = LOGGED_UNKNOWN.lock();
+    if logged.len() < MAX_LOGGED_UNKNOWN && logged.insert((pid, number)) {
+        drop(logged);
+        let name = linux::name(number).unwrap_or("a call Herald does not know");
+        log::info!("pid {pid}: Linux system call {number} ({name}) is not served: ENOSYS");
+    }
+}
