@@ -81,3 +81,16 @@ fn the_deferred_heartbeat_runs_in_the_idle_task() {
     }
     assert!(handled(module("heartbeat")) > before, "deferred timer handler never ran");
 }
+
+#[test_case]
+fn the_tracer_names_a_linux_programs_calls_as_strace_would() {
+    console::start_capture();
+    modules::set_tracing(true);
+    assert_eq!(run("hello-musl"), 42);
+    modules::set_tracing(false);
+    let output = console::take_capture();
+    for call in ["arch_prctl(0x1002", "set_tid_address(", "writev(0x1", "exit_group(0x2a"] {
+        assert!(output.contains(call), "{call}: {output}");
+    }
+    assert!(output.contains("ioctl(0x1, 0x5413") && output.contains("ENOTTY"), "{output}");
+}

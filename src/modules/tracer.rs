@@ -9,7 +9,7 @@ use super::{Module, ModuleError, Registrar};
 use crate::{
     abi,
     arch::IrqMutex,
-    events::{BUS, Event, EventKind, Outcome, Priority, Reply, Subscription, Verdict},
+    events::{BUS, Event, EventKind, Outcome, Priority, Reply, Subscription, SyscallAbi, Verdict},
     println,
 };
 
@@ -23,7 +23,9 @@ pub(super) static MODULE: Tracer =
     Tracer { subscription: IrqMutex::new(None), traced: AtomicU64::new(0) };
 
 fn trace(event: &Event, reply: &mut Reply) -> Verdict {
-    let Event::Syscall { number, args, pid, .. } = *event else { return Verdict::Continue };
+    let Event::Syscall { number, args, pid, abi: calls } = *event else {
+        return Verdict::Continue;
+    };
     if pid == 0 {
         return Verdict::Continue;
     }
@@ -34,9 +36,20 @@ fn trace(event: &Event, reply: &mut Reply) -> Verdict {
         Outcome::Denied(errno) => format!("-1 {errno}"),
         Outcome::Unhandled => String::from("-1 ENOSYS"),
     };
+    // A Linux program's calls by their Linux names (strace's); an unknown one by its number.
+    let linux_unknown;
+    let name = match calls {
+        SyscallAbi::Herald => abi::syscall_name(number),
+        SyscallAbi::Linux => match abi::linux::name(number) {
+            Some(name) => name,
+            None => {
+                linux_unknown = format!("syscall_{number}");
+                &linux_unknown
+            }
+        },
+    };
     println!(
-        "[trace] pid {pid} {}({:#x}, {:#x}, {:#x}) = {result}",
-        abi::syscall_name(number),
+        "[trace] pid {pid} {name}({:#x}, {:#x}, {:#x}) = {result}",
         args[0],
         args[1],
         args[2]
