@@ -241,8 +241,20 @@ impl core::fmt::Display for Errno {
 pub mod linux {
     /// `write(fd, buf, count)`.
     pub const WRITE: u64 = 1;
+    /// `mmap(addr, len, prot, flags, fd, offset)`: anonymous private memory only.
+    pub const MMAP: u64 = 9;
+    /// `mprotect(addr, len, prot)`.
+    pub const MPROTECT: u64 = 10;
+    /// `munmap(addr, len)`.
+    pub const MUNMAP: u64 = 11;
+    /// `brk(addr)`: there is no break to move; answers 0, and libc falls back to `mmap`.
+    pub const BRK: u64 = 12;
     /// `ioctl(fd, request, arg)`.
     pub const IOCTL: u64 = 16;
+    /// `sched_yield()`.
+    pub const SCHED_YIELD: u64 = 24;
+    /// `nanosleep(req, rem)`.
+    pub const NANOSLEEP: u64 = 35;
     /// `writev(fd, iov, iovcnt)`.
     pub const WRITEV: u64 = 20;
     /// `getpid()`.
@@ -265,8 +277,33 @@ pub mod linux {
     pub const GETTID: u64 = 186;
     /// `set_tid_address(tidptr)`: answers the tid.
     pub const SET_TID_ADDRESS: u64 = 218;
+    /// `clock_gettime(clock, tp)`.
+    pub const CLOCK_GETTIME: u64 = 228;
+    /// `clock_nanosleep(clock, flags, req, rem)`: relative sleeps.
+    pub const CLOCK_NANOSLEEP: u64 = 230;
     /// `exit_group(status)`.
     pub const EXIT_GROUP: u64 = 231;
+    /// `getrandom(buf, len, flags)`.
+    pub const GETRANDOM: u64 = 318;
+
+    /// `mmap` protection bits and flags (`asm-generic/mman-common.h`).
+    pub const PROT_WRITE: u64 = 0x2;
+    /// See [`PROT_WRITE`].
+    pub const PROT_EXEC: u64 = 0x4;
+    /// See [`PROT_WRITE`].
+    pub const MAP_PRIVATE: u64 = 0x02;
+    /// See [`PROT_WRITE`].
+    pub const MAP_FIXED: u64 = 0x10;
+    /// See [`PROT_WRITE`].
+    pub const MAP_ANONYMOUS: u64 = 0x20;
+    /// Clocks (`linux/time.h`): wall time, and time since boot (the others alias these).
+    pub const CLOCK_REALTIME: u64 = 0;
+    /// See [`CLOCK_REALTIME`].
+    pub const CLOCK_MONOTONIC: u64 = 1;
+    /// See [`CLOCK_REALTIME`].
+    pub const CLOCK_MONOTONIC_RAW: u64 = 4;
+    /// See [`CLOCK_REALTIME`].
+    pub const CLOCK_BOOTTIME: u64 = 7;
 
     /// `arch_prctl` codes (`asm/prctl.h`).
     pub const ARCH_SET_FS: u64 = 0x1002;
@@ -281,7 +318,16 @@ pub mod linux {
     pub const fn name(number: u64) -> Option<&'static str> {
         Some(match number {
             WRITE => "write",
+            MMAP => "mmap",
+            MPROTECT => "mprotect",
+            MUNMAP => "munmap",
+            BRK => "brk",
             IOCTL => "ioctl",
+            SCHED_YIELD => "sched_yield",
+            NANOSLEEP => "nanosleep",
+            CLOCK_GETTIME => "clock_gettime",
+            CLOCK_NANOSLEEP => "clock_nanosleep",
+            GETRANDOM => "getrandom",
             WRITEV => "writev",
             GETPID => "getpid",
             EXIT => "exit",

@@ -216,3 +216,15 @@ fn a_static_musl_c_program_runs_with_its_arguments_and_exit_code() {
     }
     assert_eq!(free_frames(), free, "the process's frames all came back");
 }
+
+#[test_case]
+fn a_musl_program_gets_memory_time_sleep_and_randomness_from_linux_calls() {
+    if herald::security::ACTIVE.name() == "sandbox" {
+        return; // A Linux program without a manifest may only start and end there.
+    }
+    let free = free_frames();
+    let (code, output) = run("linux-calls", "");
+    assert_eq!(code, 0, "output: {output:?}");
+    assert!(output.contains("linux-calls: all 12 passed"), "output: {output:?}");
+    assert_eq!(free_frames(), free, "the process's frames all came back");
+}

@@ -7,12 +7,15 @@
 
 use alloc::collections::BTreeSet;
 
-use super::{Pid, scheduler, syscalls};
+use super::{Pid, scheduler, start_stack, syscalls};
 use crate::{
     abi::linux,
     arch::{self, paging},
-    events::{BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
-    mm::user_copy,
+    events::{
+        BUS, Errno, Event, EventKind, MemoryRequest, Priority, Protection, Reply, SpaceId,
+        SyscallAbi, Verdict,
+    },
+    mm::{self, user_copy},
     sync::IrqSpinLock,
 };
 
@@ -59,6 +62,28 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<u64, 
         // One user, root.
         linux::GETUID | linux::GETGID | linux::GETEUID | linux::GETEGID => Ok(0),
         linux::ARCH_PRCTL => arch_prctl(args[0], args[1], space),
+        linux::MMAP => mmap(args, pid, space),
+        linux::MUNMAP => mm::request(
+            pid,
+            MemoryRequest::Unmap { space, address: args[0], len_bytes: whole_pages(args[1])? },
+        ),
+        linux::MPROTECT => mm::request(
+            pid,
+            MemoryRequest::Protect {
+                space,
+                address: args[0],
+                len_bytes: whole_pages(args[1])?,
+                protection: protection(args[2])?,
+            },
+        ),
+        // No heap break: answering 0 for every request makes libc use `mmap` instead.
+        linux::BRK => Ok(0),
+        linux::SCHED_YIELD => syscalls::sleep(0),
+        linux::NANOSLEEP => sleep_for(args[0], space),
+        linux::CLOCK_NANOSLEEP if args[1] == 0 => sleep_for(args[2], space),
+        linux::CLOCK_NANOSLEEP => Err(Errno::EINVAL),
+        linux::CLOCK_GETTIME => clock_gettime(args[0], args[1], space),
+        linux::GETRANDOM => getrandom(args[0], args[1], space),
         linux::EXIT | linux::EXIT_GROUP => {
             // Linux keeps the low 8 bits of the status.
             syscalls::exit(i32::from(args[0] as u8));
@@ -99,6 +124,90 @@ fn writev(fd: u64, vector: u64, count: u64, space: SpaceId) -> Result<u64, Errno
         }
     }
     Ok(written)
+}
+
+/// Linux protection bits as Herald's (every mapping is readable; `PROT_NONE` is not
+/// available, and writable-and-executable is refused by mm, W^X).
+fn protection(bits: u64) -> Result<Protection, Errno> {
+    if bits & !(0x1 | linux::PROT_WRITE | linux::PROT_EXEC) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Protection { write: bits & linux::PROT_WRITE != 0, execute: bits & linux::PROT_EXEC != 0 })
+}
+
+/// `mmap`: anonymous private memory, anywhere or (`MAP_FIXED`) exactly at `addr`, replacing
+/// what was there. Files cannot be mapped (there are none yet).
+fn mmap(args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<u64, Errno> {
+    let [address, len_bytes, prot, flags, _fd, offset] = *args;
+    if flags & linux::MAP_ANONYMOUS == 0 {
+        return Err(Errno::EBADF);
+    }
+    if flags & linux::MAP_PRIVATE == 0 || offset != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let protection = protection(prot)?;
+    let len_bytes = whole_pages(len_bytes)?;
+    let fixed = flags & linux::MAP_FIXED != 0;
+    if fixed {
+        mm::request(pid, MemoryRequest::Unmap { space, address, len_bytes })?;
+    }
+    let address = if fixed { address } else { 0 };
+    mm::request(pid, MemoryRequest::Map { space, address, len_bytes, protection })
+}
+
+/// A length in whole pages, as Linux's memory calls take it (rounded up; 0 is invalid).
+fn whole_pages(len_bytes: u64) -> Result<u64, Errno> {
+    match len_bytes.checked_next_multiple_of(mm::FRAME_SIZE_BYTES) {
+        Some(0) | None => Err(Errno::EINVAL),
+        Some(len) => Ok(len),
+    }
+}
+
+/// Reads a `struct timespec` (seconds, nanoseconds) and sleeps that long, rounded up to the
+/// timer's millisecond.
+fn sleep_for(request: u64, space: SpaceId) -> Result<u64, Errno> {
+    let mut timespec = [0u8; 16];
+    user_copy::copy_from_user(space, request, &mut timespec)?;
+    let seconds = u64::from_le_bytes(timespec[..8].try_into().expect("8 bytes"));
+    let nanoseconds = u64::from_le_bytes(timespec[8..].try_into().expect("8 bytes"));
+    if nanoseconds >= 1_000_000_000 || seconds > i64::MAX as u64 {
+        return Err(Errno::EINVAL);
+    }
+    let milliseconds = seconds.saturating_mul(1000).saturating_add(nanoseconds.div_ceil(1_000_000));
+    syscalls::sleep(milliseconds)
+}
+
+/// `clock_gettime`: every clock counts from boot, in the timer's milliseconds (there is no
+/// real-time clock reading yet, so `CLOCK_REALTIME` is time since boot too).
+fn clock_gettime(clock: u64, out: u64, space: SpaceId) -> Result<u64, Errno> {
+    match clock {
+        linux::CLOCK_REALTIME
+        | linux::CLOCK_MONOTONIC
+        | linux::CLOCK_MONOTONIC_RAW
+        | linux::CLOCK_BOOTTIME => {}
+        _ => return Err(Errno::EINVAL),
+    }
+    let milliseconds = arch::milliseconds();
+    let mut timespec = [0u8; 16];
+    timespec[..8].copy_from_slice(&(milliseconds / 1000).to_le_bytes());
+    timespec[8..].copy_from_slice(&((milliseconds % 1000) * 1_000_000).to_le_bytes());
+    user_copy::copy_to_user(space, out, &timespec)?;
+    Ok(0)
+}
+
+/// `getrandom`: a time-stamp counter reading, stirred (`start_stack::stir`) — varied, not
+/// secret (there is no entropy source yet). At most a page per call, as a short count.
+fn getrandom(buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
+    const MAX_BYTES_PER_CALL: u64 = 4096;
+    let len = len.min(MAX_BYTES_PER_CALL);
+    let mut bytes = alloc::vec![0u8; len as usize];
+    let mut state = arch::cpu::read_timestamp();
+    for chunk in bytes.chunks_mut(8) {
+        state = start_stack::stir(state);
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+    user_copy::copy_to_user(space, buffer, &bytes)?;
+    Ok(len)
 }
 
 /// `arch_prctl`: the FS base (a program's thread pointer), set or read.

@@ -400,14 +400,8 @@ const LINUX_CLOCK_TICKS_PER_SECOND: u64 = 100;
 /// enough to seed a libc's hash tables and stack canaries against accident, not against an
 /// attacker who can read the counter — there is no entropy source yet.
 fn start_random_bytes() -> [u8; 16] {
-    let mix = |mut z: u64| {
-        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
-    let first = mix(cpu::read_timestamp());
-    let second = mix(first ^ cpu::read_timestamp());
+    let first = start_stack::stir(cpu::read_timestamp());
+    let second = start_stack::stir(first ^ cpu::read_timestamp());
     let mut bytes = [0; 16];
     bytes[..8].copy_from_slice(&first.to_le_bytes());
     bytes[8..].copy_from_slice(&second.to_le_bytes());

@@ -44,6 +44,16 @@ pub mod auxv {
     pub const AT_EXECFN: u64 = 31;
 }
 
+/// One step of splitmix64 (Steele, Lea, Flood 2014): turns a counter reading into 64 bits
+/// that look random. What `AT_RANDOM` and `getrandom` are made of until there is an entropy
+/// source: varied, not secret.
+pub fn stir(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Most bytes of arguments and environment (strings and pointers) a program may be given,
 /// Herald's `ARG_MAX`: beyond it `E2BIG`.
 pub const MAX_ARGUMENT_BYTES: usize = 64 * 1024;

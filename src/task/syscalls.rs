@@ -271,7 +271,7 @@ fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errn
     Ok(Served::Value(taken.len() as u64))
 }
 
-fn sleep(milliseconds: u64) -> Result<u64, Errno> {
+pub(super) fn sleep(milliseconds: u64) -> Result<u64, Errno> {
     if milliseconds > MAX_SLEEP_MS {
         return Err(Errno::EINVAL);
     }
