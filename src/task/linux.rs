@@ -219,6 +219,8 @@ fn arch_prctl(code: u64, address: u64, space: SpaceId) -> Result<u64, Errno> {
             if !paging::USER_SPACE.contains(&address) && address != 0 {
                 return Err(Errno::EPERM);
             }
+            // Recorded for later switches, then loaded now. No switch can come between the two:
+            // a task in a system call is switched only at a preempt point, and there is none.
             scheduler::set_current_fs_base(address);
             arch::set_user_fs_base(address);
             Ok(0)

@@ -8,6 +8,11 @@
 //! left on a CPU it no longer runs on — on several CPUs a lazily kept state would have to be
 //! fetched from another CPU.
 //!
+//! Reentrancy: `save` and `restore` run inside the scheduler's switch, with interrupts off, and
+//! nothing in interrupt context — NMIs included — touches these registers, so no interrupt can
+//! change them between a save and the restore; another CPU only ever handles other tasks' areas
+//! (a task runs on one CPU at a time).
+//!
 //! SDM Vol. 1 §10.5.1 (the FXSAVE area), Vol. 3A §2.5 and §13.1 (CR0.MP/EM/TS,
 //! CR4.OSFXSR/OSXMMEXCPT).
 
