@@ -22,7 +22,8 @@ use crate::{
 /// Bytes of one `struct iovec` (`base`, `len`).
 const IOVEC_BYTES: u64 = 16;
 /// Unknown calls already logged, as (pid, number), so a program that keeps asking logs once.
-/// Bounded: past this many, unknown calls are no longer logged at all.
+/// Bounded: when full, the entries of processes that have ended make room; if every entry is a
+/// live process's, further unknown calls go unlogged.
 const MAX_LOGGED_UNKNOWN: usize = 256;
 static LOGGED_UNKNOWN: IrqSpinLock<BTreeSet<(Pid, u64)>> = IrqSpinLock::new(BTreeSet::new());
 
@@ -237,6 +238,9 @@ fn arch_prctl(code: u64, address: u64, space: SpaceId) -> Result<u64, Errno> {
 #[cold]
 fn log_unknown_once(pid: Pid, number: u64) {
     let mut logged = LOGGED_UNKNOWN.lock();
+    if logged.len() >= MAX_LOGGED_UNKNOWN {
+        logged.retain(|&(logged_pid, _)| scheduler::is_alive(logged_pid));
+    }
     if logged.len() < MAX_LOGGED_UNKNOWN && logged.insert((pid, number)) {
         drop(logged);
         let name = linux::name(number).unwrap_or("a call Herald does not know");
