@@ -188,8 +188,12 @@ impl Errno {
     pub const EINVAL: Self = Self(22);
     /// Not a terminal: an `ioctl` the file does not understand.
     pub const ENOTTY: Self = Self(25);
+    /// Illegal seek: the file is a terminal or pipe.
+    pub const ESPIPE: Self = Self(29);
     /// Function not implemented: unknown system call.
     pub const ENOSYS: Self = Self(38);
+    /// A wait's time limit passed.
+    pub const ETIMEDOUT: Self = Self(110);
 
     /// Returns the conventional symbolic name, or `None` for numbers Herald does not use.
     pub fn name(self) -> Option<&'static str> {
@@ -210,7 +214,9 @@ impl Errno {
             Self::EEXIST => "EEXIST",
             Self::EINVAL => "EINVAL",
             Self::ENOTTY => "ENOTTY",
+            Self::ESPIPE => "ESPIPE",
             Self::ENOSYS => "ENOSYS",
+            Self::ETIMEDOUT => "ETIMEDOUT",
             _ => return None,
         })
     }
@@ -236,111 +242,270 @@ impl core::fmt::Display for Errno {
     }
 }
 
-/// The Linux system calls Herald serves for Linux programs, by their x86-64 numbers
-/// (`arch/x86/entry/syscalls/syscall_64.tbl`), and the `arch_prctl`/`ioctl` codes they use.
+/// Linux's x86-64 system-call numbers (`arch/x86/entry/syscalls/syscall_64.tbl`) and the
+/// constants of the calls Herald serves for Linux programs. The README's "Linux programs"
+/// table says which are served and how.
 pub mod linux {
-    /// `write(fd, buf, count)`.
-    pub const WRITE: u64 = 1;
-    /// `mmap(addr, len, prot, flags, fd, offset)`: anonymous private memory only.
-    pub const MMAP: u64 = 9;
-    /// `mprotect(addr, len, prot)`.
-    pub const MPROTECT: u64 = 10;
-    /// `munmap(addr, len)`.
-    pub const MUNMAP: u64 = 11;
-    /// `brk(addr)`: there is no break to move; answers 0, and libc falls back to `mmap`.
-    pub const BRK: u64 = 12;
-    /// `ioctl(fd, request, arg)`.
-    pub const IOCTL: u64 = 16;
-    /// `sched_yield()`.
-    pub const SCHED_YIELD: u64 = 24;
-    /// `nanosleep(req, rem)`.
-    pub const NANOSLEEP: u64 = 35;
-    /// `writev(fd, iov, iovcnt)`.
-    pub const WRITEV: u64 = 20;
-    /// `getpid()`.
-    pub const GETPID: u64 = 39;
-    /// `exit(status)`: ends the thread, here the process.
-    pub const EXIT: u64 = 60;
-    /// `getuid()`, `getgid()`, `geteuid()`, `getegid()`: always 0 (root, the only user).
-    pub const GETUID: u64 = 102;
-    /// See [`GETUID`].
-    pub const GETGID: u64 = 104;
-    /// See [`GETUID`].
-    pub const GETEUID: u64 = 107;
-    /// See [`GETUID`].
-    pub const GETEGID: u64 = 108;
-    /// `getppid()`.
-    pub const GETPPID: u64 = 110;
-    /// `arch_prctl(code, addr)`.
-    pub const ARCH_PRCTL: u64 = 158;
-    /// `gettid()`: the pid (one thread per process).
-    pub const GETTID: u64 = 186;
-    /// `set_tid_address(tidptr)`: answers the tid.
-    pub const SET_TID_ADDRESS: u64 = 218;
-    /// `clock_gettime(clock, tp)`.
-    pub const CLOCK_GETTIME: u64 = 228;
-    /// `clock_nanosleep(clock, flags, req, rem)`: relative sleeps.
-    pub const CLOCK_NANOSLEEP: u64 = 230;
-    /// `exit_group(status)`.
-    pub const EXIT_GROUP: u64 = 231;
-    /// `getrandom(buf, len, flags)`.
-    pub const GETRANDOM: u64 = 318;
+    /// Declares call numbers and the name table `name` reads, in one list.
+    macro_rules! calls {
+        ($($(#[$doc:meta])* $constant:ident = $number:literal, $name:literal;)*) => {
+            $($(#[$doc])* pub const $constant: u64 = $number;)*
+
+            /// The Linux name of call `number`, for logs, the tracer and denials (`None`: a
+            /// number Herald does not know).
+            pub const fn name(number: u64) -> Option<&'static str> {
+                Some(match number {
+                    $($number => $name,)*
+                    _ => return None,
+                })
+            }
+
+            /// The number of the Linux call called `name` (a sandbox manifest's words).
+            pub fn number(name: &str) -> Option<u64> {
+                match name {
+                    $($name => Some($number),)*
+                    _ => None,
+                }
+            }
+        };
+    }
+
+    calls! {
+        /// `read(fd, buf, count)`.
+        READ = 0, "read";
+        /// `write(fd, buf, count)`.
+        WRITE = 1, "write";
+        /// `open(path, flags, mode)` (files come with part 2).
+        OPEN = 2, "open";
+        /// `close(fd)`.
+        CLOSE = 3, "close";
+        /// `stat(path, buf)`.
+        STAT = 4, "stat";
+        /// `fstat(fd, buf)`.
+        FSTAT = 5, "fstat";
+        /// `lstat(path, buf)`.
+        LSTAT = 6, "lstat";
+        /// `poll(fds, nfds, timeout_ms)`.
+        POLL = 7, "poll";
+        /// `lseek(fd, offset, whence)`.
+        LSEEK = 8, "lseek";
+        /// `mmap(addr, len, prot, flags, fd, offset)`: anonymous private memory only.
+        MMAP = 9, "mmap";
+        /// `mprotect(addr, len, prot)`.
+        MPROTECT = 10, "mprotect";
+        /// `munmap(addr, len)`.
+        MUNMAP = 11, "munmap";
+        /// `brk(addr)`: there is no break to move; answers 0, and libc falls back to `mmap`.
+        BRK = 12, "brk";
+        /// `rt_sigaction(signal, act, oldact, sigsetsize)`: recorded.
+        RT_SIGACTION = 13, "rt_sigaction";
+        /// `rt_sigprocmask(how, set, oldset, sigsetsize)`: recorded.
+        RT_SIGPROCMASK = 14, "rt_sigprocmask";
+        /// `rt_sigreturn()`.
+        RT_SIGRETURN = 15, "rt_sigreturn";
+        /// `ioctl(fd, request, arg)`.
+        IOCTL = 16, "ioctl";
+        /// `pread64(fd, buf, count, offset)`.
+        PREAD64 = 17, "pread64";
+        /// `pwrite64(fd, buf, count, offset)`.
+        PWRITE64 = 18, "pwrite64";
+        /// `readv(fd, iov, iovcnt)`.
+        READV = 19, "readv";
+        /// `writev(fd, iov, iovcnt)`.
+        WRITEV = 20, "writev";
+        /// `access(path, mode)`.
+        ACCESS = 21, "access";
+        /// `pipe(fds)`.
+        PIPE = 22, "pipe";
+        /// `select(nfds, readfds, writefds, exceptfds, timeout)`.
+        SELECT = 23, "select";
+        /// `sched_yield()`.
+        SCHED_YIELD = 24, "sched_yield";
+        /// `mremap(old, old_len, new_len, flags, new)`.
+        MREMAP = 25, "mremap";
+        /// `madvise(addr, len, advice)`: advice is accepted and ignored.
+        MADVISE = 28, "madvise";
+        /// `dup(fd)`.
+        DUP = 32, "dup";
+        /// `dup2(fd, newfd)`.
+        DUP2 = 33, "dup2";
+        /// `nanosleep(req, rem)`.
+        NANOSLEEP = 35, "nanosleep";
+        /// `getpid()`.
+        GETPID = 39, "getpid";
+        /// `clone(flags, stack, parent_tid, child_tid, tls)`.
+        CLONE = 56, "clone";
+        /// `fork()`.
+        FORK = 57, "fork";
+        /// `vfork()`.
+        VFORK = 58, "vfork";
+        /// `execve(path, argv, envp)`.
+        EXECVE = 59, "execve";
+        /// `exit(status)`: ends the thread, here the process.
+        EXIT = 60, "exit";
+        /// `wait4(pid, status, options, rusage)`.
+        WAIT4 = 61, "wait4";
+        /// `kill(pid, signal)`.
+        KILL = 62, "kill";
+        /// `uname(buf)`.
+        UNAME = 63, "uname";
+        /// `fcntl(fd, cmd, arg)`.
+        FCNTL = 72, "fcntl";
+        /// `getcwd(buf, size)`.
+        GETCWD = 79, "getcwd";
+        /// `chdir(path)`.
+        CHDIR = 80, "chdir";
+        /// `gettimeofday(tv, tz)`.
+        GETTIMEOFDAY = 96, "gettimeofday";
+        /// `getrlimit(resource, rlim)`.
+        GETRLIMIT = 97, "getrlimit";
+        /// `getuid()`, `getgid()`, `geteuid()`, `getegid()`: always 0 (root, the only user).
+        GETUID = 102, "getuid";
+        /// See [`GETUID`].
+        GETGID = 104, "getgid";
+        /// See [`GETUID`].
+        GETEUID = 107, "geteuid";
+        /// See [`GETUID`].
+        GETEGID = 108, "getegid";
+        /// `getppid()`.
+        GETPPID = 110, "getppid";
+        /// `sigaltstack(ss, old_ss)`: recorded.
+        SIGALTSTACK = 131, "sigaltstack";
+        /// `arch_prctl(code, addr)`.
+        ARCH_PRCTL = 158, "arch_prctl";
+        /// `gettid()`: the pid (one thread per process).
+        GETTID = 186, "gettid";
+        /// `time(tloc)`.
+        TIME = 201, "time";
+        /// `futex(uaddr, op, val, timeout, uaddr2, val3)`: wait and wake.
+        FUTEX = 202, "futex";
+        /// `sched_getaffinity(pid, len, mask)`.
+        SCHED_GETAFFINITY = 204, "sched_getaffinity";
+        /// `getdents64(fd, dirp, count)`.
+        GETDENTS64 = 217, "getdents64";
+        /// `set_tid_address(tidptr)`: answers the tid.
+        SET_TID_ADDRESS = 218, "set_tid_address";
+        /// `clock_gettime(clock, tp)`.
+        CLOCK_GETTIME = 228, "clock_gettime";
+        /// `clock_getres(clock, res)`.
+        CLOCK_GETRES = 229, "clock_getres";
+        /// `clock_nanosleep(clock, flags, req, rem)`.
+        CLOCK_NANOSLEEP = 230, "clock_nanosleep";
+        /// `exit_group(status)`.
+        EXIT_GROUP = 231, "exit_group";
+        /// `tgkill(tgid, tid, signal)`.
+        TGKILL = 234, "tgkill";
+        /// `openat(dirfd, path, flags, mode)`.
+        OPENAT = 257, "openat";
+        /// `newfstatat(dirfd, path, buf, flags)`.
+        NEWFSTATAT = 262, "newfstatat";
+        /// `readlinkat(dirfd, path, buf, size)`.
+        READLINKAT = 267, "readlinkat";
+        /// `ppoll(fds, nfds, timeout, sigmask, sigsetsize)`.
+        PPOLL = 271, "ppoll";
+        /// `set_robust_list(head, len)`: accepted (one thread: nothing to clean up after).
+        SET_ROBUST_LIST = 273, "set_robust_list";
+        /// `dup3(fd, newfd, flags)`.
+        DUP3 = 292, "dup3";
+        /// `pipe2(fds, flags)`.
+        PIPE2 = 293, "pipe2";
+        /// `prlimit64(pid, resource, new, old)`.
+        PRLIMIT64 = 302, "prlimit64";
+        /// `getrandom(buf, len, flags)`.
+        GETRANDOM = 318, "getrandom";
+        /// `statx(dirfd, path, flags, mask, buf)`.
+        STATX = 332, "statx";
+        /// `rseq(rseq, len, flags, sig)`: not served (`ENOSYS`; libc then does without).
+        RSEQ = 334, "rseq";
+        /// `clone3(args, size)`.
+        CLONE3 = 435, "clone3";
+    }
 
     /// `mmap` protection bits and flags (`asm-generic/mman-common.h`).
     pub const PROT_WRITE: u64 = 0x2;
     /// See [`PROT_WRITE`].
     pub const PROT_EXEC: u64 = 0x4;
     /// See [`PROT_WRITE`].
+    pub const MAP_SHARED: u64 = 0x01;
+    /// See [`PROT_WRITE`].
     pub const MAP_PRIVATE: u64 = 0x02;
     /// See [`PROT_WRITE`].
     pub const MAP_FIXED: u64 = 0x10;
     /// See [`PROT_WRITE`].
     pub const MAP_ANONYMOUS: u64 = 0x20;
+    /// `MAP_FIXED`, but failing with `EEXIST` rather than replacing a mapping.
+    pub const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
     /// Clocks (`linux/time.h`): wall time, and time since boot (the others alias these).
     pub const CLOCK_REALTIME: u64 = 0;
     /// See [`CLOCK_REALTIME`].
     pub const CLOCK_MONOTONIC: u64 = 1;
     /// See [`CLOCK_REALTIME`].
+    pub const CLOCK_PROCESS_CPUTIME_ID: u64 = 2;
+    /// See [`CLOCK_REALTIME`].
+    pub const CLOCK_THREAD_CPUTIME_ID: u64 = 3;
+    /// See [`CLOCK_REALTIME`].
     pub const CLOCK_MONOTONIC_RAW: u64 = 4;
     /// See [`CLOCK_REALTIME`].
+    pub const CLOCK_REALTIME_COARSE: u64 = 5;
+    /// See [`CLOCK_REALTIME`].
+    pub const CLOCK_MONOTONIC_COARSE: u64 = 6;
+    /// See [`CLOCK_REALTIME`].
     pub const CLOCK_BOOTTIME: u64 = 7;
+    /// `clock_nanosleep` flag: `req` is an absolute time on the clock.
+    pub const TIMER_ABSTIME: u64 = 1;
 
     /// `arch_prctl` codes (`asm/prctl.h`).
     pub const ARCH_SET_FS: u64 = 0x1002;
     /// See [`ARCH_SET_FS`].
     pub const ARCH_GET_FS: u64 = 0x1003;
-    /// `ioctl` request: the terminal's size (`asm-generic/ioctls.h`).
+    /// `ioctl` requests on a terminal (`asm-generic/ioctls.h`): read its termios.
+    pub const TCGETS: u64 = 0x5401;
+    /// See [`TCGETS`]: the terminal's size.
     pub const TIOCGWINSZ: u64 = 0x5413;
-    /// Most `iovec`s one `writev` takes (`IOV_MAX`).
+    /// Most `iovec`s one `readv`/`writev` takes (`IOV_MAX`).
     pub const IOV_MAX: u64 = 1024;
 
-    /// The name of Linux call `number`, for logs and denials (`None`: not one Herald knows).
-    pub const fn name(number: u64) -> Option<&'static str> {
-        Some(match number {
-            WRITE => "write",
-            MMAP => "mmap",
-            MPROTECT => "mprotect",
-            MUNMAP => "munmap",
-            BRK => "brk",
-            IOCTL => "ioctl",
-            SCHED_YIELD => "sched_yield",
-            NANOSLEEP => "nanosleep",
-            CLOCK_GETTIME => "clock_gettime",
-            CLOCK_NANOSLEEP => "clock_nanosleep",
-            GETRANDOM => "getrandom",
-            WRITEV => "writev",
-            GETPID => "getpid",
-            EXIT => "exit",
-            GETUID => "getuid",
-            GETGID => "getgid",
-            GETEUID => "geteuid",
-            GETEGID => "getegid",
-            GETPPID => "getppid",
-            ARCH_PRCTL => "arch_prctl",
-            GETTID => "gettid",
-            SET_TID_ADDRESS => "set_tid_address",
-            EXIT_GROUP => "exit_group",
-            _ => return None,
-        })
-    }
+    /// `futex` operations (`linux/futex.h`), and the flags that may accompany them.
+    pub const FUTEX_WAIT: u64 = 0;
+    /// See [`FUTEX_WAIT`].
+    pub const FUTEX_WAKE: u64 = 1;
+    /// See [`FUTEX_WAIT`]: the futex is not shared with other processes.
+    pub const FUTEX_PRIVATE_FLAG: u64 = 128;
+    /// See [`FUTEX_WAIT`]: a timeout is measured on `CLOCK_REALTIME`.
+    pub const FUTEX_CLOCK_REALTIME: u64 = 256;
+
+    /// `poll` events (`asm-generic/poll.h`).
+    pub const POLLIN: u16 = 0x001;
+    /// See [`POLLIN`].
+    pub const POLLOUT: u16 = 0x004;
+    /// See [`POLLIN`]: the descriptor is not open.
+    pub const POLLNVAL: u16 = 0x020;
+
+    /// Signals (`asm/signal.h`) that cannot be caught or blocked.
+    pub const SIGKILL: u64 = 9;
+    /// See [`SIGKILL`].
+    pub const SIGSTOP: u64 = 19;
+    /// Number of signals (1..=64); a signal set is one 64-bit word.
+    pub const SIGNAL_COUNT: u64 = 64;
+    /// `rt_sigprocmask` ways to change the mask.
+    pub const SIG_BLOCK: u64 = 0;
+    /// See [`SIG_BLOCK`].
+    pub const SIG_UNBLOCK: u64 = 1;
+    /// See [`SIG_BLOCK`].
+    pub const SIG_SETMASK: u64 = 2;
+    /// `sigaltstack` flags: the stack is off; and the smallest stack it takes.
+    pub const SS_DISABLE: u64 = 2;
+    /// See [`SS_DISABLE`].
+    pub const MINSIGSTKSZ: u64 = 2048;
+
+    /// `prlimit64` resources (`asm-generic/resource.h`) and "no limit".
+    pub const RLIMIT_STACK: u64 = 3;
+    /// See [`RLIMIT_STACK`].
+    pub const RLIMIT_NOFILE: u64 = 7;
+    /// See [`RLIMIT_STACK`].
+    pub const RLIMIT_AS: u64 = 9;
+    /// See [`RLIMIT_STACK`]: the number of resources.
+    pub const RLIMIT_COUNT: u64 = 16;
+    /// See [`RLIMIT_STACK`].
+    pub const RLIM_INFINITY: u64 = u64::MAX;
 }

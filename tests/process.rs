@@ -228,3 +228,23 @@ fn a_musl_program_gets_memory_time_sleep_and_randomness_from_linux_calls() {
     assert!(output.contains("linux-calls: all 12 passed"), "output: {output:?}");
     assert_eq!(free_frames(), free, "the process's frames all came back");
 }
+
+#[test_case]
+fn a_rust_std_program_runs_with_quoted_arguments_and_a_panic_exits_101() {
+    if herald::security::ACTIVE.name() == "sandbox" {
+        return; // Without a manifest a Linux program may only start and end there.
+    }
+    let free = free_frames();
+    let (code, output) = run("rust-std", "'two words' x");
+    assert_eq!(code, 0, "output: {output:?}");
+    assert!(output.contains("rust-std: all 8 passed"), "output: {output:?}");
+    let (code, output) = run("rust-std", "panic");
+    assert_eq!(code, 101, "output: {output:?}");
+    assert!(output.contains("panicked at") && output.contains("asked to panic"), "{output:?}");
+    assert_eq!(free_frames(), free, "the processes' frames all came back");
+}
+
+#[test_case]
+fn an_unclosed_quote_in_a_linux_programs_arguments_is_refused() {
+    assert_eq!(task::spawn("hello-musl", "'open", 0), Err(SpawnError::UnclosedQuote));
+}

@@ -19,10 +19,13 @@ impl fmt::Display for SpaceId {
     }
 }
 
-/// What a mapping allows. Every mapping can be read (x86_64 has no write-only or execute-only
-/// pages without protection keys), so only the extra rights are named.
-#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+/// What a mapping allows. A mapping that allows anything allows reads (x86_64 has no
+/// write-only or execute-only pages without protection keys); one that allows nothing
+/// ([`Protection::NONE`], Linux's `PROT_NONE`) is reserved but faults on every access.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub struct Protection {
+    /// Loads are allowed (false only for [`Protection::NONE`]).
+    pub read: bool,
     /// Stores are allowed.
     pub write: bool,
     /// Instruction fetches are allowed.
@@ -30,12 +33,23 @@ pub struct Protection {
 }
 
 impl Protection {
+    /// No access: reserved address space (a guard, or memory a program will open up later).
+    pub const NONE: Self = Self { read: false, write: false, execute: false };
     /// Read-only data.
-    pub const READ: Self = Self { write: false, execute: false };
+    pub const READ: Self = Self { read: true, write: false, execute: false };
     /// Read-write data.
-    pub const READ_WRITE: Self = Self { write: true, execute: false };
+    pub const READ_WRITE: Self = Self { read: true, write: true, execute: false };
     /// Code.
-    pub const READ_EXECUTE: Self = Self { write: false, execute: true };
+    pub const READ_EXECUTE: Self = Self { read: true, write: false, execute: true };
+
+    /// Linux's `PROT_*` bits (`PROT_READ` 1, `PROT_WRITE` 2, `PROT_EXEC` 4): any right implies
+    /// read, as on x86_64 Linux. Other bits are refused.
+    pub const fn from_linux_bits(bits: u64) -> Option<Self> {
+        if bits & !0b111 != 0 {
+            return None;
+        }
+        Some(Self { read: bits != 0, write: bits & 2 != 0, execute: bits & 4 != 0 })
+    }
 
     /// Bit encoding used by the syscall ABI: bit 0 write, bit 1 execute. Other bits are
     /// refused, so a later ABI can give them meaning.
@@ -43,7 +57,7 @@ impl Protection {
         if bits & !0b11 != 0 {
             return None;
         }
-        Some(Self { write: bits & 1 != 0, execute: bits & 2 != 0 })
+        Some(Self { read: true, write: bits & 1 != 0, execute: bits & 2 != 0 })
     }
 
     /// Whether the mapping is writable and executable at once (refused: W^X).
@@ -54,9 +68,10 @@ impl Protection {
 
 impl fmt::Display for Protection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let read = if self.read { 'r' } else { '-' };
         let write = if self.write { 'w' } else { '-' };
         let execute = if self.execute { 'x' } else { '-' };
-        write!(f, "r{write}{execute}")
+        write!(f, "{read}{write}{execute}")
     }
 }
 

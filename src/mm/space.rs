@@ -364,7 +364,9 @@ pub(super) fn share(
         }
         let refused = source.regions.overlapping(&source_range).any(|region| {
             let allowed = region.protection;
-            (protection.write && !allowed.write) || (protection.execute && !allowed.execute)
+            (protection.read && !allowed.read)
+                || (protection.write && !allowed.write)
+                || (protection.execute && !allowed.execute)
         });
         if refused {
             return Err(Errno::EACCES);
@@ -475,7 +477,7 @@ pub(super) fn resolve_fault(
         return FaultResolution::Guard;
     }
     let allowed = match access {
-        Access::Read => true,
+        Access::Read => region.protection.read,
         Access::Write => region.protection.write,
         Access::Execute => region.protection.execute,
     };
@@ -532,6 +534,7 @@ pub(super) fn for_each_user_piece(
     while cursor < end {
         let region = *space.regions.find(cursor).ok_or(Errno::EFAULT)?;
         let allowed = region.backing == Backing::Anonymous
+            && region.protection.read
             && (access != UserAccess::Write || region.protection.write);
         if !allowed {
             return Err(Errno::EFAULT);
@@ -566,7 +569,8 @@ pub fn check_user(id: SpaceId, address: u64, len_bytes: u64, write: bool) -> Res
     let mut cursor = address;
     while cursor < end {
         let region = space.regions.find(cursor).ok_or(Errno::EFAULT)?;
-        if region.backing != Backing::Anonymous || (write && !region.protection.write) {
+        let allowed = region.protection.read && (!write || region.protection.write);
+        if region.backing != Backing::Anonymous || !allowed {
             return Err(Errno::EFAULT);
         }
         cursor = region.end;

@@ -237,6 +237,7 @@ pub fn plan(data: &[u8], user_space: &Range<u64>) -> Result<ImagePlan, ElfError>
             return Err(ElfError::SegmentOutsideUserSpace(index));
         }
         let protection = Protection {
+            read: true,
             write: segment.p_flags & abi::PF_W != 0,
             execute: segment.p_flags & abi::PF_X != 0,
         };

@@ -27,7 +27,7 @@ pub fn push_input(bytes: &[u8]) -> bool {
         }
         pending.extend(bytes.iter().copied());
     }
-    SCHEDULER.lock().wake_all(BlockReason::Input);
+    SCHEDULER.lock().wake_matching(|reason| matches!(reason, BlockReason::Input { .. }));
     true
 }
 
@@ -43,9 +43,22 @@ pub(super) fn take_or_block(max_bytes: usize) -> Option<Vec<u8>> {
     let mut scheduler = SCHEDULER.lock();
     let mut pending = PENDING.lock();
     if pending.is_empty() {
-        scheduler.block_current(BlockReason::Input);
+        scheduler.block_current(BlockReason::Input { until_ms: u64::MAX });
         return None;
     }
     let count = max_bytes.min(pending.len());
     Some(pending.drain(..count).collect())
+}
+
+/// For `poll`: whether input is waiting; if not and `until_ms` is given, blocks the caller until
+/// input arrives or that time (the call restarts then).
+pub(super) fn ready_or_block(until_ms: Option<u64>) -> bool {
+    let mut scheduler = SCHEDULER.lock();
+    if !PENDING.lock().is_empty() {
+        return true;
+    }
+    if let Some(until_ms) = until_ms {
+        scheduler.block_current(BlockReason::Input { until_ms });
+    }
+    false
 }

@@ -6,6 +6,7 @@
 pub mod elf;
 pub mod ramdisk;
 pub mod start_stack;
+pub mod words;
 
 #[cfg(target_os = "none")]
 mod input;

@@ -11,7 +11,7 @@ use super::{
         self, BlockReason, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, SCHEDULER, Scheduler, State,
         TIME_SLICE_TICKS, Task, schedule,
     },
-    start_stack, subscriptions,
+    start_stack, subscriptions, words,
 };
 use crate::{
     abi,
@@ -29,7 +29,7 @@ const KERNEL_STACK_SIZE_BYTES: u64 = 32 * 1024;
 /// Top of every process's user stack (a page below the end of user space, for the guard
 /// logic's simplicity) and its size; a guard page lies below it.
 const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
-const USER_STACK_SIZE_BYTES: u64 = 256 * 1024;
+pub(super) const USER_STACK_SIZE_BYTES: u64 = 256 * 1024;
 /// Largest argument string a program gets.
 pub const MAX_ARGS_LEN_BYTES: usize = 4096;
 
@@ -257,6 +257,9 @@ pub enum SpawnError {
     BadExecutable(elf::ElfError),
     /// The argument string is too long.
     ArgumentsTooLong,
+    /// The argument string opens a quote it never closes (a Linux program's argv is split as a
+    /// shell splits words).
+    UnclosedQuote,
     /// Memory ran out.
     OutOfMemory,
     /// [`MAX_PROCESSES`] are alive (for a program's spawn, that less the kernel-only slots).
@@ -271,6 +274,7 @@ impl core::fmt::Display for SpawnError {
             Self::ArgumentsTooLong => {
                 write!(f, "arguments longer than {MAX_ARGS_LEN_BYTES} bytes")
             }
+            Self::UnclosedQuote => f.write_str("the arguments open a quote they never close"),
             Self::OutOfMemory => f.write_str("out of memory"),
             Self::TooManyProcesses => write!(f, "too many processes (limit {MAX_PROCESSES})"),
         }
@@ -284,6 +288,7 @@ impl SpawnError {
             Self::NotFound => Errno::ENOENT,
             Self::BadExecutable(_) => Errno::ENOEXEC,
             Self::ArgumentsTooLong => Errno::E2BIG,
+            Self::UnclosedQuote => Errno::EINVAL,
             Self::OutOfMemory => Errno::ENOMEM,
             Self::TooManyProcesses => Errno::EAGAIN,
         }
@@ -383,6 +388,7 @@ fn start(
                 fpu: arch::FpuState::initial(),
                 abi: if plan.herald_abi { SyscallAbi::Herald } else { SyscallAbi::Linux },
                 fs_base: 0,
+                linux: None,
             }));
             Ok(pid)
         }
@@ -443,7 +449,9 @@ fn build_process(
         }
     } else {
         // A Linux program: the psABI's stack, its name then the words of `args` as argv.
-        let argv: Vec<&str> = core::iter::once(name).chain(args.split_whitespace()).collect();
+        let words = words::split(args).map_err(|_| SpawnError::UnclosedQuote)?;
+        let argv: Vec<&str> =
+            core::iter::once(name).chain(words.iter().map(String::as_str)).collect();
         let aux = start_stack::Auxiliary {
             program_headers: plan.program_headers,
             program_header_bytes: u64::from(plan.program_header_bytes),

@@ -47,8 +47,9 @@ pub(super) enum BlockReason {
     Sleep { until_ms: u64 },
     /// Until a child (or this one, if non-zero) ends.
     WaitChild { pid: Pid },
-    /// Until console input arrives.
-    Input,
+    /// Until console input arrives, or (a `poll` with a timeout) this time passes
+    /// (`u64::MAX`: no limit).
+    Input { until_ms: u64 },
     /// Until a full `backpressure` queue has room (its subscriber polled).
     Room,
 }
@@ -94,6 +95,9 @@ pub(super) struct Task {
     /// Its FS segment base (a Linux program's thread pointer, `arch_prctl`), loaded at each
     /// switch to it.
     pub(super) fs_base: u64,
+    /// What a Linux program's calls have set up (signal actions, closed descriptors); made at
+    /// its first call that needs it.
+    pub(super) linux: Option<Box<super::linux::LinuxState>>,
 }
 
 /// What the scheduler keeps for each CPU.
@@ -161,10 +165,35 @@ pub(super) fn current_space() -> SpaceId {
     SpaceId(CURRENT_SPACE[this_cpu()].load(Ordering::Relaxed))
 }
 
+/// Milliseconds of CPU time the running task has had (its timer ticks).
+pub(super) fn current_cpu_ms() -> u64 {
+    let ticks = SCHEDULER.lock().current_task().map_or(0, |task| task.cpu_ticks);
+    ticks * 1000 / u64::from(arch::TICK_HZ)
+}
+
 /// Sets the running task's FS base (kept for its next switches).
 pub(super) fn set_current_fs_base(base: u64) {
     if let Some(task) = SCHEDULER.lock().current_task() {
         task.fs_base = base;
+    }
+}
+
+/// Runs `f` on the running Linux program's state, made first if it has none (allocated before
+/// the scheduler's lock is taken). `None` if no process is running.
+pub(super) fn with_linux_state<R>(f: impl FnOnce(&mut super::linux::LinuxState) -> R) -> Option<R> {
+    let mut fresh = None;
+    loop {
+        let mut scheduler = SCHEDULER.lock();
+        let task = scheduler.current_task()?;
+        if task.linux.is_none() {
+            if fresh.is_none() {
+                drop(scheduler);
+                fresh = Some(Box::default());
+                continue;
+            }
+            task.linux = fresh.take();
+        }
+        return task.linux.as_deref_mut().map(f);
     }
 }
 
@@ -294,8 +323,13 @@ impl Scheduler {
     /// Wakes every task blocked for `reason`, a batch at a time (a woken task no longer
     /// matches, so each batch finds the next ones), without allocating.
     pub(super) fn wake_all(&mut self, reason: BlockReason) {
+        self.wake_matching(|blocked| blocked == reason);
+    }
+
+    /// Wakes every task blocked for a reason `wakes` accepts, as [`wake_all`](Self::wake_all).
+    pub(super) fn wake_matching(&mut self, wakes: impl Fn(BlockReason) -> bool) {
         loop {
-            let batch = heapless_wake::matching(&self.tasks, |blocked| blocked == reason);
+            let batch = heapless_wake::matching(&self.tasks, &wakes);
             for pid in batch.iter() {
                 self.make_ready(pid);
             }
@@ -432,12 +466,12 @@ mod heapless_wake {
         wake
     }
 
-    /// Sleepers due by `now_ms`.
+    /// Sleepers (and input waiters with a time limit) due by `now_ms`.
     pub(super) fn collect(tasks: &BTreeMap<Pid, Box<Task>>, now_ms: u64) -> Wake {
-        matching(
-            tasks,
-            |reason| matches!(reason, BlockReason::Sleep { until_ms } if until_ms <= now_ms),
-        )
+        matching(tasks, |reason| match reason {
+            BlockReason::Sleep { until_ms } | BlockReason::Input { until_ms } => until_ms <= now_ms,
+            _ => false,
+        })
     }
 }
 

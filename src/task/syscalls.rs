@@ -37,7 +37,7 @@ pub(super) fn subscribe() {
 }
 
 /// What a call did, beyond an ordinary result.
-enum Served {
+pub(super) enum Served {
     /// Return this value.
     Value(u64),
     /// The caller blocked; issue the call again when it is woken.
@@ -82,7 +82,7 @@ fn protection(bits: u64) -> Result<Protection, Errno> {
     Protection::from_bits(bits).ok_or(Errno::EINVAL)
 }
 
-fn length(len: u64) -> Result<usize, Errno> {
+pub(super) fn length(len: u64) -> Result<usize, Errno> {
     usize::try_from(len).map_err(|_| Errno::EFAULT)
 }
 
@@ -254,7 +254,7 @@ fn incomplete_utf8_tail(bytes: &[u8]) -> usize {
     0
 }
 
-fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errno> {
+pub(super) fn read(fd: u64, buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errno> {
     if fd != 0 {
         return Err(Errno::EBADF);
     }
@@ -275,14 +275,18 @@ pub(super) fn sleep(milliseconds: u64) -> Result<u64, Errno> {
     if milliseconds > MAX_SLEEP_MS {
         return Err(Errno::EINVAL);
     }
-    let mut scheduler = SCHEDULER.lock();
     if milliseconds == 0 {
-        scheduler.request_resched();
+        SCHEDULER.lock().request_resched();
     } else {
-        let until_ms = crate::arch::milliseconds() + milliseconds;
-        scheduler.block_current(BlockReason::Sleep { until_ms });
+        sleep_until(crate::arch::milliseconds() + milliseconds);
     }
     Ok(0)
+}
+
+/// Blocks the caller until `until_ms` (milliseconds since boot; `u64::MAX`: until it is
+/// killed). The block takes effect on the way back to ring 3.
+pub(super) fn sleep_until(until_ms: u64) {
+    SCHEDULER.lock().block_current(BlockReason::Sleep { until_ms });
 }
 
 fn spawn(args: [u64; 6], space: SpaceId, parent: Pid) -> Result<u64, Errno> {

@@ -23,6 +23,7 @@ mod port;
 pub mod probes;
 pub mod ps2;
 pub mod qemu;
+mod rtc;
 pub mod serial;
 mod shootdown;
 mod smp;
@@ -51,6 +52,7 @@ pub use self::{
     percpu::{cpu_index, set_kernel_stack},
     pic::spurious_interrupt_count,
     pit::{TICK_HZ, milliseconds, set_rate as set_timer_rate, ticks},
+    rtc::unix_time_milliseconds,
     smp::{CpuInfo, cpus, send_nmi_to, start_processors},
     sync::{IrqMutex, IrqMutexGuard},
     traps::{ExceptionReport, TaskHooks, exception_name, preempt_point, set_task_hooks, yield_now},
@@ -106,5 +108,6 @@ pub(crate) fn init_interrupts() {
     watchdog::init();
     pic::init();
     pit::init();
+    rtc::init();
     cpu::enable_interrupts();
 }

@@ -134,7 +134,9 @@ fn leaf_flags(protection: Protection, user: bool) -> Flags {
     if !protection.execute {
         flags |= Flags::NO_EXECUTE;
     }
-    if user {
+    // A no-access page keeps its frame (its bytes return with a later protection) but not
+    // its user bit: every access from ring 3 faults as a protection violation.
+    if user && protection.read {
         flags |= Flags::USER_ACCESSIBLE;
     }
     flags
@@ -268,6 +270,8 @@ pub unsafe fn translate(root: Frame, address: u64) -> Option<PageMapping> {
             Some(PageMapping {
                 frame: frame_of(frame),
                 protection: Protection {
+                    // A no-access user page is present for the kernel only (`leaf_flags`).
+                    read: true,
                     write: flags.contains(Flags::WRITABLE),
                     execute: !flags.contains(Flags::NO_EXECUTE),
                 },

@@ -79,6 +79,7 @@ pub(crate) fn build(repository: &Path, image: &Path) -> Result<PathBuf, String> 
         }
     }
     files.extend(linux_programs(repository, &target_dir.join("linux"))?);
+    files.extend(linux_rust_programs(repository, &target_dir.join("linux-std"))?);
     files.sort();
     fs::write(image, pack(&files)?).map_err(|error| format!("cannot write ramdisk: {error}"))?;
     Ok(image.to_path_buf())
@@ -125,6 +126,54 @@ fn linux_programs(repository: &Path, out: &Path) -> Result<Vec<(String, Vec<u8>)
         }
         let elf = fs::read(&binary).map_err(|error| format!("{name}: {error}"))?;
         programs.push((name.to_owned(), elf));
+    }
+    Ok(programs)
+}
+
+/// The Rust target of the `std` programs in `user/linux/std` (a static musl build).
+const LINUX_RUST_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Builds the Rust `std` programs (`user/linux/std/src/bin/NAME.rs`) for Linux and returns
+/// them. Without the target (`rustup toolchain install` in the repository adds it) they are
+/// left out, with a warning.
+fn linux_rust_programs(repository: &Path, target_dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let crate_dir = repository.join("user/linux/std");
+    if !crate_dir.join("Cargo.toml").exists() {
+        return Ok(Vec::new());
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["build", "--quiet", "--release", "--bins", "--target", LINUX_RUST_TARGET])
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .current_dir(&crate_dir)
+        .output()
+        .map_err(|error| format!("cannot build the Rust Linux programs: {error}"))?;
+    if !output.status.success() {
+        let errors = String::from_utf8_lossy(&output.stderr);
+        if errors.contains("target may not be installed") || errors.contains("can't find crate for `std`") {
+            eprintln!(
+                "herald-runner: the {LINUX_RUST_TARGET} target is missing: the Rust programs in \
+                 user/linux/std are left out (run `rustup toolchain install` in the repository)"
+            );
+            return Ok(Vec::new());
+        }
+        return Err(format!("building the Rust Linux programs failed:\n{errors}"));
+    }
+    let binaries = target_dir.join(LINUX_RUST_TARGET).join("release");
+    let mut programs = Vec::new();
+    for source in fs::read_dir(crate_dir.join("src/bin")).map_err(|e| e.to_string())? {
+        let source = source.map_err(|e| e.to_string())?.path();
+        let Some(name) = source.file_stem().and_then(|stem| stem.to_str()) else { continue };
+        if source.extension().is_some_and(|extension| extension == "rs") {
+            let elf = fs::read(binaries.join(name)).map_err(|error| format!("{name}: {error}"))?;
+            programs.push((name.to_owned(), elf));
+        }
     }
     Ok(programs)
 }

@@ -1,0 +1,143 @@
+//! The Linux personality: the system calls Herald serves Linux programs, by Linux's numbers
+//! and meanings, as the owner of a `syscall` event whose caller is a Linux program. A call not
+//! served answers `ENOSYS` and is logged once per program, by its Linux name.
+//!
+//! Each group of calls has its file: `console` (the three standard descriptors), `memory`,
+//! `signals` (recorded until delivery exists), `time`, `system` (identity, limits, threads).
+//! What a program's calls set up lives in its task as a [`LinuxState`].
+
+#![forbid(unsafe_code)]
+
+mod console;
+mod memory;
+mod signals;
+mod system;
+mod time;
+
+use alloc::collections::BTreeSet;
+
+use super::{
+    Pid, scheduler,
+    syscalls::{self, Served},
+};
+use crate::{
+    abi::linux,
+    events::{BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
+    sync::IrqSpinLock,
+};
+
+/// Unknown calls already logged, as (pid, number), so a program that keeps asking logs once.
+/// Bounded: when full, the entries of processes that have ended make room; if every entry is a
+/// live process's, further unknown calls go unlogged.
+const MAX_LOGGED_UNKNOWN: usize = 256;
+static LOGGED_UNKNOWN: IrqSpinLock<BTreeSet<(Pid, u64)>> = IrqSpinLock::new(BTreeSet::new());
+
+/// What a Linux program's calls have set up, kept in its task and dropped with it.
+#[derive(Default)]
+pub(super) struct LinuxState {
+    signals: signals::SignalState,
+    console: console::ConsoleState,
+}
+
+/// Subscribes the Linux calls' owner, after Herald's own (which passes Linux programs' calls).
+pub(super) fn subscribe() {
+    BUS.subscribe(EventKind::Syscall, "linux-calls", Priority::OWNER, on_syscall)
+        .expect("the Linux calls subscribe at boot")
+        .keep_forever();
+}
+
+fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
+    let Event::Syscall { number, ref args, pid, abi: SyscallAbi::Linux } = *event else {
+        return Verdict::Continue;
+    };
+    if pid == 0 {
+        return Verdict::Continue;
+    }
+    scheduler::count_syscall();
+    match serve(number, args, pid, scheduler::current_space()) {
+        Ok(Served::Value(value)) => {
+            reply.value = value;
+            Verdict::Handled
+        }
+        Ok(Served::Restart) => {
+            reply.restart = true;
+            Verdict::Handled
+        }
+        Err(errno) => Verdict::Deny(errno),
+    }
+}
+
+fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Served, Errno> {
+    let [a0, a1, a2, a3, ..] = *args;
+    let value = match number {
+        linux::READ => return console::read(a0, a1, a2, space),
+        linux::READV => return console::readv(a0, a1, a2, space),
+        linux::WRITE => console::write(a0, a1, a2, space)?,
+        linux::WRITEV => console::writev(a0, a1, a2, space)?,
+        linux::CLOSE => console::close(a0)?,
+        linux::FSTAT => console::fstat(a0, a1, space)?,
+        linux::LSEEK => console::lseek(a0)?,
+        linux::IOCTL => console::ioctl(a0, a1, a2, space)?,
+        linux::POLL => return console::poll(a0, a1, a2 as i32, space),
+        linux::MMAP => memory::mmap(args, pid, space)?,
+        linux::MUNMAP => memory::munmap(a0, a1, pid, space)?,
+        linux::MPROTECT => memory::mprotect(a0, a1, a2, pid, space)?,
+        linux::MADVISE => memory::madvise(a0, a1)?,
+        linux::BRK => memory::brk(),
+        linux::RT_SIGACTION => signals::rt_sigaction(a0, a1, a2, a3, space)?,
+        linux::RT_SIGPROCMASK => signals::rt_sigprocmask(a0, a1, a2, a3, space)?,
+        linux::SIGALTSTACK => signals::sigaltstack(a0, a1, space)?,
+        linux::SCHED_YIELD => syscalls::sleep(0)?,
+        linux::NANOSLEEP => time::nanosleep(a0, space)?,
+        linux::CLOCK_NANOSLEEP => time::clock_nanosleep(a0, a1, a2, space)?,
+        linux::CLOCK_GETTIME => time::clock_gettime(a0, a1, space)?,
+        linux::CLOCK_GETRES => time::clock_getres(a0, a1, space)?,
+        linux::GETTIMEOFDAY => time::gettimeofday(a0, space)?,
+        linux::TIME => time::time(a0, space)?,
+        // One thread per process: its thread id is its pid.
+        linux::GETPID | linux::GETTID | linux::SET_TID_ADDRESS => u64::from(pid),
+        linux::GETPPID => u64::from(scheduler::parent_of(pid)),
+        // One user, root.
+        linux::GETUID | linux::GETGID | linux::GETEUID | linux::GETEGID => 0,
+        linux::UNAME => system::uname(a0, space)?,
+        linux::PRLIMIT64 => system::prlimit64(a0, a1, a2, a3, pid, space)?,
+        linux::GETRLIMIT => system::prlimit64(0, a0, 0, a1, pid, space)?,
+        linux::GETRANDOM => system::getrandom(a0, a1, space)?,
+        linux::ARCH_PRCTL => system::arch_prctl(a0, a1, space)?,
+        linux::FUTEX => system::futex(args, space)?,
+        linux::SET_ROBUST_LIST => system::set_robust_list(a1)?,
+        linux::EXIT | linux::EXIT_GROUP => {
+            // Linux keeps the low 8 bits of the status.
+            syscalls::exit(i32::from(a0 as u8));
+            0
+        }
+        _ => {
+            log_unknown_once(pid, number);
+            return Err(Errno::ENOSYS);
+        }
+    };
+    Ok(Served::Value(value))
+}
+
+/// Runs `f` on the calling program's [`LinuxState`].
+fn with_state<R>(f: impl FnOnce(&mut LinuxState) -> R) -> R {
+    scheduler::with_linux_state(f).expect("a Linux call comes from a running process")
+}
+
+/// Reads a little-endian `u64` at `at` in `bytes`.
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+#[cold]
+fn log_unknown_once(pid: Pid, number: u64) {
+    let mut logged = LOGGED_UNKNOWN.lock();
+    if logged.len() >= MAX_LOGGED_UNKNOWN {
+        logged.retain(|&(logged_pid, _)| scheduler::is_alive(logged_pid));
+    }
+    if logged.len() < MAX_LOGGED_UNKNOWN && logged.insert((pid, number)) {
+        drop(logged);
+        let name = linux::name(number).unwrap_or("a call Herald does not know");
+        log::info!("pid {pid}: Linux system call {number} ({name}) is not served: ENOSYS");
+    }
+}
