@@ -21,7 +21,7 @@ pub(super) fn completions(before: &str) -> Vec<String> {
     let words: Vec<&str> = before.split_whitespace().collect();
     match words.as_slice() {
         [] => COMMANDS.iter().map(|(name, _, _)| String::from(*name)).collect(),
-        ["run"] => task::programs().into_iter().map(String::from).collect(),
+        ["run"] => task::programs().into_iter().map(|(name, _)| String::from(name)).collect(),
         ["chains"] => EventKind::ALL.iter().map(|kind| String::from(kind.name())).collect(),
         _ => Vec::new(),
     }
@@ -70,7 +70,7 @@ pub(super) fn run(line: &str) -> Option<Pid> {
         "queues" if expect_none(&args) => queues(),
         "ps" if expect_none(&args) => ps(),
         "cpus" if expect_none(&args) => cpus(),
-        "run" => return start_program(&args),
+        "run" => return start_program(line),
         "kill" => kill(&args),
         "mem" if expect_none(&args) => mem(),
         "policy" if expect_none(&args) => policy(),
@@ -267,14 +267,17 @@ fn ps() {
     }
 }
 
-fn start_program(args: &[&str]) -> Option<Pid> {
-    let Some((program, rest)) = args.split_first() else {
-        let programs = task::programs();
-        println!("error: usage: run <program> [args]; programs: {}", programs.join(" "));
+/// `run NAME ARGS`: starts `/bin/NAME` (or the path NAME) with the rest of the line as its
+/// arguments, exactly as typed (a Linux program's argv is split from it as a shell splits
+/// words, quotes and all). `run` alone lists `/bin`.
+fn start_program(line: &str) -> Option<Pid> {
+    let rest = line.trim_start().strip_prefix("run").unwrap_or_default().trim_start();
+    let (program, arguments) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    if program.is_empty() {
+        list_programs();
         return None;
-    };
-    let arguments = rest.join(" ");
-    match task::spawn(program, &arguments, 0) {
+    }
+    match task::spawn(program, arguments.trim(), 0) {
         Ok(pid) => {
             println!("[pid {pid} started: {program}]");
             Some(pid)
@@ -283,6 +286,21 @@ fn start_program(args: &[&str]) -> Option<Pid> {
             println!("error: cannot run `{}`: {error}", printable(program));
             None
         }
+    }
+}
+
+/// The programs in `/bin`, with each one's size and the system calls it makes.
+fn list_programs() {
+    let programs = task::programs();
+    println!("{} programs in {} (run NAME [ARGS]):", programs.len(), task::PROGRAM_DIRECTORY);
+    for (name, len_bytes) in programs {
+        let image = task::image_file(&task::program_path(name)).unwrap_or_default();
+        let kind = match task::elf::plan(image, &crate::arch::paging::USER_SPACE) {
+            Ok(plan) if plan.herald_abi => String::from("Herald calls"),
+            Ok(_) => String::from("Linux calls"),
+            Err(error) => alloc::format!("refused: {error}"),
+        };
+        println!("  {name:<24} {:>6} KiB  {kind}", len_bytes.div_ceil(1024));
     }
 }
 

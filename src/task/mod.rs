@@ -23,8 +23,9 @@ mod syscalls;
 
 #[cfg(target_os = "none")]
 pub use self::process::{
-    MAX_ARGS_LEN_BYTES, PROCESS_FACTS, ProcessFacts, ProcessInfo, SpawnError, kill, owner_of_space,
-    processes, programs, ramdisk_file, spawn, spawn_image, spawn_withholding, try_reap, wait,
+    MAX_ARGS_LEN_BYTES, PROCESS_FACTS, PROGRAM_DIRECTORY, ProcessFacts, ProcessInfo, SpawnError,
+    image_file, kill, owner_of_space, processes, program_path, programs, ramdisk_file, spawn,
+    spawn_image, spawn_withholding, try_reap, wait,
 };
 #[cfg(target_os = "none")]
 pub use self::scheduler::{

@@ -33,18 +33,40 @@ pub(super) const USER_STACK_SIZE_BYTES: u64 = 256 * 1024;
 /// Largest argument string a program gets.
 pub const MAX_ARGS_LEN_BYTES: usize = 4096;
 
-/// The programs the loader brought (read once at boot, never changed).
+/// The file tree the loader brought (read once at boot, never changed).
 static RAMDISK: spin::Once<Ramdisk<'static>> = spin::Once::new();
+/// Where a program named without a `/` is looked for.
+pub const PROGRAM_DIRECTORY: &str = "/bin";
+/// First bytes of an executable (ELF).
+const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
 
-/// The contents of ramdisk program `name`.
-pub fn ramdisk_file(name: &str) -> Option<&'static [u8]> {
-    RAMDISK.get().and_then(|ramdisk| ramdisk.find(name))
+/// The image path of program `name`: `/bin/NAME`, or `name` itself if it is a path (has a `/`).
+pub fn program_path(name: &str) -> String {
+    if name.contains('/') {
+        String::from(name)
+    } else {
+        alloc::format!("{PROGRAM_DIRECTORY}/{name}")
+    }
 }
 
-/// Names of the programs in the ramdisk.
-pub fn programs() -> Vec<&'static str> {
-    let files = RAMDISK.get().map(|ramdisk| ramdisk.files().map(|(name, _)| name));
-    files.map(Iterator::collect).unwrap_or_default()
+/// The contents of program `name` (see [`program_path`]).
+pub fn ramdisk_file(name: &str) -> Option<&'static [u8]> {
+    image_file(&program_path(name))
+}
+
+/// The contents of the image's file at `path`.
+pub fn image_file(path: &str) -> Option<&'static [u8]> {
+    RAMDISK.get().and_then(|ramdisk| ramdisk.find(path))
+}
+
+/// The programs in `/bin` (its executables), as (name, size in bytes).
+pub fn programs() -> Vec<(&'static str, usize)> {
+    let Some(ramdisk) = RAMDISK.get() else { return Vec::new() };
+    ramdisk
+        .directory(PROGRAM_DIRECTORY)
+        .filter(|(_, data)| data.starts_with(ELF_MAGIC))
+        .map(|(name, data)| (name, data.len()))
+        .collect()
 }
 
 /// Wires processes to the trap path (the return to ring 3, preempt points) and the bus (their
@@ -52,7 +74,7 @@ pub fn programs() -> Vec<&'static str> {
 pub(super) fn init(ramdisk_image: Option<&'static [u8]>) {
     match ramdisk_image.map(Ramdisk::parse) {
         Some(Ok(ramdisk)) => {
-            log::info!("ramdisk: {} programs", ramdisk.files().count());
+            log::info!("boot image: {} files", ramdisk.files().count());
             RAMDISK.call_once(|| ramdisk);
         }
         Some(Err(error)) => log::error!("ramdisk refused: {error}"),
@@ -308,8 +330,7 @@ pub fn spawn_withholding(
     parent: Pid,
     rights: u64,
 ) -> Result<Pid, SpawnError> {
-    let ramdisk = RAMDISK.get().ok_or(SpawnError::NotFound)?;
-    let image = ramdisk.find(name).ok_or(SpawnError::NotFound)?;
+    let image = ramdisk_file(name).ok_or(SpawnError::NotFound)?;
     start(name, image, args, parent, rights)
 }
 

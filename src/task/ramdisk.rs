@@ -1,152 +1,214 @@
-//! Reads the boot ramdisk the runner packs (`tools/runner/src/ramdisk.rs` writes it): a header,
-//! a table of named entries, and the files. Everything is bounds-checked — a corrupt ramdisk
-//! yields an error, never a panic.
+//! Reads the boot image's file tree: a cpio archive in the `newc` format (cpio(5), the format
+//! of Linux's initramfs), which the runner packs (`tools/runner/src/ramdisk.rs`). Every header
+//! is checked when the archive is first parsed — a corrupt archive yields an error naming the
+//! offset, never a panic — and the files are then read in place.
 
 #![forbid(unsafe_code)]
 
 use core::fmt;
 
-const MAGIC: &[u8; 8] = b"HRDK0001";
-const NAME_LEN_BYTES: usize = 32;
-const HEADER_LEN_BYTES: usize = 16;
-const ENTRY_LEN_BYTES: usize = NAME_LEN_BYTES + 16;
+/// `newc` header magic, and the variant with checksums (accepted; the sums are not checked).
+const NEWC_MAGIC: &[u8; 6] = b"070701";
+const NEWC_CRC_MAGIC: &[u8; 6] = b"070702";
+/// Bytes of a header: the magic and 13 eight-digit hexadecimal fields.
+const HEADER_BYTES: usize = 110;
+/// The entry that ends an archive.
+const TRAILER: &str = "TRAILER!!!";
+/// The type bits of `mode`, and the regular-file type (`S_IFMT`, `S_IFREG`).
+const TYPE_MASK: u32 = 0o170_000;
+const REGULAR: u32 = 0o100_000;
+/// Field indices in a header (after the magic).
+const FIELD_MODE: usize = 1;
+const FIELD_FILE_SIZE: usize = 6;
+const FIELD_NAME_SIZE: usize = 11;
 
-/// Why a ramdisk was refused.
+/// Why an archive was refused.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum RamdiskError {
-    /// Too short for its header or entry table.
-    Truncated,
-    /// Not a Herald ramdisk.
-    BadMagic,
-    /// An entry's data lies outside the image.
-    EntryOutOfBounds(usize),
-    /// An entry's name is not UTF-8.
+    /// It ends inside the header, name or data of the entry at this offset.
+    Truncated(usize),
+    /// The entry at this offset does not start with a `newc` magic.
+    BadMagic(usize),
+    /// A header field at this offset is not hexadecimal.
+    BadField(usize),
+    /// The name of the entry at this offset is not UTF-8 or lacks its NUL.
     BadName(usize),
+    /// No trailer entry ends the archive.
+    NoTrailer,
 }
 
 impl fmt::Display for RamdiskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Truncated => f.write_str("ramdisk truncated"),
-            Self::BadMagic => f.write_str("not a Herald ramdisk (bad magic)"),
-            Self::EntryOutOfBounds(index) => write!(f, "ramdisk entry {index} lies outside it"),
-            Self::BadName(index) => write!(f, "ramdisk entry {index} has a non-UTF-8 name"),
+            Self::Truncated(at) => write!(f, "image truncated in the entry at byte {at}"),
+            Self::BadMagic(at) => write!(f, "not a cpio newc entry at byte {at}"),
+            Self::BadField(at) => write!(f, "a header field at byte {at} is not hexadecimal"),
+            Self::BadName(at) => write!(f, "the entry at byte {at} has a malformed name"),
+            Self::NoTrailer => f.write_str("the image has no TRAILER!!! entry"),
         }
     }
 }
 
-/// A validated ramdisk.
+/// One archive entry: its path (without a leading `/` or `./`), mode, contents.
+#[derive(Clone, Copy, Debug)]
+struct Entry<'a> {
+    path: &'a str,
+    mode: u32,
+    data: &'a [u8],
+    next: usize,
+}
+
+/// A validated archive.
 #[derive(Clone, Copy, Debug)]
 pub struct Ramdisk<'a> {
     image: &'a [u8],
-    count: usize,
-}
-
-fn read_u64(bytes: &[u8], at: usize) -> u64 {
-    let mut word = [0; 8];
-    word.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(word)
 }
 
 impl<'a> Ramdisk<'a> {
-    /// Checks the header and every entry of `image`.
+    /// Checks every entry of `image`, up to its trailer.
     pub fn parse(image: &'a [u8]) -> Result<Self, RamdiskError> {
-        if image.len() < HEADER_LEN_BYTES {
-            return Err(RamdiskError::Truncated);
+        let mut at = 0;
+        loop {
+            let entry = entry_at(image, at)?.ok_or(RamdiskError::NoTrailer)?;
+            if entry.path == TRAILER {
+                return Ok(Self { image });
+            }
+            at = entry.next;
         }
-        if &image[..8] != MAGIC {
-            return Err(RamdiskError::BadMagic);
-        }
-        let mut count_bytes = [0; 4];
-        count_bytes.copy_from_slice(&image[8..12]);
-        let count = u32::from_le_bytes(count_bytes) as usize;
-        let table_end = count
-            .checked_mul(ENTRY_LEN_BYTES)
-            .and_then(|len| len.checked_add(HEADER_LEN_BYTES))
-            .ok_or(RamdiskError::Truncated)?;
-        if image.len() < table_end {
-            return Err(RamdiskError::Truncated);
-        }
-        let ramdisk = Self { image, count };
-        for index in 0..count {
-            ramdisk.entry(index)?;
-        }
-        Ok(ramdisk)
     }
 
-    fn entry(&self, index: usize) -> Result<(&'a str, &'a [u8]), RamdiskError> {
-        let at = HEADER_LEN_BYTES + index * ENTRY_LEN_BYTES;
-        let raw_name = &self.image[at..at + NAME_LEN_BYTES];
-        let name_len = raw_name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN_BYTES);
-        let name = core::str::from_utf8(&raw_name[..name_len])
-            .map_err(|_| RamdiskError::BadName(index))?;
-        let offset = read_u64(self.image, at + NAME_LEN_BYTES);
-        let len = read_u64(self.image, at + NAME_LEN_BYTES + 8);
-        let data = usize::try_from(offset)
-            .ok()
-            .zip(usize::try_from(len).ok())
-            .and_then(|(offset, len)| self.image.get(offset..offset.checked_add(len)?))
-            .ok_or(RamdiskError::EntryOutOfBounds(index))?;
-        Ok((name, data))
+    fn entries(self) -> impl Iterator<Item = Entry<'a>> {
+        let mut at = Some(0);
+        core::iter::from_fn(move || {
+            let entry = entry_at(self.image, at?).ok().flatten()?;
+            at = Some(entry.next);
+            (entry.path != TRAILER).then_some(entry)
+        })
     }
 
-    /// Every file, in the runner's (sorted) order.
-    pub fn files(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
-        (0..self.count).filter_map(|index| self.entry(index).ok())
+    /// Every regular file, as (path, contents), in the archive's order.
+    pub fn files(self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.entries()
+            .filter(|entry| entry.mode & TYPE_MASK == REGULAR)
+            .map(|entry| (entry.path, entry.data))
     }
 
-    /// The file called `name`.
-    pub fn find(&self, name: &str) -> Option<&'a [u8]> {
-        self.files().find(|(file, _)| *file == name).map(|(_, data)| data)
+    /// The regular file at `path` (`/bin/x`, `bin/x` and `./bin/x` name the same file).
+    pub fn find(self, path: &str) -> Option<&'a [u8]> {
+        let path = normalized(path);
+        self.files().find(|(file, _)| *file == path).map(|(_, data)| data)
     }
+
+    /// The regular files directly in directory `directory`, as (name, contents).
+    pub fn directory<'d>(
+        self,
+        directory: &'d str,
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a, 'd> {
+        let directory = normalized(directory).trim_end_matches('/');
+        self.files().filter_map(move |(path, data)| {
+            let name = path.strip_prefix(directory)?.strip_prefix('/')?;
+            (!name.contains('/')).then_some((name, data))
+        })
+    }
+}
+
+fn normalized(path: &str) -> &str {
+    path.trim_start_matches("./").trim_start_matches('/')
+}
+
+/// Reads the entry at `at`: `None` if the image ends exactly there.
+fn entry_at(image: &[u8], at: usize) -> Result<Option<Entry<'_>>, RamdiskError> {
+    if at >= image.len() {
+        return Ok(None);
+    }
+    let header = image.get(at..at + HEADER_BYTES).ok_or(RamdiskError::Truncated(at))?;
+    if &header[..6] != NEWC_MAGIC && &header[..6] != NEWC_CRC_MAGIC {
+        return Err(RamdiskError::BadMagic(at));
+    }
+    let field = |index: usize| -> Result<u32, RamdiskError> {
+        let start = 6 + index * 8;
+        let digits = core::str::from_utf8(&header[start..start + 8])
+            .map_err(|_| RamdiskError::BadField(at + start))?;
+        u32::from_str_radix(digits, 16).map_err(|_| RamdiskError::BadField(at + start))
+    };
+    let mode = field(FIELD_MODE)?;
+    let data_len = field(FIELD_FILE_SIZE)? as usize;
+    let name_len = field(FIELD_NAME_SIZE)? as usize;
+    let name_start = at + HEADER_BYTES;
+    let raw_name = name_start
+        .checked_add(name_len)
+        .and_then(|end| image.get(name_start..end))
+        .ok_or(RamdiskError::Truncated(at))?;
+    let Some((&0, name)) = raw_name.split_last() else { return Err(RamdiskError::BadName(at)) };
+    let name = core::str::from_utf8(name).map_err(|_| RamdiskError::BadName(at))?;
+    let data_start = (name_start + name_len).next_multiple_of(4);
+    let data = data_start
+        .checked_add(data_len)
+        .and_then(|end| image.get(data_start..end))
+        .ok_or(RamdiskError::Truncated(at))?;
+    let next = (data_start + data_len).next_multiple_of(4);
+    Ok(Some(Entry { path: normalized(name), mode, data, next }))
 }
 
 #[cfg(test)]
 #[expect(unreachable_pub, reason = "`#[test_case]` makes test functions `pub`")]
 mod tests {
-    use alloc::vec::Vec;
+    use alloc::{format, vec::Vec};
 
     use super::*;
 
-    fn image(entries: &[(&str, u64, u64)], data: &[u8]) -> Vec<u8> {
-        let mut image = Vec::new();
-        image.extend_from_slice(MAGIC);
-        image.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-        image.extend_from_slice(&[0; 4]);
-        for (name, offset, len) in entries {
-            let mut padded = [0u8; NAME_LEN_BYTES];
-            padded[..name.len()].copy_from_slice(name.as_bytes());
-            image.extend_from_slice(&padded);
-            image.extend_from_slice(&offset.to_le_bytes());
-            image.extend_from_slice(&len.to_le_bytes());
+    fn entry(archive: &mut Vec<u8>, name: &str, mode: u32, data: &[u8]) {
+        archive.extend_from_slice(NEWC_MAGIC);
+        let fields = [1, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
+        for value in fields {
+            archive.extend_from_slice(format!("{value:08x}").as_bytes());
         }
-        image.extend_from_slice(data);
-        image
+        archive.extend_from_slice(name.as_bytes());
+        archive.push(0);
+        archive.resize(archive.len().next_multiple_of(4), 0);
+        archive.extend_from_slice(data);
+        archive.resize(archive.len().next_multiple_of(4), 0);
+    }
+
+    fn archive() -> Vec<u8> {
+        let mut archive = Vec::new();
+        entry(&mut archive, "bin", 0o040_755, b"");
+        entry(&mut archive, "bin/hello", 0o100_755, b"abc");
+        entry(&mut archive, "./bin/a", 0o100_644, b"xy");
+        entry(&mut archive, "t/x.sh", 0o100_644, b"echo");
+        entry(&mut archive, TRAILER, 0, b"");
+        archive
     }
 
     #[test_case]
-    fn finds_files_by_name() {
-        let data_at = (HEADER_LEN_BYTES + 2 * ENTRY_LEN_BYTES) as u64;
-        let bytes = image(&[("a", data_at, 2), ("hello", data_at + 2, 3)], b"xyabc");
+    fn finds_files_by_path_and_lists_a_directory() {
+        let bytes = archive();
         let ramdisk = Ramdisk::parse(&bytes).expect("valid");
-        assert_eq!(ramdisk.find("hello"), Some(&b"abc"[..]));
-        assert_eq!(ramdisk.find("a"), Some(&b"xy"[..]));
+        assert_eq!(ramdisk.find("/bin/hello"), Some(&b"abc"[..]));
+        assert_eq!(ramdisk.find("bin/a"), Some(&b"xy"[..]));
+        assert_eq!(ramdisk.find("t/x.sh"), Some(&b"echo"[..]));
+        assert_eq!(ramdisk.find("bin"), None, "a directory is not a file");
         assert_eq!(ramdisk.find("nope"), None);
-        assert_eq!(ramdisk.files().count(), 2);
+        assert_eq!(ramdisk.files().count(), 3);
+        let names: Vec<&str> = ramdisk.directory("/bin").map(|(name, _)| name).collect();
+        assert_eq!(names, ["hello", "a"]);
     }
 
     #[test_case]
-    fn refuses_corrupt_images() {
-        assert_eq!(Ramdisk::parse(b"HRDK").err(), Some(RamdiskError::Truncated));
-        let mut bad = image(&[], b"");
+    fn refuses_corrupt_archives() {
+        let bytes = archive();
+        assert_eq!(Ramdisk::parse(&bytes[..50]).err(), Some(RamdiskError::Truncated(0)));
+        let mut bad = bytes.clone();
         bad[0] = b'X';
-        assert_eq!(Ramdisk::parse(&bad).err(), Some(RamdiskError::BadMagic));
-        let mut many = image(&[], b"");
-        many[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(Ramdisk::parse(&many).err(), Some(RamdiskError::Truncated));
-        let past_end = image(&[("a", 10, u64::MAX)], b"");
-        assert_eq!(Ramdisk::parse(&past_end).err(), Some(RamdiskError::EntryOutOfBounds(0)));
-        let huge_offset = image(&[("a", u64::MAX, 1)], b"");
-        assert_eq!(Ramdisk::parse(&huge_offset).err(), Some(RamdiskError::EntryOutOfBounds(0)));
+        assert_eq!(Ramdisk::parse(&bad).err(), Some(RamdiskError::BadMagic(0)));
+        let mut bad_field = bytes.clone();
+        bad_field[6 + 6 * 8] = b'g';
+        assert!(matches!(Ramdisk::parse(&bad_field), Err(RamdiskError::BadField(_))));
+        let mut huge = bytes.clone();
+        huge[6 + 6 * 8..6 + 7 * 8].copy_from_slice(b"ffffffff");
+        assert_eq!(Ramdisk::parse(&huge).err(), Some(RamdiskError::Truncated(0)));
+        let without_trailer = &bytes[..bytes.len() - 124];
+        assert_eq!(Ramdisk::parse(without_trailer).err(), Some(RamdiskError::NoTrailer));
+        assert_eq!(Ramdisk::parse(&[]).err(), Some(RamdiskError::NoTrailer));
     }
 }

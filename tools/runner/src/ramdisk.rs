@@ -1,50 +1,132 @@
-//! Builds the user programs and packs them into the boot ramdisk: Herald's own (`user/`, Rust)
-//! and the Linux programs in `user/linux/` (C, built static with musl when `musl-gcc` is
-//! there; Debian's `musl-tools`).
-//!
-//! Format (read by the kernel's `task::ramdisk`; all integers little-endian):
-//! - header: magic `HRDK0001` (8 bytes), entry count `u32`, reserved `u32` (0);
-//! - entries: name (32 bytes, UTF-8, NUL-padded), data offset `u64`, data length `u64`;
-//! - data, each file 8-byte aligned.
+//! Builds the boot image's file tree and packs it as a cpio archive (`newc`, the format of
+//! Linux's initramfs; read by the kernel's `task::ramdisk`):
+//! - `/bin/NAME`: Herald's own programs (`user/src/bin`, Rust), the Linux programs in
+//!   `user/linux/` (C, built static with musl when `musl-gcc` is there; Debian's `musl-tools`)
+//!   and `user/linux/std` (Rust `std`, for `x86_64-unknown-linux-musl`), with each one's
+//!   sandbox manifest `user/linux/NAME.syscalls` as `/bin/NAME.syscalls`;
+//! - then the repository's `rootfs/` tree, laid over that;
+//! - then the tree of the directory `HERALD_ROOTFS_ADD` names, if set, laid over all of it
+//!   (`DIR/bin/prog` becomes `/bin/prog`).
 
 use std::{
+    collections::BTreeMap,
     fs,
     path::{Path, PathBuf},
     process::Command,
 };
 
-/// First bytes of a Herald ramdisk.
-pub(crate) const MAGIC: &[u8; 8] = b"HRDK0001";
-/// Bytes of a file name in an entry (longer names are refused).
-pub(crate) const NAME_LEN_BYTES: usize = 32;
-const HEADER_LEN_BYTES: usize = 16;
-const ENTRY_LEN_BYTES: usize = NAME_LEN_BYTES + 16;
+/// The variable naming a directory whose tree joins the image.
+pub(crate) const ROOTFS_ADD_VARIABLE: &str = "HERALD_ROOTFS_ADD";
+/// `newc` header magic (cpio(5), "New ASCII Format").
+const NEWC_MAGIC: &str = "070701";
+/// The name of the entry that ends an archive.
+const TRAILER: &str = "TRAILER!!!";
+/// Mode bits of a regular file and a directory (`S_IFREG`, `S_IFDIR`).
+const REGULAR: u32 = 0o100_000;
+const DIRECTORY: u32 = 0o040_000;
 
-/// Packs `files` (name, contents) into the ramdisk format.
-pub(crate) fn pack(files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
-    let count = u32::try_from(files.len()).map_err(|_| "too many files")?;
-    let mut data_offset = HEADER_LEN_BYTES + files.len() * ENTRY_LEN_BYTES;
-    let mut image = Vec::new();
-    image.extend_from_slice(MAGIC);
-    image.extend_from_slice(&count.to_le_bytes());
-    image.extend_from_slice(&0u32.to_le_bytes());
-    for (name, contents) in files {
-        if name.is_empty() || name.len() > NAME_LEN_BYTES || name.contains('\0') {
-            return Err(format!("program name {name:?} must be 1-{NAME_LEN_BYTES} bytes"));
+/// One file of the image: its path (relative, `/`-separated), permission bits, contents.
+pub(crate) struct ImageFile {
+    pub(crate) mode: u32,
+    pub(crate) contents: Vec<u8>,
+}
+
+/// Packs `files` (path → file) as a `newc` archive, each directory on a path as its own entry
+/// before what it holds.
+pub(crate) fn pack(files: &BTreeMap<String, ImageFile>) -> Result<Vec<u8>, String> {
+    let mut archive = Vec::new();
+    let mut directories = std::collections::BTreeSet::new();
+    let mut inode = 1u32;
+    for (path, file) in files {
+        if path.is_empty()
+            || path.starts_with('/')
+            || path.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(format!("image path {path:?} is not a plain relative path"));
         }
-        let mut padded = [0u8; NAME_LEN_BYTES];
-        padded[..name.len()].copy_from_slice(name.as_bytes());
-        image.extend_from_slice(&padded);
-        data_offset = data_offset.next_multiple_of(8);
-        image.extend_from_slice(&(data_offset as u64).to_le_bytes());
-        image.extend_from_slice(&(contents.len() as u64).to_le_bytes());
-        data_offset += contents.len();
+        let parts: Vec<&str> = path.split('/').collect();
+        for depth in 1..parts.len() {
+            let directory = parts[..depth].join("/");
+            if directories.insert(directory.clone()) {
+                entry(&mut archive, &directory, DIRECTORY | 0o755, inode, &[]);
+                inode += 1;
+            }
+        }
+        entry(&mut archive, path, REGULAR | (file.mode & 0o7777), inode, &file.contents);
+        inode += 1;
     }
-    for (_, contents) in files {
-        image.resize(image.len().next_multiple_of(8), 0);
-        image.extend_from_slice(contents);
+    entry(&mut archive, TRAILER, 0, 0, &[]);
+    Ok(archive)
+}
+
+fn entry(archive: &mut Vec<u8>, name: &str, mode: u32, inode: u32, contents: &[u8]) {
+    let name_len_bytes = name.len() + 1;
+    let fields = [
+        inode,
+        mode,
+        0,                                         // uid
+        0,                                         // gid
+        if mode & DIRECTORY != 0 { 2 } else { 1 }, // nlink
+        0,                                         // mtime: fixed, so images are reproducible
+        contents.len() as u32,
+        0,
+        0,
+        0,
+        0, // dev and rdev, major and minor
+        name_len_bytes as u32,
+        0, // check
+    ];
+    archive.extend_from_slice(NEWC_MAGIC.as_bytes());
+    for field in fields {
+        archive.extend_from_slice(format!("{field:08x}").as_bytes());
     }
-    Ok(image)
+    archive.extend_from_slice(name.as_bytes());
+    archive.push(0);
+    archive.resize(archive.len().next_multiple_of(4), 0);
+    archive.extend_from_slice(contents);
+    archive.resize(archive.len().next_multiple_of(4), 0);
+}
+
+/// Adds the regular files under `root` to `files` as paths relative to it, replacing files
+/// already there. Symbolic links are followed; anything else is skipped with a warning.
+fn add_tree(root: &Path, files: &mut BTreeMap<String, ImageFile>) -> Result<(), String> {
+    fn walk(
+        root: &Path,
+        directory: &Path,
+        files: &mut BTreeMap<String, ImageFile>,
+    ) -> Result<(), String> {
+        let mut entries: Vec<_> = fs::read_dir(directory)
+            .map_err(|error| format!("{}: {error}", directory.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|error| format!("{}: {error}", directory.display()))?;
+        entries.sort_by_key(|entry| entry.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let metadata =
+                fs::metadata(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+            if metadata.is_dir() {
+                walk(root, &path, files)?;
+            } else if metadata.is_file() {
+                let relative = path.strip_prefix(root).expect("under the root");
+                let Some(relative) = relative.to_str() else {
+                    eprintln!("herald-runner: {} is not UTF-8: left out", path.display());
+                    continue;
+                };
+                let contents =
+                    fs::read(&path).map_err(|error| format!("{}: {error}", path.display()))?;
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = metadata.permissions().mode();
+                files.insert(
+                    relative.replace(std::path::MAIN_SEPARATOR, "/"),
+                    ImageFile { mode, contents },
+                );
+            } else {
+                eprintln!("herald-runner: {} is not a file or directory: left out", path.display());
+            }
+        }
+        Ok(())
+    }
+    walk(root, root, files)
 }
 
 /// Builds `user/` (release) and writes the ramdisk to `image`; returns its path.
@@ -68,19 +150,41 @@ pub(crate) fn build(repository: &Path, image: &Path) -> Result<PathBuf, String> 
         return Err("building the user programs failed (see above)".into());
     }
     let binaries = target_dir.join("x86_64-unknown-none/release");
-    let mut files = Vec::new();
+    let mut programs = Vec::new();
     for source in fs::read_dir(repository.join("user/src/bin")).map_err(|e| e.to_string())? {
         let source = source.map_err(|e| e.to_string())?.path();
         let Some(name) = source.file_stem().and_then(|stem| stem.to_str()) else { continue };
         if source.extension().is_some_and(|extension| extension == "rs") {
             let elf = fs::read(binaries.join(name))
                 .map_err(|error| format!("user program {name}: {error}"))?;
-            files.push((name.to_owned(), elf));
+            programs.push((name.to_owned(), elf));
         }
     }
-    files.extend(linux_programs(repository, &target_dir.join("linux"))?);
-    files.extend(linux_rust_programs(repository, &target_dir.join("linux-std"))?);
-    files.sort();
+    programs.extend(linux_programs(repository, &target_dir.join("linux"))?);
+    programs.extend(linux_rust_programs(repository, &target_dir.join("linux-std"))?);
+    let mut files = BTreeMap::new();
+    for (name, elf) in programs {
+        files.insert(format!("bin/{name}"), ImageFile { mode: 0o755, contents: elf });
+    }
+    for manifest in fs::read_dir(repository.join("user/linux")).map_err(|e| e.to_string())? {
+        let manifest = manifest.map_err(|e| e.to_string())?.path();
+        if manifest.extension().is_some_and(|extension| extension == "syscalls") {
+            let name = manifest.file_name().and_then(|name| name.to_str()).expect("UTF-8 name");
+            let contents = fs::read(&manifest).map_err(|error| format!("{name}: {error}"))?;
+            files.insert(format!("bin/{name}"), ImageFile { mode: 0o644, contents });
+        }
+    }
+    let rootfs = repository.join("rootfs");
+    if rootfs.is_dir() {
+        add_tree(&rootfs, &mut files)?;
+    }
+    if let Some(added) = std::env::var_os(ROOTFS_ADD_VARIABLE) {
+        let added = PathBuf::from(added);
+        if !added.is_dir() {
+            return Err(format!("{ROOTFS_ADD_VARIABLE}={}: not a directory", added.display()));
+        }
+        add_tree(&added, &mut files)?;
+    }
     fs::write(image, pack(&files)?).map_err(|error| format!("cannot write ramdisk: {error}"))?;
     Ok(image.to_path_buf())
 }
@@ -136,7 +240,10 @@ const LINUX_RUST_TARGET: &str = "x86_64-unknown-linux-musl";
 /// Builds the Rust `std` programs (`user/linux/std/src/bin/NAME.rs`) for Linux and returns
 /// them. Without the target (`rustup toolchain install` in the repository adds it) they are
 /// left out, with a warning.
-fn linux_rust_programs(repository: &Path, target_dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+fn linux_rust_programs(
+    repository: &Path,
+    target_dir: &Path,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
     let crate_dir = repository.join("user/linux/std");
     if !crate_dir.join("Cargo.toml").exists() {
         return Ok(Vec::new());
@@ -156,7 +263,9 @@ fn linux_rust_programs(repository: &Path, target_dir: &Path) -> Result<Vec<(Stri
         .map_err(|error| format!("cannot build the Rust Linux programs: {error}"))?;
     if !output.status.success() {
         let errors = String::from_utf8_lossy(&output.stderr);
-        if errors.contains("target may not be installed") || errors.contains("can't find crate for `std`") {
+        if errors.contains("target may not be installed")
+            || errors.contains("can't find crate for `std`")
+        {
             eprintln!(
                 "herald-runner: the {LINUX_RUST_TARGET} target is missing: the Rust programs in \
                  user/linux/std are left out (run `rustup toolchain install` in the repository)"
@@ -182,28 +291,35 @@ fn linux_rust_programs(repository: &Path, target_dir: &Path) -> Result<Vec<(Stri
 mod tests {
     use super::*;
 
-    #[test]
-    fn packs_header_entries_and_aligned_data() {
-        let image =
-            pack(&[("a".into(), vec![1, 2, 3]), ("bb".into(), vec![4])]).expect("valid input");
-        assert_eq!(&image[..8], MAGIC);
-        assert_eq!(u32::from_le_bytes(image[8..12].try_into().expect("4 bytes")), 2);
-        let entry = |index: usize| {
-            let at = HEADER_LEN_BYTES + index * ENTRY_LEN_BYTES + NAME_LEN_BYTES;
-            let offset = u64::from_le_bytes(image[at..at + 8].try_into().expect("8 bytes"));
-            let len = u64::from_le_bytes(image[at + 8..at + 16].try_into().expect("8 bytes"));
-            (offset as usize, len as usize)
-        };
-        let (offset, len) = entry(0);
-        assert_eq!(&image[offset..offset + len], &[1, 2, 3]);
-        let (offset, len) = entry(1);
-        assert_eq!(offset % 8, 0);
-        assert_eq!(&image[offset..offset + len], &[4]);
+    fn file(contents: &[u8]) -> ImageFile {
+        ImageFile { mode: 0o755, contents: contents.to_vec() }
     }
 
     #[test]
-    fn refuses_bad_names() {
-        assert!(pack(&[(String::new(), vec![])]).is_err());
-        assert!(pack(&[("x".repeat(33), vec![])]).is_err());
+    fn packs_directories_files_and_the_trailer_in_newc() {
+        let files =
+            BTreeMap::from([("bin/a".to_owned(), file(b"xyz")), ("t/b.sh".to_owned(), file(b""))]);
+        let archive = pack(&files).expect("valid paths");
+        let text = String::from_utf8_lossy(&archive);
+        // bin (directory), bin/a, t (directory), t/b.sh, the trailer.
+        assert_eq!(text.matches(NEWC_MAGIC).count(), 5);
+        assert!(text.starts_with("070701"));
+        let at = text.find("bin/a\0").expect("bin/a");
+        assert_eq!(
+            &archive[at - 110 + 6 + 8..at - 110 + 6 + 16],
+            b"000081ed",
+            "mode: regular, 0755"
+        );
+        assert!(archive.windows(3).any(|window| window == b"xyz"));
+        assert!(text.contains(TRAILER));
+        assert_eq!(archive.len() % 4, 0);
+    }
+
+    #[test]
+    fn refuses_paths_that_are_not_plain() {
+        for path in ["/abs", "a//b", "../up", "a/./b", ""] {
+            let files = BTreeMap::from([(path.to_owned(), file(b""))]);
+            assert!(pack(&files).is_err(), "{path:?}");
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::{
 };
 
 const USAGE: &str = "usage: cargo xtask test | cargo xtask bench | cargo xtask shell [--soak \
-                     MINUTES] | cargo xtask gdb [--batch]";
+                     MINUTES | --only NAME-PART] | cargo xtask gdb [--batch]";
 /// Where the loader places the position-independent kernel: the start of the kernel half, the
 /// lowest address of the range `src/arch/x86_64/paging.rs` gives it. gdb needs the symbols
 /// moved there.
@@ -175,7 +175,11 @@ fn main() -> ExitCode {
         ["gdb"] => gdb(&repository_root(), false),
         ["gdb", "--batch"] => gdb(&repository_root(), true),
         ["shell"] => {
-            let tally = sessions::run_all(&repository_root());
+            let tally = sessions::run_all(&repository_root(), "");
+            if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        ["shell", "--only", name] => {
+            let tally = sessions::run_all(&repository_root(), name);
             if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         ["shell", "--soak", minutes] => match minutes.parse::<u64>() {
@@ -383,7 +387,7 @@ fn test() -> ExitCode {
     }
     let phase = Instant::now();
     eprintln!("\n==> shell sessions over COM1 and the keyboard (cargo run, scripted)");
-    let tally = sessions::run_all(&root);
+    let tally = sessions::run_all(&root, "");
     eprintln!("    {:.0} s", phase.elapsed().as_secs_f64());
     total.passed += tally.passed;
     total.failed += tally.failed;

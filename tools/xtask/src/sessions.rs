@@ -41,7 +41,19 @@ struct Session {
     uefi: bool,
     /// QEMU options of its own (the machine it needs).
     qemu_args: &'static str,
+    /// Builds the image with `HERALD_ROOTFS_ADD` naming a directory holding a program the
+    /// session compiles there first (`/bin/dropped`, from [`DROPPED_PROGRAM_C`]), as a user
+    /// would drop in a binary of their own.
+    rootfs_add: bool,
 }
+
+/// The program a user "drops in": a static musl C program that prints its argv.
+const DROPPED_PROGRAM_C: &str = r#"#include <stdio.h>
+int main(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) printf("dropped argv[%d] = [%s]\n", i, argv[i]);
+    return 5;
+}
+"#;
 
 /// QEMU options of the second round, which runs every BIOS session again on four CPUs.
 const SMP_ROUND_QEMU_ARGS: &str = "-smp 4";
@@ -113,6 +125,7 @@ fn sessions() -> Vec<Session> {
             forbid: &["panicked", "error:"],
             uefi: false,
             qemu_args: "",
+            rootfs_add: false,
         },
         Session {
             name: "piped_commands_run_in_order_and_poweroff_exits_0",
@@ -128,6 +141,7 @@ fn sessions() -> Vec<Session> {
             forbid: &["error:", "panicked"],
             uefi: false,
             qemu_args: "",
+            rootfs_add: false,
         },
         Session {
             name: "up_arrow_recalls_tab_completes_and_the_cursor_edits_inside_a_line",
@@ -150,6 +164,7 @@ fn sessions() -> Vec<Session> {
             forbid: &["error:", "panicked", "[A"],
             uefi: false,
             qemu_args: "",
+            rootfs_add: false,
         },
         Session {
             name: "piped_commands_reach_the_shell_through_uefi_firmware_too",
@@ -160,6 +175,7 @@ fn sessions() -> Vec<Session> {
             forbid: &["error:", "panicked"],
             uefi: true,
             qemu_args: "",
+            rootfs_add: false,
         },
         Session {
             name: "bad_input_gets_one_line_errors_and_the_shell_survives",
@@ -175,7 +191,9 @@ fn sessions() -> Vec<Session> {
                 "error: no event kind `nope`",
                 "error: usage: chains [kind]",
                 "error: usage: trace on|off",
-                "error: usage: run <program> [args]",
+                "programs in /bin (run NAME [ARGS]):",
+                "hello-musl",
+                "Linux calls",
                 "error: cannot run `nosuch`: no such program",
                 "error: `help` takes no arguments",
                 "herald> uptime",
@@ -189,6 +207,7 @@ fn sessions() -> Vec<Session> {
             ],
             uefi: false,
             qemu_args: "",
+            rootfs_add: false,
         },
         Session {
             name: "every_command_answers",
@@ -226,6 +245,7 @@ fn sessions() -> Vec<Session> {
             forbid: &["panicked"],
             uefi: false,
             qemu_args: "",
+            rootfs_add: false,
         },
         Session {
             name: "bench_prints_the_kernel_and_user_tables",
@@ -247,6 +267,7 @@ fn sessions() -> Vec<Session> {
             forbid: &["panicked", "error:", "INFO  modules: farewell, pid 2 "],
             uefi: false,
             qemu_args: "",
+            rootfs_add: false,
         },
         Session {
             name: "the_keyboard_drives_the_shell",
@@ -265,6 +286,7 @@ fn sessions() -> Vec<Session> {
             forbid: &["error:", "panicked"],
             uefi: false,
             qemu_args: "",
+            rootfs_add: false,
         },
         Session {
             name: "without_acpi_the_boot_cpu_runs_alone_on_the_8259s",
@@ -280,6 +302,7 @@ fn sessions() -> Vec<Session> {
             forbid: &["error:", "panicked"],
             uefi: false,
             qemu_args: "-machine acpi=off",
+            rootfs_add: false,
         },
         Session {
             name: "cpus_lists_every_cpu_online_with_what_it_runs",
@@ -296,6 +319,7 @@ fn sessions() -> Vec<Session> {
             forbid: &["error:", "panicked", "offline"],
             uefi: false,
             qemu_args: "",
+            rootfs_add: false,
         },
         Session {
             name: "an_nmi_from_qemus_monitor_is_counted_and_survived",
@@ -310,6 +334,30 @@ fn sessions() -> Vec<Session> {
             forbid: &["error:", "panicked"],
             uefi: false,
             qemu_args: "",
+            rootfs_add: false,
+        },
+        Session {
+            name: "a_dropped_in_linux_binary_runs_with_shell_quoted_arguments",
+            input: Input::Serial(
+                b"run\nrun dropped 'two words' \"say \\\"hi\\\"\" plain\nrun /bin/hello-musl x\nrun rust-std 'two words' x\npoweroff\n"
+                    .to_vec(),
+            ),
+            expect: &[
+                "programs in /bin (run NAME [ARGS]):",
+                "dropped ",
+                "dropped argv[0] = [dropped]",
+                "dropped argv[1] = [two words]",
+                "dropped argv[2] = [say \"hi\"]",
+                "dropped argv[3] = [plain]",
+                "exited with code 5]",
+                "argv[0] \"/bin/hello-musl\", argv[1] \"x\"",
+                "rust-std: all 8 passed",
+                "powering off",
+            ],
+            forbid: &["panicked", "error:"],
+            uefi: false,
+            qemu_args: "",
+            rootfs_add: true,
         },
     ]
 }
@@ -374,9 +422,15 @@ fn start_kernel(
     qemu_args: &str,
     timeout_secs: u64,
     uefi: bool,
+    rootfs_add: Option<&Path>,
 ) -> Result<std::process::Child, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    Command::new(cargo)
+    let mut command = Command::new(cargo);
+    match rootfs_add {
+        Some(directory) => command.env("HERALD_ROOTFS_ADD", directory),
+        None => command.env_remove("HERALD_ROOTFS_ADD"),
+    };
+    command
         .args(["run", "--quiet"])
         .env("HERALD_BOOT", if uefi { "uefi" } else { "bios" })
         .env("HERALD_QEMU_ARGS", qemu_args)
@@ -387,6 +441,28 @@ fn start_kernel(
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|error| format!("cannot run cargo: {error}"))
+}
+
+/// A fresh directory holding `bin/dropped`, [`DROPPED_PROGRAM_C`] built static with musl.
+fn dropped_program_tree(session: &str) -> Result<std::path::PathBuf, String> {
+    let directory = std::env::temp_dir().join(format!("herald-{}-{session}", std::process::id()));
+    let bin = directory.join("bin");
+    std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
+    let source = directory.join("dropped.c");
+    std::fs::write(&source, DROPPED_PROGRAM_C).map_err(|e| e.to_string())?;
+    let compiler = std::env::var("HERALD_MUSL_GCC").unwrap_or_else(|_| "musl-gcc".into());
+    let status = Command::new(&compiler)
+        .args(["-static", "-O2", "-o"])
+        .arg(bin.join("dropped"))
+        .arg(&source)
+        .status()
+        .map_err(|e| format!("{compiler}: {e} (apt install musl-tools)"))?;
+    if !status.success() {
+        return Err(format!("{compiler} failed on the dropped-in program"));
+    }
+    // Only `bin/` goes in the image: the source stays out of it.
+    std::fs::remove_file(&source).map_err(|e| e.to_string())?;
+    Ok(directory)
 }
 
 /// Everything `child` prints, collected by a thread as it arrives (carriage returns dropped).
@@ -425,7 +501,13 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     if matches!(session.input, Input::Keys(_)) {
         qemu_args.push_str(&format!(" -qmp unix:{},server=on,wait=off", socket.display()));
     }
-    let mut child = start_kernel(root, &qemu_args, SESSION_TIMEOUT_SECS, session.uefi)?;
+    let added = if session.rootfs_add {
+        Some(dropped_program_tree(&format!("{}-{}", session.name, extra_qemu_args.len()))?)
+    } else {
+        None
+    };
+    let mut child =
+        start_kernel(root, &qemu_args, SESSION_TIMEOUT_SECS, session.uefi, added.as_deref())?;
     let (output, reader) = collect_output(&mut child)?;
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let wait_for = |marker: &str, count: usize| -> Result<(), String> {
@@ -463,6 +545,9 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     let status = child.wait().map_err(|e| e.to_string())?;
     let _ = reader.join();
     let _ = std::fs::remove_file(&socket);
+    if let Some(directory) = &added {
+        let _ = std::fs::remove_dir_all(directory);
+    }
     let output = output.lock().map(|o| o.clone()).unwrap_or_default();
     let verdict = if !status.success() {
         Err(format!("exit status {status}"))
@@ -483,7 +568,8 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
 }
 
 /// Runs every session; prints `name ... ok|FAILED` lines and returns the tally.
-pub(crate) fn run_all(root: &Path) -> Tally {
+/// Runs every session (and the gdb check) whose name contains `only` (all of them: `""`).
+pub(crate) fn run_all(root: &Path, only: &str) -> Tally {
     // Sessions boot a kernel each: run them side by side, as `cargo xtask test` runs test
     // kernels, and report them in their order. (Each QMP session has its own socket; only one uses gdb's port.)
     let jobs = crate::test_jobs();
@@ -496,6 +582,7 @@ pub(crate) fn run_all(root: &Path) -> Tally {
         .filter(|session| !ONLY_IN_SMP_ROUND.contains(&session.name))
         .map(|session| (session, ""))
         .chain(smp_round)
+        .filter(|(session, _)| session.name.contains(only))
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<(), String>>>> =
@@ -507,7 +594,9 @@ pub(crate) fn run_all(root: &Path) -> Tally {
                     let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let result = match sessions.get(index) {
                         Some((session, extra)) => run_session(root, session, extra),
-                        None if index == sessions.len() => gdb_stops_at_init(root),
+                        None if index == sessions.len() && only.is_empty() => {
+                            gdb_stops_at_init(root)
+                        }
                         None => break,
                     };
                     if let Ok(mut results) = results.lock() {
@@ -526,7 +615,7 @@ pub(crate) fn run_all(root: &Path) -> Tally {
                 format!("{} ({extra})", session.name)
             }
         })
-        .chain(["the_gdb_command_stops_at_the_kernels_init".to_string()]);
+        .chain(only.is_empty().then(|| "the_gdb_command_stops_at_the_kernels_init".to_string()));
     let results = results.into_inner().unwrap_or_default();
     let mut tally = Tally::default();
     for (name, result) in names.zip(results) {
@@ -591,7 +680,8 @@ const SOAK_ANSWER_TIMEOUT_SECS: u64 = 30;
 pub(crate) fn soak(root: &Path, minutes: u64) -> Result<String, String> {
     let budget = Duration::from_secs(minutes * 60);
     let qemu_args = std::env::var("HERALD_QEMU_ARGS").unwrap_or_default();
-    let mut child = start_kernel(root, &qemu_args, minutes * 60 + SESSION_TIMEOUT_SECS, false)?;
+    let mut child =
+        start_kernel(root, &qemu_args, minutes * 60 + SESSION_TIMEOUT_SECS, false, None)?;
     let (output, reader) = collect_output(&mut child)?;
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let length = || output.lock().map(|o| o.len()).unwrap_or(0);
