@@ -61,3 +61,44 @@ pub struct Geometry {
     /// Byte order within a pixel.
     pub layout: PixelLayout,
 }
+
+/// A set of Linux system-call numbers (0..512: every number Linux x86-64 has used), as a
+/// sandbox allow-list holds them.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct LinuxCallSet([u64; 8]);
+
+impl LinuxCallSet {
+    /// The set of `numbers` (those of 512 and above are left out).
+    pub const fn of(numbers: &[u64]) -> Self {
+        let mut set = Self([0; 8]);
+        let mut index = 0;
+        while index < numbers.len() {
+            set = set.with(numbers[index]);
+            index += 1;
+        }
+        set
+    }
+
+    /// This set and `number` (unchanged if `number` is 512 or above).
+    pub const fn with(mut self, number: u64) -> Self {
+        if number < 512 {
+            self.0[(number / 64) as usize] |= 1 << (number % 64);
+        }
+        self
+    }
+
+    /// Whether `number` is in the set.
+    pub const fn contains(&self, number: u64) -> bool {
+        number < 512 && self.0[(number / 64) as usize] & (1 << (number % 64)) != 0
+    }
+
+    /// The calls in both sets.
+    pub fn intersection(&self, other: &Self) -> Self {
+        Self(core::array::from_fn(|word| self.0[word] & other.0[word]))
+    }
+
+    /// The calls in either set.
+    pub fn union(&self, other: &Self) -> Self {
+        Self(core::array::from_fn(|word| self.0[word] | other.0[word]))
+    }
+}

@@ -196,32 +196,56 @@ fn a_static_musl_c_program_runs_with_its_arguments_and_exit_code() {
     let free = free_frames();
     let (code, output) = run("hello-musl", "a bc");
     assert_eq!(code, 42, "output: {output:?}");
-    if herald::security::ACTIVE.name() == "sandbox" {
-        // A Linux program declares nothing: its output is refused, and the denial names the
-        // call by its Linux name.
-        assert!(!output.contains("hello from musl"), "output: {output:?}");
-        let denials = herald::security::recent_denials();
-        assert!(
-            denials.iter().any(|d| d.what.contains("(writev)")),
-            "denials: {:?}",
-            denials.iter().map(|d| &d.what).collect::<Vec<_>>()
-        );
-    } else {
-        assert!(
-            output.contains(
-                "hello from musl: argc 3, argv[0] \"hello-musl\", argv[1] \"a\", argv[2] \"bc\""
-            ),
-            "output: {output:?}"
-        );
-    }
+    // Under the sandbox too: its manifest (hello-musl.syscalls) lists what it needs.
+    assert!(
+        output.contains(
+            "hello from musl: argc 3, argv[0] \"hello-musl\", argv[1] \"a\", argv[2] \"bc\""
+        ),
+        "output: {output:?}"
+    );
     assert_eq!(free_frames(), free, "the process's frames all came back");
 }
 
 #[test_case]
-fn a_musl_program_gets_memory_time_sleep_and_randomness_from_linux_calls() {
+fn a_linux_program_whose_manifest_omits_write_prints_nothing_under_the_sandbox() {
+    let (code, output) = run("write-hello", "");
     if herald::security::ACTIVE.name() == "sandbox" {
-        return; // A Linux program without a manifest may only start and end there.
+        assert_eq!(code, 3, "the write failed: {output:?}");
+        assert!(!output.contains("write-hello: hello"), "output: {output:?}");
+        let denials = herald::security::recent_denials();
+        assert!(
+            denials.iter().any(|d| d.what.contains("(write)")),
+            "the denial names write: {:?}",
+            denials.iter().map(|d| &d.what).collect::<Vec<_>>()
+        );
+    } else {
+        assert_eq!(code, 0, "output: {output:?}");
+        assert!(output.contains("write-hello: hello"), "output: {output:?}");
     }
+}
+
+#[test_case]
+fn a_linux_program_without_a_manifest_may_only_start_and_end_under_the_sandbox() {
+    // The same program from a path without a manifest beside it: spawn_image has none.
+    let image = herald::task::ramdisk_file("hello-musl").expect("hello-musl is in /bin");
+    let pid = task::spawn_image("no-manifest", image, "", 0).expect("spawn");
+    let code = task::wait(pid).expect("wait");
+    assert_eq!(code, 42);
+    if herald::security::ACTIVE.name() == "sandbox" {
+        let denials = herald::security::recent_denials();
+        assert!(denials.iter().any(|d| d.what.contains("(writev)")), "writev is denied");
+    }
+}
+
+#[test_case]
+fn a_manifest_naming_an_unknown_call_refuses_the_spawn() {
+    assert_eq!(task::parse_manifest(b"write\nwirte # typo\n"), Err(SpawnError::BadManifest(2)));
+    assert!(task::parse_manifest(b"# comment only\n\n  mmap  munmap\n").is_ok());
+}
+
+#[test_case]
+fn a_musl_program_gets_memory_time_sleep_and_randomness_from_linux_calls() {
+    // Under the sandbox too: its manifest lists every call it checks.
     let free = free_frames();
     let (code, output) = run("linux-calls", "");
     assert_eq!(code, 0, "output: {output:?}");
@@ -231,9 +255,6 @@ fn a_musl_program_gets_memory_time_sleep_and_randomness_from_linux_calls() {
 
 #[test_case]
 fn a_rust_std_program_runs_with_quoted_arguments_and_a_panic_exits_101() {
-    if herald::security::ACTIVE.name() == "sandbox" {
-        return; // Without a manifest a Linux program may only start and end there.
-    }
     let free = free_frames();
     let (code, output) = run("rust-std", "'two words' x");
     assert_eq!(code, 0, "output: {output:?}");

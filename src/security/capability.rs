@@ -204,7 +204,7 @@ mod tests {
             parent,
             child,
             program: "p",
-            declared_syscalls: None,
+            declared: crate::security::DeclaredCalls::Herald(None),
             withheld_rights: withheld,
         });
     }

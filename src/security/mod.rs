@@ -20,8 +20,19 @@ mod hooks;
 
 use crate::{
     events::{Errno, MemoryRequest},
-    vocab::Pid,
+    vocab::{LinuxCallSet, Pid},
 };
+
+/// The system calls a new process's program says it needs, in its own numbering.
+#[derive(Clone, Copy, Debug)]
+pub enum DeclaredCalls<'a> {
+    /// A Herald program: its executable's `.herald_syscalls` section (bit `n`: call `n`), if
+    /// it has one.
+    Herald(Option<u64>),
+    /// A Linux program: the Linux calls its manifest (`NAME.syscalls` beside it) names, if it
+    /// has one.
+    Linux(Option<&'a LinuxCallSet>),
+}
 
 /// What a policy learns when a process is created.
 #[derive(Clone, Copy, Debug)]
@@ -32,8 +43,8 @@ pub struct SpawnInfo<'a> {
     pub child: Pid,
     /// Its program's name.
     pub program: &'a str,
-    /// The system calls its executable declares it needs (bit `n`: call `n`), if it declares.
-    pub declared_syscalls: Option<u64>,
+    /// The system calls its program declares it needs.
+    pub declared: DeclaredCalls<'a>,
     /// Rights the parent asked to withhold from the child (the `spawn` call's fifth argument).
     pub withheld_rights: u64,
 }

@@ -1,25 +1,45 @@
-//! `policy-sandbox`: deny by default. Each program declares, in its executable, the system
-//! calls it needs (OpenBSD's pledge, seccomp's allow-list); it may make those and no others.
-//! A child never gets more than its parent had. `exit` is always allowed, so a process can
-//! always end.
+//! `policy-sandbox`: deny by default. Each program declares the system calls it needs
+//! (OpenBSD's pledge, seccomp's allow-list); it may make those and no others. A Herald program
+//! declares them in its executable (`.herald_syscalls`); a Linux program in a manifest beside
+//! it, `NAME.syscalls`, listing Linux call names. A child never gets more than its parent had.
+//! Ending (`exit`; for a Linux program also `exit_group`) is always allowed, so a process can
+//! always end; a Linux program may also set up its thread (`arch_prctl`, `set_tid_address`),
+//! which libc does before `main`. Without a manifest that is all a Linux program may do.
 
 use alloc::collections::BTreeMap;
 
 use spin::Mutex;
 
-use super::{Policy, Processes, SpawnInfo};
+use super::{DeclaredCalls, Policy, Processes, SpawnInfo};
 use crate::{
-    abi,
+    abi::{self, linux},
     events::{Errno, MemoryRequest},
-    vocab::Pid,
+    vocab::{LinuxCallSet, Pid},
 };
 
 const ALWAYS_ALLOWED: u64 = 1 << abi::SYS_EXIT;
+/// What every Linux program may do: start (its libc sets up the thread) and end.
+const LINUX_ALWAYS_ALLOWED: LinuxCallSet = LinuxCallSet::of(&[
+    linux::ARCH_PRCTL,
+    linux::SET_TID_ADDRESS,
+    linux::EXIT,
+    linux::EXIT_GROUP,
+]);
+/// The Linux calls that change memory: a program allowed one of them may have mm carry out
+/// the memory requests they make (`mmap` with `MAP_FIXED` unmaps first, for one).
+const LINUX_MEMORY_CALLS: [u64; 3] = [linux::MMAP, linux::MUNMAP, linux::MPROTECT];
+
+/// A live process's allowed calls, in its program's numbering.
+#[derive(Clone, Copy, Debug)]
+enum Allowed {
+    Herald(u64),
+    Linux(LinuxCallSet),
+}
 
 /// The sandbox's state: each live process's allowed calls.
 #[derive(Debug)]
 pub struct Sandbox {
-    allowed: Mutex<BTreeMap<Pid, u64>>,
+    allowed: Mutex<BTreeMap<Pid, Allowed>>,
 }
 
 impl Sandbox {
@@ -28,8 +48,15 @@ impl Sandbox {
         Self { allowed: Mutex::new(BTreeMap::new()) }
     }
 
+    fn allowed(&self, pid: Pid) -> Option<Allowed> {
+        self.allowed.lock().get(&pid).copied()
+    }
+
     fn allows(&self, pid: Pid, number: u64) -> Result<(), Errno> {
-        let allowed = self.allowed.lock().get(&pid).copied().unwrap_or(ALWAYS_ALLOWED);
+        let allowed = match self.allowed(pid) {
+            Some(Allowed::Herald(calls)) => calls,
+            _ => ALWAYS_ALLOWED,
+        };
         let bit = 1u64.checked_shl(number as u32).unwrap_or(0);
         if allowed & bit != 0 { Ok(()) } else { Err(Errno::EPERM) }
     }
@@ -47,18 +74,35 @@ impl Policy for Sandbox {
     }
 
     fn summary(&self) -> &'static str {
-        "deny by default: each program may make only the system calls its executable declares"
+        "deny by default: each program may make only the system calls it declares (in its \
+         executable, or a Linux program's NAME.syscalls manifest)"
     }
 
     fn on_spawn(&self, spawn: &SpawnInfo<'_>) {
         let mut allowed = self.allowed.lock();
-        let declared = spawn.declared_syscalls.unwrap_or(0) | ALWAYS_ALLOWED;
-        let ceiling = if spawn.parent == 0 {
-            u64::MAX
-        } else {
-            allowed.get(&spawn.parent).copied().unwrap_or(ALWAYS_ALLOWED)
+        let parent = (spawn.parent != 0).then(|| allowed.get(&spawn.parent).copied());
+        let child = match spawn.declared {
+            DeclaredCalls::Herald(declared) => {
+                let declared = declared.unwrap_or(0) | ALWAYS_ALLOWED;
+                let ceiling = match parent {
+                    None => u64::MAX,
+                    Some(Some(Allowed::Herald(calls))) => calls,
+                    Some(_) => ALWAYS_ALLOWED,
+                };
+                Allowed::Herald(declared & (ceiling | ALWAYS_ALLOWED))
+            }
+            DeclaredCalls::Linux(manifest) => {
+                let declared = manifest.copied().unwrap_or_default().union(&LINUX_ALWAYS_ALLOWED);
+                let ceiling = match parent {
+                    None => declared,
+                    Some(Some(Allowed::Linux(calls))) => calls,
+                    // A Herald parent holds no Linux calls to hand down.
+                    Some(_) => LinuxCallSet::default(),
+                };
+                Allowed::Linux(declared.intersection(&ceiling.union(&LINUX_ALWAYS_ALLOWED)))
+            }
         };
-        allowed.insert(spawn.child, declared & (ceiling | ALWAYS_ALLOWED));
+        allowed.insert(spawn.child, child);
     }
 
     fn on_exit(&self, pid: Pid) {
@@ -69,15 +113,12 @@ impl Policy for Sandbox {
         self.allowed.lock().len()
     }
 
-    fn check_linux_syscall(&self, _pid: Pid, number: u64) -> Result<(), Errno> {
-        // A Linux program declares nothing (no `.herald_syscalls`; a manifest beside it is
-        // still to come): it may set up its own thread (libc's start needs its thread pointer)
-        // and end, nothing more.
-        use crate::abi::linux;
-        match number {
-            linux::ARCH_PRCTL | linux::SET_TID_ADDRESS | linux::EXIT | linux::EXIT_GROUP => Ok(()),
-            _ => Err(Errno::EPERM),
-        }
+    fn check_linux_syscall(&self, pid: Pid, number: u64) -> Result<(), Errno> {
+        let calls = match self.allowed(pid) {
+            Some(Allowed::Linux(calls)) => calls,
+            _ => LINUX_ALWAYS_ALLOWED,
+        };
+        if calls.contains(number) { Ok(()) } else { Err(Errno::EPERM) }
     }
 
     #[inline]
@@ -100,6 +141,14 @@ impl Policy for Sandbox {
         if pid == 0 {
             return Ok(());
         }
+        if let Some(Allowed::Linux(calls)) = self.allowed(pid) {
+            // The call that made the request passed its own check already; this one only
+            // keeps out a program with no memory call at all (and sharing, which no Linux
+            // call does).
+            let may = !matches!(request, MemoryRequest::Share { .. })
+                && LINUX_MEMORY_CALLS.iter().any(|&number| calls.contains(number));
+            return if may { Ok(()) } else { Err(Errno::EPERM) };
+        }
         let number = match request {
             MemoryRequest::Map { .. } => abi::SYS_MAP,
             MemoryRequest::Unmap { .. } => abi::SYS_UNMAP,
@@ -121,9 +170,43 @@ mod tests {
             parent,
             child,
             program: "p",
-            declared_syscalls: declared,
+            declared: DeclaredCalls::Herald(declared),
             withheld_rights: 0,
         });
+    }
+
+    fn spawn_linux(policy: &Sandbox, parent: Pid, child: Pid, manifest: Option<&LinuxCallSet>) {
+        policy.on_spawn(&SpawnInfo {
+            parent,
+            child,
+            program: "p",
+            declared: DeclaredCalls::Linux(manifest),
+            withheld_rights: 0,
+        });
+    }
+
+    #[test_case]
+    fn a_linux_program_may_make_what_its_manifest_lists_and_start_and_end() {
+        let policy = Sandbox::new();
+        let table = Table::with(&[1, 2, 3]);
+        let manifest = LinuxCallSet::of(&[linux::WRITEV, linux::MMAP]);
+        spawn_linux(&policy, 0, 1, Some(&manifest));
+        spawn_linux(&policy, 0, 2, None);
+        spawn(&policy, 0, 3, Some(u64::MAX));
+        spawn_linux(&policy, 3, 4, Some(&manifest));
+        assert_eq!(policy.check_linux_syscall(1, linux::WRITEV), Ok(()));
+        assert_eq!(policy.check_linux_syscall(1, linux::WRITE), Err(Errno::EPERM));
+        assert_eq!(policy.check_linux_syscall(1, linux::EXIT_GROUP), Ok(()));
+        assert_eq!(policy.check_linux_syscall(2, linux::ARCH_PRCTL), Ok(()));
+        assert_eq!(policy.check_linux_syscall(2, linux::WRITEV), Err(Errno::EPERM));
+        assert_eq!(
+            policy.check_linux_syscall(4, linux::WRITEV),
+            Err(Errno::EPERM),
+            "a Herald parent has no Linux calls to hand down"
+        );
+        let unmap = MemoryRequest::Unmap { space: crate::events::SpaceId(9), address: 0, len_bytes: 0 };
+        assert_eq!(policy.check_memory(1, &unmap, &table), Ok(()), "mmap may unmap (MAP_FIXED)");
+        assert_eq!(policy.check_memory(2, &unmap, &table), Err(Errno::EPERM));
     }
 
     #[test_case]

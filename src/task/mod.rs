@@ -24,8 +24,8 @@ mod syscalls;
 #[cfg(target_os = "none")]
 pub use self::process::{
     MAX_ARGS_LEN_BYTES, PROCESS_FACTS, PROGRAM_DIRECTORY, ProcessFacts, ProcessInfo, SpawnError,
-    image_file, kill, owner_of_space, processes, program_path, programs, ramdisk_file, spawn,
-    spawn_image, spawn_withholding, try_reap, wait,
+    image_file, kill, owner_of_space, parse_manifest, processes, program_path, programs,
+    ramdisk_file, spawn, spawn_image, spawn_withholding, try_reap, wait,
 };
 #[cfg(target_os = "none")]
 pub use self::scheduler::{

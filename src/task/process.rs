@@ -22,6 +22,7 @@ use crate::{
     },
     mm::{self, FRAME_SIZE_BYTES, KernelStack, space, user_copy},
     security,
+    vocab::LinuxCallSet,
 };
 
 /// Each process's kernel stack: traps and system calls run on it.
@@ -279,6 +280,8 @@ pub enum SpawnError {
     BadExecutable(elf::ElfError),
     /// The argument string is too long.
     ArgumentsTooLong,
+    /// The program's sandbox manifest names something that is not a Linux call, on this line.
+    BadManifest(u32),
     /// The argument string opens a quote it never closes (a Linux program's argv is split as a
     /// shell splits words).
     UnclosedQuote,
@@ -297,6 +300,9 @@ impl core::fmt::Display for SpawnError {
                 write!(f, "arguments longer than {MAX_ARGS_LEN_BYTES} bytes")
             }
             Self::UnclosedQuote => f.write_str("the arguments open a quote they never close"),
+            Self::BadManifest(line) => {
+                write!(f, "its {MANIFEST_SUFFIX} manifest names an unknown call on line {line}")
+            }
             Self::OutOfMemory => f.write_str("out of memory"),
             Self::TooManyProcesses => write!(f, "too many processes (limit {MAX_PROCESSES})"),
         }
@@ -310,7 +316,7 @@ impl SpawnError {
             Self::NotFound => Errno::ENOENT,
             Self::BadExecutable(_) => Errno::ENOEXEC,
             Self::ArgumentsTooLong => Errno::E2BIG,
-            Self::UnclosedQuote => Errno::EINVAL,
+            Self::UnclosedQuote | Self::BadManifest(_) => Errno::EINVAL,
             Self::OutOfMemory => Errno::ENOMEM,
             Self::TooManyProcesses => Errno::EAGAIN,
         }
@@ -330,13 +336,43 @@ pub fn spawn_withholding(
     parent: Pid,
     rights: u64,
 ) -> Result<Pid, SpawnError> {
-    let image = ramdisk_file(name).ok_or(SpawnError::NotFound)?;
-    start(name, image, args, parent, rights)
+    let path = program_path(name);
+    let image = image_file(&path).ok_or(SpawnError::NotFound)?;
+    let manifest = match image_file(&alloc::format!("{path}{MANIFEST_SUFFIX}")) {
+        Some(text) => Some(parse_manifest(text)?),
+        None => None,
+    };
+    start(name, image, args, parent, rights, manifest.as_ref())
 }
 
 /// Starts the executable `image` as a child of `parent`.
 pub fn spawn_image(name: &str, image: &[u8], args: &str, parent: Pid) -> Result<Pid, SpawnError> {
-    start(name, image, args, parent, 0)
+    start(name, image, args, parent, 0, None)
+}
+
+/// What a Linux program's sandbox manifest is called: its path with this added.
+const MANIFEST_SUFFIX: &str = ".syscalls";
+
+/// A manifest's Linux call names: words separated by blanks or newlines, `#` to the end of a
+/// line a comment. A word that is not a Linux call Herald knows refuses the spawn (a typo
+/// would otherwise be a denial found only at run time).
+pub fn parse_manifest(text: &[u8]) -> Result<LinuxCallSet, SpawnError> {
+    let mut calls = LinuxCallSet::default();
+    for (index, line) in text.split(|&byte| byte == b'\n').enumerate() {
+        let line_number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let line = core::str::from_utf8(line).map_err(|_| SpawnError::BadManifest(line_number))?;
+        let words = line.split('#').next().unwrap_or_default().split_whitespace();
+        for word in words {
+            let number = abi::linux::number(word).ok_or_else(|| {
+                log::warn!(
+                    "manifest line {line_number}: `{word}` is not a Linux call Herald knows"
+                );
+                SpawnError::BadManifest(line_number)
+            })?;
+            calls = calls.with(number);
+        }
+    }
+    Ok(calls)
 }
 
 fn start(
@@ -345,6 +381,7 @@ fn start(
     args: &str,
     parent: Pid,
     withheld_rights: u64,
+    manifest: Option<&LinuxCallSet>,
 ) -> Result<Pid, SpawnError> {
     if args.len() > MAX_ARGS_LEN_BYTES {
         return Err(SpawnError::ArgumentsTooLong);
@@ -374,7 +411,11 @@ fn start(
                 parent,
                 child: pid,
                 program: name,
-                declared_syscalls: plan.declared_syscalls,
+                declared: if plan.herald_abi {
+                    security::DeclaredCalls::Herald(plan.declared_syscalls)
+                } else {
+                    security::DeclaredCalls::Linux(manifest)
+                },
                 withheld_rights,
             });
             let mut scheduler = SCHEDULER.lock();
