@@ -371,6 +371,8 @@ pub mod linux {
         GETPPID = 110, "getppid";
         /// `sigaltstack(ss, old_ss)`: recorded.
         SIGALTSTACK = 131, "sigaltstack";
+        /// `reboot(magic, magic2, cmd, arg)`.
+        REBOOT = 169, "reboot";
         /// `arch_prctl(code, addr)`.
         ARCH_PRCTL = 158, "arch_prctl";
         /// `gettid()`: the pid (one thread per process).

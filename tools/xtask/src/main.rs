@@ -8,6 +8,7 @@
 mod boundaries;
 mod parallel;
 mod sessions;
+mod vs_linux;
 
 use std::{
     env,
@@ -17,7 +18,7 @@ use std::{
     time::Instant,
 };
 
-const USAGE: &str = "usage: cargo xtask test | cargo xtask bench | cargo xtask shell [--soak \
+const USAGE: &str = "usage: cargo xtask test | cargo xtask bench [--vs-linux] | cargo xtask shell [--soak \
                      MINUTES | --only NAME-PART] | cargo xtask gdb [--batch]";
 /// Where the loader places the position-independent kernel: the start of the kernel half, the
 /// lowest address of the range `src/arch/x86_64/paging.rs` gives it. gdb needs the symbols
@@ -172,6 +173,7 @@ fn main() -> ExitCode {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["test"] => test(),
         ["bench"] => bench(),
+        ["bench", "--vs-linux"] => vs_linux::compare(&repository_root()),
         ["gdb"] => gdb(&repository_root(), false),
         ["gdb", "--batch"] => gdb(&repository_root(), true),
         ["shell"] => {
