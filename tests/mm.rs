@@ -213,7 +213,7 @@ fn malformed_requests_are_refused_with_an_errno() {
                 space: id,
                 address: USER_ADDRESS,
                 len_bytes: PAGE,
-                protection: Protection { write: true, execute: true },
+                protection: Protection { read: true, write: true, execute: true },
             },
             Errno::EINVAL,
         ),

@@ -269,3 +269,33 @@ fn a_rust_std_program_runs_with_quoted_arguments_and_a_panic_exits_101() {
 fn an_unclosed_quote_in_a_linux_programs_arguments_is_refused() {
     assert_eq!(task::spawn("hello-musl", "'open", 0), Err(SpawnError::UnclosedQuote));
 }
+
+#[test_case]
+fn floating_point_results_survive_preemption_by_another_fp_program() {
+    // Alone first, then two at once (each preempted by the other every slice).
+    let (code, alone_1) = run("fp-work", "1");
+    assert_eq!(code, 0, "{alone_1}");
+    let (code, alone_2) = run("fp-work", "2");
+    assert_eq!(code, 0, "{alone_2}");
+    herald::console::start_capture();
+    let first = task::spawn("fp-work", "1", 0).expect("spawn");
+    let second = task::spawn("fp-work", "2", 0).expect("spawn");
+    assert_eq!(task::wait(first), Ok(0));
+    assert_eq!(task::wait(second), Ok(0));
+    let together = herald::console::take_capture();
+    for alone in [&alone_1, &alone_2] {
+        let line = alone.lines().find(|line| line.starts_with("fp-work ")).expect("a result line");
+        assert!(together.contains(line), "alone: {line:?}; together: {together:?}");
+    }
+}
+
+#[test_case]
+fn an_unmasked_simd_or_x87_exception_ends_the_program_with_its_fault_code() {
+    let (code, output) = run("fp-fault", "x87");
+    assert_eq!(code, abi::FAULT_EXIT_CODE_BASE + 16, "#MF: {output:?}");
+    // QEMU's TCG does not raise SIMD floating-point exceptions (it computes the IEEE result,
+    // here infinity); a CPU that does must end the program with #XM's code.
+    let (code, output) = run("fp-fault", "");
+    let not_raised = code == 0 && output.contains("no exception, result inf");
+    assert!(code == abi::FAULT_EXIT_CODE_BASE + 19 || not_raised, "#XM: {code} {output:?}");
+}

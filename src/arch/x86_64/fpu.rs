@@ -70,7 +70,9 @@ pub(super) fn enable() {
     unsafe {
         Cr0::update(|flags| {
             flags.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
-            flags.insert(Cr0Flags::MONITOR_COPROCESSOR);
+            // NE: an unmasked x87 exception is #MF in the program that caused it, not the
+            // legacy FERR# line to the interrupt controller (SDM Vol. 3A §2.5).
+            flags.insert(Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::NUMERIC_ERROR);
         });
         Cr4::update(|flags| {
             flags.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
