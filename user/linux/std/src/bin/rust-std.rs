@@ -4,7 +4,12 @@
 //! Prints one line per failed check, then "rust-std: all N passed"; the same binary passes on
 //! Linux.
 
-use std::{cell::Cell, collections::HashMap, env, time::Duration, time::Instant};
+use std::{
+    cell::Cell,
+    collections::HashMap,
+    env,
+    time::{Duration, Instant},
+};
 
 thread_local! {
     static CALLS: Cell<u32> = const { Cell::new(0) };
@@ -51,7 +56,9 @@ fn main() {
 
     let root = 2f64.sqrt();
     checks.check(format!("{root:.6}") == "1.414214", "format! of an f64");
-    let pi: f64 = (0..100_000).map(|k| 4.0 * (if k % 2 == 0 { 1.0 } else { -1.0 }) / (2 * k + 1) as f64).sum();
+    let pi: f64 = (0..100_000)
+        .map(|k| 4.0 * (if k % 2 == 0 { 1.0 } else { -1.0 }) / (2 * k + 1) as f64)
+        .sum();
     checks.check(format!("{pi:.4}") == "3.1416", "a series summed in f64");
 
     let start = Instant::now();
