@@ -207,6 +207,9 @@ macro_rules! modules {
     };
 }
 
+/// How the tracer shows a Linux call's arguments (a helper, not a module).
+mod linux_arguments;
+
 // Add a module: create `src/modules/<name>.rs` with `pub(super) static MODULE`, then add its
 // name here.
 modules! {

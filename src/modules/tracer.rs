@@ -5,9 +5,11 @@
 use alloc::{format, string::String};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Module, ModuleError, Registrar};
+use super::{Module, ModuleError, Registrar, linux_arguments};
 use crate::{
     abi,
+    mm::user_copy,
+    task,
     arch::IrqMutex,
     events::{BUS, Event, EventKind, Outcome, Priority, Reply, Subscription, SyscallAbi, Verdict},
     println,
@@ -36,24 +38,36 @@ fn trace(event: &Event, reply: &mut Reply) -> Verdict {
         Outcome::Denied(errno) => format!("-1 {errno}"),
         Outcome::Unhandled => String::from("-1 ENOSYS"),
     };
-    // A Linux program's calls by their Linux names (strace's); an unknown one by its number.
-    let linux_unknown;
-    let name = match calls {
-        SyscallAbi::Herald => abi::syscall_name(number),
-        SyscallAbi::Linux => match abi::linux::name(number) {
-            Some(name) => name,
-            None => {
-                linux_unknown = format!("syscall_{number}");
-                &linux_unknown
-            }
-        },
-    };
-    println!(
-        "[trace] pid {pid} {name}({:#x}, {:#x}, {:#x}) = {result}",
-        args[0],
-        args[1],
-        args[2]
-    );
+    match calls {
+        SyscallAbi::Herald => println!(
+            "[trace] pid {pid} {}({:#x}, {:#x}, {:#x}) = {result}",
+            abi::syscall_name(number),
+            args[0],
+            args[1],
+            args[2]
+        ),
+        // A Linux program's calls as strace shows them: Linux names, decoded arguments (a
+        // buffer the call read, read again from the caller's memory), errno names.
+        SyscallAbi::Linux => {
+            let unknown;
+            let name = match abi::linux::name(number) {
+                Some(name) => name,
+                None => {
+                    unknown = format!("syscall_{number}");
+                    &unknown
+                }
+            };
+            let space = task::current_space();
+            let read_user =
+                |address: u64, out: &mut [u8]| user_copy::copy_from_user(space, address, out).is_ok();
+            let shown = linux_arguments::call(name, number, &args, &read_user);
+            let result = match reply.outcome {
+                Outcome::Handled if !reply.restart => linux_arguments::result(number, reply.value),
+                _ => result,
+            };
+            println!("[trace] pid {pid} {shown} = {result}");
+        }
+    }
     Verdict::Continue
 }
 

@@ -39,6 +39,12 @@ pub use self::{
 };
 pub use crate::vocab::Pid;
 
+/// The address space of the process running on this CPU (the kernel's, if none).
+#[cfg(target_os = "none")]
+pub fn current_space() -> crate::events::SpaceId {
+    scheduler::current_space()
+}
+
 /// Wires processes to the trap path and the bus: the scheduler's tick, the return to ring 3
 /// and preempt points, user faults, the system calls; reads the ramdisk's table.
 #[cfg(target_os = "none")]
