@@ -13,8 +13,8 @@ use conquer_once::spin::OnceCell;
 
 use super::{
     Asking, BusError, Composition, DeferredGuard, Event, EventKind, OverflowPolicy, Overrun,
-    Priority, QueueId, QueueInfo, Reply, SharedLine, Verdict,
-    chain::{self, Chain, Handler, Snapshots, Subscriber},
+    Priority, QueueId, QueueInfo, Reply, SharedLine, SyscallAbi, Verdict,
+    chain::{self, Chain, Handler, Only, Snapshots, Subscriber},
     deferred::{Deferred, DeferredQueue},
 };
 use crate::sync::local;
@@ -94,6 +94,8 @@ pub struct SubscriberInfo {
     pub deferred_queue: Option<QueueId>,
     /// The one interrupt line it receives, if it is bound to one.
     pub only_line: Option<u8>,
+    /// The one system-call numbering it receives, if it is bound to one.
+    pub only_abi: Option<SyscallAbi>,
 }
 
 impl Default for Bus {
@@ -135,6 +137,28 @@ impl Bus {
         handler: impl Fn(&Event, &mut Reply) -> Verdict + Send + Sync + 'static,
     ) -> Result<Subscription, BusError> {
         self.subscribe_entry(kind, name, priority, None, None, Box::new(handler), None)
+    }
+
+    /// [`subscribe`](Self::subscribe) to the `syscall` events of programs using one numbering
+    /// only: a dispatch of the other numbering's calls never visits it (an owner of Linux
+    /// calls costs Herald's programs nothing, and the other way round).
+    pub fn subscribe_syscalls(
+        &'static self,
+        abi: SyscallAbi,
+        name: &'static str,
+        priority: Priority,
+        handler: impl Fn(&Event, &mut Reply) -> Verdict + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
+        let only = Some(Only::Abi(abi));
+        self.subscribe_entry(
+            EventKind::Syscall,
+            name,
+            priority,
+            None,
+            only,
+            Box::new(handler),
+            None,
+        )
     }
 
     /// Registers a deferred handler: the dispatch only queues the event (a short critical
@@ -189,7 +213,8 @@ impl Bus {
     ) -> Result<Subscription, BusError> {
         let (deferred, enqueue) = self.deferred.add(kind, name, capacity, policy, handler)?;
         let id = deferred.id();
-        self.subscribe_entry(kind, name, priority, Some(id), only_line, enqueue, Some(deferred))
+        let only = only_line.map(Only::Line);
+        self.subscribe_entry(kind, name, priority, Some(id), only, enqueue, Some(deferred))
     }
 
     /// Installs the watchdog's means: `guard` runs each deferred handler so it can be
@@ -237,12 +262,11 @@ impl Bus {
         name: &'static str,
         priority: Priority,
         deferred_queue: Option<QueueId>,
-        only_line: Option<u8>,
+        only: Option<Only>,
         handler: Handler,
         deferred: Option<Arc<DeferredQueue>>,
     ) -> Result<Subscription, BusError> {
-        let subscriber =
-            Arc::new(Subscriber::new(name, priority, deferred_queue, only_line, handler));
+        let subscriber = Arc::new(Subscriber::new(name, priority, deferred_queue, only, handler));
         let new = subscriber.clone();
         let chain = &self.chains[kind.index()];
         let published =
@@ -294,7 +318,7 @@ impl Bus {
                 "shared-irq",
                 Priority::OWNER,
                 None,
-                Some(line),
+                Some(Only::Line(line)),
                 handler,
                 None,
             )?
@@ -332,7 +356,14 @@ impl Bus {
                 hits: *calls,
                 instructions: subscriber.estimated_instructions(*calls),
                 deferred_queue: subscriber.deferred_queue,
-                only_line: subscriber.only_line,
+                only_line: match subscriber.only {
+                    Some(Only::Line(line)) => Some(line),
+                    _ => None,
+                },
+                only_abi: match subscriber.only {
+                    Some(Only::Abi(abi)) => Some(abi),
+                    _ => None,
+                },
             })
             .collect()
     }
@@ -361,6 +392,9 @@ impl Bus {
             );
             if let Some(line) = info.only_line {
                 let _ = write!(text, "  line {line}");
+            }
+            if let Some(abi) = info.only_abi {
+                let _ = write!(text, "  {abi:?} calls only");
             }
             let _ = writeln!(text);
         }

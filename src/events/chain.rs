@@ -18,7 +18,7 @@ use alloc::{boxed::Box, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{
-    Band, BusError, Event, EventKind, Priority, QueueId, Reply, Verdict,
+    Band, BusError, Event, EventKind, Priority, QueueId, Reply, SyscallAbi, Verdict,
     irq::LINE_COUNT,
     running::{self, NameIndex},
 };
@@ -53,8 +53,9 @@ pub(super) struct Subscriber {
     pub(super) name_index: NameIndex,
     pub(super) priority: Priority,
     pub(super) deferred_queue: Option<QueueId>,
-    /// For `irq` subscribers of one line: only that line's list holds it.
-    pub(super) only_line: Option<u8>,
+    /// For subscribers of one line's interrupts or one numbering's system calls: only that
+    /// selection's list holds it.
+    pub(super) only: Option<Only>,
     /// Cleared by `Subscription::drop` before anything else: no call begins after that.
     pub(super) alive: AtomicBool,
     /// Calls counted by snapshots that have been freed (see `CpuCounts`).
@@ -68,7 +69,7 @@ impl Subscriber {
         name: &'static str,
         priority: Priority,
         deferred_queue: Option<QueueId>,
-        only_line: Option<u8>,
+        only: Option<Only>,
         handler: Handler,
     ) -> Self {
         Self {
@@ -76,7 +77,7 @@ impl Subscriber {
             name_index: running::intern(name),
             priority,
             deferred_queue,
-            only_line,
+            only,
             alive: AtomicBool::new(true),
             settled_calls: AtomicU64::new(0),
             per_cpu: Default::default(),
@@ -204,49 +205,76 @@ impl List {
     }
 }
 
+/// Which events of its kind a subscriber receives, when not all of them.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum Only {
+    /// `irq` events of this line.
+    Line(u8),
+    /// `syscall` events from programs using this numbering.
+    Abi(SyscallAbi),
+}
+
+impl Only {
+    /// Its list's index among its chain's selections.
+    const fn index(self) -> usize {
+        match self {
+            Self::Line(line) => line as usize,
+            Self::Abi(SyscallAbi::Herald) => 0,
+            Self::Abi(SyscallAbi::Linux) => 1,
+        }
+    }
+}
+
+/// Selections a `syscall` chain has: one per numbering.
+const ABI_COUNT: usize = 2;
+
 /// A chain's subscribers as dispatch sees them; never changed once published.
 pub(super) struct Snapshot {
-    /// Every subscriber, for events without a line of their own.
+    /// Every subscriber, for events without a selection of their own.
     general: List,
-    /// For `irq`: one list per line, its own subscribers merged with the general ones.
-    lines: Box<[List]>,
+    /// For `irq`, one list per line; for `syscall`, one per numbering: the selection's own
+    /// subscribers merged with the general ones, so a dispatch walks only those it concerns.
+    selected: Box<[List]>,
 }
 
 impl Snapshot {
     fn build(kind: EventKind, subscribers: &[Arc<Subscriber>]) -> Self {
-        let for_line = |line: Option<usize>| {
+        let for_selection = |selection: Option<usize>| {
             List::new(
                 subscribers
                     .iter()
-                    .filter(move |s| match (s.only_line, line) {
+                    .filter(move |s| match (s.only, selection) {
                         (None, _) => true,
-                        (Some(only), Some(line)) => usize::from(only) == line,
+                        (Some(only), Some(selection)) => only.index() == selection,
                         (Some(_), None) => false,
                     })
                     .cloned(),
             )
         };
-        let lines = if kind == EventKind::Irq {
-            (0..LINE_COUNT).map(|line| for_line(Some(line))).collect()
-        } else {
-            Box::default()
+        let count = match kind {
+            EventKind::Irq => LINE_COUNT,
+            EventKind::Syscall => ABI_COUNT,
+            _ => 0,
         };
-        Self { general: for_line(None), lines }
+        Self {
+            general: for_selection(None),
+            selected: (0..count).map(|selection| for_selection(Some(selection))).collect(),
+        }
     }
 
     /// The list `event` is dispatched to.
     #[inline(always)]
     pub(super) fn list_for(&self, event: &Event) -> &List {
-        if let Event::Irq { line, .. } = event
-            && let Some(list) = self.lines.get(usize::from(*line))
-        {
-            return list;
-        }
-        &self.general
+        let selection = match *event {
+            Event::Irq { line, .. } => Only::Line(line),
+            Event::Syscall { abi, .. } => Only::Abi(abi),
+            _ => return &self.general,
+        };
+        self.selected.get(selection.index()).unwrap_or(&self.general)
     }
 
     fn lists(&self) -> impl Iterator<Item = &List> {
-        core::iter::once(&self.general).chain(self.lines.iter())
+        core::iter::once(&self.general).chain(self.selected.iter())
     }
 
     /// Adds this snapshot's calls of each subscriber to `totals` (matched by identity).

@@ -16,8 +16,7 @@ use super::{
 use crate::{
     abi, console,
     events::{
-        BUS, Errno, Event, EventKind, MemoryRequest, Priority, Protection, Reply, SpaceId,
-        SyscallAbi, Verdict,
+        BUS, Errno, Event, MemoryRequest, Priority, Protection, Reply, SpaceId, SyscallAbi, Verdict,
     },
     mm::{self, space, user_copy},
 };
@@ -31,7 +30,7 @@ const MAX_NAME_LEN_BYTES: usize = 32;
 const MAX_SLEEP_MS: u64 = 24 * 60 * 60 * 1000;
 
 pub(super) fn subscribe() {
-    BUS.subscribe(EventKind::Syscall, "process-calls", Priority::OWNER, on_syscall)
+    BUS.subscribe_syscalls(SyscallAbi::Herald, "process-calls", Priority::OWNER, on_syscall)
         .expect("the scheduler subscribes at boot")
         .keep_forever();
 }

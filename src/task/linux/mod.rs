@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     abi::linux,
-    events::{BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
+    events::{BUS, Errno, Event, Priority, Reply, SpaceId, SyscallAbi, Verdict},
     sync::IrqSpinLock,
 };
 
@@ -39,9 +39,10 @@ pub(super) struct LinuxState {
     console: console::ConsoleState,
 }
 
-/// Subscribes the Linux calls' owner, after Herald's own (which passes Linux programs' calls).
+/// Subscribes the Linux calls' owner, for Linux programs' calls only (Herald's own calls never
+/// visit it, nor Linux calls Herald's owner).
 pub(super) fn subscribe() {
-    BUS.subscribe(EventKind::Syscall, "linux-calls", Priority::OWNER, on_syscall)
+    BUS.subscribe_syscalls(SyscallAbi::Linux, "linux-calls", Priority::OWNER, on_syscall)
         .expect("the Linux calls subscribe at boot")
         .keep_forever();
 }
