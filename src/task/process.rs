@@ -138,11 +138,17 @@ fn on_user_fault(event: &Event, reply: &mut Reply) -> Verdict {
     Verdict::Handled
 }
 
-/// Runs with interrupts off just before a trap or system call returns to ring 3.
+/// Runs with interrupts off just before a trap or system call returns to ring 3. Nearly always
+/// there is nothing to do: that check stays in this small frame, the work in its own.
 fn before_user_return() {
-    if !scheduler::attention(true) {
-        return;
+    if scheduler::attention(true) {
+        attend_before_user_return();
     }
+}
+
+/// A kill, a block or a reschedule is pending for the task about to return to ring 3.
+#[inline(never)]
+fn attend_before_user_return() {
     enum Action {
         Exit(i32),
         Switch,

@@ -213,6 +213,7 @@ pub(super) fn count_syscall() {
 }
 
 /// Whether this CPU's running task must check in, clearing the flag (`take`) or not.
+#[inline]
 pub(super) fn attention(take: bool) -> bool {
     let flag = &ATTENTION[this_cpu()];
     if take { flag.swap(false, Ordering::Relaxed) } else { flag.load(Ordering::Relaxed) }

@@ -13,7 +13,7 @@ use super::{
     frame::TrapFrame,
     gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR},
     percpu::PerCpu,
-    traps::{self, handle_syscall},
+    traps::{self, handle_user_syscall},
     vectors::SYSCALL_VECTOR,
 };
 
@@ -117,11 +117,13 @@ unsafe extern "C" {
 }
 
 /// Rust half of the entry: the frame is on the task's kernel stack, interrupts are masked
-/// (`handle_syscall` enables them for the call itself and masks them again).
+/// (`handle_user_syscall` enables them for the call itself and masks them again). The
+/// `syscall` instruction comes only from ring 3 (the kernel's own test calls use `int 0x80`),
+/// so nothing here asks where it came from.
 #[unsafe(no_mangle)]
 extern "C" fn herald_syscall_rust(frame: &mut TrapFrame) {
-    handle_syscall(frame);
-    traps::before_user_return(frame);
+    handle_user_syscall(frame);
+    traps::before_ring3_return();
     // `sysretq` must not return to a non-canonical rip (it would fault in ring 0 with the user
     // stack loaded). User space ends a page below the canonical boundary, so the instruction
     // after a `syscall` can never be there; check anyway, it is one compare.

@@ -182,9 +182,15 @@ pub fn yield_now() {
 }
 
 pub(super) fn before_user_return(frame: &TrapFrame) {
-    if frame.from_user()
-        && let Some(hooks) = TASK_HOOKS.get()
-    {
+    if frame.from_user() {
+        before_ring3_return();
+    }
+}
+
+/// [`before_user_return`] for a return known to go to ring 3 (the `syscall` instruction's).
+#[inline(always)]
+pub(super) fn before_ring3_return() {
+    if let Some(hooks) = TASK_HOOKS.get() {
         (hooks.before_user_return)();
     }
 }
@@ -309,18 +315,24 @@ const SYSCALL_INSTRUCTION_LEN_BYTES: u64 = 2;
 /// here; task switches happen only at its preempt points, with nothing held. They are masked
 /// again before returning, so the return path's scheduler check cannot be interrupted.
 pub(super) fn handle_syscall(frame: &mut TrapFrame) {
-    let from_user = frame.from_user();
-    if from_user {
-        super::cpu::enable_interrupts();
-    }
-    serve_syscall(frame);
-    if from_user {
-        super::cpu::disable_interrupts();
+    if frame.from_user() {
+        handle_user_syscall(frame);
+    } else {
+        serve_syscall(frame, false);
     }
 }
 
-fn serve_syscall(frame: &mut TrapFrame) {
-    let (pid, abi) = if frame.from_user() { current_caller() } else { (0, SyscallAbi::Herald) };
+/// [`handle_syscall`] for a call known to come from ring 3 (the `syscall` instruction's).
+#[inline(always)]
+pub(super) fn handle_user_syscall(frame: &mut TrapFrame) {
+    super::cpu::enable_interrupts();
+    serve_syscall(frame, true);
+    super::cpu::disable_interrupts();
+}
+
+#[inline(always)]
+fn serve_syscall(frame: &mut TrapFrame, from_user: bool) {
+    let (pid, abi) = if from_user { current_caller() } else { (0, SyscallAbi::Herald) };
     let event = Event::Syscall {
         number: frame.rax,
         args: [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9],

@@ -48,12 +48,10 @@ pub(super) fn subscribe() {
 }
 
 fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
+    // Only Linux programs' calls reach this list (`subscribe_syscalls`), so never the kernel's.
     let Event::Syscall { number, ref args, pid, abi: SyscallAbi::Linux } = *event else {
         return Verdict::Continue;
     };
-    if pid == 0 {
-        return Verdict::Continue;
-    }
     scheduler::count_syscall();
     // The call that only answers stays in this small frame (as Herald's own `getpid` does);
     // every other call pays for `serve_and_reply`'s large one.
