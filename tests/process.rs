@@ -299,3 +299,28 @@ fn an_unmasked_simd_or_x87_exception_ends_the_program_with_its_fault_code() {
     let not_raised = code == 0 && output.contains("no exception, result inf");
     assert!(code == abi::FAULT_EXIT_CODE_BASE + 19 || not_raised, "#XM: {code} {output:?}");
 }
+
+#[test_case]
+fn each_process_keeps_its_own_avx_registers_where_the_cpu_has_avx() {
+    let saves_avx = arch::fpu_saved_components().contains("AVX");
+    herald::console::start_capture();
+    let pids: Vec<u32> = [11, 22]
+        .iter()
+        .map(|seed| task::spawn("avx", &format!("{seed} 300"), 0).expect("spawn"))
+        .collect();
+    for pid in pids {
+        assert_eq!(task::wait(pid), Ok(0), "a ymm register changed");
+    }
+    let output = herald::console::take_capture();
+    let verdict = if saves_avx {
+        "avx: ymm registers kept through 300 switches"
+    } else {
+        "avx: not available"
+    };
+    assert_eq!(
+        output.matches(verdict).count(),
+        2,
+        "kernel saves {}: {output:?}",
+        arch::fpu_saved_components()
+    );
+}

@@ -45,7 +45,7 @@ pub use self::{
         MAX_CPUS, halt_while_idle, is_halted as cpu_is_halted, is_online as cpu_is_online,
         online_count as cpus_online, stop_other_processors, wake_processor,
     },
-    fpu::FpuState,
+    fpu::{FpuState, saved_components as fpu_saved_components},
     frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
     nmi_watchdog::{HARD_STALL_BUDGET_MS, StallReport, last_stall},
@@ -91,6 +91,7 @@ pub(crate) fn init_protection() {
     let protection = cpu::enable_supervisor_protection();
     let state = |on: bool| if on { "on" } else { "not available on this CPU" };
     log::info!("cpu: SMEP {}, SMAP {}", state(protection.smep), state(protection.smap));
+    log::info!("cpu: each task's registers: {}", fpu::saved_components());
 }
 
 /// Timer interrupts per 10 ms window beyond which the timer counts as a storm and is throttled
