@@ -219,8 +219,7 @@ impl Only {
     const fn index(self) -> usize {
         match self {
             Self::Line(line) => line as usize,
-            Self::Abi(SyscallAbi::Herald) => 0,
-            Self::Abi(SyscallAbi::Linux) => 1,
+            Self::Abi(abi) => abi as usize,
         }
     }
 }
@@ -265,12 +264,13 @@ impl Snapshot {
     /// The list `event` is dispatched to.
     #[inline(always)]
     pub(super) fn list_for(&self, event: &Event) -> &List {
-        let selection = match *event {
-            Event::Irq { line, .. } => Only::Line(line),
-            Event::Syscall { abi, .. } => Only::Abi(abi),
+        // The same indices as `Only::index`, without building an `Only` first.
+        let index = match *event {
+            Event::Irq { line, .. } => usize::from(line),
+            Event::Syscall { abi, .. } => abi as usize,
             _ => return &self.general,
         };
-        self.selected.get(selection.index()).unwrap_or(&self.general)
+        self.selected.get(index).unwrap_or(&self.general)
     }
 
     fn lists(&self) -> impl Iterator<Item = &List> {

@@ -1,10 +1,12 @@
 //! Reads the boot image's file tree: a cpio archive in the `newc` format (cpio(5), the format
 //! of Linux's initramfs), which the runner packs (`tools/runner/src/ramdisk.rs`). Every header
 //! is checked when the archive is first parsed — a corrupt archive yields an error naming the
-//! offset, never a panic — and the files are then read in place.
+//! offset, never a panic — and its regular files are indexed by path then (a lookup is a binary
+//! search; spawning looks up a program and its manifest), read in place.
 
 #![forbid(unsafe_code)]
 
+use alloc::vec::Vec;
 use core::fmt;
 
 /// `newc` header magic, and the variant with checksums (accepted; the sums are not checked).
@@ -58,52 +60,53 @@ struct Entry<'a> {
     next: usize,
 }
 
-/// A validated archive.
-#[derive(Clone, Copy, Debug)]
+/// A validated archive: its regular files by path (sorted; a later entry of the same path
+/// replaces an earlier one, as unpacking the archive would).
+#[derive(Debug)]
 pub struct Ramdisk<'a> {
-    image: &'a [u8],
+    files: Vec<(&'a str, &'a [u8])>,
 }
 
 impl<'a> Ramdisk<'a> {
-    /// Checks every entry of `image`, up to its trailer.
+    /// Checks every entry of `image`, up to its trailer, and indexes its regular files.
     pub fn parse(image: &'a [u8]) -> Result<Self, RamdiskError> {
+        let mut files = Vec::new();
         let mut at = 0;
         loop {
             let entry = entry_at(image, at)?.ok_or(RamdiskError::NoTrailer)?;
             if entry.path == TRAILER {
-                return Ok(Self { image });
+                break;
+            }
+            if entry.mode & TYPE_MASK == REGULAR {
+                files.push((entry.path, entry.data));
             }
             at = entry.next;
         }
+        // Stable: of equal paths the last stays last, and the dedup keeps it.
+        files.sort_by_key(|(path, _)| *path);
+        files.reverse();
+        files.dedup_by_key(|(path, _)| *path);
+        files.reverse();
+        Ok(Self { files })
     }
 
-    fn entries(self) -> impl Iterator<Item = Entry<'a>> {
-        let mut at = Some(0);
-        core::iter::from_fn(move || {
-            let entry = entry_at(self.image, at?).ok().flatten()?;
-            at = Some(entry.next);
-            (entry.path != TRAILER).then_some(entry)
-        })
-    }
-
-    /// Every regular file, as (path, contents), in the archive's order.
-    pub fn files(self) -> impl Iterator<Item = (&'a str, &'a [u8])> {
-        self.entries()
-            .filter(|entry| entry.mode & TYPE_MASK == REGULAR)
-            .map(|entry| (entry.path, entry.data))
+    /// Every regular file, as (path, contents), by path.
+    pub fn files(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
+        self.files.iter().copied()
     }
 
     /// The regular file at `path` (`/bin/x`, `bin/x` and `./bin/x` name the same file).
-    pub fn find(self, path: &str) -> Option<&'a [u8]> {
+    pub fn find(&self, path: &str) -> Option<&'a [u8]> {
         let path = normalized(path);
-        self.files().find(|(file, _)| *file == path).map(|(_, data)| data)
+        let index = self.files.binary_search_by_key(&path, |(file, _)| file).ok()?;
+        Some(self.files[index].1)
     }
 
-    /// The regular files directly in directory `directory`, as (name, contents).
+    /// The regular files directly in directory `directory`, as (name, contents), by name.
     pub fn directory<'d>(
-        self,
+        &self,
         directory: &'d str,
-    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a, 'd> {
+    ) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a, 'd, '_> {
         let directory = normalized(directory).trim_end_matches('/');
         self.files().filter_map(move |(path, data)| {
             let name = path.strip_prefix(directory)?.strip_prefix('/')?;
@@ -191,7 +194,19 @@ mod tests {
         assert_eq!(ramdisk.find("nope"), None);
         assert_eq!(ramdisk.files().count(), 3);
         let names: Vec<&str> = ramdisk.directory("/bin").map(|(name, _)| name).collect();
-        assert_eq!(names, ["hello", "a"]);
+        assert_eq!(names, ["a", "hello"]);
+    }
+
+    #[test_case]
+    fn a_later_entry_of_the_same_path_replaces_an_earlier_one() {
+        let mut bytes = Vec::new();
+        entry(&mut bytes, "bin/x", 0o100_755, b"old");
+        entry(&mut bytes, "bin/y", 0o100_755, b"y");
+        entry(&mut bytes, "/bin/x", 0o100_755, b"new");
+        entry(&mut bytes, TRAILER, 0, b"");
+        let ramdisk = Ramdisk::parse(&bytes).expect("valid");
+        assert_eq!(ramdisk.find("bin/x"), Some(&b"new"[..]));
+        assert_eq!(ramdisk.files().count(), 2);
     }
 
     #[test_case]
