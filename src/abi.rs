@@ -20,8 +20,8 @@ pub const SYS_YIELD: u64 = 4;
 /// `sleep(milliseconds)` → 0.
 pub const SYS_SLEEP: u64 = 5;
 /// `spawn(name, name_len, args, args_len, withheld_rights)` → the child's pid; the program comes
-/// from the ramdisk; `withheld_rights` (`RIGHT_*` bits, usually 0) narrow what the child may do
-/// under `policy-capability`.
+/// from the boot image (`/bin/NAME`, or a path); `withheld_rights` (`RIGHT_*` bits, usually 0)
+/// narrow what the child may do under `policy-capability`.
 pub const SYS_SPAWN: u64 = 6;
 /// `wait(pid or 0 for any child, status_out or 0)` → the pid that ended; its exit code is stored
 /// at `status_out` as an `i32`.

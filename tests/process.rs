@@ -1,4 +1,4 @@
-//! Real user programs from the ramdisk in ring 3: output, exit codes, faults that kill only the
+//! Real user programs from the boot image in ring 3: output, exit codes, faults that kill only the
 //! faulting process, fair preemptive scheduling, a syscall fuzzer, and the frame count coming
 //! back after each.
 #![no_std]

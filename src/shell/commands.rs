@@ -37,8 +37,8 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("cpus", "", "processors: APIC id, state, running pid, ticks, interrupts, events, idle %"),
     (
         "run",
-        "<program> [args]",
-        "run a program from the ramdisk in the foreground (Ctrl-C ends it)",
+        "[NAME [args]]",
+        "run /bin/NAME (or the path NAME) in the foreground (Ctrl-C ends it); alone: list /bin",
     ),
     ("kill", "<pid>", "end a process"),
     ("mem", "", "frames free and used, heap, faults, the reserve and every limit"),

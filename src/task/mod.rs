@@ -1,7 +1,8 @@
-//! Processes and the scheduler: ring-3 programs from the ramdisk, each with its own address
-//! space and kernel stack, run in preemptive time slices; the kernel's boot context is the idle
-//! task (pid 0). The scheduler learns time from the bus (`timer` events), faults of user code
-//! from the bus (`exception`, `page-fault`), and serves the process system calls it owns.
+//! Processes and the scheduler: ring-3 programs from the boot image's /bin, each with its own
+//! address space and kernel stack, run in preemptive time slices; the kernel's boot context is
+//! the idle task (pid 0). The scheduler learns time from the bus (`timer` events), faults of
+//! user code from the bus (`exception`, `page-fault`), and serves the process system calls it
+//! owns; `linux/` serves Linux programs' calls.
 
 pub mod elf;
 pub mod ramdisk;
