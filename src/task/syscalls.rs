@@ -64,7 +64,12 @@ fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
 
 #[inline(never)]
 fn serve_and_reply(number: u64, args: &[u64; 6], pid: Pid, reply: &mut Reply) -> Verdict {
-    match serve(number, args, pid, scheduler::current_space()) {
+    answer(serve(number, args, pid, scheduler::current_space()), reply)
+}
+
+/// Puts a served call's result in the reply (Herald's calls and Linux's alike).
+pub(super) fn answer(result: Result<Served, Errno>, reply: &mut Reply) -> Verdict {
+    match result {
         Ok(Served::Value(value)) => {
             reply.value = value;
             Verdict::Handled

@@ -64,17 +64,7 @@ fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
 
 #[inline(never)]
 fn serve_and_reply(number: u64, args: &[u64; 6], pid: Pid, reply: &mut Reply) -> Verdict {
-    match serve(number, args, pid, scheduler::current_space()) {
-        Ok(Served::Value(value)) => {
-            reply.value = value;
-            Verdict::Handled
-        }
-        Ok(Served::Restart) => {
-            reply.restart = true;
-            Verdict::Handled
-        }
-        Err(errno) => Verdict::Deny(errno),
-    }
+    syscalls::answer(serve(number, args, pid, scheduler::current_space()), reply)
 }
 
 fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Served, Errno> {
