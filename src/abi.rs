@@ -184,14 +184,30 @@ impl Errno {
     pub const EBUSY: Self = Self(16);
     /// Already exists.
     pub const EEXIST: Self = Self(17);
+    /// Not the same file system (a rename across mounts).
+    pub const EXDEV: Self = Self(18);
+    /// Not a directory: a path component, or what a directory call was given.
+    pub const ENOTDIR: Self = Self(20);
+    /// Is a directory: what a file call was given.
+    pub const EISDIR: Self = Self(21);
     /// Invalid argument.
     pub const EINVAL: Self = Self(22);
+    /// Too many open files in the process.
+    pub const EMFILE: Self = Self(24);
     /// Not a terminal: an `ioctl` the file does not understand.
     pub const ENOTTY: Self = Self(25);
+    /// No space left: the file system's capacity is used.
+    pub const ENOSPC: Self = Self(28);
     /// Illegal seek: the file is a terminal or pipe.
     pub const ESPIPE: Self = Self(29);
+    /// A name or path is longer than the limit.
+    pub const ENAMETOOLONG: Self = Self(36);
     /// Function not implemented: unknown system call.
     pub const ENOSYS: Self = Self(38);
+    /// The directory is not empty.
+    pub const ENOTEMPTY: Self = Self(39);
+    /// Too many symbolic links on the way.
+    pub const ELOOP: Self = Self(40);
     /// A wait's time limit passed.
     pub const ETIMEDOUT: Self = Self(110);
 
@@ -212,7 +228,15 @@ impl Errno {
             Self::EFAULT => "EFAULT",
             Self::EBUSY => "EBUSY",
             Self::EEXIST => "EEXIST",
+            Self::EXDEV => "EXDEV",
+            Self::ENOTDIR => "ENOTDIR",
+            Self::EISDIR => "EISDIR",
             Self::EINVAL => "EINVAL",
+            Self::EMFILE => "EMFILE",
+            Self::ENOSPC => "ENOSPC",
+            Self::ENAMETOOLONG => "ENAMETOOLONG",
+            Self::ENOTEMPTY => "ENOTEMPTY",
+            Self::ELOOP => "ELOOP",
             Self::ENOTTY => "ENOTTY",
             Self::ESPIPE => "ESPIPE",
             Self::ENOSYS => "ENOSYS",
@@ -351,10 +375,34 @@ pub mod linux {
         UNAME = 63, "uname";
         /// `fcntl(fd, cmd, arg)`.
         FCNTL = 72, "fcntl";
+        /// `fsync(fd)`: nothing to flush (the file system is memory).
+        FSYNC = 74, "fsync";
+        /// `fdatasync(fd)`: see [`FSYNC`].
+        FDATASYNC = 75, "fdatasync";
+        /// `truncate(path, len)`.
+        TRUNCATE = 76, "truncate";
+        /// `ftruncate(fd, len)`.
+        FTRUNCATE = 77, "ftruncate";
         /// `getcwd(buf, size)`.
         GETCWD = 79, "getcwd";
         /// `chdir(path)`.
         CHDIR = 80, "chdir";
+        /// `fchdir(fd)`.
+        FCHDIR = 81, "fchdir";
+        /// `rename(old, new)`.
+        RENAME = 82, "rename";
+        /// `mkdir(path, mode)`.
+        MKDIR = 83, "mkdir";
+        /// `rmdir(path)`.
+        RMDIR = 84, "rmdir";
+        /// `unlink(path)`.
+        UNLINK = 87, "unlink";
+        /// `symlink(target, path)`.
+        SYMLINK = 88, "symlink";
+        /// `readlink(path, buf, size)`.
+        READLINK = 89, "readlink";
+        /// `umask(mask)`.
+        UMASK = 95, "umask";
         /// `gettimeofday(tv, tz)`.
         GETTIMEOFDAY = 96, "gettimeofday";
         /// `getrlimit(resource, rlim)`.
@@ -399,10 +447,20 @@ pub mod linux {
         TGKILL = 234, "tgkill";
         /// `openat(dirfd, path, flags, mode)`.
         OPENAT = 257, "openat";
+        /// `mkdirat(dirfd, path, mode)`.
+        MKDIRAT = 258, "mkdirat";
         /// `newfstatat(dirfd, path, buf, flags)`.
         NEWFSTATAT = 262, "newfstatat";
+        /// `unlinkat(dirfd, path, flags)`.
+        UNLINKAT = 263, "unlinkat";
+        /// `renameat(olddirfd, old, newdirfd, new)`.
+        RENAMEAT = 264, "renameat";
+        /// `symlinkat(target, newdirfd, path)`.
+        SYMLINKAT = 266, "symlinkat";
         /// `readlinkat(dirfd, path, buf, size)`.
         READLINKAT = 267, "readlinkat";
+        /// `faccessat(dirfd, path, mode)`.
+        FACCESSAT = 269, "faccessat";
         /// `ppoll(fds, nfds, timeout, sigmask, sigsetsize)`.
         PPOLL = 271, "ppoll";
         /// `set_robust_list(head, len)`: accepted (one thread: nothing to clean up after).
@@ -413,6 +471,8 @@ pub mod linux {
         PIPE2 = 293, "pipe2";
         /// `prlimit64(pid, resource, new, old)`.
         PRLIMIT64 = 302, "prlimit64";
+        /// `renameat2(olddirfd, old, newdirfd, new, flags)`.
+        RENAMEAT2 = 316, "renameat2";
         /// `getrandom(buf, len, flags)`.
         GETRANDOM = 318, "getrandom";
         /// `statx(dirfd, path, flags, mask, buf)`.
@@ -421,6 +481,8 @@ pub mod linux {
         RSEQ = 334, "rseq";
         /// `clone3(args, size)`.
         CLONE3 = 435, "clone3";
+        /// `faccessat2(dirfd, path, mode, flags)`.
+        FACCESSAT2 = 439, "faccessat2";
     }
 
     /// `mmap` protection bits and flags (`asm-generic/mman-common.h`).

@@ -20,6 +20,7 @@ pub mod console;
 #[cfg(target_os = "none")]
 mod drivers;
 pub mod events;
+pub mod fs;
 #[cfg(target_os = "none")]
 pub mod logger;
 pub mod mm;

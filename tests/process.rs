@@ -324,3 +324,13 @@ fn each_process_keeps_its_own_avx_registers_where_the_cpu_has_avx() {
         arch::fpu_saved_components()
     );
 }
+
+#[test_case]
+fn a_musl_program_makes_reads_renames_and_removes_files() {
+    let free = free_frames();
+    let (code, output) = run("files", "");
+    assert_eq!(code, 0, "output: {output:?}");
+    assert!(output.contains("files: all 50 passed"), "output: {output:?}");
+    // Everything it made it removed: the file system's own bytes are back at what they were.
+    assert_eq!(free_frames(), free, "the process's frames all came back");
+}

@@ -6,7 +6,7 @@ use alloc::{boxed::Box, string::String, vec::Vec};
 
 use super::{
     Pid, elf,
-    ramdisk::Ramdisk,
+    ramdisk::{EntryKind, Ramdisk},
     scheduler::{
         self, BlockReason, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, SCHEDULER, Scheduler, State,
         TIME_SLICE_TICKS, Task, schedule,
@@ -70,6 +70,43 @@ pub fn programs() -> Vec<(&'static str, usize)> {
         .collect()
 }
 
+/// Share of user memory files may hold beyond the boot image's own bytes.
+const FILE_SYSTEM_SHARE_DIVISOR: u64 = 4;
+
+/// The file system's tree: the boot image's entries, then `/dev` and `/tmp`.
+fn build_file_system() {
+    use crate::fs::{self, Device, ImageNode};
+    fs::set_capacity(mm::user_memory_bytes() / FILE_SYSTEM_SHARE_DIVISOR);
+    for entry in RAMDISK.get().into_iter().flat_map(|ramdisk| ramdisk.entries()) {
+        let node = match entry.kind {
+            EntryKind::File => ImageNode::File(entry.data),
+            EntryKind::Directory => ImageNode::Directory,
+            EntryKind::Symlink => match core::str::from_utf8(entry.data) {
+                Ok(target) => ImageNode::Symlink(target),
+                Err(_) => {
+                    log::warn!("boot image: link {} has a non-UTF-8 target: left out", entry.path);
+                    continue;
+                }
+            },
+        };
+        if let Err(errno) = fs::add_image_node(entry.path, node, entry.permissions) {
+            log::warn!("boot image: {} left out: {errno}", entry.path);
+        }
+    }
+    let devices = [
+        ("dev/null", Device::Null),
+        ("dev/zero", Device::Zero),
+        ("dev/console", Device::Console),
+        ("dev/tty", Device::Console),
+        ("dev/urandom", Device::Random),
+        ("dev/random", Device::Random),
+    ];
+    for (path, device) in devices {
+        fs::add_image_node(path, ImageNode::Device(device), 0o666).expect("/dev is made at boot");
+    }
+    fs::add_image_node("tmp", ImageNode::Directory, 0o1777).expect("/tmp is made at boot");
+}
+
 /// Wires processes to the trap path (the return to ring 3, preempt points) and the bus (their
 /// faults), and reads the ramdisk's table.
 pub(super) fn init(ramdisk_image: Option<&'static [u8]>) {
@@ -81,6 +118,7 @@ pub(super) fn init(ramdisk_image: Option<&'static [u8]>) {
         Some(Err(error)) => log::error!("ramdisk refused: {error}"),
         None => log::warn!("no ramdisk: no user programs to run"),
     }
+    build_file_system();
     arch::set_task_hooks(arch::TaskHooks {
         current_caller: scheduler::current_caller,
         before_user_return,

@@ -16,9 +16,12 @@ const NEWC_CRC_MAGIC: &[u8; 6] = b"070702";
 const HEADER_BYTES: usize = 110;
 /// The entry that ends an archive.
 const TRAILER: &str = "TRAILER!!!";
-/// The type bits of `mode`, and the regular-file type (`S_IFMT`, `S_IFREG`).
+/// The type bits of `mode`, and the types an image may hold (`S_IFMT`, `S_IFREG`, `S_IFDIR`,
+/// `S_IFLNK`: a symbolic link's data is its target).
 const TYPE_MASK: u32 = 0o170_000;
 const REGULAR: u32 = 0o100_000;
+const DIRECTORY: u32 = 0o040_000;
+const SYMLINK: u32 = 0o120_000;
 /// Field indices in a header (after the magic).
 const FIELD_MODE: usize = 1;
 const FIELD_FILE_SIZE: usize = 6;
@@ -60,25 +63,64 @@ struct Entry<'a> {
     next: usize,
 }
 
+/// What an image entry is.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Directory,
+    /// A symbolic link (its data is the target).
+    Symlink,
+}
+
+/// One entry of the image, as the file system is built from it.
+#[derive(Clone, Copy, Debug)]
+pub struct ImageEntry<'a> {
+    /// Its path, without a leading `/` or `./`.
+    pub path: &'a str,
+    /// What it is.
+    pub kind: EntryKind,
+    /// Its permission bits (`0o7777` of the mode).
+    pub permissions: u32,
+    /// Its contents (a link's target).
+    pub data: &'a [u8],
+}
+
 /// A validated archive: its regular files by path (sorted; a later entry of the same path
-/// replaces an earlier one, as unpacking the archive would).
+/// replaces an earlier one, as unpacking the archive would), and every entry in order.
 #[derive(Debug)]
 pub struct Ramdisk<'a> {
     files: Vec<(&'a str, &'a [u8])>,
+    entries: Vec<ImageEntry<'a>>,
 }
 
 impl<'a> Ramdisk<'a> {
     /// Checks every entry of `image`, up to its trailer, and indexes its regular files.
     pub fn parse(image: &'a [u8]) -> Result<Self, RamdiskError> {
         let mut files = Vec::new();
+        let mut entries = Vec::new();
         let mut at = 0;
         loop {
             let entry = entry_at(image, at)?.ok_or(RamdiskError::NoTrailer)?;
             if entry.path == TRAILER {
                 break;
             }
-            if entry.mode & TYPE_MASK == REGULAR {
+            let kind = match entry.mode & TYPE_MASK {
+                REGULAR => Some(EntryKind::File),
+                DIRECTORY => Some(EntryKind::Directory),
+                SYMLINK => Some(EntryKind::Symlink),
+                // Device nodes, FIFOs and sockets are the kernel's to make, not an image's.
+                _ => None,
+            };
+            if kind == Some(EntryKind::File) {
                 files.push((entry.path, entry.data));
+            }
+            if let Some(kind) = kind
+                && !entry.path.is_empty()
+            {
+                let permissions = entry.mode & 0o7777;
+                entries.push(ImageEntry { path: entry.path, kind, permissions, data: entry.data });
             }
             at = entry.next;
         }
@@ -87,7 +129,13 @@ impl<'a> Ramdisk<'a> {
         files.reverse();
         files.dedup_by_key(|(path, _)| *path);
         files.reverse();
-        Ok(Self { files })
+        Ok(Self { files, entries })
+    }
+
+    /// Every file, directory and symbolic link, in the archive's order (a directory may come
+    /// after what it holds, or not at all: its files imply it).
+    pub fn entries(&self) -> impl Iterator<Item = ImageEntry<'a>> + '_ {
+        self.entries.iter().copied()
     }
 
     /// Every regular file, as (path, contents), by path.
@@ -195,6 +243,10 @@ mod tests {
         assert_eq!(ramdisk.files().count(), 3);
         let names: Vec<&str> = ramdisk.directory("/bin").map(|(name, _)| name).collect();
         assert_eq!(names, ["a", "hello"]);
+        let kinds: Vec<(&str, EntryKind, u32)> =
+            ramdisk.entries().map(|entry| (entry.path, entry.kind, entry.permissions)).collect();
+        assert_eq!(kinds[0], ("bin", EntryKind::Directory, 0o755));
+        assert_eq!(kinds[2], ("bin/a", EntryKind::File, 0o644));
     }
 
     #[test_case]

@@ -1,15 +1,17 @@
-//! A Linux program's standard descriptors 0, 1 and 2: the console, a character device that
-//! reads what the shell hands the foreground program and writes to the screen and serial line.
-//! There are no other descriptors until files exist (issue 18); a program may close these.
+//! The console as a Linux program sees it through a descriptor: a terminal (`/dev/console`,
+//! `/dev/tty`) that reads what the shell hands the foreground program and writes to the screen
+//! and serial line — its `ioctl`s, and `poll` over descriptors (the console is the one that can
+//! wait; files and the other devices are always ready).
 
 #![forbid(unsafe_code)]
 
 use alloc::vec;
 
-use super::{u64_at, with_state};
+use super::{files, with_state};
 use crate::{
     abi::linux,
     events::{Errno, SpaceId},
+    fs::Device,
     mm::user_copy,
     task::{
         input,
@@ -17,19 +19,6 @@ use crate::{
     },
 };
 
-/// Bytes of one `struct iovec` (`base`, `len`).
-const IOVEC_BYTES: u64 = 16;
-/// Descriptors a program starts with.
-const STANDARD_DESCRIPTORS: u64 = 3;
-/// Bytes of `struct stat` on x86-64 (`asm/stat.h`).
-const STAT_BYTES: usize = 144;
-/// `st_mode` of the console: a character device (`S_IFCHR`), read-write for its owner, writable
-/// by its group, as Linux shows a terminal.
-const CONSOLE_MODE: u32 = 0o020_620;
-/// `st_rdev` of the console: major 5, minor 1 (`/dev/console` on Linux).
-const CONSOLE_DEVICE: u64 = (5 << 8) | 1;
-/// `st_blksize`: the size a program's stdio should buffer in.
-const CONSOLE_BLOCK_BYTES: u64 = 1024;
 /// The size a terminal reports (`TIOCGWINSZ`): the serial console has no way to tell its real
 /// size, so the conventional one.
 const CONSOLE_ROWS: u16 = 24;
@@ -40,122 +29,30 @@ const CONSOLE_COLUMNS: u16 = 80;
 const TERMIOS_BYTES: usize = 36;
 /// `struct pollfd`: `fd` (i32), `events`, `revents` (i16 each).
 const POLLFD_BYTES: u64 = 8;
-/// Most descriptors one `poll` looks at (Linux's default `RLIMIT_NOFILE`).
-const MAX_POLL_FDS: u64 = 1024;
+/// Most descriptors one `poll` looks at (the descriptor limit).
+const MAX_POLL_FDS: u64 = files::MAX_DESCRIPTORS as u64;
 
-/// Which standard descriptors the program has closed, and a `poll`'s time limit while it waits.
+/// A `poll`'s time limit while it waits.
 #[derive(Default)]
 pub(super) struct ConsoleState {
-    closed: [bool; STANDARD_DESCRIPTORS as usize],
     poll_until_ms: Option<u64>,
 }
 
-/// Whether `fd` is one of the console descriptors the program still has open.
-fn is_open(fd: u64) -> bool {
-    fd < STANDARD_DESCRIPTORS && !with_state(|state| state.console.closed[fd as usize])
+/// Reads console input into the caller's buffer (blocks until a byte comes).
+pub(super) fn read(buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errno> {
+    syscalls::read(0, buffer, len, space)
 }
 
-fn open_console(fd: u64) -> Result<(), Errno> {
-    if is_open(fd) { Ok(()) } else { Err(Errno::EBADF) }
+fn is_console(fd: u64) -> Result<bool, Errno> {
+    Ok(files::file(fd)?.node.device() == Some(Device::Console))
 }
 
-/// `read`: descriptor 0 only (1 and 2 are the console's output side: `EBADF`, as for a
-/// terminal opened write-only).
-pub(super) fn read(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<Served, Errno> {
-    if fd != 0 {
-        return Err(Errno::EBADF);
-    }
-    open_console(fd)?;
-    syscalls::read(fd, buffer, syscalls::length(len)?, space)
-}
-
-/// `readv(fd, iov, iovcnt)`: reads into the first non-empty buffer (a console read returns
-/// what has been typed, which one buffer holds up to its length).
-pub(super) fn readv(fd: u64, vector: u64, count: u64, space: SpaceId) -> Result<Served, Errno> {
-    for index in 0..check_vector_count(count)? {
-        let (base, len) = iovec(vector, index, space)?;
-        if len != 0 {
-            return read(fd, base, len, space);
-        }
-    }
-    open_console(fd)?;
-    Ok(Served::Value(0))
-}
-
-pub(super) fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
-    if fd == 0 {
-        return Err(Errno::EBADF);
-    }
-    open_console(fd)?;
-    syscalls::write(fd, buffer, len, space)
-}
-
-/// `writev(fd, iov, iovcnt)`: each buffer in turn, through `write`; stops at the first short
-/// or failed one, answering what was written (or that error, if nothing was).
-pub(super) fn writev(fd: u64, vector: u64, count: u64, space: SpaceId) -> Result<u64, Errno> {
-    let mut written = 0u64;
-    for index in 0..check_vector_count(count)? {
-        let (base, len) = iovec(vector, index, space)?;
-        if len == 0 {
-            continue;
-        }
-        match write(fd, base, len, space) {
-            Ok(done) => {
-                written += done;
-                if done < len {
-                    break;
-                }
-            }
-            Err(errno) if written == 0 => return Err(errno),
-            Err(_) => break,
-        }
-    }
-    Ok(written)
-}
-
-fn check_vector_count(count: u64) -> Result<u64, Errno> {
-    if count > linux::IOV_MAX { Err(Errno::EINVAL) } else { Ok(count) }
-}
-
-fn iovec(vector: u64, index: u64, space: SpaceId) -> Result<(u64, u64), Errno> {
-    let mut iovec = [0u8; IOVEC_BYTES as usize];
-    let at = vector.checked_add(index * IOVEC_BYTES).ok_or(Errno::EFAULT)?;
-    user_copy::copy_from_user(space, at, &mut iovec)?;
-    Ok((u64_at(&iovec, 0), u64_at(&iovec, 8)))
-}
-
-/// `close`: a standard descriptor is closed for good (later calls on it: `EBADF`).
-pub(super) fn close(fd: u64) -> Result<u64, Errno> {
-    open_console(fd)?;
-    with_state(|state| state.console.closed[fd as usize] = true);
-    Ok(0)
-}
-
-/// `fstat`: the console as a character device.
-pub(super) fn fstat(fd: u64, out: u64, space: SpaceId) -> Result<u64, Errno> {
-    open_console(fd)?;
-    let mut stat = [0u8; STAT_BYTES];
-    // st_dev 0, st_ino = the descriptor + 1 (distinct, stable), st_nlink 1.
-    stat[8..16].copy_from_slice(&(fd + 1).to_le_bytes());
-    stat[16..24].copy_from_slice(&1u64.to_le_bytes());
-    stat[24..28].copy_from_slice(&CONSOLE_MODE.to_le_bytes());
-    // st_uid, st_gid 0 (root); st_rdev; st_size 0; st_blksize; st_blocks 0; times 0.
-    stat[40..48].copy_from_slice(&CONSOLE_DEVICE.to_le_bytes());
-    stat[56..64].copy_from_slice(&CONSOLE_BLOCK_BYTES.to_le_bytes());
-    user_copy::copy_to_user(space, out, &stat)?;
-    Ok(0)
-}
-
-/// `lseek`: a terminal cannot seek.
-pub(super) fn lseek(fd: u64) -> Result<u64, Errno> {
-    open_console(fd)?;
-    Err(Errno::ESPIPE)
-}
-
-/// `ioctl`: a terminal's settings (`TCGETS`) and size (`TIOCGWINSZ`); other requests `ENOTTY`,
-/// as Linux's terminals answer requests they do not know.
+/// `ioctl`: a terminal's settings (`TCGETS`) and size (`TIOCGWINSZ`); other requests, and
+/// anything that is not the console, `ENOTTY`.
 pub(super) fn ioctl(fd: u64, request: u64, argument: u64, space: SpaceId) -> Result<u64, Errno> {
-    open_console(fd)?;
+    if !is_console(fd)? {
+        return Err(Errno::ENOTTY);
+    }
     match request {
         linux::TCGETS => {
             user_copy::copy_to_user(space, argument, &console_termios())?;
@@ -197,9 +94,9 @@ fn console_termios() -> [u8; TERMIOS_BYTES] {
     termios
 }
 
-/// `poll(fds, nfds, timeout_ms)`: descriptor 0 is readable when input waits, 1 and 2 are
-/// always writable, anything else is `POLLNVAL`. With nothing ready it waits for input up to
-/// `timeout_ms` (negative: no limit).
+/// `poll(fds, nfds, timeout_ms)`: the console is readable when input waits and always
+/// writable; files and the other devices are always both; a closed descriptor is `POLLNVAL`.
+/// With nothing ready it waits for input up to `timeout_ms` (negative: no limit).
 pub(super) fn poll(fds: u64, count: u64, timeout_ms: i32, space: SpaceId) -> Result<Served, Errno> {
     if count > MAX_POLL_FDS {
         return Err(Errno::EINVAL);
@@ -213,15 +110,16 @@ pub(super) fn poll(fds: u64, count: u64, timeout_ms: i32, space: SpaceId) -> Res
     for record in records.as_chunks_mut::<{ POLLFD_BYTES as usize }>().0 {
         let fd = i32::from_le_bytes(record[0..4].try_into().expect("4 bytes"));
         let events = u16::from_le_bytes(record[4..6].try_into().expect("2 bytes"));
-        let revents = match u64::try_from(fd) {
+        let revents = match u64::try_from(fd).map(is_console) {
             // A negative descriptor is skipped, as Linux does.
             Err(_) => 0,
-            Ok(fd) if !is_open(fd) => linux::POLLNVAL,
-            Ok(0) => {
+            Ok(Err(_)) => linux::POLLNVAL,
+            Ok(Ok(true)) => {
                 wants_input |= events & linux::POLLIN != 0;
-                if input_waiting { events & linux::POLLIN } else { 0 }
+                let readable = if input_waiting { events & linux::POLLIN } else { 0 };
+                readable | events & linux::POLLOUT
             }
-            Ok(_) => events & linux::POLLOUT,
+            Ok(Ok(false)) => events & (linux::POLLIN | linux::POLLOUT),
         };
         record[6..8].copy_from_slice(&revents.to_le_bytes());
         ready += u64::from(revents != 0);

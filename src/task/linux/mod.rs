@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod console;
+mod files;
 mod memory;
 mod signals;
 mod system;
@@ -26,6 +27,12 @@ use crate::{
     sync::IrqSpinLock,
 };
 
+/// The `dirfd` meaning "the working directory", and `fstatat`'s "do not follow a final link"
+/// flag (`fcntl.h`), for the calls that are their `*at` form from the working directory.
+const AT_FDCWD: u64 = -100i64 as u64;
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+const AT_REMOVEDIR: u64 = 0x200;
+
 /// Unknown calls already logged, as (pid, number), so a program that keeps asking logs once.
 /// Bounded: when full, the entries of processes that have ended make room; if every entry is a
 /// live process's, further unknown calls go unlogged.
@@ -37,6 +44,7 @@ static LOGGED_UNKNOWN: IrqSpinLock<BTreeSet<(Pid, u64)>> = IrqSpinLock::new(BTre
 pub(super) struct LinuxState {
     signals: signals::SignalState,
     console: console::ConsoleState,
+    files: files::Files,
 }
 
 /// Subscribes the Linux calls' owner, for Linux programs' calls only (Herald's own calls never
@@ -70,13 +78,45 @@ fn serve_and_reply(number: u64, args: &[u64; 6], pid: Pid, reply: &mut Reply) ->
 fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Served, Errno> {
     let [a0, a1, a2, a3, ..] = *args;
     let value = match number {
-        linux::READ => return console::read(a0, a1, a2, space),
-        linux::READV => return console::readv(a0, a1, a2, space),
-        linux::WRITE => console::write(a0, a1, a2, space)?,
-        linux::WRITEV => console::writev(a0, a1, a2, space)?,
-        linux::CLOSE => console::close(a0)?,
-        linux::FSTAT => console::fstat(a0, a1, space)?,
-        linux::LSEEK => console::lseek(a0)?,
+        linux::READ => return files::read(a0, a1, a2, space),
+        linux::READV => return files::vectored(a0, a1, a2, false, space),
+        linux::WRITE => files::write(a0, a1, a2, space)?,
+        linux::WRITEV => return files::vectored(a0, a1, a2, true, space),
+        linux::PREAD64 => files::pread(a0, a1, a2, a3, space)?,
+        linux::PWRITE64 => files::pwrite(a0, a1, a2, a3, space)?,
+        linux::OPEN => files::openat(AT_FDCWD, a0, a1, a2, space)?,
+        linux::OPENAT => files::openat(a0, a1, a2, a3, space)?,
+        linux::CLOSE => files::close(a0)?,
+        linux::FSTAT => files::fstat(a0, a1, space)?,
+        linux::STAT => files::fstatat(AT_FDCWD, a0, a1, 0, space)?,
+        linux::LSTAT => files::fstatat(AT_FDCWD, a0, a1, AT_SYMLINK_NOFOLLOW, space)?,
+        linux::NEWFSTATAT => files::fstatat(a0, a1, a2, a3, space)?,
+        linux::LSEEK => files::lseek(a0, a1, a2)?,
+        linux::GETDENTS64 => files::getdents64(a0, a1, a2, space)?,
+        linux::DUP => files::dup(a0)?,
+        linux::DUP2 => files::dup3(a0, a1, 0, true)?,
+        linux::DUP3 => files::dup3(a0, a1, a2, false)?,
+        linux::FCNTL => files::fcntl(a0, a1, a2)?,
+        linux::GETCWD => files::getcwd(a0, a1, space)?,
+        linux::CHDIR => files::chdir(a0, space)?,
+        linux::FCHDIR => files::fchdir(a0)?,
+        linux::MKDIR => files::mkdirat(AT_FDCWD, a0, a1, space)?,
+        linux::MKDIRAT => files::mkdirat(a0, a1, a2, space)?,
+        linux::UNLINK => files::unlinkat(AT_FDCWD, a0, 0, space)?,
+        linux::RMDIR => files::unlinkat(AT_FDCWD, a0, AT_REMOVEDIR, space)?,
+        linux::UNLINKAT => files::unlinkat(a0, a1, a2, space)?,
+        linux::RENAME => files::renameat(AT_FDCWD, a0, AT_FDCWD, a1, 0, space)?,
+        linux::RENAMEAT => files::renameat(a0, a1, a2, a3, 0, space)?,
+        linux::RENAMEAT2 => files::renameat(a0, a1, a2, a3, args[4], space)?,
+        linux::SYMLINK => files::symlinkat(a0, AT_FDCWD, a1, space)?,
+        linux::SYMLINKAT => files::symlinkat(a0, a1, a2, space)?,
+        linux::READLINK => files::readlinkat(AT_FDCWD, a0, a1, a2, space)?,
+        linux::READLINKAT => files::readlinkat(a0, a1, a2, a3, space)?,
+        linux::ACCESS => files::faccessat(AT_FDCWD, a0, a1, space)?,
+        linux::FACCESSAT | linux::FACCESSAT2 => files::faccessat(a0, a1, a2, space)?,
+        linux::UMASK => files::umask(a0),
+        linux::FTRUNCATE => files::ftruncate(a0, a1)?,
+        linux::FSYNC | linux::FDATASYNC => files::fstat_exists(a0)?,
         linux::IOCTL => console::ioctl(a0, a1, a2, space)?,
         linux::POLL => return console::poll(a0, a1, a2 as i32, space),
         linux::MMAP => memory::mmap(args, pid, space)?,

@@ -42,8 +42,7 @@ pub(super) fn uname(out: u64, space: SpaceId) -> Result<u64, Errno> {
 fn limit(resource: u64) -> Result<u64, Errno> {
     Ok(match resource {
         linux::RLIMIT_STACK => process::USER_STACK_SIZE_BYTES,
-        // The three standard descriptors are all there are.
-        linux::RLIMIT_NOFILE => 3,
+        linux::RLIMIT_NOFILE => super::files::MAX_DESCRIPTORS as u64,
         linux::RLIMIT_AS => mm::user_memory_bytes(),
         // RLIMIT_NPROC: processes at once.
         6 => scheduler::MAX_PROCESSES as u64,

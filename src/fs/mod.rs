@@ -1,0 +1,428 @@
+//! The file system: one in-memory tree for the whole root, built at boot from the boot image
+//! (whose files are read in place until written) and writable everywhere, with `/dev`'s
+//! devices. Below processes: it knows nodes and paths, not descriptors or callers — a
+//! process's open files and working directory are the Linux personality's (`task/linux`).
+//!
+//! Limits, each named: [`MAX_PATH_BYTES`], [`MAX_NAME_BYTES`], [`MAX_SYMLINK_DEPTH`], and the
+//! bytes files may hold beyond the image's (`set_capacity`; a write past it is `ENOSPC`).
+//!
+//! Locking: each directory and each file has its own lock, held for one step (a lookup, an
+//! insert, a copy) and never while another is taken — but by `rename`, which takes the rename
+//! lock first and then the two directories in address order. Nothing here runs in interrupt
+//! context.
+
+#![forbid(unsafe_code)]
+
+mod node;
+mod path;
+
+use alloc::{string::String, sync::Arc, vec::Vec};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use self::node::{Data, Directory, Kind, Meta};
+pub use self::{
+    node::{Device, Node, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, Stat},
+    path::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SYMLINK_DEPTH, resolve, resolve_parent},
+};
+pub use crate::abi::Errno;
+use crate::sync::IrqSpinLock;
+
+/// The root directory, made at first use.
+static ROOT: spin::Once<Arc<Node>> = spin::Once::new();
+/// The next inode number (the root is 1).
+static NEXT_INODE: AtomicU64 = AtomicU64::new(2);
+/// Bytes files hold of their own (written, not the image's), and how many they may.
+static USED_BYTES: AtomicU64 = AtomicU64::new(0);
+static CAPACITY_BYTES: AtomicU64 = AtomicU64::new(16 * 1024 * 1024);
+/// Held by a rename across its two directories, so two renames never lock them in opposite
+/// orders and a directory never moves under itself.
+static RENAME: IrqSpinLock<()> = IrqSpinLock::new(());
+
+/// The root directory.
+pub fn root() -> Arc<Node> {
+    ROOT.call_once(|| {
+        Arc::new(Node {
+            inode: 1,
+            kind: Kind::Directory(IrqSpinLock::new(Directory::default())),
+            meta: IrqSpinLock::new(meta(0o755)),
+        })
+    })
+    .clone()
+}
+
+/// Sets how many bytes files may hold beyond the boot image's (the kernel gives it a share of
+/// memory at boot).
+pub fn set_capacity(bytes: u64) {
+    CAPACITY_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// Bytes files hold of their own, and the capacity (`mem`, `/proc/meminfo` later).
+pub fn usage() -> (u64, u64) {
+    (USED_BYTES.load(Ordering::Relaxed), CAPACITY_BYTES.load(Ordering::Relaxed))
+}
+
+fn charge(bytes: usize) -> Result<(), Errno> {
+    let bytes = bytes as u64;
+    let capacity = CAPACITY_BYTES.load(Ordering::Relaxed);
+    USED_BYTES
+        .try_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+            used.checked_add(bytes).filter(|&total| total <= capacity)
+        })
+        .map(|_| ())
+        .map_err(|_| Errno::ENOSPC)
+}
+
+fn release(bytes: usize) {
+    USED_BYTES.fetch_sub(bytes as u64, Ordering::Relaxed);
+}
+
+fn now_ms() -> u64 {
+    crate::arch::unix_time_milliseconds()
+}
+
+fn meta(permissions: u32) -> Meta {
+    Meta { permissions: permissions & 0o7777, links: 1, modified_ms: now_ms() }
+}
+
+fn new_node(kind: Kind, permissions: u32) -> Arc<Node> {
+    let inode = NEXT_INODE.fetch_add(1, Ordering::Relaxed);
+    Arc::new(Node { inode, kind, meta: IrqSpinLock::new(meta(permissions)) })
+}
+
+fn directory_of(node: &Node) -> Result<&IrqSpinLock<Directory>, Errno> {
+    match &node.kind {
+        Kind::Directory(directory) => Ok(directory),
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+fn touch(node: &Node) {
+    node.meta.lock().modified_ms = now_ms();
+}
+
+/// Puts `node` in `parent` as `name`; `EEXIST` if the name is taken (then `node` is dropped).
+fn insert(parent: &Arc<Node>, name: &str, node: Arc<Node>) -> Result<Arc<Node>, Errno> {
+    if name == "." || name == ".." {
+        return Err(Errno::EEXIST);
+    }
+    if let Kind::Directory(directory) = &node.kind {
+        let mut directory = directory.lock();
+        directory.parent = Arc::downgrade(parent);
+        directory.name = String::from(name);
+    }
+    let mut entries = directory_of(parent)?.lock();
+    if entries.entries.contains_key(name) {
+        return Err(Errno::EEXIST);
+    }
+    entries.entries.insert(String::from(name), node.clone());
+    drop(entries);
+    touch(parent);
+    Ok(node)
+}
+
+/// Opens `path` as a file, making it (with `permissions`) if it does not exist and `create`;
+/// with `exclusive` an existing one is `EEXIST`. Returns the node and whether it was made.
+pub fn open_file(
+    start: &Arc<Node>,
+    path: &str,
+    create: Option<u32>,
+    exclusive: bool,
+    follow_last: bool,
+) -> Result<(Arc<Node>, bool), Errno> {
+    let found = resolve(start, path, follow_last && !exclusive);
+    match (found, create) {
+        (Ok(_), Some(_)) if exclusive => Err(Errno::EEXIST),
+        (Ok(node), _) => Ok((node, false)),
+        (Err(Errno::ENOENT), Some(permissions)) => {
+            let (parent, name) = resolve_parent(start, path)?;
+            if path.ends_with('/') {
+                return Err(Errno::EISDIR);
+            }
+            let file = new_node(Kind::File(IrqSpinLock::new(Data::Owned(Vec::new()))), permissions);
+            match insert(&parent, &name, file) {
+                Ok(file) => Ok((file, true)),
+                // Made by someone else meanwhile: theirs, unless this call had to make it.
+                Err(Errno::EEXIST) if !exclusive => Ok((path::child(&parent, &name)?, false)),
+                Err(errno) => Err(errno),
+            }
+        }
+        (Err(errno), _) => Err(errno),
+    }
+}
+
+/// `mkdir`.
+pub fn make_directory(start: &Arc<Node>, path: &str, permissions: u32) -> Result<(), Errno> {
+    let (parent, name) = resolve_parent(start, path)?;
+    let directory = new_node(Kind::Directory(IrqSpinLock::new(Directory::default())), permissions);
+    directory.meta.lock().links = 2;
+    insert(&parent, &name, directory).map(|_| ())
+}
+
+/// `symlink(target, path)`.
+pub fn make_symlink(start: &Arc<Node>, target: &str, path: &str) -> Result<(), Errno> {
+    if target.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    if target.len() >= MAX_PATH_BYTES {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let (parent, name) = resolve_parent(start, path)?;
+    insert(&parent, &name, new_node(Kind::Symlink(String::from(target)), 0o777)).map(|_| ())
+}
+
+/// A symbolic link's target.
+pub fn read_link(start: &Arc<Node>, path: &str) -> Result<String, Errno> {
+    match &resolve(start, path, false)?.kind {
+        Kind::Symlink(target) => Ok(target.clone()),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// `unlink` (`directory` false: not a directory, `EISDIR`) or `rmdir` (`directory` true: an
+/// empty directory, not the root).
+pub fn remove(start: &Arc<Node>, path: &str, directory: bool) -> Result<(), Errno> {
+    let (parent, name) = resolve_parent(start, path)?;
+    match name.as_str() {
+        "." => return Err(Errno::EINVAL),
+        ".." => return Err(Errno::ENOTEMPTY),
+        _ => {}
+    }
+    let mut entries = directory_of(&parent)?.lock();
+    let node = entries.entries.get(&name).ok_or(Errno::ENOENT)?;
+    match (&node.kind, directory) {
+        (Kind::Directory(_), false) => return Err(Errno::EISDIR),
+        (Kind::Directory(inner), true) if !inner.lock().entries.is_empty() => {
+            return Err(Errno::ENOTEMPTY);
+        }
+        (Kind::Directory(_), true) => {}
+        (_, true) => return Err(Errno::ENOTDIR),
+        (_, false) => {}
+    }
+    let removed = entries.entries.remove(&name);
+    drop(entries);
+    touch(&parent);
+    // An open file lives on (its descriptors hold it) but is no longer linked anywhere.
+    if let Some(removed) = removed {
+        removed.meta.lock().links = 0;
+    }
+    Ok(())
+}
+
+/// `rename(old, new)`: moves or renames, replacing a file at `new` (or an empty directory, by a
+/// directory).
+pub fn rename(
+    old_start: &Arc<Node>,
+    old_path: &str,
+    new_start: &Arc<Node>,
+    new_path: &str,
+) -> Result<(), Errno> {
+    let (old_parent, old_name) = resolve_parent(old_start, old_path)?;
+    let (new_parent, new_name) = resolve_parent(new_start, new_path)?;
+    for name in [&old_name, &new_name] {
+        if name == "." || name == ".." {
+            return Err(Errno::EBUSY);
+        }
+    }
+    let _rename = RENAME.lock();
+    let moving = path::child(&old_parent, &old_name)?;
+    // A directory cannot move into itself or below it.
+    if moving.is_directory() {
+        let mut above = new_parent.clone();
+        loop {
+            if Arc::ptr_eq(&above, &moving) {
+                return Err(Errno::EINVAL);
+            }
+            let next = path::parent_of(&above);
+            if Arc::ptr_eq(&next, &above) {
+                break;
+            }
+            above = next;
+        }
+    }
+    if let Ok(existing) = path::child(&new_parent, &new_name) {
+        if Arc::ptr_eq(&existing, &moving) {
+            return Ok(());
+        }
+        match (&existing.kind, moving.is_directory()) {
+            (Kind::Directory(_), false) => return Err(Errno::EISDIR),
+            (Kind::Directory(inner), true) if !inner.lock().entries.is_empty() => {
+                return Err(Errno::ENOTEMPTY);
+            }
+            (Kind::Directory(_), true) => {}
+            (_, true) => return Err(Errno::ENOTDIR),
+            (_, false) => {}
+        }
+    }
+    let old_directory = directory_of(&old_parent)?;
+    let new_directory = directory_of(&new_parent)?;
+    if Arc::ptr_eq(&old_parent, &new_parent) {
+        let mut entries = old_directory.lock();
+        let node = entries.entries.remove(&old_name).ok_or(Errno::ENOENT)?;
+        entries.entries.insert(new_name.clone(), node);
+    } else {
+        // Both directories at once, in address order (the rename lock keeps out other renames,
+        // the order keeps out a deadlock with nothing).
+        let old_first = Arc::as_ptr(&old_parent) < Arc::as_ptr(&new_parent);
+        let (mut first, mut second) = if old_first {
+            (old_directory.lock(), new_directory.lock())
+        } else {
+            (new_directory.lock(), old_directory.lock())
+        };
+        let (old_entries, new_entries) =
+            if old_first { (&mut first, &mut second) } else { (&mut second, &mut first) };
+        let node = old_entries.entries.remove(&old_name).ok_or(Errno::ENOENT)?;
+        new_entries.entries.insert(new_name.clone(), node);
+    }
+    if let Kind::Directory(directory) = &moving.kind {
+        let mut directory = directory.lock();
+        directory.parent = Arc::downgrade(&new_parent);
+        directory.name = new_name;
+    }
+    touch(&old_parent);
+    touch(&new_parent);
+    Ok(())
+}
+
+/// Copies bytes of file `node` from `offset` into `out`; how many (0 at or past the end).
+pub fn read_at(node: &Node, offset: u64, out: &mut [u8]) -> Result<usize, Errno> {
+    match &node.kind {
+        Kind::File(data) => {
+            let data = data.lock();
+            let bytes = data.bytes();
+            let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+            let count = out.len().min(bytes.len() - start);
+            out[..count].copy_from_slice(&bytes[start..start + count]);
+            Ok(count)
+        }
+        Kind::Directory(_) => Err(Errno::EISDIR),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// Writes `bytes` into file `node` at `offset` (growing it, zeros in any gap); how many.
+pub fn write_at(node: &Node, offset: u64, bytes: &[u8]) -> Result<usize, Errno> {
+    let Kind::File(data) = &node.kind else {
+        return Err(if node.is_directory() { Errno::EISDIR } else { Errno::EINVAL });
+    };
+    let start = usize::try_from(offset).map_err(|_| Errno::EINVAL)?;
+    let end = start.checked_add(bytes.len()).ok_or(Errno::EINVAL)?;
+    let mut data = data.lock();
+    let len = data.bytes().len().max(end);
+    let contents = data.resize(len)?;
+    contents[start..end].copy_from_slice(bytes);
+    drop(data);
+    touch(node);
+    Ok(bytes.len())
+}
+
+/// Sets file `node`'s length (`truncate`, `O_TRUNC`).
+pub fn truncate(node: &Node, len: u64) -> Result<(), Errno> {
+    let Kind::File(data) = &node.kind else {
+        return Err(if node.is_directory() { Errno::EISDIR } else { Errno::EINVAL });
+    };
+    let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
+    data.lock().resize(len)?;
+    touch(node);
+    Ok(())
+}
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    /// Its name.
+    pub name: String,
+    /// Its inode number.
+    pub inode: u64,
+    /// Its type bits (`S_IFDIR`, ...).
+    pub kind: u32,
+}
+
+/// Directory `node`'s entries, `.` and `..` first, then by name.
+pub fn list(node: &Arc<Node>) -> Result<Vec<Listing>, Errno> {
+    let parent = path::parent_of(node);
+    let entries: Vec<(String, Arc<Node>)> = directory_of(node)?
+        .lock()
+        .entries
+        .iter()
+        .map(|(name, child)| (name.clone(), child.clone()))
+        .collect();
+    let mut listing = Vec::with_capacity(entries.len() + 2);
+    listing.push(Listing { name: String::from("."), inode: node.inode, kind: S_IFDIR });
+    listing.push(Listing { name: String::from(".."), inode: parent.inode, kind: S_IFDIR });
+    for (name, child) in entries {
+        let kind = child.stat().mode & 0o170_000;
+        listing.push(Listing { name, inode: child.inode, kind });
+    }
+    Ok(listing)
+}
+
+/// The absolute path of directory `node` (`getcwd`).
+pub fn path_of(node: &Arc<Node>) -> String {
+    let mut names = Vec::new();
+    let mut at = node.clone();
+    while let Kind::Directory(directory) = &at.kind {
+        let (parent, name) = {
+            let directory = directory.lock();
+            (directory.parent.upgrade(), directory.name.clone())
+        };
+        match parent {
+            Some(parent) => {
+                names.push(name);
+                at = parent;
+            }
+            None => break,
+        }
+    }
+    let mut path = String::new();
+    for name in names.iter().rev() {
+        path.push('/');
+        path.push_str(name);
+    }
+    if path.is_empty() { String::from("/") } else { path }
+}
+
+/// What the boot image puts at a path.
+#[derive(Clone, Copy, Debug)]
+pub enum ImageNode {
+    /// A directory.
+    Directory,
+    /// A file whose bytes are these (read in place until written).
+    File(&'static [u8]),
+    /// A symbolic link to this target.
+    Symlink(&'static str),
+    /// A device.
+    Device(Device),
+}
+
+/// Adds one boot-image entry at `path` (absolute or relative to the root), making the
+/// directories on the way; an entry already there is replaced unless both are directories.
+pub fn add_image_node(path: &str, node: ImageNode, permissions: u32) -> Result<(), Errno> {
+    let root = root();
+    let mut directory = root.clone();
+    let mut components: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+    let Some(name) = components.pop() else { return Ok(()) };
+    for component in components {
+        directory = match path::child(&directory, component) {
+            Ok(next) if next.is_directory() => next,
+            Ok(_) => return Err(Errno::ENOTDIR),
+            Err(_) => {
+                let made = new_node(Kind::Directory(IrqSpinLock::new(Directory::default())), 0o755);
+                insert(&directory, component, made)?
+            }
+        };
+    }
+    if let (ImageNode::Directory, Ok(existing)) = (node, path::child(&directory, name))
+        && existing.is_directory()
+    {
+        existing.meta.lock().permissions = permissions & 0o7777;
+        return Ok(());
+    }
+    let kind = match node {
+        ImageNode::Directory => Kind::Directory(IrqSpinLock::new(Directory::default())),
+        ImageNode::File(bytes) => Kind::File(IrqSpinLock::new(Data::Image(bytes))),
+        ImageNode::Symlink(target) => Kind::Symlink(String::from(target)),
+        ImageNode::Device(device) => Kind::Device(device),
+    };
+    directory_of(&directory)?.lock().entries.remove(name);
+    insert(&directory, name, new_node(kind, permissions)).map(|_| ())
+}

@@ -1,0 +1,115 @@
+//! Path resolution: a path, absolute or relative to a directory, to the node it names —
+//! `.` and `..` (the root is its own parent), symbolic links followed (at most
+//! [`MAX_SYMLINK_DEPTH`] on the way), every limit checked before any work.
+
+#![forbid(unsafe_code)]
+
+use alloc::{string::String, sync::Arc};
+
+use super::{
+    Errno,
+    node::{Kind, Node},
+    root,
+};
+
+/// Longest path a call takes, in bytes (Linux's `PATH_MAX`, terminator included).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest name in a directory (Linux's `NAME_MAX`).
+pub const MAX_NAME_BYTES: usize = 255;
+/// Most symbolic links one resolution follows (Linux's limit): a loop ends in `ELOOP`.
+pub const MAX_SYMLINK_DEPTH: usize = 40;
+
+/// The parent of directory `node` (the root's is itself).
+pub(super) fn parent_of(node: &Arc<Node>) -> Arc<Node> {
+    match &node.kind {
+        Kind::Directory(directory) => directory.lock().parent.upgrade().unwrap_or_else(root),
+        _ => root(),
+    }
+}
+
+/// The entry `name` of directory `directory`.
+pub(super) fn child(directory: &Arc<Node>, name: &str) -> Result<Arc<Node>, Errno> {
+    match &directory.kind {
+        Kind::Directory(entries) => entries.lock().entries.get(name).cloned().ok_or(Errno::ENOENT),
+        _ => Err(Errno::ENOTDIR),
+    }
+}
+
+/// The node `path` names, from `start` if it is relative. `follow_last`: a symbolic link as the
+/// last component is followed (else it is the result itself).
+pub fn resolve(start: &Arc<Node>, path: &str, follow_last: bool) -> Result<Arc<Node>, Errno> {
+    let mut links_followed = 0;
+    resolve_counting(start, path, follow_last, &mut links_followed)
+}
+
+fn resolve_counting(
+    start: &Arc<Node>,
+    path: &str,
+    follow_last: bool,
+    links_followed: &mut usize,
+) -> Result<Arc<Node>, Errno> {
+    if path.len() >= MAX_PATH_BYTES {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let mut node = if path.starts_with('/') { root() } else { start.clone() };
+    let mut components = path.split('/').filter(|part| !part.is_empty()).peekable();
+    while let Some(component) = components.next() {
+        if !node.is_directory() {
+            return Err(Errno::ENOTDIR);
+        }
+        let last = components.peek().is_none();
+        node = match component {
+            "." => node,
+            ".." => parent_of(&node),
+            name if name.len() > MAX_NAME_BYTES => return Err(Errno::ENAMETOOLONG),
+            name => {
+                let found = child(&node, name)?;
+                match &found.kind {
+                    Kind::Symlink(target) if !last || follow_last => {
+                        *links_followed += 1;
+                        if *links_followed > MAX_SYMLINK_DEPTH {
+                            return Err(Errno::ELOOP);
+                        }
+                        let target = target.clone();
+                        resolve_counting(&node, &target, true, links_followed)?
+                    }
+                    _ => found,
+                }
+            }
+        };
+    }
+    // "dir/" names a directory: a trailing slash after anything else is ENOTDIR.
+    if path.ends_with('/') && !node.is_directory() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(node)
+}
+
+/// The directory that would hold `path`'s last component, and that component (`.` and `..`
+/// included: the caller decides what they mean for it).
+pub fn resolve_parent(start: &Arc<Node>, path: &str) -> Result<(Arc<Node>, String), Errno> {
+    if path.len() >= MAX_PATH_BYTES {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let trimmed = path.trim_end_matches('/');
+    if trimmed.is_empty() {
+        // "" is no path; "/" (or "///") is the root, which has no parent entry to make.
+        return Err(if path.is_empty() { Errno::ENOENT } else { Errno::EEXIST });
+    }
+    let (directory, name) = match trimmed.rfind('/') {
+        Some(0) => ("/", &trimmed[1..]),
+        Some(at) => (&trimmed[..at], &trimmed[at + 1..]),
+        None => (".", trimmed),
+    };
+    if name.len() > MAX_NAME_BYTES {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    let directory = resolve(start, directory, true)?;
+    if !directory.is_directory() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok((directory, String::from(name)))
+}
