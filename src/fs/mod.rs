@@ -426,3 +426,72 @@ pub fn add_image_node(path: &str, node: ImageNode, permissions: u32) -> Result<(
     directory_of(&directory)?.lock().entries.remove(name);
     insert(&directory, name, new_node(kind, permissions)).map(|_| ())
 }
+
+#[cfg(test)]
+#[expect(unreachable_pub, reason = "`#[test_case]` makes test functions `pub`")]
+mod tests {
+    use alloc::format;
+
+    use super::*;
+
+    fn scratch(name: &str) -> Arc<Node> {
+        let path = format!("/tmp/fs-test-{name}");
+        make_directory(&root(), &path, 0o755).expect("a fresh scratch directory");
+        resolve(&root(), &path, true).expect("just made")
+    }
+
+    #[test_case]
+    fn a_chain_of_links_resolves_and_a_loop_ends_in_eloop_without_deep_recursion() {
+        let directory = scratch("links");
+        make_directory(&directory, "target", 0o755).expect("mkdir");
+        // link0 -> target, link1 -> link0, ... : the longest chain that still resolves.
+        make_symlink(&directory, "target", "link0").expect("symlink");
+        for index in 1..MAX_SYMLINK_DEPTH {
+            make_symlink(&directory, &format!("link{}", index - 1), &format!("link{index}"))
+                .expect("symlink");
+        }
+        let last = format!("link{}", MAX_SYMLINK_DEPTH - 1);
+        assert!(resolve(&directory, &last, true).expect("40 links resolve").is_directory());
+        make_symlink(&directory, &last, "one-too-many").expect("symlink");
+        assert_eq!(resolve(&directory, "one-too-many", true).err(), Some(Errno::ELOOP));
+        make_symlink(&directory, "loop", "loop").expect("symlink");
+        assert_eq!(resolve(&directory, "loop/x", true).err(), Some(Errno::ELOOP));
+        assert!(resolve(&directory, "loop", false).is_ok(), "not following it is fine");
+    }
+
+    #[test_case]
+    fn a_directory_cannot_move_below_itself_and_renames_replace() {
+        let directory = scratch("rename");
+        make_directory(&directory, "a/b", 0o755).err();
+        make_directory(&directory, "a", 0o755).expect("mkdir");
+        make_directory(&directory, "a/b", 0o755).expect("mkdir");
+        assert_eq!(rename(&directory, "a", &directory, "a/b/c").err(), Some(Errno::EINVAL));
+        open_file(&directory, "f", Some(0o644), true, true).expect("create");
+        open_file(&directory, "g", Some(0o644), true, true).expect("create");
+        rename(&directory, "f", &directory, "g").expect("a file replaces a file");
+        assert_eq!(resolve(&directory, "f", true).err(), Some(Errno::ENOENT));
+        assert_eq!(rename(&directory, "g", &directory, "a").err(), Some(Errno::EISDIR));
+        assert_eq!(rename(&directory, "a", &directory, "g").err(), Some(Errno::ENOTDIR));
+        rename(&directory, "a/b", &directory, "b").expect("move up");
+        assert_eq!(
+            path_of(&resolve(&directory, "b", true).expect("moved")),
+            "/tmp/fs-test-rename/b"
+        );
+    }
+
+    #[test_case]
+    fn writes_past_the_capacity_are_enospc_and_freed_bytes_come_back() {
+        let directory = scratch("capacity");
+        let (used, capacity) = usage();
+        set_capacity(used + 10_000);
+        let (file, _) = open_file(&directory, "big", Some(0o644), true, true).expect("create");
+        assert_eq!(write_at(&file, 0, &[1; 8_000]), Ok(8_000));
+        assert_eq!(write_at(&file, 8_000, &[1; 8_000]), Err(Errno::ENOSPC));
+        truncate(&file, 0).expect("truncate");
+        assert_eq!(write_at(&file, 0, &[1; 9_000]), Ok(9_000), "truncating gave the bytes back");
+        remove(&directory, "big", false).expect("unlink");
+        drop(file);
+        assert_eq!(usage().0, used, "an unlinked, closed file's bytes are free");
+        set_capacity(capacity);
+    }
+}

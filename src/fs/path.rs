@@ -4,7 +4,7 @@
 
 #![forbid(unsafe_code)]
 
-use alloc::{string::String, sync::Arc};
+use alloc::{collections::VecDeque, string::String, sync::Arc};
 
 use super::{
     Errno,
@@ -37,17 +37,11 @@ pub(super) fn child(directory: &Arc<Node>, name: &str) -> Result<Arc<Node>, Errn
 
 /// The node `path` names, from `start` if it is relative. `follow_last`: a symbolic link as the
 /// last component is followed (else it is the result itself).
+///
+/// Iterative, not recursive: a link's target takes the place of the link in the components
+/// still to walk, so a chain of [`MAX_SYMLINK_DEPTH`] links costs no kernel stack (a hostile
+/// program's loop of links ends in `ELOOP` on a stack as deep as a plain lookup's).
 pub fn resolve(start: &Arc<Node>, path: &str, follow_last: bool) -> Result<Arc<Node>, Errno> {
-    let mut links_followed = 0;
-    resolve_counting(start, path, follow_last, &mut links_followed)
-}
-
-fn resolve_counting(
-    start: &Arc<Node>,
-    path: &str,
-    follow_last: bool,
-    links_followed: &mut usize,
-) -> Result<Arc<Node>, Errno> {
     if path.len() >= MAX_PATH_BYTES {
         return Err(Errno::ENAMETOOLONG);
     }
@@ -55,13 +49,15 @@ fn resolve_counting(
         return Err(Errno::ENOENT);
     }
     let mut node = if path.starts_with('/') { root() } else { start.clone() };
-    let mut components = path.split('/').filter(|part| !part.is_empty()).peekable();
-    while let Some(component) = components.next() {
+    let mut pending: VecDeque<String> =
+        path.split('/').filter(|part| !part.is_empty()).map(String::from).collect();
+    let mut links_followed = 0;
+    while let Some(component) = pending.pop_front() {
         if !node.is_directory() {
             return Err(Errno::ENOTDIR);
         }
-        let last = components.peek().is_none();
-        node = match component {
+        let last = pending.is_empty();
+        node = match component.as_str() {
             "." => node,
             ".." => parent_of(&node),
             name if name.len() > MAX_NAME_BYTES => return Err(Errno::ENAMETOOLONG),
@@ -69,12 +65,18 @@ fn resolve_counting(
                 let found = child(&node, name)?;
                 match &found.kind {
                     Kind::Symlink(target) if !last || follow_last => {
-                        *links_followed += 1;
-                        if *links_followed > MAX_SYMLINK_DEPTH {
+                        links_followed += 1;
+                        if links_followed > MAX_SYMLINK_DEPTH {
                             return Err(Errno::ELOOP);
                         }
-                        let target = target.clone();
-                        resolve_counting(&node, &target, true, links_followed)?
+                        if pending.len() + target.len() >= MAX_PATH_BYTES {
+                            return Err(Errno::ENAMETOOLONG);
+                        }
+                        for part in target.split('/').filter(|part| !part.is_empty()).rev() {
+                            pending.push_front(String::from(part));
+                        }
+                        // Relative to the directory holding the link, or to the root.
+                        if target.starts_with('/') { root() } else { node }
                     }
                     _ => found,
                 }
