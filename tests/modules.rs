@@ -103,6 +103,7 @@ fn the_tracer_names_a_linux_programs_calls_as_strace_would() {
     modules::set_tracing(true);
     assert_eq!(run("write-hello"), 0);
     assert_eq!(run("linux-calls"), 0);
+    assert_eq!(run("files"), 0);
     modules::set_tracing(false);
     let output = console::take_capture();
     assert!(output.contains(r#"write(1, "write-hello: hello\n", 19) = 19"#), "{output}");
@@ -114,4 +115,8 @@ fn the_tracer_names_a_linux_programs_calls_as_strace_would() {
         output.contains("futex(0x") && output.contains("FUTEX_WAIT_PRIVATE, 6, NULL) = -1 EAGAIN"),
         "{output}"
     );
+    // Paths as strings, open flags and modes by name, errno names for refusals.
+    assert!(output.contains(r#"mkdir("/tmp/files-"#), "{output}");
+    let refused = r#"open("a.txt", O_WRONLY|O_CREAT|O_EXCL|O_LARGEFILE, 0644) = -1 EEXIST"#;
+    assert!(output.contains(refused), "{output}");
 }

@@ -38,17 +38,55 @@ enum Argument {
     ArchCode,
     /// A `futex` operation.
     FutexOp,
+    /// A NUL-terminated path.
+    Path,
+    /// A directory descriptor (`AT_FDCWD` by name).
+    Dirfd,
+    /// `open` flags.
+    OpenFlags,
+    /// Permission bits, in octal.
+    Mode,
 }
 
 use Argument::{
-    ArchCode, Bytes, Clock, FutexOp, Int, Ioctl, MapFlags, Pointer, Protection, Signal, SignalHow,
+    ArchCode, Bytes, Clock, Dirfd, FutexOp, Int, Ioctl, MapFlags, Mode, OpenFlags, Path, Pointer,
+    Protection, Signal, SignalHow,
 };
+
+/// Bytes of a path shown before `...`.
+const SHOWN_PATH_BYTES: usize = 64;
+/// The `dirfd` meaning the working directory.
+const AT_FDCWD: i64 = -100;
 
 /// The arguments of call `number`, if Herald knows its shape.
 fn shape(number: u64) -> Option<&'static [Argument]> {
     Some(match number {
         linux::READ => &[Int, Pointer, Int],
         linux::WRITE => &[Int, Bytes(2), Int],
+        linux::PREAD64 => &[Int, Pointer, Int, Int],
+        linux::PWRITE64 => &[Int, Bytes(2), Int, Int],
+        linux::OPEN => &[Path, OpenFlags, Mode],
+        linux::OPENAT => &[Dirfd, Path, OpenFlags, Mode],
+        linux::STAT | linux::LSTAT => &[Path, Pointer],
+        linux::NEWFSTATAT => &[Dirfd, Path, Pointer, Int],
+        linux::ACCESS => &[Path, Int],
+        linux::FACCESSAT | linux::FACCESSAT2 => &[Dirfd, Path, Int],
+        linux::MKDIR => &[Path, Mode],
+        linux::MKDIRAT => &[Dirfd, Path, Mode],
+        linux::UNLINK | linux::RMDIR | linux::CHDIR => &[Path],
+        linux::UNLINKAT => &[Dirfd, Path, Int],
+        linux::RENAME | linux::SYMLINK => &[Path, Path],
+        linux::RENAMEAT => &[Dirfd, Path, Dirfd, Path],
+        linux::RENAMEAT2 => &[Dirfd, Path, Dirfd, Path, Int],
+        linux::SYMLINKAT => &[Path, Dirfd, Path],
+        linux::READLINK => &[Path, Pointer, Int],
+        linux::READLINKAT => &[Dirfd, Path, Pointer, Int],
+        linux::GETDENTS64 => &[Int, Pointer, Int],
+        linux::DUP | linux::FCHDIR | linux::FSYNC | linux::FDATASYNC => &[Int],
+        linux::DUP2 | linux::FTRUNCATE => &[Int, Int],
+        linux::DUP3 | linux::FCNTL => &[Int, Int, Int],
+        linux::GETCWD => &[Pointer, Int],
+        linux::UMASK => &[Mode],
         linux::CLOSE | linux::EXIT | linux::EXIT_GROUP => &[Int],
         linux::FSTAT => &[Int, Pointer],
         linux::POLL | linux::LSEEK | linux::MADVISE => &[Pointer, Int, Int],
@@ -131,6 +169,35 @@ fn show(
         Bytes(len_index) => {
             quoted(text, value, args[len_index], read_user);
             Ok(())
+        }
+        Path => {
+            path(text, value, read_user);
+            Ok(())
+        }
+        Dirfd if i64::from(value as i32) == AT_FDCWD => write!(text, "AT_FDCWD"),
+        Dirfd => write!(text, "{}", value as i64),
+        Mode => write!(text, "0{value:03o}"),
+        OpenFlags => {
+            let access = ["O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"][(value & 3) as usize];
+            let _ = write!(text, "{access}");
+            let names = [
+                (0o100, "O_CREAT"),
+                (0o200, "O_EXCL"),
+                (0o400, "O_NOCTTY"),
+                (0o1000, "O_TRUNC"),
+                (0o2000, "O_APPEND"),
+                (0o4000, "O_NONBLOCK"),
+                (0o100_000, "O_LARGEFILE"),
+                (0o200_000, "O_DIRECTORY"),
+                (0o400_000, "O_NOFOLLOW"),
+                (0o2_000_000, "O_CLOEXEC"),
+            ];
+            if value & !3 == 0 {
+                Ok(())
+            } else {
+                text.push('|');
+                flags(text, value & !3, &names, "")
+            }
         }
         Protection => flags(
             text,
@@ -265,6 +332,54 @@ fn signal_name(signal: u64) -> Option<&'static str> {
     NAMES.get(index).copied()
 }
 
+/// A NUL-terminated string the caller handed in (a path), quoted: the first
+/// [`SHOWN_PATH_BYTES`], `...` if it goes on; its address if it cannot be read. Read a page's
+/// remainder at a time, so a string ending just before an unmapped page still reads.
+fn path(text: &mut String, address: u64, read_user: &dyn Fn(u64, &mut [u8]) -> bool) {
+    let mut bytes = Vec::new();
+    let mut at = address;
+    let ended = loop {
+        let to_page_end = (4096 - at % 4096) as usize;
+        let mut chunk = [0u8; SHOWN_PATH_BYTES + 1];
+        let want = to_page_end.min(SHOWN_PATH_BYTES + 1 - bytes.len());
+        if !read_user(at, &mut chunk[..want]) {
+            let _ = write!(text, "{address:#x}");
+            return;
+        }
+        if let Some(end) = chunk[..want].iter().position(|&byte| byte == 0) {
+            bytes.extend_from_slice(&chunk[..end]);
+            break true;
+        }
+        bytes.extend_from_slice(&chunk[..want]);
+        if bytes.len() > SHOWN_PATH_BYTES {
+            break false;
+        }
+        at += want as u64;
+    };
+    let shown = bytes.len().min(SHOWN_PATH_BYTES);
+    let _ = quoted_bytes(text, &bytes[..shown]);
+    if !ended {
+        text.push_str("...");
+    }
+}
+
+fn quoted_bytes(text: &mut String, bytes: &[u8]) -> core::fmt::Result {
+    text.push('"');
+    for &byte in bytes {
+        match byte {
+            b'\n' => write!(text, "\\n")?,
+            b'\t' => write!(text, "\\t")?,
+            b'\r' => write!(text, "\\r")?,
+            b'"' => write!(text, "\\\"")?,
+            b'\\' => write!(text, "\\\\")?,
+            0x20..=0x7e => write!(text, "{}", char::from(byte))?,
+            _ => write!(text, "\\x{byte:02x}")?,
+        }
+    }
+    text.push('"');
+    Ok(())
+}
+
 /// A buffer the caller handed in, as a C string literal: the first [`SHOWN_BYTES`], escaped,
 /// `...` if there is more; its address if it cannot be read.
 fn quoted(
@@ -279,19 +394,7 @@ fn quoted(
         let _ = write!(text, "{address:#x}");
         return;
     }
-    text.push('"');
-    for &byte in &bytes[..shown] {
-        let _ = match byte {
-            b'\n' => write!(text, "\\n"),
-            b'\t' => write!(text, "\\t"),
-            b'\r' => write!(text, "\\r"),
-            b'"' => write!(text, "\\\""),
-            b'\\' => write!(text, "\\\\"),
-            0x20..=0x7e => write!(text, "{}", char::from(byte)),
-            _ => write!(text, "\\x{byte:02x}"),
-        };
-    }
-    text.push('"');
+    let _ = quoted_bytes(text, &bytes[..shown]);
     if len_bytes > shown as u64 {
         text.push_str("...");
     }
@@ -302,17 +405,18 @@ fn quoted(
 mod tests {
     use super::*;
 
+    /// One mapped page at 0x1000: a string, then zeros.
     fn memory(address: u64, out: &mut [u8]) -> bool {
         let text = b"hi \"you\"\n\x01 and a long tail that goes on and on";
         let Some(start) = address.checked_sub(0x1000) else { return false };
-        let start = start as usize;
-        match text.get(start..start + out.len()) {
-            Some(bytes) => {
-                out.copy_from_slice(bytes);
-                true
-            }
-            _ => false,
+        let (start, end) = (start as usize, start as usize + out.len());
+        if end > 4096 {
+            return false;
         }
+        for (index, byte) in out.iter_mut().enumerate() {
+            *byte = text.get(start + index).copied().unwrap_or(0);
+        }
+        true
     }
 
     #[test_case]
@@ -334,6 +438,12 @@ mod tests {
         assert_eq!(action, "rt_sigaction(SIGSEGV, 0x10, NULL, 8)");
         let futex = call("futex", linux::FUTEX, &[0x10, 128, 5, 0, 0, 0], &memory);
         assert_eq!(futex, "futex(0x10, FUTEX_WAIT_PRIVATE, 5, NULL)");
+        let open =
+            call("openat", linux::OPENAT, &[-100i64 as u64, 0x1000, 0o101, 0o644, 0, 0], &memory);
+        assert_eq!(
+            open,
+            r#"openat(AT_FDCWD, "hi \"you\"\n\x01 and a long tail that goes on and on", O_WRONLY|O_CREAT, 0644)"#
+        );
         let unknown = call("syscall_400", 400, &[1, 2, 3, 0, 0, 0], &memory);
         assert_eq!(unknown, "syscall_400(0x1, 0x2, 0x3)");
         assert_eq!(result(linux::MMAP, 0x7000), "0x7000");
