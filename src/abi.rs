@@ -198,6 +198,8 @@ impl Errno {
     pub const ENOTTY: Self = Self(25);
     /// No space left: the file system's capacity is used.
     pub const ENOSPC: Self = Self(28);
+    /// Broken pipe: a write with no reader left.
+    pub const EPIPE: Self = Self(32);
     /// Illegal seek: the file is a terminal or pipe.
     pub const ESPIPE: Self = Self(29);
     /// A name or path is longer than the limit.
@@ -238,6 +240,7 @@ impl Errno {
             Self::ENOTEMPTY => "ENOTEMPTY",
             Self::ELOOP => "ELOOP",
             Self::ENOTTY => "ENOTTY",
+            Self::EPIPE => "EPIPE",
             Self::ESPIPE => "ESPIPE",
             Self::ENOSYS => "ENOSYS",
             Self::ETIMEDOUT => "ETIMEDOUT",

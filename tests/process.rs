@@ -334,3 +334,34 @@ fn a_musl_program_makes_reads_renames_and_removes_files() {
     // Everything it made it removed: the file system's own bytes are back at what they were.
     assert_eq!(free_frames(), free, "the process's frames all came back");
 }
+
+#[test_case]
+fn a_musl_program_moves_bytes_through_pipes_to_the_end_of_the_data() {
+    let free = free_frames();
+    let (code, output) = run("pipes", "");
+    assert_eq!(code, 0, "output: {output:?}");
+    assert!(output.contains("pipes: all 23 passed"), "output: {output:?}");
+    assert_eq!(free_frames(), free, "the process's frames all came back");
+}
+
+#[test_case]
+fn a_reader_waiting_on_an_empty_pipe_can_be_killed_and_its_pipe_goes() {
+    let free = free_frames();
+    herald::console::start_capture();
+    let pid = task::spawn("pipes", "block", 0).expect("spawn");
+    let deadline = arch::milliseconds() + 5_000;
+    while !herald::console::capture_contains("pipes: waiting") && arch::milliseconds() < deadline {
+        task::idle_step();
+    }
+    // Waiting, it costs no CPU: give it a moment to reach the read and block.
+    let until = arch::milliseconds() + 30;
+    while arch::milliseconds() < until {
+        task::idle_step();
+    }
+    let state = task::processes().into_iter().find(|process| process.pid == pid).map(|p| p.state);
+    assert!(state.as_deref().is_some_and(|state| state.contains("blocked")), "state: {state:?}");
+    task::kill(pid).expect("kill");
+    assert_eq!(task::wait(pid), Ok(abi::KILLED_EXIT_CODE));
+    herald::console::take_capture();
+    assert_eq!(free_frames(), free, "the process's frames and its pipe all came back");
+}

@@ -8,4 +8,6 @@ pub mod input;
 #[cfg(target_os = "none")]
 mod output;
 #[cfg(target_os = "none")]
-pub use output::{_print, init, start_capture, take_capture, write_emergency, write_text};
+pub use output::{
+    _print, capture_contains, init, start_capture, take_capture, write_emergency, write_text,
+};

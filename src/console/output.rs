@@ -111,6 +111,11 @@ pub fn take_capture() -> String {
     SINKS.lock().capture.take().unwrap_or_default()
 }
 
+/// Whether the capture so far contains `text` (for tests that wait for a program's output).
+pub fn capture_contains(text: &str) -> bool {
+    SINKS.lock().capture.as_ref().is_some_and(|capture| capture.contains(text))
+}
+
 /// Adds the framebuffer console as a sink.
 pub fn init(framebuffer: Option<FramebufferConsole>) {
     SINKS.lock().framebuffer = framebuffer;

@@ -15,14 +15,16 @@
 
 mod node;
 mod path;
+mod pipe;
 
 use alloc::{string::String, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use self::node::{Data, Directory, Kind, Meta};
 pub use self::{
-    node::{Device, Node, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, Stat},
+    node::{Device, Node, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, Stat},
     path::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SYMLINK_DEPTH, resolve, resolve_parent},
+    pipe::{PIPE_ATOMIC_BYTES, PIPE_CAPACITY_BYTES, Pipe, PipeIo},
 };
 pub use crate::abi::Errno;
 use crate::sync::IrqSpinLock;
@@ -54,6 +56,12 @@ pub fn root() -> Arc<Node> {
 /// memory at boot).
 pub fn set_capacity(bytes: u64) {
     CAPACITY_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// A new pipe, as a node outside the tree (what its descriptors hold), and the pipe itself.
+pub fn new_pipe() -> (Arc<Node>, Arc<Pipe>) {
+    let pipe = Arc::new(Pipe::default());
+    (new_node(Kind::Pipe(pipe.clone()), 0o600), pipe)
 }
 
 /// Bytes files hold of their own, and the capacity (`mem`, `/proc/meminfo` later).
@@ -296,6 +304,14 @@ pub fn read_at(node: &Node, offset: u64, out: &mut [u8]) -> Result<usize, Errno>
         }
         Kind::Directory(_) => Err(Errno::EISDIR),
         _ => Err(Errno::EINVAL),
+    }
+}
+
+/// The pipe node `node` is, if it is one.
+pub fn pipe_of(node: &Node) -> Option<&Arc<Pipe>> {
+    match &node.kind {
+        Kind::Pipe(pipe) => Some(pipe),
+        _ => None,
     }
 }
 

@@ -85,6 +85,7 @@ pub(super) enum Kind {
     File(IrqSpinLock<Data>),
     Symlink(String),
     Device(Device),
+    Pipe(Arc<super::Pipe>),
 }
 
 /// A directory's entries, and where it hangs (its parent, and its name there).
@@ -120,6 +121,8 @@ pub const S_IFREG: u32 = 0o100_000;
 pub const S_IFLNK: u32 = 0o120_000;
 /// See [`S_IFDIR`].
 pub const S_IFCHR: u32 = 0o020_000;
+/// See [`S_IFDIR`]: a pipe.
+pub const S_IFIFO: u32 = 0o010_000;
 
 /// Mutable facts about a node.
 #[derive(Debug)]
@@ -164,6 +167,7 @@ impl Node {
             Kind::File(data) => (S_IFREG, data.lock().bytes().len() as u64, 0),
             Kind::Symlink(target) => (S_IFLNK, target.len() as u64, 0),
             Kind::Device(device) => (S_IFCHR, 0, device.number()),
+            Kind::Pipe(pipe) => (S_IFIFO, pipe.len_bytes() as u64, 0),
         };
         Stat {
             inode: self.inode,

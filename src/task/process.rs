@@ -306,6 +306,8 @@ fn begin_finish(
 /// The part of [`finish`] after the lock: subscriptions, stack, memory, the announcement.
 fn complete_finish(pid: Pid, code: i32, space: SpaceId, stack: Option<KernelStack>) {
     drop(subscriptions::take(pid));
+    // Its descriptors close here, outside every lock: the last end of a pipe wakes the other.
+    drop(scheduler::take_linux_state(pid));
     drop(stack);
     security::on_exit(pid);
     if space::current() == space {

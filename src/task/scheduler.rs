@@ -52,6 +52,8 @@ pub(super) enum BlockReason {
     Input { until_ms: u64 },
     /// Until a full `backpressure` queue has room (its subscriber polled).
     Room,
+    /// Until the pipe with this inode changes (bytes written or read, an end closed).
+    Pipe { inode: u64 },
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -195,6 +197,12 @@ pub(super) fn with_linux_state<R>(f: impl FnOnce(&mut super::linux::LinuxState) 
         }
         return task.linux.as_deref_mut().map(f);
     }
+}
+
+/// Takes what process `pid`'s Linux calls set up out of its task, for the caller to drop with
+/// no lock held (closing its descriptors may wake other tasks).
+pub(super) fn take_linux_state(pid: Pid) -> Option<Box<super::linux::LinuxState>> {
+    SCHEDULER.lock().tasks.get_mut(&pid).and_then(|task| task.linux.take())
 }
 
 /// The running task's FS base.

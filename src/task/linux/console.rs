@@ -47,6 +47,15 @@ fn is_console(fd: u64) -> Result<bool, Errno> {
     Ok(files::file(fd)?.node.device() == Some(Device::Console))
 }
 
+/// What `poll` sees of descriptor `fd`: `None` if it is closed; else whether it is the console,
+/// and (for a pipe) whether a read and a write would go on without waiting.
+fn poll_kind(fd: u64) -> Option<(bool, (bool, bool))> {
+    let file = files::file(fd).ok()?;
+    let console = file.node.device() == Some(Device::Console);
+    let ready = crate::fs::pipe_of(&file.node).map_or((true, true), |pipe| pipe.ready());
+    Some((console, ready))
+}
+
 /// `ioctl`: a terminal's settings (`TCGETS`) and size (`TIOCGWINSZ`); other requests, and
 /// anything that is not the console, `ENOTTY`.
 pub(super) fn ioctl(fd: u64, request: u64, argument: u64, space: SpaceId) -> Result<u64, Errno> {
@@ -110,16 +119,25 @@ pub(super) fn poll(fds: u64, count: u64, timeout_ms: i32, space: SpaceId) -> Res
     for record in records.as_chunks_mut::<{ POLLFD_BYTES as usize }>().0 {
         let fd = i32::from_le_bytes(record[0..4].try_into().expect("4 bytes"));
         let events = u16::from_le_bytes(record[4..6].try_into().expect("2 bytes"));
-        let revents = match u64::try_from(fd).map(is_console) {
+        let revents = match u64::try_from(fd).map(poll_kind) {
             // A negative descriptor is skipped, as Linux does.
             Err(_) => 0,
-            Ok(Err(_)) => linux::POLLNVAL,
-            Ok(Ok(true)) => {
+            Ok(None) => linux::POLLNVAL,
+            Ok(Some((true, _))) => {
                 wants_input |= events & linux::POLLIN != 0;
                 let readable = if input_waiting { events & linux::POLLIN } else { 0 };
                 readable | events & linux::POLLOUT
             }
-            Ok(Ok(false)) => events & (linux::POLLIN | linux::POLLOUT),
+            Ok(Some((false, (readable, writable)))) => {
+                let mut revents = 0;
+                if readable {
+                    revents |= events & linux::POLLIN;
+                }
+                if writable {
+                    revents |= events & linux::POLLOUT;
+                }
+                revents
+            }
         };
         record[6..8].copy_from_slice(&revents.to_le_bytes());
         ready += u64::from(revents != 0);

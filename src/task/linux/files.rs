@@ -33,7 +33,7 @@ const O_CREAT: u32 = 0o100;
 const O_EXCL: u32 = 0o200;
 const O_TRUNC: u32 = 0o1000;
 const O_APPEND: u32 = 0o2000;
-const O_NONBLOCK: u32 = 0o4000;
+pub(super) const O_NONBLOCK: u32 = 0o4000;
 const O_DIRECTORY: u32 = 0o200_000;
 const O_NOFOLLOW: u32 = 0o400_000;
 const O_CLOEXEC: u32 = 0o2_000_000;
@@ -74,12 +74,34 @@ impl OpenFile {
         Arc::new(Self { node, offset: IrqSpinLock::new(0), status: AtomicU32::new(status) })
     }
 
+    /// One end of a new pipe (`read`: the read end), counted open on the pipe until dropped.
+    pub(super) fn pipe_end(node: Arc<Node>, pipe: &fs::Pipe, read: bool, status: u32) -> Arc<Self> {
+        pipe.open_end(read);
+        Self::new(node, status | if read { 0 } else { O_WRONLY })
+    }
+
+    fn nonblocking(&self) -> bool {
+        self.status.load(Ordering::Relaxed) & O_NONBLOCK != 0
+    }
+
     fn readable(&self) -> bool {
         self.status.load(Ordering::Relaxed) & O_ACCMODE != O_WRONLY
     }
 
     fn writable(&self) -> bool {
         matches!(self.status.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR)
+    }
+}
+
+impl Drop for OpenFile {
+    /// The last descriptor of a pipe end closed: the other end's waiters learn of it (a reader
+    /// sees the end of the data, a writer `EPIPE`). Dropped with no lock held: descriptors are
+    /// taken out of the table first, a process's table after its task has ended.
+    fn drop(&mut self) {
+        if let Some(pipe) = fs::pipe_of(&self.node) {
+            pipe.close_end(self.readable());
+            super::pipes::wake(self.node.stat().inode);
+        }
     }
 }
 
@@ -127,6 +149,26 @@ impl Files {
         }
         self.table[fd] = Some(descriptor);
         Ok(fd as u64)
+    }
+
+    /// Installs two open files at the two lowest free numbers, or neither (`EMFILE`). Takes
+    /// references: nothing is dropped here, under the caller's lock.
+    pub(super) fn install_pair(
+        &mut self,
+        first: &Arc<OpenFile>,
+        second: &Arc<OpenFile>,
+        close_on_exec: bool,
+    ) -> Result<(u64, u64), Errno> {
+        let free = (0..MAX_DESCRIPTORS)
+            .filter(|&fd| self.table.get(fd).is_none_or(Option::is_none))
+            .take(2)
+            .count();
+        if free < 2 {
+            return Err(Errno::EMFILE);
+        }
+        let first = self.install(Descriptor { file: first.clone(), close_on_exec }, 0)?;
+        let second = self.install(Descriptor { file: second.clone(), close_on_exec }, 0)?;
+        Ok((first, second))
     }
 }
 
@@ -183,11 +225,13 @@ pub(super) fn openat(
 }
 
 pub(super) fn close(fd: u64) -> Result<u64, Errno> {
-    with_state(|state| {
+    // Taken out under the lock, dropped after it (a pipe end's drop wakes the other end).
+    let closed = with_state(|state| {
         state.files.get(fd)?;
-        state.files.table[fd as usize] = None;
-        Ok(0)
-    })
+        Ok(state.files.table[fd as usize].take())
+    })?;
+    drop(closed);
+    Ok(0)
 }
 
 /// `read(fd, buf, count)`.
@@ -198,6 +242,10 @@ pub(super) fn read(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<Ser
     }
     if let Some(device) = file.node.device() {
         return read_device(device, buffer, len, space);
+    }
+    if let Some(pipe) = fs::pipe_of(&file.node) {
+        let inode = file.node.stat().inode;
+        return super::pipes::read(pipe, inode, file.nonblocking(), buffer, len, space);
     }
     // The offset is read, then moved by what was read: the lock is not held across the copy
     // (a process has one thread, and descriptors are not yet shared across processes).
@@ -236,11 +284,19 @@ fn read_node_at(
 }
 
 /// `write(fd, buf, count)`.
-pub(super) fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
+pub(super) fn write(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<Served, Errno> {
     let file = file(fd)?;
     if !file.writable() {
         return Err(Errno::EBADF);
     }
+    if let Some(pipe) = fs::pipe_of(&file.node) {
+        let inode = file.node.stat().inode;
+        return super::pipes::write(pipe, inode, file.nonblocking(), buffer, len, space);
+    }
+    write_file(&file, buffer, len, space).map(Served::Value)
+}
+
+fn write_file(file: &OpenFile, buffer: u64, len: u64, space: SpaceId) -> Result<u64, Errno> {
     match file.node.device() {
         Some(Device::Console) => return syscalls::write(1, buffer, len, space),
         Some(_) => {
@@ -284,9 +340,7 @@ pub(super) fn pread(
     if !file.readable() {
         return Err(Errno::EBADF);
     }
-    if file.node.device().is_some() || (offset as i64) < 0 {
-        return Err(if file.node.device().is_some() { Errno::ESPIPE } else { Errno::EINVAL });
-    }
+    check_positional(&file, offset)?;
     read_node_at(&file.node, offset, buffer, len, space)
 }
 
@@ -302,10 +356,19 @@ pub(super) fn pwrite(
     if !file.writable() {
         return Err(Errno::EBADF);
     }
-    if file.node.device().is_some() || (offset as i64) < 0 {
-        return Err(if file.node.device().is_some() { Errno::ESPIPE } else { Errno::EINVAL });
-    }
+    check_positional(&file, offset)?;
     write_node_at(&file.node, offset, buffer, len, space)
+}
+
+/// A positional read or write needs a file that can seek, and an offset that is not negative.
+fn check_positional(file: &OpenFile, offset: u64) -> Result<(), Errno> {
+    if file.node.device().is_some() || fs::pipe_of(&file.node).is_some() {
+        Err(Errno::ESPIPE)
+    } else if (offset as i64) < 0 {
+        Err(Errno::EINVAL)
+    } else {
+        Ok(())
+    }
 }
 
 /// `lseek(fd, offset, whence)`.
@@ -314,6 +377,7 @@ pub(super) fn lseek(fd: u64, offset: u64, whence: u64) -> Result<u64, Errno> {
     match file.node.device() {
         Some(Device::Console) => return Err(Errno::ESPIPE),
         Some(_) => return Ok(0),
+        None if fs::pipe_of(&file.node).is_some() => return Err(Errno::ESPIPE),
         None => {}
     }
     let mut current = file.offset.lock();
@@ -429,19 +493,27 @@ pub(super) fn dup3(fd: u64, new: u64, flags: u64, dup2: bool) -> Result<u64, Err
     if flags & !u64::from(O_CLOEXEC) != 0 {
         return Err(Errno::EINVAL);
     }
-    with_state(|state| {
-        let file = state.files.get(fd)?.file.clone();
+    let (result, replaced) = with_state(|state| {
+        let file = match state.files.get(fd) {
+            Ok(descriptor) => descriptor.file.clone(),
+            Err(errno) => return (Err(errno), None),
+        };
         if fd == new {
-            return if dup2 { Ok(new) } else { Err(Errno::EINVAL) };
+            return (if dup2 { Ok(new) } else { Err(Errno::EINVAL) }, None);
         }
-        let new_index =
-            usize::try_from(new).ok().filter(|&new| new < MAX_DESCRIPTORS).ok_or(Errno::EBADF)?;
+        let Some(new_index) = usize::try_from(new).ok().filter(|&new| new < MAX_DESCRIPTORS) else {
+            return (Err(Errno::EBADF), None);
+        };
         if new_index >= state.files.table.len() {
             state.files.table.resize(new_index + 1, None);
         }
-        state.files.table[new_index] = Some(Descriptor { file, close_on_exec: flags != 0 });
-        Ok(new)
-    })
+        let replaced =
+            state.files.table[new_index].replace(Descriptor { file, close_on_exec: flags != 0 });
+        (Ok(new), replaced)
+    });
+    // What `new` held closes after the lock (a pipe end's drop wakes the other end).
+    drop(replaced);
+    result
 }
 
 /// `fcntl(fd, cmd, arg)`.
@@ -629,7 +701,7 @@ pub(super) fn vectored(
             continue;
         }
         let result = if write {
-            self::write(fd, base, len, space).map(Served::Value)
+            self::write(fd, base, len, space)
         } else {
             self::read(fd, base, len, space)
         };

@@ -11,6 +11,7 @@
 mod console;
 mod files;
 mod memory;
+mod pipes;
 mod signals;
 mod system;
 mod time;
@@ -80,7 +81,9 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
     let value = match number {
         linux::READ => return files::read(a0, a1, a2, space),
         linux::READV => return files::vectored(a0, a1, a2, false, space),
-        linux::WRITE => files::write(a0, a1, a2, space)?,
+        linux::WRITE => return files::write(a0, a1, a2, space),
+        linux::PIPE => pipes::pipe2(a0, 0, space)?,
+        linux::PIPE2 => pipes::pipe2(a0, a1, space)?,
         linux::WRITEV => return files::vectored(a0, a1, a2, true, space),
         linux::PREAD64 => files::pread(a0, a1, a2, a3, space)?,
         linux::PWRITE64 => files::pwrite(a0, a1, a2, a3, space)?,
