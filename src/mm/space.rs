@@ -121,6 +121,58 @@ pub fn create() -> Result<SpaceId, Errno> {
     Ok(id)
 }
 
+/// A copy of space `parent` (`fork`): the same regions, and every page the parent has backed
+/// copied into a frame of the copy's own. Pages are copied eagerly, [`PAGES_PER_STEP`] at a
+/// time with a preempt point between steps (copy-on-write is a later refinement); a killed
+/// caller or a lack of memory destroys the copy and answers `EINTR` or `ENOMEM`.
+pub fn duplicate(parent: SpaceId) -> Result<SpaceId, Errno> {
+    let child = create()?;
+    match copy_into(parent, child) {
+        Ok(()) => Ok(child),
+        Err(errno) => {
+            let _ = destroy(child);
+            Err(errno)
+        }
+    }
+}
+
+fn copy_into(parent: SpaceId, child: SpaceId) -> Result<(), Errno> {
+    let _claim = Claim::take(parent, child)?;
+    let regions: Vec<_> = with_space(parent, |space| Ok(space.regions.iter().copied().collect()))?;
+    with_space(child, |space| {
+        for region in &regions {
+            space
+                .regions
+                .insert(region.start..region.end, region.protection, region.backing)
+                .map_err(errno_of)?;
+        }
+        Ok(())
+    })?;
+    let mut page_bytes = alloc::vec![0u8; PAGE_SIZE_BYTES as usize];
+    for region in regions.iter().filter(|region| region.backing == Backing::Anonymous) {
+        let mut page = region.start;
+        while page < region.end {
+            let step_end = page.saturating_add(PAGES_PER_STEP * PAGE_SIZE_BYTES).min(region.end);
+            {
+                let mut spaces = SPACES.lock();
+                while page < step_end {
+                    let source = spaces.get_mut(&parent).ok_or(Errno::ESRCH)?;
+                    if source.tables.translate(page).is_some() {
+                        source.tables.resident(page, region.protection)?.read(0, &mut page_bytes);
+                        let target = spaces.get_mut(&child).ok_or(Errno::ESRCH)?;
+                        target.tables.resident(page, region.protection)?.write(0, &page_bytes);
+                    }
+                    page += PAGE_SIZE_BYTES;
+                }
+            }
+            if crate::arch::preempt_point() && page < region.end {
+                return Err(Errno::EINTR);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Destroys an address space and frees every frame only it mapped, in steps the caller may be
 /// preempted between. If it is active, the kernel space becomes active first.
 pub fn destroy(id: SpaceId) -> Result<(), Errno> {

@@ -32,6 +32,8 @@ pub enum DeclaredCalls<'a> {
     /// A Linux program: the Linux calls its manifest (`NAME.syscalls` beside it) names, if it
     /// has one.
     Linux(Option<&'a LinuxCallSet>),
+    /// A copy of its parent (`fork`): exactly the parent's calls.
+    Inherited,
 }
 
 /// What a policy learns when a process is created.

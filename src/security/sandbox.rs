@@ -82,6 +82,10 @@ impl Policy for Sandbox {
         let mut allowed = self.allowed.lock();
         let parent = (spawn.parent != 0).then(|| allowed.get(&spawn.parent).copied());
         let child = match spawn.declared {
+            DeclaredCalls::Inherited => match parent {
+                Some(Some(calls)) => calls,
+                _ => Allowed::Linux(LINUX_ALWAYS_ALLOWED),
+            },
             DeclaredCalls::Herald(declared) => {
                 let declared = declared.unwrap_or(0) | ALWAYS_ALLOWED;
                 let ceiling = match parent {

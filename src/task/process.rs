@@ -507,6 +507,88 @@ fn start(
     }
 }
 
+/// `fork`: a copy of the running process — its memory (copied), registers (with 0 as the
+/// call's result), FPU state, FS base and what its Linux calls set up (descriptors shared with
+/// the parent's open files, the working directory, signal state) — as a new child of it.
+/// Returns the child's pid.
+pub(super) fn fork_current() -> Result<Pid, Errno> {
+    let (parent, name, space, stack_top, fs_base, abi, linux) = {
+        let mut scheduler = SCHEDULER.lock();
+        let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
+        let stack_top = task.kernel_stack.as_ref().map(KernelStack::top).ok_or(Errno::ESRCH)?;
+        let linux = task.linux.as_deref().map(super::linux::LinuxState::fork_copy);
+        (task.pid, task.name.clone(), task.space, stack_top, task.fs_base, task.abi, linux)
+    };
+    let process_limit = MAX_PROCESSES - KERNEL_ONLY_PROCESS_SLOTS;
+    if SCHEDULER.lock().tasks.len() >= process_limit {
+        return Err(Errno::EAGAIN);
+    }
+    if !mm::has_room_for_processes() {
+        return Err(Errno::ENOMEM);
+    }
+    // The parent's x87/SSE registers are this CPU's until it switches away, and the kernel
+    // never touches them: saved now, they are the parent's as the call was made.
+    let mut fpu = arch::FpuState::initial();
+    fpu.save();
+    // SAFETY: the running task is in a system call it made with `syscall` (this is one), and
+    // `stack_top` is the top of its own kernel stack.
+    let mut registers = unsafe { context::user_registers(stack_top) };
+    registers.rax = 0;
+    let child_space = space::duplicate(space)?;
+    let Ok(stack) = KernelStack::new(KERNEL_STACK_SIZE_BYTES) else {
+        let _ = space::destroy(child_space);
+        return Err(Errno::ENOMEM);
+    };
+    // SAFETY: the stack is fresh, mapped and page aligned at its top; the registers' rip and
+    // rsp are the parent's user ones, saved by `syscall`.
+    let saved_stack_pointer = unsafe { context::prepare_user_return(stack.top(), registers) };
+    let pid = {
+        let mut scheduler = SCHEDULER.lock();
+        let pid = scheduler.next_pid;
+        scheduler.next_pid += 1;
+        pid
+    };
+    security::on_spawn(&security::SpawnInfo {
+        parent,
+        child: pid,
+        program: &name,
+        declared: security::DeclaredCalls::Inherited,
+        withheld_rights: 0,
+    });
+    let mut scheduler = SCHEDULER.lock();
+    if scheduler.tasks.len() >= process_limit {
+        drop(scheduler);
+        security::on_exit(pid);
+        drop(stack);
+        let _ = space::destroy(child_space);
+        return Err(Errno::EAGAIN);
+    }
+    scheduler.add_task(Box::new(Task {
+        pid,
+        name,
+        parent,
+        orphaned: false,
+        space: child_space,
+        kernel_stack: Some(stack),
+        saved_stack_pointer,
+        state: State::Ready,
+        pending_kill: None,
+        parked_in_call: false,
+        slice_left_ticks: TIME_SLICE_TICKS,
+        cpu_ticks: 0,
+        syscalls: 0,
+        raised: 0,
+        raise_refused: false,
+        cpu: 0,
+        switching_out: false,
+        fpu,
+        abi,
+        fs_base,
+        linux: linux.map(Box::new),
+    }));
+    Ok(pid)
+}
+
 /// What `AT_CLKTCK` tells a Linux program (`USER_HZ`, the unit `times` reports in).
 const LINUX_CLOCK_TICKS_PER_SECOND: u64 = 100;
 

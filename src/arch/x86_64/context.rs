@@ -111,6 +111,43 @@ pub unsafe fn prepare_user_entry(stack_top: u64, entry: UserEntry) -> u64 {
         rsp: entry.rsp,
         ss: u64::from(USER_DATA_SELECTOR),
     };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { prepare_user_return(stack_top, frame) }
+}
+
+/// The flags a program may have set for itself and keeps across a `fork`: the arithmetic
+/// flags, DF and AC (SDM Vol. 1 §3.4.3). Everything else (IF, IOPL, TF, ...) is the kernel's.
+const USER_KEPT_RFLAGS: u64 = 0x0cd5 | (1 << 18);
+
+/// The user registers of the running task, saved as its `syscall` entered the kernel: the
+/// frame at the top of its kernel stack (what a `fork`'s child starts from).
+///
+/// # Safety
+/// `stack_top` must be the top of the running task's kernel stack, and the task must be in a
+/// system call it entered from ring 3 with `syscall` (so the frame there is its own).
+pub unsafe fn user_registers(stack_top: u64) -> TrapFrame {
+    let frame_address = stack_top - size_of::<TrapFrame>() as u64;
+    // SAFETY: per the contract the entry stub pushed a whole frame just below `stack_top`,
+    // and it stays there until the call returns.
+    unsafe { (frame_address as *const TrapFrame).read() }
+}
+
+/// [`prepare_user_entry`] with a whole register set: the new task resumes ring 3 with
+/// `registers` (a `fork`'s child, with the parent's registers but its own `rax`). The code and
+/// stack selectors are the user's, and only the user's own flags are kept.
+///
+/// # Safety
+/// As for [`prepare_user_entry`]; `registers.rip` and `rsp` must be user addresses (they come
+/// from a frame `syscall` saved, whose rip is canonical and below the user limit).
+pub unsafe fn prepare_user_return(stack_top: u64, registers: TrapFrame) -> u64 {
+    let frame = TrapFrame {
+        cs: u64::from(USER_CODE_SELECTOR),
+        ss: u64::from(USER_DATA_SELECTOR),
+        rflags: USER_ENTRY_RFLAGS | (registers.rflags & USER_KEPT_RFLAGS),
+        vector: 0,
+        error_code: 0,
+        ..registers
+    };
     let frame_address = stack_top - size_of::<TrapFrame>() as u64;
     // Below the frame: the return address (the first-run stub, then the trap exit), then the
     // callee-saved registers `herald_switch_context` pops (all zero).

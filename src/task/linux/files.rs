@@ -112,6 +112,7 @@ struct Descriptor {
 }
 
 /// A process's descriptors, working directory and file-mode mask.
+#[derive(Clone)]
 pub(super) struct Files {
     table: Vec<Option<Descriptor>>,
     cwd: Arc<Node>,

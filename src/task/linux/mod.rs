@@ -12,6 +12,7 @@ mod console;
 mod files;
 mod memory;
 mod pipes;
+mod processes;
 mod signals;
 mod system;
 mod time;
@@ -48,6 +49,18 @@ pub(super) struct LinuxState {
     files: files::Files,
 }
 
+impl LinuxState {
+    /// What a `fork`'s child starts with: the same descriptors (sharing the open files), working
+    /// directory, umask and signal state; no call in progress.
+    pub(super) fn fork_copy(&self) -> Self {
+        Self {
+            signals: self.signals.clone(),
+            console: console::ConsoleState::default(),
+            files: self.files.clone(),
+        }
+    }
+}
+
 /// Subscribes the Linux calls' owner, for Linux programs' calls only (Herald's own calls never
 /// visit it, nor Linux calls Herald's owner).
 pub(super) fn subscribe() {
@@ -82,6 +95,8 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         linux::READ => return files::read(a0, a1, a2, space),
         linux::READV => return files::vectored(a0, a1, a2, false, space),
         linux::WRITE => return files::write(a0, a1, a2, space),
+        linux::FORK | linux::VFORK => processes::fork()?,
+        linux::WAIT4 => return processes::wait4(a0, a1, a2, a3, pid, space),
         linux::PIPE => pipes::pipe2(a0, 0, space)?,
         linux::PIPE2 => pipes::pipe2(a0, a1, space)?,
         linux::WRITEV => return files::vectored(a0, a1, a2, true, space),

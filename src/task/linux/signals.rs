@@ -27,6 +27,7 @@ const fn bit(signal: u64) -> u64 {
 }
 
 /// Signal dispositions (as the raw `struct sigaction` bytes), blocked set, alternate stack.
+#[derive(Clone)]
 pub(super) struct SignalState {
     actions: [[u8; SIGACTION_BYTES]; linux::SIGNAL_COUNT as usize],
     blocked: u64,

@@ -1,0 +1,86 @@
+/* Checks fork and wait: the child gets 0 and its own copy of memory, the parent the child's pid
+ * and its exit status (WEXITSTATUS), a child's fault reaches the parent as WTERMSIG SIGSEGV,
+ * WNOHANG answers 0 while a child runs, a pipe carries bytes from child to parent (the parent's
+ * read waits for them), descriptors and the working directory are inherited, getppid names the
+ * parent, and argv[1] rounds of fork + exit + wait run (the test counts frames after). Prints
+ * one line per failed check and "fork: all N passed"; exit 0 when all pass. The same binary
+ * passes on Linux. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int checks, failures;
+static volatile int shared_value = 1;
+
+static void check(int ok, const char *what) {
+    checks++;
+    if (!ok) {
+        failures++;
+        printf("fork: FAILED %s (errno %d)\n", what, errno);
+    }
+}
+
+int main(int argc, char **argv) {
+    int rounds = argc > 1 ? atoi(argv[1]) : 10;
+    pid_t me = getpid();
+    pid_t child = fork();
+    if (child == 0) {
+        shared_value = 99;
+        _exit(getppid() == me ? 7 : 8);
+    }
+    check(child > 0, "fork returns the child's pid to the parent");
+    int status = 0;
+    check(waitpid(child, &status, 0) == child, "waitpid returns that child");
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 7, "exit status 7 (and getppid was the parent)");
+    check(shared_value == 1, "the child's write stayed in its own copy");
+
+    int ends[2];
+    check(pipe(ends) == 0, "pipe");
+    child = fork();
+    if (child == 0) {
+        close(ends[0]);
+        struct timespec nap = {0, 30 * 1000 * 1000};
+        nanosleep(&nap, NULL); /* the parent is already waiting in read */
+        _exit(write(ends[1], "ping", 4) == 4 ? 0 : 1);
+    }
+    close(ends[1]);
+    char buffer[8] = {0};
+    check(read(ends[0], buffer, sizeof buffer) == 4 && memcmp(buffer, "ping", 4) == 0, "the parent reads what the child wrote");
+    check(read(ends[0], buffer, sizeof buffer) == 0, "the child's exit closed the last write end");
+    check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer exited 0");
+    close(ends[0]);
+
+    child = fork();
+    if (child == 0) {
+        volatile int *nothing = NULL;
+        *nothing = 1;
+        _exit(0);
+    }
+    check(waitpid(child, &status, 0) == child && WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "a child's fault is SIGSEGV");
+
+    child = fork();
+    if (child == 0) {
+        struct timespec nap = {0, 50 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        _exit(3);
+    }
+    check(waitpid(child, &status, WNOHANG) == 0, "WNOHANG while the child sleeps: 0");
+    check(waitpid(-1, &status, 0) == child && WEXITSTATUS(status) == 3, "waitpid(-1) takes any child");
+    check(waitpid(-1, &status, 0) == -1 && errno == ECHILD, "no children left: ECHILD");
+
+    for (int i = 0; i < rounds; i++) {
+        child = fork();
+        if (child == 0) _exit(i & 0x7f);
+        if (waitpid(child, &status, 0) != child || WEXITSTATUS(status) != (i & 0x7f)) {
+            check(0, "a round of fork + exit + wait");
+            break;
+        }
+    }
+    if (failures == 0) printf("fork: all %d passed\n", checks);
+    return failures == 0 ? 0 : 1;
+}
