@@ -133,6 +133,11 @@ pub(super) fn bad_release_count() -> u64 {
     BAD_RELEASES.load(Ordering::Relaxed)
 }
 
+/// How many mappings `frame` has (1: only its first).
+pub(super) fn frame_mapping_count(frame: Frame) -> u8 {
+    with_frames(|frames| frames.mapping_count(frame))
+}
+
 /// Records an extra mapping of `frame` (shared memory).
 pub(super) fn share_frame(frame: Frame) -> Result<(), FrameError> {
     with_frames(|frames| frames.share(frame))

@@ -122,9 +122,9 @@ pub fn create() -> Result<SpaceId, Errno> {
 }
 
 /// A copy of space `parent` (`fork`): the same regions, and every page the parent has backed
-/// copied into a frame of the copy's own. Pages are copied eagerly, [`PAGES_PER_STEP`] at a
-/// time with a preempt point between steps (copy-on-write is a later refinement); a killed
-/// caller or a lack of memory destroys the copy and answers `EINTR` or `ENOMEM`.
+/// shared copy-on-write — read-only in both, marked, until the first write in either copies it
+/// (`UserTables::break_copy_on_write`). [`PAGES_PER_STEP`] pages a step with a preempt point
+/// between; a killed caller or a lack of memory destroys the copy (`EINTR`, `ENOMEM`).
 pub fn duplicate(parent: SpaceId) -> Result<SpaceId, Errno> {
     let child = create()?;
     match copy_into(parent, child) {
@@ -148,21 +148,31 @@ fn copy_into(parent: SpaceId, child: SpaceId) -> Result<(), Errno> {
         }
         Ok(())
     })?;
-    let mut page_bytes = alloc::vec![0u8; PAGE_SIZE_BYTES as usize];
     for region in regions.iter().filter(|region| region.backing == Backing::Anonymous) {
         let mut page = region.start;
         while page < region.end {
             let step_end = page.saturating_add(PAGES_PER_STEP * PAGE_SIZE_BYTES).min(region.end);
+            let step_start = page;
             {
                 let mut spaces = SPACES.lock();
                 while page < step_end {
                     let source = spaces.get_mut(&parent).ok_or(Errno::ESRCH)?;
                     if source.tables.translate(page).is_some() {
-                        source.tables.resident(page, region.protection)?.read(0, &mut page_bytes);
+                        let shared = source.tables.share(page, region.protection)?;
                         let target = spaces.get_mut(&child).ok_or(Errno::ESRCH)?;
-                        target.tables.resident(page, region.protection)?.write(0, &page_bytes);
+                        target.tables.map_copy_on_write(page, shared, region.protection)?;
                     }
                     page += PAGE_SIZE_BYTES;
+                }
+                // The parent's side of the step: read-only and marked too (flushed wherever
+                // its table is in use).
+                let source = spaces.get_mut(&parent).ok_or(Errno::ESRCH)?;
+                let mut from = Some(step_start);
+                while let Some(start) = from {
+                    from = source
+                        .tables
+                        .mark_copy_on_write(start..step_end, PAGES_PER_STEP)
+                        .filter(|&next| next < step_end);
                 }
             }
             if crate::arch::preempt_point() && page < region.end {
@@ -533,8 +543,20 @@ pub(super) fn resolve_fault(
         Access::Write => region.protection.write,
         Access::Execute => region.protection.execute,
     };
-    if !allowed || present {
+    if !allowed {
         return FaultResolution::Forbidden;
+    }
+    if present {
+        // A write to a page a `fork` shares is the one a present page may take: it copies.
+        let page = address / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
+        return match access {
+            Access::Write => match space.tables.break_copy_on_write(page, region.protection) {
+                Ok(true) => FaultResolution::Resolved,
+                Ok(false) => FaultResolution::Forbidden,
+                Err(_) => FaultResolution::OutOfMemory,
+            },
+            _ => FaultResolution::Forbidden,
+        };
     }
     let page = address / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
     match space.tables.populate(page, region.protection) {
@@ -592,6 +614,11 @@ pub(super) fn for_each_user_piece(
             return Err(Errno::EFAULT);
         }
         let page = cursor / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
+        // The kernel writing for the process writes as it would: a shared copy-on-write page
+        // is copied first, or the other sharers would see the write.
+        if access != UserAccess::Read {
+            space.tables.break_copy_on_write(page, region.protection)?;
+        }
         let offset_in_page = (cursor - page) as usize;
         let piece = (PAGE_SIZE_BYTES as usize - offset_in_page).min((end - cursor) as usize);
         f(UserPiece {

@@ -18,7 +18,7 @@ use conquer_once::spin::OnceCell;
 
 use super::{
     FRAME_SIZE_BYTES, Frame,
-    physical::{allocate_user_frame, release_or_report, share_frame},
+    physical::{allocate_user_frame, frame_mapping_count, release_or_report, share_frame},
 };
 use crate::{
     arch::paging::{self, MapError, PageMapping},
@@ -148,6 +148,104 @@ impl UserTables {
             }
             Err(_) => Err(Errno::ENOMEM),
         }
+    }
+
+    /// Maps `frame` at user `page` copy-on-write (read-only until a write copies it), taking
+    /// over its extra reference: a `fork`'s child's view of its parent's page.
+    pub(super) fn map_copy_on_write(
+        &mut self,
+        page: u64,
+        frame: SharedFrame,
+        protection: Protection,
+    ) -> Result<(), Errno> {
+        check_user_page(page)?;
+        // SAFETY: `&mut self` makes this the table's only writer; `page` is in the user half
+        // (a fresh child's table, where nothing is mapped yet) and `frame` a user frame whose
+        // extra reference the mapping takes over; the parent's entry is copy-on-write too.
+        let mapped = unsafe {
+            paging::map_copy_on_write(
+                self.root,
+                page,
+                frame.0,
+                protection,
+                &mut allocate_user_frame,
+            )
+        };
+        match mapped {
+            Ok(()) => {
+                core::mem::forget(frame);
+                Ok(())
+            }
+            Err(_) => Err(Errno::ENOMEM),
+        }
+    }
+
+    /// Marks up to `max_pages` resident pages of `range` copy-on-write; returns where to go on
+    /// from (`None`: done).
+    pub(super) fn mark_copy_on_write(
+        &mut self,
+        range: core::ops::Range<u64>,
+        max_pages: u64,
+    ) -> Option<u64> {
+        // SAFETY: `&mut self` makes this the table's only writer; the range is clipped to the
+        // user half; each changed entry is flushed wherever the table is in use.
+        unsafe { paging::mark_copy_on_write(self.root, user_part(range), max_pages) }
+    }
+
+    /// A write to copy-on-write `page`: the last mapping of its frame takes it back writable;
+    /// a frame still shared is copied into a fresh one that replaces it here (the other
+    /// sharers keep theirs). `Ok(false)` if the page is not copy-on-write (a write there is a
+    /// real protection fault).
+    pub(super) fn break_copy_on_write(
+        &mut self,
+        page: u64,
+        protection: Protection,
+    ) -> Result<bool, Errno> {
+        let Some(mapping) = self.translate(page) else { return Ok(false) };
+        if !mapping.copy_on_write {
+            return Ok(false);
+        }
+        let replacement = if frame_mapping_count(mapping.frame) <= 1 {
+            mapping.frame
+        } else {
+            let fresh = allocate_user_frame().ok_or(Errno::ENOMEM)?;
+            // SAFETY: both frames are mapped in the physical-memory window; `fresh` is ours
+            // alone and the old frame is held by this table's entry while it is read.
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    paging::phys_to_virt(mapping.frame.start()),
+                    paging::phys_to_virt(fresh.start()),
+                    FRAME_SIZE_BYTES as usize,
+                );
+            }
+            fresh
+        };
+        // SAFETY: `&mut self` makes this the table's only writer; the entry is replaced by one
+        // for `replacement` (flushed from this CPU's TLB by `unmap`; a process's table is
+        // active only on the CPU running it, which is this one, taking the fault or copying
+        // on its behalf).
+        unsafe {
+            let old = paging::unmap(self.root, page);
+            let mapped = paging::map(
+                self.root,
+                page,
+                replacement,
+                protection,
+                true,
+                &mut allocate_user_frame,
+            );
+            if mapped.is_err() {
+                if replacement != mapping.frame {
+                    release_or_report(replacement);
+                }
+                return Err(Errno::ENOMEM);
+            }
+            // The old frame loses this mapping (the last one took it back: nothing to drop).
+            if let Some(old) = old.filter(|&old| old != replacement) {
+                release_or_report(old);
+            }
+        }
+        Ok(true)
     }
 
     /// Unmaps up to `max_pages` pages of `range` (page aligned), releasing their frames;

@@ -16,6 +16,7 @@
 
 static int checks, failures;
 static volatile int shared_value = 1;
+static char message[16] = "parent";
 
 static void check(int ok, const char *what) {
     checks++;
@@ -38,6 +39,16 @@ int main(int argc, char **argv) {
     check(waitpid(child, &status, 0) == child, "waitpid returns that child");
     check(WIFEXITED(status) && WEXITSTATUS(status) == 7, "exit status 7 (and getppid was the parent)");
     check(shared_value == 1, "the child's write stayed in its own copy");
+
+    /* The kernel writing into the child's memory (a read) must not reach the parent's copy. */
+    int kernel_ends[2];
+    check(pipe(kernel_ends) == 0 && write(kernel_ends[1], "child!", 7) == 7, "a pipe holding a message");
+    child = fork();
+    if (child == 0) _exit(read(kernel_ends[0], message, sizeof message) == 7 && strcmp(message, "child!") == 0 ? 0 : 1);
+    check(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child read into its copy");
+    check(strcmp(message, "parent") == 0, "the kernel's write into the child's copy left the parent's alone");
+    close(kernel_ends[0]);
+    close(kernel_ends[1]);
 
     int ends[2];
     check(pipe(ends) == 0, "pipe");

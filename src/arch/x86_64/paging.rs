@@ -112,7 +112,14 @@ pub struct PageMapping {
     pub protection: Protection,
     /// Whether ring 3 may access it.
     pub user: bool,
+    /// Shared copy-on-write: read-only here whatever the region allows, until a write copies
+    /// it (or, mapped nowhere else any more, takes it back).
+    pub copy_on_write: bool,
 }
+
+/// The page-table entry bit Herald uses to mark a copy-on-write page: bit 9, one of the bits
+/// the MMU ignores and leaves to software (SDM Vol. 3A §4.5, Table 4-20).
+const COPY_ON_WRITE: Flags = Flags::BIT_9;
 
 fn frame_of(frame: PhysFrame) -> Frame {
     Frame::from_start(frame.start_address().as_u64()).expect("PhysFrame is aligned")
@@ -276,6 +283,7 @@ pub unsafe fn translate(root: Frame, address: u64) -> Option<PageMapping> {
                     execute: !flags.contains(Flags::NO_EXECUTE),
                 },
                 user: flags.contains(Flags::USER_ACCESSIBLE),
+                copy_on_write: flags.contains(COPY_ON_WRITE),
             })
         }
         _ => None,
@@ -494,11 +502,61 @@ pub unsafe fn protect_range(
     max_pages: u64,
 ) -> Option<u64> {
     let mut protect = |entry: &mut PageTableEntry| {
-        entry.set_flags(leaf_flags(protection, user));
+        // A copy-on-write page stays read-only and marked, whatever its new protection: its
+        // frame is still shared, and the first write must copy it.
+        let mut flags = leaf_flags(protection, user);
+        if entry.flags().contains(COPY_ON_WRITE) {
+            flags.remove(Flags::WRITABLE);
+            flags.insert(COPY_ON_WRITE);
+        }
+        entry.set_flags(flags);
         None
     };
     // SAFETY: forwarded from this function's contract.
     unsafe { change_leaves(root, range, max_pages, &mut protect, &mut |_, _| {}) }
+}
+
+/// Marks up to `max_pages` present pages of `range` copy-on-write (read-only and marked: their
+/// frames are about to be shared with a `fork`'s child); returns where to go on from.
+///
+/// # Safety
+/// The caller holds the lock of `root` and owns `range` in it.
+pub unsafe fn mark_copy_on_write(root: Frame, range: Range<u64>, max_pages: u64) -> Option<u64> {
+    let mut mark = |entry: &mut PageTableEntry| {
+        let mut flags = entry.flags();
+        flags.remove(Flags::WRITABLE);
+        flags.insert(COPY_ON_WRITE);
+        entry.set_flags(flags);
+        None
+    };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { change_leaves(root, range, max_pages, &mut mark, &mut |_, _| {}) }
+}
+
+/// Maps `frame` at `address` copy-on-write: read-only and marked, whatever `protection`
+/// allows (reading, executing and the user bit follow it).
+///
+/// # Safety
+/// As for [`map`]; `frame` is shared with another mapping that is copy-on-write too.
+pub unsafe fn map_copy_on_write(
+    root: Frame,
+    address: u64,
+    frame: Frame,
+    protection: Protection,
+    allocate_table: &mut dyn FnMut() -> Option<Frame>,
+) -> Result<(), MapError> {
+    let read_only = Protection { write: false, ..protection };
+    // SAFETY: forwarded from this function's contract.
+    unsafe { map(root, address, frame, read_only, true, allocate_table)? };
+    let mut mark = |entry: &mut PageTableEntry| {
+        let flags = entry.flags() | COPY_ON_WRITE;
+        entry.set_flags(flags);
+        None
+    };
+    // SAFETY: as above; the entry was just made, for this page only. (The step budget counts
+    // the tables walked down to it, four levels: generous, the range is one page.)
+    unsafe { change_leaves(root, address..address + 4096, 8, &mut mark, &mut |_, _| {}) };
+    Ok(())
 }
 
 /// Most pages [`change_leaves`] changes before the other CPUs flush and the frames it took are
