@@ -45,6 +45,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("policy", "", "the security policy and its denials"),
     ("modules", "", "modules and drivers, where they subscribed, their statistics"),
     ("trace", "on|off", "print every system call (the tracer module)"),
+    ("log", "[error|warn|info|debug|trace]", "the log level: show it, or set it"),
     ("bench", "", "run the benchmarks (exact under -icount)"),
     ("uptime", "", "time since boot"),
     ("poweroff", "", "turn the machine off"),
@@ -76,6 +77,7 @@ pub(super) fn run(line: &str) -> Option<Pid> {
         "policy" if expect_none(&args) => policy(),
         "modules" if expect_none(&args) => list_modules(),
         "trace" => trace(&args),
+        "log" => log_level(&args),
         "bench" if expect_none(&args) => return bench(),
         "uptime" if expect_none(&args) => uptime(),
         "poweroff" if expect_none(&args) => {
@@ -404,6 +406,22 @@ fn trace(args: &[&str]) {
             println!("tracing off");
         }
         _ => println!("error: usage: trace on|off"),
+    }
+}
+
+/// `log`: shows the level, or sets it (`log warn` keeps a benchmark's output free of the
+/// farewell module's line per process).
+fn log_level(args: &[&str]) {
+    match args {
+        [] => println!("log level: {}", log::max_level()),
+        [level] => match level.parse::<log::LevelFilter>() {
+            Ok(level) if level != log::LevelFilter::Off => {
+                logger::set_level(level);
+                println!("log level: {level}");
+            }
+            _ => println!("error: usage: log [error|warn|info|debug|trace]"),
+        },
+        _ => println!("error: usage: log [error|warn|info|debug|trace]"),
     }
 }
 

@@ -196,6 +196,6 @@ fn log_unknown_once(pid: Pid, number: u64) {
     if logged.len() < MAX_LOGGED_UNKNOWN && logged.insert((pid, number)) {
         drop(logged);
         let name = linux::name(number).unwrap_or("a call Herald does not know");
-        log::info!("pid {pid}: Linux system call {number} ({name}) is not served: ENOSYS");
+        log::warn!("pid {pid}: Linux system call {number} ({name}) is not served: ENOSYS");
     }
 }

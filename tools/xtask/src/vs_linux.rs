@@ -119,11 +119,13 @@ fn run_herald(root: &Path) -> Result<String, String> {
         .spawn()
         .map_err(|e| format!("cargo run: {e}"))?;
     // The shell reads COM1 as typed: the commands wait in the UART's buffer until it does.
+    // `log warn` first: the farewell module's line per process (tens of thousands of
+    // instructions on the framebuffer) would otherwise sit inside the fork and spawn rows.
     child
         .stdin
         .take()
         .ok_or("no stdin")?
-        .write_all(b"run linux-bench\npoweroff\n")
+        .write_all(b"log warn\nrun linux-bench\npoweroff\n")
         .map_err(|e| e.to_string())?;
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
     if !output.status.success() {
