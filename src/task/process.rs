@@ -76,6 +76,7 @@ const FILE_SYSTEM_SHARE_DIVISOR: u64 = 4;
 /// The file system's tree: the boot image's entries, then `/dev` and `/tmp`.
 fn build_file_system() {
     use crate::fs::{self, Device, ImageNode};
+    fs::set_clock(arch::unix_time_milliseconds);
     fs::set_capacity(mm::user_memory_bytes() / FILE_SYSTEM_SHARE_DIVISOR);
     for entry in RAMDISK.get().into_iter().flat_map(|ramdisk| ramdisk.entries()) {
         let node = match entry.kind {
