@@ -445,61 +445,23 @@ fn start(
     let space = space::create().map_err(|_| SpawnError::OutOfMemory)?;
     match build_process(space, &plan, image, name, args) {
         Ok((stack, saved_stack_pointer)) => {
-            let pid = {
-                let mut scheduler = SCHEDULER.lock();
-                let pid = scheduler.next_pid;
-                scheduler.next_pid += 1;
-                pid
-            };
-            // The security layer learns of the process before anyone can see it: another CPU
-            // could otherwise run its first calls under rights it has not got yet, or kill it
-            // before it is registered (and leave what the policy keeps for it behind).
-            security::on_spawn(&security::SpawnInfo {
-                parent,
-                child: pid,
-                program: name,
-                declared: if plan.herald_abi {
-                    security::DeclaredCalls::Herald(plan.declared_syscalls)
-                } else {
-                    security::DeclaredCalls::Linux(manifest)
-                },
-                withheld_rights,
-            });
-            let mut scheduler = SCHEDULER.lock();
-            if scheduler.tasks.len() >= process_limit {
-                // Another spawn took the last slot while this one was building.
-                drop(scheduler);
-                security::on_exit(pid);
-                drop(stack);
-                let _ = space::destroy(space);
-                return Err(SpawnError::TooManyProcesses);
-            }
-            // Runnable under the same lock that makes it visible: there is no moment where it
-            // exists and is not both registered and runnable.
-            scheduler.add_task(Box::new(Task {
-                pid,
+            let new = NewTask {
                 name: name.into(),
                 parent,
-                orphaned: false,
                 space,
-                kernel_stack: Some(stack),
+                stack,
                 saved_stack_pointer,
-                state: State::Ready,
-                pending_kill: None,
-                parked_in_call: false,
-                slice_left_ticks: TIME_SLICE_TICKS,
-                cpu_ticks: 0,
-                syscalls: 0,
-                raised: 0,
-                raise_refused: false,
-                cpu: 0,
-                switching_out: false,
                 fpu: arch::FpuState::initial(),
                 abi: if plan.herald_abi { SyscallAbi::Herald } else { SyscallAbi::Linux },
                 fs_base: 0,
                 linux: None,
-            }));
-            Ok(pid)
+            };
+            let declared = if plan.herald_abi {
+                security::DeclaredCalls::Herald(plan.declared_syscalls)
+            } else {
+                security::DeclaredCalls::Linux(manifest)
+            };
+            admit(new, declared, withheld_rights, process_limit).ok_or(SpawnError::TooManyProcesses)
         }
         Err(error) => {
             let _ = space::destroy(space);
@@ -543,35 +505,76 @@ pub(super) fn fork_current() -> Result<Pid, Errno> {
     // SAFETY: the stack is fresh, mapped and page aligned at its top; the registers' rip and
     // rsp are the parent's user ones, saved by `syscall`.
     let saved_stack_pointer = unsafe { context::prepare_user_return(stack.top(), registers) };
+    let new = NewTask {
+        name,
+        parent,
+        space: child_space,
+        stack,
+        saved_stack_pointer,
+        fpu,
+        abi,
+        fs_base,
+        linux: linux.map(Box::new),
+    };
+    admit(new, security::DeclaredCalls::Inherited, 0, process_limit).ok_or(Errno::EAGAIN)
+}
+
+/// What a new task is made of, before it has a pid.
+struct NewTask {
+    name: String,
+    parent: Pid,
+    space: SpaceId,
+    stack: KernelStack,
+    saved_stack_pointer: u64,
+    fpu: Box<arch::FpuState>,
+    abi: SyscallAbi,
+    fs_base: u64,
+    linux: Option<Box<super::linux::LinuxState>>,
+}
+
+/// Gives `new` a pid, registers it with the security policy, and makes it runnable — or, if
+/// the process table filled meanwhile (another spawn took the last slot while this one was
+/// building), undoes all of it, its space included, and answers `None`.
+fn admit(
+    new: NewTask,
+    declared: security::DeclaredCalls<'_>,
+    withheld_rights: u64,
+    process_limit: usize,
+) -> Option<Pid> {
     let pid = {
         let mut scheduler = SCHEDULER.lock();
         let pid = scheduler.next_pid;
         scheduler.next_pid += 1;
         pid
     };
+    // The security layer learns of the process before anyone can see it: another CPU could
+    // otherwise run its first calls under rights it has not got yet, or kill it before it is
+    // registered (and leave what the policy keeps for it behind).
     security::on_spawn(&security::SpawnInfo {
-        parent,
+        parent: new.parent,
         child: pid,
-        program: &name,
-        declared: security::DeclaredCalls::Inherited,
-        withheld_rights: 0,
+        program: &new.name,
+        declared,
+        withheld_rights,
     });
     let mut scheduler = SCHEDULER.lock();
     if scheduler.tasks.len() >= process_limit {
         drop(scheduler);
         security::on_exit(pid);
-        drop(stack);
-        let _ = space::destroy(child_space);
-        return Err(Errno::EAGAIN);
+        drop(new.stack);
+        let _ = space::destroy(new.space);
+        return None;
     }
+    // Runnable under the same lock that makes it visible: there is no moment where it exists
+    // and is not both registered and runnable.
     scheduler.add_task(Box::new(Task {
         pid,
-        name,
-        parent,
+        name: new.name,
+        parent: new.parent,
         orphaned: false,
-        space: child_space,
-        kernel_stack: Some(stack),
-        saved_stack_pointer,
+        space: new.space,
+        kernel_stack: Some(new.stack),
+        saved_stack_pointer: new.saved_stack_pointer,
         state: State::Ready,
         pending_kill: None,
         parked_in_call: false,
@@ -582,12 +585,12 @@ pub(super) fn fork_current() -> Result<Pid, Errno> {
         raise_refused: false,
         cpu: 0,
         switching_out: false,
-        fpu,
-        abi,
-        fs_base,
-        linux: linux.map(Box::new),
+        fpu: new.fpu,
+        abi: new.abi,
+        fs_base: new.fs_base,
+        linux: new.linux,
     }));
-    Ok(pid)
+    Some(pid)
 }
 
 /// What `AT_CLKTCK` tells a Linux program (`USER_HZ`, the unit `times` reports in).

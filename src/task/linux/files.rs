@@ -329,36 +329,25 @@ fn write_node_at(
     Ok(fs::write_at(node, offset, &bytes)? as u64)
 }
 
-/// `pread64` / `pwrite64`: at `offset`, leaving the file's own offset alone.
-pub(super) fn pread(
+/// `pread64` (`write` false) / `pwrite64`: at `offset`, leaving the file's own offset alone.
+pub(super) fn positional(
     fd: u64,
     buffer: u64,
     len: u64,
     offset: u64,
+    write: bool,
     space: SpaceId,
 ) -> Result<u64, Errno> {
     let file = file(fd)?;
-    if !file.readable() {
+    if !(if write { file.writable() } else { file.readable() }) {
         return Err(Errno::EBADF);
     }
     check_positional(&file, offset)?;
-    read_node_at(&file.node, offset, buffer, len, space)
-}
-
-/// See [`pread`].
-pub(super) fn pwrite(
-    fd: u64,
-    buffer: u64,
-    len: u64,
-    offset: u64,
-    space: SpaceId,
-) -> Result<u64, Errno> {
-    let file = file(fd)?;
-    if !file.writable() {
-        return Err(Errno::EBADF);
+    if write {
+        write_node_at(&file.node, offset, buffer, len, space)
+    } else {
+        read_node_at(&file.node, offset, buffer, len, space)
     }
-    check_positional(&file, offset)?;
-    write_node_at(&file.node, offset, buffer, len, space)
 }
 
 /// A positional read or write needs a file that can seek, and an offset that is not negative.

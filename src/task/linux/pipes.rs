@@ -66,22 +66,31 @@ pub(super) fn read(
     // Checked first: once bytes leave the pipe they must reach the caller.
     space::check_user(space, buffer, len as u64, true)?;
     let mut bytes = vec![0u8; len];
-    let outcome = {
-        let mut scheduler = SCHEDULER.lock();
-        let outcome = pipe.read(&mut bytes);
-        if outcome == PipeIo::WouldWait && !nonblock {
-            scheduler.block_current(BlockReason::Pipe { inode });
+    let outcome = try_or_block(inode, nonblock, || pipe.read(&mut bytes));
+    if let PipeIo::Done(count) = outcome {
+        user_copy::copy_to_user(space, buffer, &bytes[..count])?;
+        if count > 0 {
+            wake(inode);
         }
-        outcome
-    };
+    }
+    answer(outcome, nonblock)
+}
+
+/// Tries `io` under the scheduler's lock, blocking the caller there (unless `nonblock`) if it
+/// would have to wait: a change to the pipe after the try always finds the caller blocked.
+fn try_or_block(inode: u64, nonblock: bool, io: impl FnOnce() -> PipeIo) -> PipeIo {
+    let mut scheduler = SCHEDULER.lock();
+    let outcome = io();
+    if outcome == PipeIo::WouldWait && !nonblock {
+        scheduler.block_current(BlockReason::Pipe { inode });
+    }
+    outcome
+}
+
+/// The call's answer for what the pipe did.
+fn answer(outcome: PipeIo, nonblock: bool) -> Result<Served, Errno> {
     match outcome {
-        PipeIo::Done(count) => {
-            user_copy::copy_to_user(space, buffer, &bytes[..count])?;
-            if count > 0 {
-                wake(inode);
-            }
-            Ok(Served::Value(count as u64))
-        }
+        PipeIo::Done(count) => Ok(Served::Value(count as u64)),
         PipeIo::WouldWait if nonblock => Err(Errno::EAGAIN),
         PipeIo::WouldWait => Ok(Served::Restart),
         PipeIo::Broken => Err(Errno::EPIPE),
@@ -100,21 +109,9 @@ pub(super) fn write(
     let len = syscalls::length(len)?.min(MAX_IO_BYTES_PER_CALL);
     let mut bytes = vec![0u8; len];
     user_copy::copy_from_user(space, buffer, &mut bytes)?;
-    let outcome = {
-        let mut scheduler = SCHEDULER.lock();
-        let outcome = pipe.write(&bytes);
-        if outcome == PipeIo::WouldWait && !nonblock {
-            scheduler.block_current(BlockReason::Pipe { inode });
-        }
-        outcome
-    };
-    match outcome {
-        PipeIo::Done(count) => {
-            wake(inode);
-            Ok(Served::Value(count as u64))
-        }
-        PipeIo::WouldWait if nonblock => Err(Errno::EAGAIN),
-        PipeIo::WouldWait => Ok(Served::Restart),
-        PipeIo::Broken => Err(Errno::EPIPE),
+    let outcome = try_or_block(inode, nonblock, || pipe.write(&bytes));
+    if let PipeIo::Done(_) = outcome {
+        wake(inode);
     }
+    answer(outcome, nonblock)
 }
