@@ -333,3 +333,17 @@ fn children_killed_while_being_born_leave_nothing_behind_in_the_policy() {
         "the policy tracks only the living"
     );
 }
+
+#[test_case]
+fn a_parent_that_reaps_a_child_ended_on_another_cpu_finds_every_frame_back_at_once() {
+    // The child's kernel stack is freed by the CPU it ended on, after it switched away; the
+    // parent may be woken and reap on another CPU meanwhile. Every round must find the count
+    // back at once, not a moment later.
+    use herald::{task, testing::free_frames};
+    let baseline = free_frames();
+    for round in 0..300 {
+        let pid = task::spawn("hello", "", 0).expect("spawn");
+        assert_eq!(task::wait(pid), Ok(7));
+        assert_eq!(free_frames(), baseline, "round {round}: frames still held after the reap");
+    }
+}

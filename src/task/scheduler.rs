@@ -618,18 +618,20 @@ pub(super) fn schedule() {
 /// stack and save slot free for another CPU, or for freeing), and so are the stacks of tasks
 /// that exited on this CPU and the zombies of orphans.
 pub(super) fn after_switch() {
-    let (dead_stacks, dead_orphans) = {
+    let (dead_stacks, dead_orphans, still_leaving) = {
         let mut scheduler = SCHEDULER.lock();
         let cpu = this_cpu();
         let left = core::mem::take(&mut scheduler.cpus[cpu].switched_from);
-        if let Some(task) = scheduler.tasks.get_mut(&left) {
-            task.switching_out = false;
-            // An ended task can be reaped only now: wake a parent that found it still leaving.
-            if let State::Zombie(_) = task.state {
-                let parent = task.parent;
-                scheduler.wake_waiting_parent(parent, left);
-            }
-        }
+        let dead_stacks = core::mem::take(&mut scheduler.cpus[cpu].dead_stacks);
+        // A task that ended here is left only once its stack is freed: the parent it wakes
+        // then finds every frame of it back (freeing first, then waking, under a second hold
+        // of the lock; the common switch, with nothing to free, takes the lock once).
+        let still_leaving = if dead_stacks.is_empty() {
+            finish_leaving(&mut scheduler, left);
+            0
+        } else {
+            left
+        };
         let orphans: Vec<Pid> = scheduler
             .tasks
             .values()
@@ -639,10 +641,25 @@ pub(super) fn after_switch() {
             .collect();
         let removed: Vec<_> =
             orphans.iter().filter_map(|pid| scheduler.tasks.remove(pid)).collect();
-        (core::mem::take(&mut scheduler.cpus[cpu].dead_stacks), removed)
+        (dead_stacks, removed, still_leaving)
     };
     drop(dead_stacks);
     drop(dead_orphans);
+    if still_leaving != 0 {
+        finish_leaving(&mut SCHEDULER.lock(), still_leaving);
+    }
+}
+
+/// The CPU that ran `left` is off its stack for good: another CPU may resume it, and if it has
+/// ended, its parent may reap it (woken if it found it still leaving).
+fn finish_leaving(scheduler: &mut Scheduler, left: Pid) {
+    if let Some(task) = scheduler.tasks.get_mut(&left) {
+        task.switching_out = false;
+        if let State::Zombie(_) = task.state {
+            let parent = task.parent;
+            scheduler.wake_waiting_parent(parent, left);
+        }
+    }
 }
 
 /// Makes the running task `pid` end with `code` on its way back to ring 3, unless an end is
