@@ -195,6 +195,18 @@ pub fn read_link(start: &Arc<Node>, path: &str) -> Result<String, Errno> {
     }
 }
 
+/// Whether `node` may leave its directory (be removed, or replaced by a rename) by a call for a
+/// directory (`directory`: it must be one, and empty) or for anything else (it must not be a
+/// directory) — the errors `rmdir`, `unlink` and `rename` share.
+fn may_go(node: &Node, directory: bool) -> Result<(), Errno> {
+    match (&node.kind, directory) {
+        (Kind::Directory(_), false) => Err(Errno::EISDIR),
+        (Kind::Directory(inner), true) if !inner.lock().entries.is_empty() => Err(Errno::ENOTEMPTY),
+        (Kind::Directory(_), true) | (_, false) => Ok(()),
+        (_, true) => Err(Errno::ENOTDIR),
+    }
+}
+
 /// `unlink` (`directory` false: not a directory, `EISDIR`) or `rmdir` (`directory` true: an
 /// empty directory, not the root).
 pub fn remove(start: &Arc<Node>, path: &str, directory: bool) -> Result<(), Errno> {
@@ -206,15 +218,7 @@ pub fn remove(start: &Arc<Node>, path: &str, directory: bool) -> Result<(), Errn
     }
     let mut entries = directory_of(&parent)?.lock();
     let node = entries.entries.get(&name).ok_or(Errno::ENOENT)?;
-    match (&node.kind, directory) {
-        (Kind::Directory(_), false) => return Err(Errno::EISDIR),
-        (Kind::Directory(inner), true) if !inner.lock().entries.is_empty() => {
-            return Err(Errno::ENOTEMPTY);
-        }
-        (Kind::Directory(_), true) => {}
-        (_, true) => return Err(Errno::ENOTDIR),
-        (_, false) => {}
-    }
+    may_go(node, directory)?;
     let removed = entries.entries.remove(&name);
     drop(entries);
     touch(&parent);
@@ -260,15 +264,7 @@ pub fn rename(
         if Arc::ptr_eq(&existing, &moving) {
             return Ok(());
         }
-        match (&existing.kind, moving.is_directory()) {
-            (Kind::Directory(_), false) => return Err(Errno::EISDIR),
-            (Kind::Directory(inner), true) if !inner.lock().entries.is_empty() => {
-                return Err(Errno::ENOTEMPTY);
-            }
-            (Kind::Directory(_), true) => {}
-            (_, true) => return Err(Errno::ENOTDIR),
-            (_, false) => {}
-        }
+        may_go(&existing, moving.is_directory())?;
     }
     let old_directory = directory_of(&old_parent)?;
     let new_directory = directory_of(&new_parent)?;
