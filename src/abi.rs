@@ -486,6 +486,82 @@ pub mod linux {
         CLONE3 = 435, "clone3";
         /// `faccessat2(dirfd, path, mode, flags)`.
         FACCESSAT2 = 439, "faccessat2";
+        /// `pause()`: waits for a signal.
+        PAUSE = 34, "pause";
+        /// `getitimer(which, value)`.
+        GETITIMER = 36, "getitimer";
+        /// `alarm(seconds)`: `SIGALRM` after that long.
+        ALARM = 37, "alarm";
+        /// `setitimer(which, new, old)`: `ITIMER_REAL` only.
+        SETITIMER = 38, "setitimer";
+        /// `link(old, new)`.
+        LINK = 86, "link";
+        /// `chmod(path, mode)`.
+        CHMOD = 90, "chmod";
+        /// `fchmod(fd, mode)`.
+        FCHMOD = 91, "fchmod";
+        /// `chown(path, uid, gid)`.
+        CHOWN = 92, "chown";
+        /// `fchown(fd, uid, gid)`.
+        FCHOWN = 93, "fchown";
+        /// `lchown(path, uid, gid)`.
+        LCHOWN = 94, "lchown";
+        /// `getrusage(who, usage)`.
+        GETRUSAGE = 98, "getrusage";
+        /// `sysinfo(info)`.
+        SYSINFO = 99, "sysinfo";
+        /// `times(buf)`.
+        TIMES = 100, "times";
+        /// `setuid(uid)`.
+        SETUID = 105, "setuid";
+        /// `setgid(gid)`.
+        SETGID = 106, "setgid";
+        /// `setpgid(pid, pgid)`.
+        SETPGID = 109, "setpgid";
+        /// `getpgrp()`.
+        GETPGRP = 111, "getpgrp";
+        /// `setsid()`.
+        SETSID = 112, "setsid";
+        /// `getgroups(size, list)`.
+        GETGROUPS = 115, "getgroups";
+        /// `getpgid(pid)`.
+        GETPGID = 121, "getpgid";
+        /// `getsid(pid)`.
+        GETSID = 124, "getsid";
+        /// `rt_sigpending(set, sigsetsize)`.
+        RT_SIGPENDING = 127, "rt_sigpending";
+        /// `rt_sigtimedwait(set, info, timeout, sigsetsize)`.
+        RT_SIGTIMEDWAIT = 128, "rt_sigtimedwait";
+        /// `rt_sigsuspend(mask, sigsetsize)`.
+        RT_SIGSUSPEND = 130, "rt_sigsuspend";
+        /// `statfs(path, buf)`.
+        STATFS = 137, "statfs";
+        /// `fstatfs(fd, buf)`.
+        FSTATFS = 138, "fstatfs";
+        /// `getpriority(which, who)`.
+        GETPRIORITY = 140, "getpriority";
+        /// `setpriority(which, who, prio)`.
+        SETPRIORITY = 141, "setpriority";
+        /// `prctl(option, ...)`.
+        PRCTL = 157, "prctl";
+        /// `sync()`.
+        SYNC = 162, "sync";
+        /// `tkill(tid, signal)`.
+        TKILL = 200, "tkill";
+        /// `waitid(idtype, id, info, options, rusage)`.
+        WAITID = 247, "waitid";
+        /// `fchownat(dirfd, path, uid, gid, flags)`.
+        FCHOWNAT = 260, "fchownat";
+        /// `linkat(olddirfd, old, newdirfd, new, flags)`.
+        LINKAT = 265, "linkat";
+        /// `fchmodat(dirfd, path, mode)`.
+        FCHMODAT = 268, "fchmodat";
+        /// `pselect6(n, in, out, except, timeout, sigmask)`.
+        PSELECT6 = 270, "pselect6";
+        /// `utimensat(dirfd, path, times, flags)`.
+        UTIMENSAT = 280, "utimensat";
+        /// `execveat(dirfd, path, argv, envp, flags)`.
+        EXECVEAT = 322, "execveat";
     }
 
     /// `mmap` protection bits and flags (`asm-generic/mman-common.h`).

@@ -375,3 +375,13 @@ fn a_musl_program_forks_waits_and_passes_bytes_through_a_pipe_to_its_child() {
     assert_eq!(free_frames(), free, "104 children's frames all came back");
     assert_eq!(space::count(), 0, "and their address spaces");
 }
+
+#[test_case]
+fn a_musl_program_replaces_itself_with_execve_and_its_children_report_what_they_got() {
+    let free = free_frames();
+    let (code, output) = run("execve", "50");
+    assert_eq!(code, 0, "output: {output:?}");
+    assert!(output.contains("execve: all 13 passed"), "output: {output:?}");
+    assert_eq!(free_frames(), free, "the children's frames all came back");
+    assert_eq!(space::count(), 0, "and their address spaces");
+}

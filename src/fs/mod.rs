@@ -312,6 +312,34 @@ pub fn read_at(node: &Node, offset: u64, out: &mut [u8]) -> Result<usize, Errno>
     }
 }
 
+/// A regular file's whole contents, for running it.
+pub enum Contents {
+    /// The boot image's bytes, in place.
+    Image(&'static [u8]),
+    /// A copy of a file's own (written) bytes, taken in one hold of its lock.
+    Copy(Vec<u8>),
+}
+
+impl Contents {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Image(bytes) => bytes,
+            Self::Copy(bytes) => bytes,
+        }
+    }
+}
+
+/// The whole contents of regular file `node` (`EACCES` for anything else: what `execve` says
+/// of a directory or device).
+pub fn contents(node: &Node) -> Result<Contents, Errno> {
+    let Kind::File(data) = &node.kind else { return Err(Errno::EACCES) };
+    Ok(match &*data.lock() {
+        Data::Image(bytes) => Contents::Image(bytes),
+        Data::Owned(bytes) => Contents::Copy(bytes.clone()),
+    })
+}
+
 /// The pipe node `node` is, if it is one.
 pub fn pipe_of(node: &Node) -> Option<&Arc<Pipe>> {
     match &node.kind {

@@ -4,7 +4,7 @@
 use alloc::{collections::VecDeque, format, string::String, vec::Vec};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ACTIVE, Policy, Processes, SpawnInfo};
+use super::{ACTIVE, DeclaredCalls, Policy, Processes, SpawnInfo};
 use crate::{
     abi,
     arch::IrqMutex,
@@ -153,6 +153,12 @@ pub fn init(facts: &'static (dyn Processes + Sync)) {
 /// Tells the policy about a new process.
 pub fn on_spawn(spawn: &SpawnInfo<'_>) {
     ACTIVE.on_spawn(spawn);
+}
+
+/// Tells the policy process `pid` replaced its program (`execve`) with `program`, which
+/// declares `declared`.
+pub fn on_exec(pid: Pid, program: &str, declared: DeclaredCalls<'_>) {
+    ACTIVE.on_exec(pid, program, declared);
 }
 
 /// Tells the policy a process ended.

@@ -69,6 +69,10 @@ pub trait Policy: Sync {
     fn summary(&self) -> &'static str;
     /// A process was created.
     fn on_spawn(&self, spawn: &SpawnInfo<'_>);
+    /// Process `pid` replaced its program with `program` (`execve`), which declares
+    /// `declared`. A process keeps what it was allowed unless the policy narrows it here:
+    /// running another program must never be a way to more.
+    fn on_exec(&self, _pid: Pid, _program: &str, _declared: DeclaredCalls<'_>) {}
     /// A process ended; forget it.
     fn on_exit(&self, pid: Pid);
     /// Processes the policy keeps something for (each one spawned and not yet ended, if the
@@ -139,7 +143,7 @@ policies! {
 
 #[cfg(target_os = "none")]
 pub use self::hooks::{
-    Denial, denial_count, init, on_exit, on_spawn, recent_denials, tracked_processes,
+    Denial, denial_count, init, on_exec, on_exit, on_spawn, recent_denials, tracked_processes,
 };
 
 #[cfg(test)]

@@ -36,6 +36,33 @@ enum Allowed {
     Linux(LinuxCallSet),
 }
 
+/// What a program declaring `declared` may make, in a process that could make `ceiling` (`None`:
+/// anything — the kernel's own children). A Linux allowance holds no Herald calls and a
+/// Herald one no Linux calls, so crossing numberings leaves only starting and ending.
+fn narrowed(declared: DeclaredCalls<'_>, ceiling: Option<Allowed>) -> Allowed {
+    match declared {
+        DeclaredCalls::Inherited => ceiling.unwrap_or(Allowed::Linux(LINUX_ALWAYS_ALLOWED)),
+        DeclaredCalls::Herald(declared) => {
+            let declared = declared.unwrap_or(0) | ALWAYS_ALLOWED;
+            let ceiling = match ceiling {
+                None => u64::MAX,
+                Some(Allowed::Herald(calls)) => calls,
+                Some(Allowed::Linux(_)) => ALWAYS_ALLOWED,
+            };
+            Allowed::Herald(declared & (ceiling | ALWAYS_ALLOWED))
+        }
+        DeclaredCalls::Linux(manifest) => {
+            let declared = manifest.copied().unwrap_or_default().union(&LINUX_ALWAYS_ALLOWED);
+            let ceiling = match ceiling {
+                None => declared,
+                Some(Allowed::Linux(calls)) => calls,
+                Some(Allowed::Herald(_)) => LinuxCallSet::default(),
+            };
+            Allowed::Linux(declared.intersection(&ceiling.union(&LINUX_ALWAYS_ALLOWED)))
+        }
+    }
+}
+
 /// The sandbox's state: each live process's allowed calls.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -80,33 +107,21 @@ impl Policy for Sandbox {
 
     fn on_spawn(&self, spawn: &SpawnInfo<'_>) {
         let mut allowed = self.allowed.lock();
-        let parent = (spawn.parent != 0).then(|| allowed.get(&spawn.parent).copied());
-        let child = match spawn.declared {
-            DeclaredCalls::Inherited => match parent {
-                Some(Some(calls)) => calls,
-                _ => Allowed::Linux(LINUX_ALWAYS_ALLOWED),
-            },
-            DeclaredCalls::Herald(declared) => {
-                let declared = declared.unwrap_or(0) | ALWAYS_ALLOWED;
-                let ceiling = match parent {
-                    None => u64::MAX,
-                    Some(Some(Allowed::Herald(calls))) => calls,
-                    Some(_) => ALWAYS_ALLOWED,
-                };
-                Allowed::Herald(declared & (ceiling | ALWAYS_ALLOWED))
-            }
-            DeclaredCalls::Linux(manifest) => {
-                let declared = manifest.copied().unwrap_or_default().union(&LINUX_ALWAYS_ALLOWED);
-                let ceiling = match parent {
-                    None => declared,
-                    Some(Some(Allowed::Linux(calls))) => calls,
-                    // A Herald parent holds no Linux calls to hand down.
-                    Some(_) => LinuxCallSet::default(),
-                };
-                Allowed::Linux(declared.intersection(&ceiling.union(&LINUX_ALWAYS_ALLOWED)))
-            }
-        };
-        allowed.insert(spawn.child, child);
+        // The kernel's children get what they declare; a parent the policy does not know
+        // (none should be) hands down nothing beyond starting and ending.
+        let ceiling = (spawn.parent != 0).then(|| {
+            allowed.get(&spawn.parent).copied().unwrap_or(Allowed::Linux(LINUX_ALWAYS_ALLOWED))
+        });
+        allowed.insert(spawn.child, narrowed(spawn.declared, ceiling));
+    }
+
+    /// The new program may make what it declares and the process could make already: an
+    /// `execve` never widens a sandbox.
+    fn on_exec(&self, pid: Pid, _program: &str, declared: DeclaredCalls<'_>) {
+        let mut allowed = self.allowed.lock();
+        if let Some(&had) = allowed.get(&pid) {
+            allowed.insert(pid, narrowed(declared, Some(had)));
+        }
     }
 
     fn on_exit(&self, pid: Pid) {

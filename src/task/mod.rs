@@ -10,6 +10,8 @@ pub mod start_stack;
 pub mod words;
 
 #[cfg(target_os = "none")]
+mod image;
+#[cfg(target_os = "none")]
 mod input;
 #[cfg(target_os = "none")]
 mod linux;

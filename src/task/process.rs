@@ -5,32 +5,25 @@
 use alloc::{boxed::Box, string::String, vec::Vec};
 
 use super::{
-    Pid, elf,
+    Pid, elf, image,
     ramdisk::{EntryKind, Ramdisk},
     scheduler::{
         self, BlockReason, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, SCHEDULER, Scheduler, State,
         TIME_SLICE_TICKS, Task, schedule,
     },
-    start_stack, subscriptions, words,
+    subscriptions, words,
 };
 use crate::{
     abi,
-    arch::{self, context, cpu, paging},
-    events::{
-        Access, BUS, Errno, Event, EventKind, MemoryRequest, Priority, Reply, SpaceId, SyscallAbi,
-        Verdict,
-    },
-    mm::{self, FRAME_SIZE_BYTES, KernelStack, space, user_copy},
+    arch::{self, TrapFrame, context, cpu, paging},
+    events::{Access, BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
+    mm::{self, KernelStack, space},
     security,
     vocab::LinuxCallSet,
 };
 
 /// Each process's kernel stack: traps and system calls run on it.
 const KERNEL_STACK_SIZE_BYTES: u64 = 32 * 1024;
-/// Top of every process's user stack (a page below the end of user space, for the guard
-/// logic's simplicity) and its size; a guard page lies below it.
-const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
-pub(super) const USER_STACK_SIZE_BYTES: u64 = 256 * 1024;
 /// Largest argument string a program gets.
 pub const MAX_ARGS_LEN_BYTES: usize = 4096;
 
@@ -177,17 +170,17 @@ fn on_user_fault(event: &Event, reply: &mut Reply) -> Verdict {
     Verdict::Handled
 }
 
-/// Runs with interrupts off just before a trap or system call returns to ring 3. Nearly always
-/// there is nothing to do: that check stays in this small frame, the work in its own.
-fn before_user_return() {
-    if scheduler::attention(true) {
-        attend_before_user_return();
-    }
+/// Runs with interrupts off just before a trap or system call returns to ring 3 with `frame`.
+/// Nearly always there is nothing to do: that check stays in this small frame, the work in
+/// its own. Returns whether every register of `frame` must be restored (`iretq`).
+fn before_user_return(frame: &mut TrapFrame) -> bool {
+    scheduler::attention(true) && attend_before_user_return(frame)
 }
 
-/// A kill, a block or a reschedule is pending for the task about to return to ring 3.
+/// A kill, a block, a reschedule, a new program's entry or a signal is pending for the task
+/// about to return to ring 3 with `frame`.
 #[inline(never)]
-fn attend_before_user_return() {
+fn attend_before_user_return(frame: &mut TrapFrame) -> bool {
     enum Action {
         Exit(i32),
         Switch,
@@ -210,9 +203,18 @@ fn attend_before_user_return() {
         match action {
             Action::Exit(code) => exit_current(code),
             Action::Switch => schedule(),
-            Action::Return => return,
+            Action::Return => return prepare_user_registers(frame),
         }
     }
+}
+
+/// The last step before ring 3: a program that replaced its own starts at its entry.
+fn prepare_user_registers(frame: &mut TrapFrame) -> bool {
+    let entry = SCHEDULER.lock().current_task().and_then(|task| task.pending_entry.take());
+    if let Some(entry) = entry {
+        context::enter(frame, entry);
+    }
+    false
 }
 
 /// Ends the running task; never returns. Interrupts must be off.
@@ -519,6 +521,77 @@ pub(super) fn fork_current() -> Result<Pid, Errno> {
     admit(new, security::DeclaredCalls::Inherited, 0, process_limit).ok_or(Errno::EAGAIN)
 }
 
+/// The program `execve` replaces the running one's with, as its caller found and read it.
+pub(super) struct Exec<'a> {
+    /// What `ps` calls it (the file's name).
+    pub(super) name: &'a str,
+    /// The executable's bytes.
+    pub(super) image: &'a [u8],
+    /// A Linux program's argument vector (its first entry its name as invoked) and
+    /// environment; a Herald program gets `argv[1..]` joined by blanks.
+    pub(super) argv: &'a [&'a str],
+    pub(super) envp: &'a [&'a str],
+    /// The Linux calls its sandbox manifest names, if it has one.
+    pub(super) manifest: Option<&'a LinuxCallSet>,
+}
+
+/// Replaces the running process's program with `exec`'s: the new address space is built and
+/// loaded first — if that fails the old program carries on, with the error — then swapped in
+/// and the old one freed. The process keeps its pid, parent, descriptors (what its Linux
+/// state keeps is the caller's business) and time; its registers become the new entry's on
+/// the way back to ring 3, its FPU state and FS base a new program's.
+pub(super) fn exec_current(exec: &Exec<'_>) -> Result<(), Errno> {
+    let plan = elf::plan(exec.image, &paging::USER_SPACE).map_err(|error| {
+        log::debug!("execve of {}: {error}", exec.name);
+        Errno::ENOEXEC
+    })?;
+    let new_space = space::create().map_err(|_| Errno::ENOMEM)?;
+    let joined;
+    let arguments = if plan.herald_abi {
+        joined = exec.argv.get(1..).unwrap_or_default().join(" ");
+        if joined.len() > MAX_ARGS_LEN_BYTES {
+            let _ = space::destroy(new_space);
+            return Err(Errno::E2BIG);
+        }
+        image::Arguments::Herald(&joined)
+    } else {
+        image::Arguments::Linux { argv: exec.argv, envp: exec.envp }
+    };
+    let entry = match image::load(new_space, &plan, exec.image, arguments) {
+        Ok(entry) => entry,
+        Err(error) => {
+            let _ = space::destroy(new_space);
+            return Err(error.errno());
+        }
+    };
+    let abi = if plan.herald_abi { SyscallAbi::Herald } else { SyscallAbi::Linux };
+    let (pid, old_space) = {
+        let mut scheduler = SCHEDULER.lock();
+        let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
+        let old_space = core::mem::replace(&mut task.space, new_space);
+        task.name = exec.name.into();
+        task.abi = abi;
+        task.fs_base = 0;
+        task.fpu = arch::FpuState::initial();
+        task.pending_entry = Some(entry);
+        // The live registers become the new program's too: nothing runs the task's user code
+        // before the return to ring 3, and a switch meanwhile saves these.
+        task.fpu.restore();
+        arch::set_user_fs_base(0);
+        space::switch_to(new_space).expect("the new space exists");
+        scheduler::switched_program(new_space, abi);
+        (task.pid, old_space)
+    };
+    let declared = if plan.herald_abi {
+        security::DeclaredCalls::Herald(plan.declared_syscalls)
+    } else {
+        security::DeclaredCalls::Linux(exec.manifest)
+    };
+    security::on_exec(pid, exec.name, declared);
+    release_space(pid, old_space);
+    Ok(())
+}
+
 /// What a new task is made of, before it has a pid.
 struct NewTask {
     name: String,
@@ -589,23 +662,9 @@ fn admit(
         abi: new.abi,
         fs_base: new.fs_base,
         linux: new.linux,
+        pending_entry: None,
     }));
     Some(pid)
-}
-
-/// What `AT_CLKTCK` tells a Linux program (`USER_HZ`, the unit `times` reports in).
-const LINUX_CLOCK_TICKS_PER_SECOND: u64 = 100;
-
-/// `AT_RANDOM`'s 16 bytes: time-stamp counter readings stirred with splitmix64. Unpredictable
-/// enough to seed a libc's hash tables and stack canaries against accident, not against an
-/// attacker who can read the counter — there is no entropy source yet.
-fn start_random_bytes() -> [u8; 16] {
-    let first = start_stack::stir(cpu::read_timestamp());
-    let second = start_stack::stir(first ^ cpu::read_timestamp());
-    let mut bytes = [0; 16];
-    bytes[..8].copy_from_slice(&first.to_le_bytes());
-    bytes[8..].copy_from_slice(&second.to_le_bytes());
-    bytes
 }
 
 fn build_process(
@@ -615,52 +674,14 @@ fn build_process(
     name: &str,
     args: &str,
 ) -> Result<(KernelStack, u64), SpawnError> {
-    let out_of_memory = |_| SpawnError::OutOfMemory;
-    for segment in &plan.segments {
-        // Through the bus like any other memory request, on the kernel's behalf.
-        mm::request(
-            0,
-            MemoryRequest::Map {
-                space,
-                address: segment.pages.start,
-                len_bytes: segment.pages.end - segment.pages.start,
-                protection: segment.protection,
-            },
-        )
-        .map_err(out_of_memory)?;
-        user_copy::load(space, segment.load_address, &image[segment.file_bytes.clone()])
-            .map_err(out_of_memory)?;
-    }
-    space::reserve_stack(space, USER_STACK_TOP, USER_STACK_SIZE_BYTES).map_err(out_of_memory)?;
     let entry = if plan.herald_abi {
-        let args_address = (USER_STACK_TOP - args.len() as u64) / 16 * 16;
-        user_copy::load(space, args_address, args.as_bytes()).map_err(out_of_memory)?;
-        context::UserEntry {
-            rip: plan.entry,
-            // `_start` is entered like a called function: rsp + 8 is 16-byte aligned.
-            rsp: args_address - 8,
-            args: [args_address, args.len() as u64],
-        }
+        image::load(space, plan, image, image::Arguments::Herald(args))?
     } else {
-        // A Linux program: the psABI's stack, its name then the words of `args` as argv.
+        // A Linux program: its name then the words of `args` as argv.
         let words = words::split(args).map_err(|_| SpawnError::UnclosedQuote)?;
         let argv: Vec<&str> =
             core::iter::once(name).chain(words.iter().map(String::as_str)).collect();
-        let aux = start_stack::Auxiliary {
-            program_headers: plan.program_headers,
-            program_header_bytes: u64::from(plan.program_header_bytes),
-            program_header_count: u64::from(plan.program_header_count),
-            entry: plan.entry,
-            page_bytes: FRAME_SIZE_BYTES,
-            hardware_capabilities: cpu::hardware_capabilities(),
-            clock_ticks_per_second: LINUX_CLOCK_TICKS_PER_SECOND,
-            random: start_random_bytes(),
-        };
-        let stack = start_stack::build(USER_STACK_TOP, &argv, &[], &aux)
-            .map_err(|_| SpawnError::ArgumentsTooLong)?;
-        user_copy::load(space, stack.stack_pointer, &stack.bytes).map_err(out_of_memory)?;
-        // rsp at argc, 16-byte aligned; rdx 0 (no exit hook from a dynamic linker).
-        context::UserEntry { rip: plan.entry, rsp: stack.stack_pointer, args: [0, 0] }
+        image::load(space, plan, image, image::Arguments::Linux { argv: &argv, envp: &[] })?
     };
     let stack = KernelStack::new(KERNEL_STACK_SIZE_BYTES).map_err(|_| SpawnError::OutOfMemory)?;
     // SAFETY: the stack is fresh, mapped, page-sized or larger, and its top is page aligned.

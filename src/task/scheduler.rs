@@ -100,6 +100,9 @@ pub(super) struct Task {
     /// What a Linux program's calls have set up (signal actions, closed descriptors); made at
     /// its first call that needs it.
     pub(super) linux: Option<Box<super::linux::LinuxState>>,
+    /// Where a program that replaced its own (`execve`) starts: set into its registers on its
+    /// way back to ring 3.
+    pub(super) pending_entry: Option<arch::context::UserEntry>,
 }
 
 /// What the scheduler keeps for each CPU.
@@ -236,6 +239,17 @@ pub(super) fn set_pending_kill(task: &mut Task, code: i32) {
     if cpu != this_cpu() {
         arch::wake_processor(cpu);
     }
+}
+
+/// The running task's program was replaced (`execve`): its space and numbering are these now,
+/// and it must check in on its way back to ring 3 (for its new registers).
+pub(super) fn switched_program(space: SpaceId, abi: SyscallAbi) {
+    let cpu = this_cpu();
+    let pid = CURRENT_PID[cpu].load(Ordering::Relaxed) & !LINUX_CALLER;
+    let linux = if abi == SyscallAbi::Linux { LINUX_CALLER } else { 0 };
+    CURRENT_PID[cpu].store(pid | linux, Ordering::Relaxed);
+    CURRENT_SPACE[cpu].store(space.0, Ordering::Relaxed);
+    ATTENTION[cpu].store(true, Ordering::Relaxed);
 }
 
 /// Leaves this CPU's address space for the kernel's: an exiting task, before its space goes.
@@ -579,9 +593,9 @@ pub(super) fn schedule() {
                 task.state = State::Running;
                 task.cpu = cpu;
                 task.slice_left_ticks = TIME_SLICE_TICKS;
-                if task.pending_kill.is_some() {
-                    // Killed while parked inside a call: the flag that tells its return path
-                    // was one for everyone, and whoever returned first may have taken it.
+                if task.pending_kill.is_some() || task.pending_entry.is_some() {
+                    // Killed (or its program replaced) while parked inside a call: the flag
+                    // that tells its return path is per CPU, and it may have been another's.
                     ATTENTION[cpu].store(true, Ordering::Relaxed);
                 }
                 task.fpu.restore();

@@ -119,6 +119,42 @@ pub unsafe fn prepare_user_entry(stack_top: u64, entry: UserEntry) -> u64 {
 /// flags, DF and AC (SDM Vol. 1 §3.4.3). Everything else (IF, IOPL, TF, ...) is the kernel's.
 const USER_KEPT_RFLAGS: u64 = 0x0cd5 | (1 << 18);
 
+/// `rflags` for ring 3 made of `requested`: the user's own flags from it, IF and bit 1 set,
+/// everything else the kernel's (what a signal handler's return may ask for).
+pub const fn user_rflags(requested: u64) -> u64 {
+    USER_ENTRY_RFLAGS | (requested & USER_KEPT_RFLAGS)
+}
+
+/// Makes `frame` (the registers about to return to ring 3) start `entry` as a new program
+/// does: every other register zero, fresh flags, the user's selectors. `rcx` and `r11` hold
+/// what `sysretq` would put there, so either way out gives the same registers.
+pub fn enter(frame: &mut TrapFrame, entry: UserEntry) {
+    *frame = TrapFrame {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: USER_ENTRY_RFLAGS,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: entry.args[0],
+        rsi: entry.args[1],
+        rdx: 0,
+        rcx: entry.rip,
+        rbx: 0,
+        rax: 0,
+        vector: frame.vector,
+        error_code: 0,
+        rip: entry.rip,
+        cs: u64::from(USER_CODE_SELECTOR),
+        rflags: USER_ENTRY_RFLAGS,
+        rsp: entry.rsp,
+        ss: u64::from(USER_DATA_SELECTOR),
+    };
+}
+
 /// The user registers of the running task, saved as its `syscall` entered the kernel: the
 /// frame at the top of its kernel stack (what a `fork`'s child starts from).
 ///
@@ -143,7 +179,7 @@ pub unsafe fn prepare_user_return(stack_top: u64, registers: TrapFrame) -> u64 {
     let frame = TrapFrame {
         cs: u64::from(USER_CODE_SELECTOR),
         ss: u64::from(USER_DATA_SELECTOR),
-        rflags: USER_ENTRY_RFLAGS | (registers.rflags & USER_KEPT_RFLAGS),
+        rflags: user_rflags(registers.rflags),
         vector: 0,
         error_code: 0,
         ..registers

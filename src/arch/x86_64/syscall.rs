@@ -80,6 +80,9 @@ herald_syscall_entry:
     movq %rsp, %rdi
     cld
     call herald_syscall_rust
+    // Non-zero: every register comes back as the frame holds it, through `iretq`.
+    testb %al, %al
+    jnz herald_trap_return
     popq %r15
     popq %r14
     popq %r13
@@ -120,14 +123,19 @@ unsafe extern "C" {
 /// (`handle_user_syscall` enables them for the call itself and masks them again). The
 /// `syscall` instruction comes only from ring 3 (the kernel's own test calls use `int 0x80`),
 /// so nothing here asks where it came from.
+///
+/// Returns whether to leave through `iretq` (the frame's every register, `rcx` and `r11`
+/// included) rather than `sysretq`.
 #[unsafe(no_mangle)]
-extern "C" fn herald_syscall_rust(frame: &mut TrapFrame) {
+extern "C" fn herald_syscall_rust(frame: &mut TrapFrame) -> bool {
     handle_user_syscall(frame);
-    traps::before_ring3_return();
+    let full_restore = traps::before_ring3_return(frame);
     // `sysretq` must not return to a non-canonical rip (it would fault in ring 0 with the user
-    // stack loaded). User space ends a page below the canonical boundary, so the instruction
-    // after a `syscall` can never be there; check anyway, it is one compare.
+    // stack loaded). User space ends a page below the canonical boundary, and a new rip the
+    // task layer sets (a handler, a new program) is checked to be a user address; check anyway,
+    // it is one compare.
     assert!(frame.rip < super::paging::USER_SPACE.end, "sysret to non-user rip {:#x}", frame.rip);
+    full_restore
 }
 
 /// Points this CPU's `syscall` at the stub and GS at its block `per_cpu`. Runs once on each CPU.

@@ -111,9 +111,13 @@ pub struct TaskHooks {
     /// The running process's id and the numbering its calls use, stamped on syscall events
     /// (pid 0: the kernel).
     pub current_caller: fn() -> (u32, SyscallAbi),
-    /// Called with interrupts off just before returning to ring 3: the scheduler switches away
-    /// here if the process was killed, blocked, or used up its time slice.
-    pub before_user_return: fn(),
+    /// Called with interrupts off just before returning to ring 3, with the registers ring 3
+    /// gets back: the scheduler switches away here if the process was killed, blocked, or
+    /// used up its time slice, and may change them (a signal handler's entry, a new program).
+    /// Returns whether every register must come back exactly as the frame holds it: `sysretq`
+    /// gives `rcx` and `r11` the `rip` and `rflags` instead, so a `syscall` that must restore
+    /// them (`rt_sigreturn` of an interrupted context) leaves through `iretq`.
+    pub before_user_return: fn(&mut TrapFrame) -> bool,
     /// Called by long kernel operations between bounded steps, with no lock held: the
     /// scheduler switches to another task here if one should run now (a woken sleeper, an
     /// ended time slice, waiting deferred work), and comes back to finish the operation.
@@ -181,18 +185,18 @@ pub fn yield_now() {
     }
 }
 
-pub(super) fn before_user_return(frame: &TrapFrame) {
+pub(super) fn before_user_return(frame: &mut TrapFrame) {
     if frame.from_user() {
-        before_ring3_return();
+        // `iretq` restores every register: nothing more to ask for.
+        before_ring3_return(frame);
     }
 }
 
-/// [`before_user_return`] for a return known to go to ring 3 (the `syscall` instruction's).
+/// [`before_user_return`] for a return known to go to ring 3 (the `syscall` instruction's);
+/// whether it must leave through `iretq` (see [`TaskHooks::before_user_return`]).
 #[inline(always)]
-pub(super) fn before_ring3_return() {
-    if let Some(hooks) = TASK_HOOKS.get() {
-        (hooks.before_user_return)();
-    }
+pub(super) fn before_ring3_return(frame: &mut TrapFrame) -> bool {
+    TASK_HOOKS.get().is_some_and(|hooks| (hooks.before_user_return)(frame))
 }
 
 /// Called by `herald_trap_common` for every vector with the frame it saved; on return the stub

@@ -152,6 +152,14 @@ impl Files {
         Ok(fd as u64)
     }
 
+    /// Takes the descriptors marked close-on-exec out of the table, for the caller to drop
+    /// with no lock held.
+    pub(super) fn take_close_on_exec(&mut self) -> Vec<Arc<OpenFile>> {
+        let marked =
+            self.table.iter_mut().filter(|slot| slot.as_ref().is_some_and(|d| d.close_on_exec));
+        marked.filter_map(|slot| slot.take()).map(|descriptor| descriptor.file).collect()
+    }
+
     /// Installs two open files at the two lowest free numbers, or neither (`EMFILE`). Takes
     /// references: nothing is dropped here, under the caller's lock.
     pub(super) fn install_pair(
@@ -178,12 +186,12 @@ pub(super) fn file(fd: u64) -> Result<Arc<OpenFile>, Errno> {
     with_state(|state| state.files.get(fd).map(|descriptor| descriptor.file.clone()))
 }
 
-fn path_argument(address: u64, space: SpaceId) -> Result<alloc::string::String, Errno> {
+pub(super) fn path_argument(address: u64, space: SpaceId) -> Result<alloc::string::String, Errno> {
     user_copy::copy_string_from_user(space, address, fs::MAX_PATH_BYTES - 1)
 }
 
 /// Where a `*at` call's relative path starts: the working directory, or directory `dirfd`.
-fn start_directory(dirfd: u64) -> Result<Arc<Node>, Errno> {
+pub(super) fn start_directory(dirfd: u64) -> Result<Arc<Node>, Errno> {
     if dirfd as i32 == AT_FDCWD {
         return Ok(with_state(|state| state.files.cwd.clone()));
     }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod console;
+mod exec;
 mod files;
 mod memory;
 mod pipes;
@@ -45,6 +46,7 @@ static LOGGED_UNKNOWN: IrqSpinLock<BTreeSet<(Pid, u64)>> = IrqSpinLock::new(BTre
 #[derive(Default)]
 pub(super) struct LinuxState {
     signals: signals::SignalState,
+    /// A call in progress (a `poll`'s or a sleep's time limit).
     console: console::ConsoleState,
     files: files::Files,
 }
@@ -96,6 +98,8 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         linux::READV => return files::vectored(a0, a1, a2, false, space),
         linux::WRITE => return files::write(a0, a1, a2, space),
         linux::FORK | linux::VFORK => processes::fork()?,
+        linux::EXECVE => exec::execveat(AT_FDCWD, a0, a1, a2, 0, space)?,
+        linux::EXECVEAT => exec::execveat(a0, a1, a2, a3, args[4], space)?,
         linux::WAIT4 => return processes::wait4(a0, a1, a2, a3, pid, space),
         linux::PIPE => pipes::pipe2(a0, 0, space)?,
         linux::PIPE2 => pipes::pipe2(a0, a1, space)?,

@@ -19,6 +19,8 @@ const STACK_T_BYTES: usize = 24;
 const SIGSET_BYTES: u64 = 8;
 /// `sigaltstack` flag: disarm the stack while a handler runs on it; accepted, as Linux does.
 const SS_AUTODISARM: u64 = 1 << 31;
+/// The handler value that ignores a signal.
+const SIG_IGN: u64 = 1;
 /// The signals that cannot be blocked, as a set.
 const UNBLOCKABLE: u64 = bit(linux::SIGKILL) | bit(linux::SIGSTOP);
 
@@ -43,6 +45,20 @@ impl Default for SignalState {
             blocked: 0,
             alternate_stack,
         }
+    }
+}
+
+impl SignalState {
+    /// What survives an `execve`: the mask, and which signals are ignored; caught signals go
+    /// back to their default action (the handlers were the old program's), and the alternate
+    /// stack is gone.
+    pub(super) fn reset_for_exec(&mut self) {
+        for action in &mut self.actions {
+            if u64_at(action, 0) != SIG_IGN {
+                *action = [0; SIGACTION_BYTES];
+            }
+        }
+        self.alternate_stack = Self::default().alternate_stack;
     }
 }
 

@@ -9,7 +9,7 @@ use crate::{
     arch::{self, paging},
     events::{Errno, SpaceId},
     mm::{self, user_copy},
-    task::{Pid, process, scheduler, start_stack, syscalls},
+    task::{Pid, image, scheduler, start_stack, syscalls},
 };
 
 /// Bytes of each `struct utsname` field.
@@ -41,7 +41,7 @@ pub(super) fn uname(out: u64, space: SpaceId) -> Result<u64, Errno> {
 /// The (soft = hard) limit on `resource`, each one Herald enforces.
 fn limit(resource: u64) -> Result<u64, Errno> {
     Ok(match resource {
-        linux::RLIMIT_STACK => process::USER_STACK_SIZE_BYTES,
+        linux::RLIMIT_STACK => image::USER_STACK_SIZE_BYTES,
         linux::RLIMIT_NOFILE => super::files::MAX_DESCRIPTORS as u64,
         linux::RLIMIT_AS => mm::user_memory_bytes(),
         // RLIMIT_NPROC: processes at once.
