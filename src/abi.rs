@@ -94,6 +94,16 @@ pub struct EventRecord {
 
 /// Exit code of a process ended by `kill` (as a shell reports 128 + SIGKILL).
 pub const KILLED_EXIT_CODE: i32 = 137;
+/// A Linux program ended by signal `n` (its default action, a kill, a fault it did not catch)
+/// ends with `SIGNALLED_EXIT_CODE_BASE + n`: above every exit status (0–255), so `wait4` tells
+/// `exit(137)` from `SIGKILL` as Linux does. Herald programs keep the codes below.
+pub const SIGNALLED_EXIT_CODE_BASE: i32 = 256;
+
+/// The end code of a Linux program ended by `signal`.
+pub const fn signalled_exit_code(signal: i32) -> i32 {
+    SIGNALLED_EXIT_CODE_BASE + signal
+}
+
 /// A process killed by CPU exception `vector` exits with `FAULT_EXIT_CODE_BASE + vector`
 /// (#DE 200, #UD 206, #GP 213, #PF 214).
 pub const FAULT_EXIT_CODE_BASE: i32 = 200;
@@ -249,8 +259,8 @@ impl Errno {
     }
 
     /// Returns the value placed in the syscall return register: `-errno` as two's complement.
-    pub fn as_return_value(self) -> u64 {
-        (-i64::from(self.0)) as u64
+    pub const fn as_return_value(self) -> u64 {
+        (-(self.0 as i64)) as u64
     }
 
     /// Reads a call's return register: values above `-4096` are `-errno` (Linux's convention;

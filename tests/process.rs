@@ -290,14 +290,16 @@ fn floating_point_results_survive_preemption_by_another_fp_program() {
 }
 
 #[test_case]
-fn an_unmasked_simd_or_x87_exception_ends_the_program_with_its_fault_code() {
+fn an_unmasked_simd_or_x87_exception_ends_the_program_with_sigfpe() {
+    // A Linux program's fault is the signal Linux sends for it (SIGFPE, 8), uncaught here.
+    let sigfpe = abi::signalled_exit_code(8);
     let (code, output) = run("fp-fault", "x87");
-    assert_eq!(code, abi::FAULT_EXIT_CODE_BASE + 16, "#MF: {output:?}");
+    assert_eq!(code, sigfpe, "#MF: {output:?}");
     // QEMU's TCG does not raise SIMD floating-point exceptions (it computes the IEEE result,
     // here infinity); a CPU that does must end the program with #XM's code.
     let (code, output) = run("fp-fault", "");
     let not_raised = code == 0 && output.contains("no exception, result inf");
-    assert!(code == abi::FAULT_EXIT_CODE_BASE + 19 || not_raised, "#XM: {code} {output:?}");
+    assert!(code == sigfpe || not_raised, "#XM: {code} {output:?}");
 }
 
 #[test_case]
@@ -361,7 +363,7 @@ fn a_reader_waiting_on_an_empty_pipe_can_be_killed_and_its_pipe_goes() {
     let state = task::processes().into_iter().find(|process| process.pid == pid).map(|p| p.state);
     assert!(state.as_deref().is_some_and(|state| state.contains("blocked")), "state: {state:?}");
     task::kill(pid).expect("kill");
-    assert_eq!(task::wait(pid), Ok(abi::KILLED_EXIT_CODE));
+    assert_eq!(task::wait(pid), Ok(abi::signalled_exit_code(9)), "SIGKILL, to a Linux program");
     herald::console::take_capture();
     assert_eq!(free_frames(), free, "the process's frames and its pipe all came back");
 }
@@ -384,4 +386,13 @@ fn a_musl_program_replaces_itself_with_execve_and_its_children_report_what_they_
     assert!(output.contains("execve: all 13 passed"), "output: {output:?}");
     assert_eq!(free_frames(), free, "the children's frames all came back");
     assert_eq!(space::count(), 0, "and their address spaces");
+}
+
+#[test_case]
+fn a_musl_program_catches_blocks_and_is_ended_by_signals_as_on_linux() {
+    let free = free_frames();
+    let (code, output) = run("signals", "");
+    assert_eq!(code, 0, "output: {output:?}");
+    assert!(output.contains("signals: all 37 passed"), "output: {output:?}");
+    assert_eq!(free_frames(), free, "its children's frames all came back");
 }

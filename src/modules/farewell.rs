@@ -28,7 +28,7 @@ impl Module for Farewell {
         registrar.subscribe(EventKind::ProcessExited, Priority::OBSERVER, |event, _reply| {
             if let Event::ProcessExited { pid, code } = *event {
                 self.seen.fetch_add(1, Ordering::Relaxed);
-                log::info!("farewell, pid {pid} (exit code {code})");
+                log::info!("farewell, pid {pid} ({})", crate::task::describe_end(code));
             }
             Verdict::Continue
         })

@@ -61,7 +61,7 @@ fn on_process_exited(event: &Event) {
             UNREAPED.lock().push(pid);
         }
         commands::foreground_ended(pid);
-        println!("[pid {pid} exited with code {code}]");
+        println!("[pid {pid} {}]", task::describe_end(code));
         print!("{PROMPT}");
         input::give_back(&task::take_input());
     }

@@ -42,6 +42,18 @@ pub use self::{
 };
 pub use crate::vocab::Pid;
 
+/// How a process's end code reads to a person: `exited with code 3`, or for a Linux program a
+/// signal ended, `ended by SIGSEGV (signal 11)`.
+#[cfg(target_os = "none")]
+pub fn describe_end(code: i32) -> alloc::string::String {
+    match code.checked_sub(crate::abi::SIGNALLED_EXIT_CODE_BASE) {
+        Some(signal @ 1..) => {
+            alloc::format!("ended by {} (signal {signal})", linux::signal_name(signal as u64))
+        }
+        _ => alloc::format!("exited with code {code}"),
+    }
+}
+
 /// The address space of the process running on this CPU (the kernel's, if none).
 #[cfg(target_os = "none")]
 pub fn current_space() -> crate::events::SpaceId {

@@ -139,34 +139,58 @@ pub(super) fn init(ramdisk_image: Option<&'static [u8]>) {
 }
 
 fn on_user_fault(event: &Event, reply: &mut Reply) -> Verdict {
-    let (vector, detail) = match *event {
+    let (vector, fault_address, error_code, detail) = match *event {
         Event::Exception { vector, rip, from_user: true, error_code } => {
             // #DB and #BP from ring 3 are traps a debugger would use; the default resumes.
             if vector == 1 || vector == 3 {
                 return Verdict::Continue;
             }
-            (vector, alloc::format!("at rip {rip:#x}, error code {error_code:#x}"))
+            // si_addr of a #GP is 0 (Linux's), of the others the faulting instruction.
+            let address = if vector == 13 { 0 } else { rip };
+            (
+                vector,
+                address,
+                error_code,
+                alloc::format!("at rip {rip:#x}, error code {error_code:#x}"),
+            )
         }
-        Event::PageFault { address, access, rip, from_user: true, .. } => {
+        Event::PageFault { address, access, rip, from_user: true, present } => {
+            let error_code = u64::from(present)
+                | if access == Access::Write { 2 } else { 0 }
+                | if access == Access::Execute { 16 } else { 0 }
+                | 4;
             let access = match access {
                 Access::Read => "read",
                 Access::Write => "write",
                 Access::Execute => "instruction fetch",
             };
-            (14, alloc::format!("{access} of {address:#x} at rip {rip:#x}"))
+            (14, address, error_code, alloc::format!("{access} of {address:#x} at rip {rip:#x}"))
         }
         _ => return Verdict::Continue,
     };
+    // A Linux program that catches the fault's signal gets it: its handler runs when the
+    // fault returns to ring 3.
+    if !reply.out_of_memory && super::linux::fault_to_handler(vector, fault_address, error_code) {
+        return Verdict::Handled;
+    }
     let mut scheduler = SCHEDULER.lock();
     let Some(task) = scheduler.current_task() else { return Verdict::Continue };
+    let linux = task.abi == SyscallAbi::Linux;
     if reply.out_of_memory {
         log::warn!("pid {} ({}) killed: out of memory ({detail})", task.pid, task.name);
-        scheduler::set_pending_kill(task, abi::OUT_OF_MEMORY_EXIT_CODE);
+        // Linux's out-of-memory killer sends SIGKILL.
+        let code = if linux { abi::signalled_exit_code(9) } else { abi::OUT_OF_MEMORY_EXIT_CODE };
+        scheduler::set_pending_kill(task, code);
         return Verdict::Handled;
     }
     let (mnemonic, name) = arch::exception_name(vector);
     log::warn!("pid {} ({}) killed: {mnemonic} {name} {detail}", task.pid, task.name);
-    scheduler::set_pending_kill(task, abi::FAULT_EXIT_CODE_BASE + i32::from(vector));
+    let code = if linux {
+        abi::signalled_exit_code(super::linux::fault_signal(vector) as i32)
+    } else {
+        abi::FAULT_EXIT_CODE_BASE + i32::from(vector)
+    };
+    scheduler::set_pending_kill(task, code);
     Verdict::Handled
 }
 
@@ -203,18 +227,33 @@ fn attend_before_user_return(frame: &mut TrapFrame) -> bool {
         match action {
             Action::Exit(code) => exit_current(code),
             Action::Switch => schedule(),
-            Action::Return => return prepare_user_registers(frame),
+            Action::Return => match prepare_user_registers(frame) {
+                Ok(full_restore) => return full_restore,
+                Err(code) => exit_current(code),
+            },
         }
     }
 }
 
-/// The last step before ring 3: a program that replaced its own starts at its entry.
-fn prepare_user_registers(frame: &mut TrapFrame) -> bool {
-    let entry = SCHEDULER.lock().current_task().and_then(|task| task.pending_entry.take());
+/// The last step before ring 3: a program that replaced its own starts at its entry; a Linux
+/// program's signals are delivered. Returns whether every register of `frame` must be
+/// restored, or the code to end the task with.
+fn prepare_user_registers(frame: &mut TrapFrame) -> Result<bool, i32> {
+    let (entry, linux, space) = {
+        let mut scheduler = SCHEDULER.lock();
+        let Some(task) = scheduler.current_task() else { return Ok(false) };
+        (task.pending_entry.take(), task.abi == SyscallAbi::Linux, task.space)
+    };
     if let Some(entry) = entry {
         context::enter(frame, entry);
     }
-    false
+    if !linux {
+        return Ok(false);
+    }
+    match super::linux::before_user_return(frame, space) {
+        super::linux::Return::Registers(full_restore) => Ok(full_restore),
+        super::linux::Return::End(code) => Err(code),
+    }
 }
 
 /// Ends the running task; never returns. Interrupts must be off.
@@ -256,19 +295,15 @@ fn release_space(pid: Pid, space: SpaceId) {
 /// parent (or drops it if nobody can wait for it), wakes a waiting parent, and announces it.
 fn finish(pid: Pid, code: i32) {
     let ended = begin_finish(&mut SCHEDULER.lock(), pid, code);
-    if let Some((space, stack)) = ended {
-        complete_finish(pid, code, space, stack);
+    if let Some(ended) = ended {
+        complete_finish(pid, code, ended);
     }
 }
 
 /// The part of [`finish`] under the scheduler's lock: the task becomes a zombie (so no CPU
 /// picks it again), its children orphans, a waiting parent ready. Returns what is freed after
 /// the lock, or `None` if it had ended already.
-fn begin_finish(
-    scheduler: &mut Scheduler,
-    pid: Pid,
-    code: i32,
-) -> Option<(SpaceId, Option<KernelStack>)> {
+fn begin_finish(scheduler: &mut Scheduler, pid: Pid, code: i32) -> Option<Ended> {
     let task = scheduler.tasks.get_mut(&pid)?;
     if matches!(task.state, State::Zombie(_)) {
         return None;
@@ -303,11 +338,20 @@ fn begin_finish(
     if orphaned && !scheduler.is_on_a_cpu(pid) {
         scheduler.tasks.remove(&pid);
     }
-    Some((space, stack))
+    Some(Ended { space, stack, parent })
+}
+
+/// What is left to do for an ended task once the scheduler's lock is let go.
+struct Ended {
+    space: SpaceId,
+    stack: Option<KernelStack>,
+    /// Its parent when it ended (0: the kernel, or an orphan's).
+    parent: Pid,
 }
 
 /// The part of [`finish`] after the lock: subscriptions, stack, memory, the announcement.
-fn complete_finish(pid: Pid, code: i32, space: SpaceId, stack: Option<KernelStack>) {
+fn complete_finish(pid: Pid, code: i32, ended: Ended) {
+    let Ended { space, stack, parent } = ended;
     drop(subscriptions::take(pid));
     // Its descriptors close here, outside every lock: the last end of a pipe wakes the other.
     drop(scheduler::take_linux_state(pid));
@@ -317,6 +361,9 @@ fn complete_finish(pid: Pid, code: i32, space: SpaceId, stack: Option<KernelStac
         space::switch_to(SpaceId::KERNEL).expect("the kernel space exists");
     }
     release_space(pid, space);
+    if parent != 0 {
+        super::linux::child_ended(parent, pid, code);
+    }
     BUS.dispatch(&Event::ProcessExited { pid, code }, &mut Reply::new());
 }
 
@@ -456,7 +503,10 @@ fn start(
                 fpu: arch::FpuState::initial(),
                 abi: if plan.herald_abi { SyscallAbi::Herald } else { SyscallAbi::Linux },
                 fs_base: 0,
-                linux: None,
+                // A Linux program's signal state must exist before anyone can signal it.
+                linux: (!plan.herald_abi).then(Box::default),
+                group: None,
+                session: None,
             };
             let declared = if plan.herald_abi {
                 security::DeclaredCalls::Herald(plan.declared_syscalls)
@@ -477,12 +527,23 @@ fn start(
 /// the parent's open files, the working directory, signal state) — as a new child of it.
 /// Returns the child's pid.
 pub(super) fn fork_current() -> Result<Pid, Errno> {
-    let (parent, name, space, stack_top, fs_base, abi, linux) = {
+    let (parent, name, space, stack_top, fs_base, abi, linux, group, session) = {
         let mut scheduler = SCHEDULER.lock();
         let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
         let stack_top = task.kernel_stack.as_ref().map(KernelStack::top).ok_or(Errno::ESRCH)?;
         let linux = task.linux.as_deref().map(super::linux::LinuxState::fork_copy);
-        (task.pid, task.name.clone(), task.space, stack_top, task.fs_base, task.abi, linux)
+        let name = task.name.clone();
+        (
+            task.pid,
+            name,
+            task.space,
+            stack_top,
+            task.fs_base,
+            task.abi,
+            linux,
+            task.group,
+            task.session,
+        )
     };
     let process_limit = MAX_PROCESSES - KERNEL_ONLY_PROCESS_SLOTS;
     if SCHEDULER.lock().tasks.len() >= process_limit {
@@ -517,8 +578,22 @@ pub(super) fn fork_current() -> Result<Pid, Errno> {
         abi,
         fs_base,
         linux: linux.map(Box::new),
+        group: Some(group),
+        session: Some(session),
     };
     admit(new, security::DeclaredCalls::Inherited, 0, process_limit).ok_or(Errno::EAGAIN)
+}
+
+/// The running task's user stack pointer as its current system call entered the kernel.
+pub(super) fn current_user_rsp() -> Result<u64, Errno> {
+    let stack_top = SCHEDULER
+        .lock()
+        .current_task()
+        .and_then(|task| task.kernel_stack.as_ref().map(KernelStack::top))
+        .ok_or(Errno::ESRCH)?;
+    // SAFETY: the running task is in a system call it made from ring 3 (Linux calls come
+    // only from there), and `stack_top` is the top of its own kernel stack.
+    Ok(unsafe { context::user_registers(stack_top) }.rsp)
 }
 
 /// The program `execve` replaces the running one's with, as its caller found and read it.
@@ -603,6 +678,9 @@ struct NewTask {
     abi: SyscallAbi,
     fs_base: u64,
     linux: Option<Box<super::linux::LinuxState>>,
+    /// Its process group and session (`None`: its own, led by it).
+    group: Option<Pid>,
+    session: Option<Pid>,
 }
 
 /// Gives `new` a pid, registers it with the security policy, and makes it runnable — or, if
@@ -663,6 +741,8 @@ fn admit(
         fs_base: new.fs_base,
         linux: new.linux,
         pending_entry: None,
+        group: new.group.unwrap_or(pid),
+        session: new.session.unwrap_or(pid),
     }));
     Some(pid)
 }
@@ -693,12 +773,14 @@ fn build_process(
 /// the security policy has agreed, and by the kernel itself (the shell, tests), which the
 /// policy does not check.
 pub fn kill(pid: Pid) -> Result<(), Errno> {
-    end(pid, abi::KILLED_EXIT_CODE)
+    let linux = SCHEDULER.lock().tasks.get(&pid).is_some_and(|task| task.abi == SyscallAbi::Linux);
+    // A Linux program's parent sees SIGKILL, as on Linux.
+    end(pid, if linux { abi::signalled_exit_code(9) } else { abi::KILLED_EXIT_CODE })
 }
 
 /// Ends process `pid` with `code`: at once if it is parked between calls, else (running, or
 /// preempted inside a call) on its way back to ring 3, once the call has finished.
-fn end(pid: Pid, code: i32) -> Result<(), Errno> {
+pub(super) fn end(pid: Pid, code: i32) -> Result<(), Errno> {
     let ended = {
         let mut scheduler = SCHEDULER.lock();
         let on_a_cpu = scheduler.is_on_a_cpu(pid);
@@ -721,8 +803,8 @@ fn end(pid: Pid, code: i32) -> Result<(), Errno> {
             None
         }
     };
-    if let Some((space, stack)) = ended {
-        complete_finish(pid, code, space, stack);
+    if let Some(ended) = ended {
+        complete_finish(pid, code, ended);
     }
     Ok(())
 }

@@ -54,6 +54,8 @@ pub(super) enum BlockReason {
     Room,
     /// Until the pipe with this inode changes (bytes written or read, an end closed).
     Pipe { inode: u64 },
+    /// Until a signal comes (`pause`, `rt_sigsuspend`).
+    Signal,
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -103,6 +105,10 @@ pub(super) struct Task {
     /// Where a program that replaced its own (`execve`) starts: set into its registers on its
     /// way back to ring 3.
     pub(super) pending_entry: Option<arch::context::UserEntry>,
+    /// Its process group and session (a child starts in its parent's; a program the kernel
+    /// starts leads its own).
+    pub(super) group: Pid,
+    pub(super) session: Pid,
 }
 
 /// What the scheduler keeps for each CPU.
@@ -250,6 +256,38 @@ pub(super) fn switched_program(space: SpaceId, abi: SyscallAbi) {
     CURRENT_PID[cpu].store(pid | linux, Ordering::Relaxed);
     CURRENT_SPACE[cpu].store(space.0, Ordering::Relaxed);
     ATTENTION[cpu].store(true, Ordering::Relaxed);
+}
+
+/// Makes `task` check in on its way back to ring 3 (a signal for it), at once if it runs on
+/// another CPU.
+pub(super) fn notify(task: &Task) {
+    let cpu = task.cpu % MAX_CPUS;
+    ATTENTION[cpu].store(true, Ordering::Relaxed);
+    if cpu != this_cpu() {
+        arch::wake_processor(cpu);
+    }
+}
+
+/// Makes the running task check in on its way back to ring 3.
+pub(super) fn notify_current() {
+    ATTENTION[this_cpu()].store(true, Ordering::Relaxed);
+}
+
+/// Process `pid`'s group (0 if there is no such process).
+pub(super) fn group_of(pid: Pid) -> Pid {
+    SCHEDULER.lock().tasks.get(&pid).map_or(0, |task| task.group)
+}
+
+/// The live processes in group `group` (`None`: every process but the first and `caller`).
+pub(super) fn members(group: Option<Pid>, caller: Pid) -> alloc::vec::Vec<Pid> {
+    let scheduler = SCHEDULER.lock();
+    let live = scheduler.tasks.values().filter(|task| !matches!(task.state, State::Zombie(_)));
+    live.filter(|task| match group {
+        Some(group) => task.group == group,
+        None => task.pid != 1 && task.pid != caller,
+    })
+    .map(|task| task.pid)
+    .collect()
 }
 
 /// Leaves this CPU's address space for the kernel's: an exiting task, before its space goes.
@@ -593,7 +631,9 @@ pub(super) fn schedule() {
                 task.state = State::Running;
                 task.cpu = cpu;
                 task.slice_left_ticks = TIME_SLICE_TICKS;
-                if task.pending_kill.is_some() || task.pending_entry.is_some() {
+                let signalled =
+                    task.linux.as_deref().is_some_and(super::linux::LinuxState::has_deliverable);
+                if task.pending_kill.is_some() || task.pending_entry.is_some() || signalled {
                     // Killed (or its program replaced) while parked inside a call: the flag
                     // that tells its return path is per CPU, and it may have been another's.
                     ATTENTION[cpu].store(true, Ordering::Relaxed);

@@ -5,10 +5,8 @@
 
 use core::{arch::global_asm, mem::size_of};
 
-use super::{
-    frame::TrapFrame,
-    gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR},
-};
+use super::frame::TrapFrame;
+pub use super::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
 
 /// RFLAGS for a new user task: IF set, and bit 1, which is always 1 (SDM Vol. 1 §3.4.3).
 const USER_ENTRY_RFLAGS: u64 = (1 << 9) | (1 << 1);

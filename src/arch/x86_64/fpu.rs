@@ -121,6 +121,59 @@ impl FpuState {
     }
 }
 
+/// Offset of the XSAVE header's XCOMP_BV, and the end of the header (SDM Vol. 1 §13.4.2): a
+/// standard-format area has XCOMP_BV and the header's reserved bytes zero.
+const XCOMP_BV_OFFSET: usize = XSTATE_BV_OFFSET + 8;
+const XSAVE_HEADER_END: usize = FXSAVE_AREA_BYTES + 64;
+/// Where the AVX component ends in the standard format (offset 576, 256 bytes).
+const AVX_AREA_END: usize = XSAVE_HEADER_END + 256;
+/// Offset of MXCSR_MASK in the FXSAVE area; its value when the CPU stores 0 (SDM Vol. 1
+/// §11.6.6).
+const MXCSR_MASK_OFFSET: usize = 28;
+const DEFAULT_MXCSR_MASK: u32 = 0xffbf;
+/// The MXCSR bits this CPU accepts (a set reserved bit makes FXRSTOR/XRSTOR fault).
+static MXCSR_MASK: AtomicU64 = AtomicU64::new(DEFAULT_MXCSR_MASK as u64);
+
+impl FpuState {
+    /// How many bytes of the area hold state with the components in use: what a copy into
+    /// user memory (a signal frame) carries.
+    pub fn image_bytes() -> usize {
+        match XSAVE_COMPONENTS.load(Ordering::Relaxed) {
+            0 => FXSAVE_AREA_BYTES,
+            components if components & AVX != 0 => AVX_AREA_END,
+            _ => XSAVE_HEADER_END,
+        }
+    }
+
+    /// The first [`image_bytes`](Self::image_bytes) of the area, in the standard format.
+    pub fn image(&self) -> &[u8] {
+        &self.0[..Self::image_bytes()]
+    }
+
+    /// A state made from `image` (what [`image`](Self::image) gave, perhaps changed since by a
+    /// program), made safe to restore: MXCSR's reserved bits cleared, and an XSAVE header that
+    /// names only components in use, in the standard format. Whatever a program wrote, loading
+    /// the result cannot fault.
+    pub fn from_image(image: &[u8]) -> Box<Self> {
+        let mut state = Self::initial();
+        let len = image.len().min(Self::image_bytes());
+        state.0[..len].copy_from_slice(&image[..len]);
+        let mask = MXCSR_MASK.load(Ordering::Relaxed) as u32;
+        let mxcsr = u32::from_le_bytes(
+            state.0[MXCSR_OFFSET..MXCSR_OFFSET + 4].try_into().unwrap_or_default(),
+        );
+        state.0[MXCSR_OFFSET..MXCSR_OFFSET + 4].copy_from_slice(&(mxcsr & mask).to_le_bytes());
+        let components = XSAVE_COMPONENTS.load(Ordering::Relaxed);
+        if components != 0 {
+            let field = XSTATE_BV_OFFSET..XSTATE_BV_OFFSET + 8;
+            let present = u64::from_le_bytes(state.0[field.clone()].try_into().unwrap_or_default());
+            state.0[field].copy_from_slice(&(present & components).to_le_bytes());
+            state.0[XCOMP_BV_OFFSET..XSAVE_HEADER_END].fill(0);
+        }
+        state
+    }
+}
+
 /// The components each task's saved state holds beyond FXSAVE's, for the boot log and tests:
 /// `"x87, SSE, AVX (XSAVE)"`, `"x87, SSE (XSAVE)"` or `"x87, SSE (FXSAVE)"`.
 pub fn saved_components() -> &'static str {
@@ -129,6 +182,18 @@ pub fn saved_components() -> &'static str {
         components if components & AVX != 0 => "x87, SSE, AVX (XSAVE)",
         _ => "x87, SSE (XSAVE)",
     }
+}
+
+/// Reads which MXCSR bits this CPU accepts (FXSAVE stores the mask; 0 means the default).
+fn record_mxcsr_mask() {
+    let mut probe = FpuState([0; STATE_AREA_BYTES]);
+    // SAFETY: as in `FpuState::save`: the area is writable, aligned and large enough, and
+    // OSFXSR is set (just above).
+    unsafe { asm!("fxsave64 [{}]", in(reg) probe.0.as_mut_ptr(), options(nostack)) };
+    let field = &mut probe.0[MXCSR_MASK_OFFSET..MXCSR_MASK_OFFSET + 4];
+    let mask = u32::from_le_bytes((&*field).try_into().unwrap_or_default());
+    let mask = if mask == 0 { DEFAULT_MXCSR_MASK } else { mask };
+    MXCSR_MASK.store(u64::from(mask), Ordering::Relaxed);
 }
 
 /// Chooses what XSAVE saves (on the boot CPU, before any other CPU or task runs): x87, SSE and
@@ -165,6 +230,7 @@ pub(super) fn enable() {
         // A clean state on this CPU until the first task brings its own.
         asm!("fninit", options(nomem, nostack));
     }
+    record_mxcsr_mask();
     // The boot CPU (the first here) decides once; the others, started after it, follow its
     // choice, so every CPU saves the same components into every task's area.
     let components = *CHOICE.call_once(choose_components);

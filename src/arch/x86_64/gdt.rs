@@ -88,9 +88,9 @@ static mut TSS: TaskStateSegment = TaskStateSegment::new();
 static TABLES: OnceCell<Tables> = OnceCell::uninit();
 
 /// Selector of the user data segment (index 3, RPL 3).
-pub(super) const USER_DATA_SELECTOR: u16 = (3 << 3) | 3;
+pub const USER_DATA_SELECTOR: u16 = (3 << 3) | 3;
 /// Selector of the user code segment (index 4, RPL 3).
-pub(super) const USER_CODE_SELECTOR: u16 = (4 << 3) | 3;
+pub const USER_CODE_SELECTOR: u16 = (4 << 3) | 3;
 
 /// Returns the address range of the IST stack in `slot`.
 pub fn ist_stack_range(slot: IstSlot) -> Range<u64> {

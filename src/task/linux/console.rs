@@ -36,6 +36,8 @@ const MAX_POLL_FDS: u64 = files::MAX_DESCRIPTORS as u64;
 #[derive(Default)]
 pub(super) struct ConsoleState {
     poll_until_ms: Option<u64>,
+    /// A sleep's deadline while it waits.
+    pub(super) sleep_until_ms: Option<u64>,
 }
 
 /// Reads console input into the caller's buffer (blocks until a byte comes).

@@ -14,12 +14,16 @@ mod files;
 mod memory;
 mod pipes;
 mod processes;
+mod signal_frame;
 mod signals;
 mod system;
 mod time;
 
 use alloc::collections::BTreeSet;
 
+pub(super) use self::signals::{
+    Return, before_user_return, fault_signal, fault_to_handler, name as signal_name,
+};
 use super::{
     Pid, scheduler,
     syscalls::{self, Served},
@@ -56,10 +60,17 @@ impl LinuxState {
     /// directory, umask and signal state; no call in progress.
     pub(super) fn fork_copy(&self) -> Self {
         Self {
-            signals: self.signals.clone(),
+            signals: self.signals.fork_copy(),
             console: console::ConsoleState::default(),
             files: self.files.clone(),
         }
+    }
+}
+
+impl LinuxState {
+    /// Whether a signal is pending and not blocked: the program must check in before ring 3.
+    pub(super) fn has_deliverable(&self) -> bool {
+        self.signals.deliverable() != 0
     }
 }
 
@@ -88,7 +99,42 @@ fn on_syscall(event: &Event, reply: &mut Reply) -> Verdict {
 
 #[inline(never)]
 fn serve_and_reply(number: u64, args: &[u64; 6], pid: Pid, reply: &mut Reply) -> Verdict {
-    syscalls::answer(serve(number, args, pid, scheduler::current_space()), reply)
+    let served = serve(number, args, pid, scheduler::current_space());
+    if let Ok(Served::Restart) = served {
+        // A signal may come before it starts again: how the call goes on after a handler.
+        let never_after_handler = matches!(
+            number,
+            linux::POLL
+                | linux::PPOLL
+                | linux::SELECT
+                | linux::PSELECT6
+                | linux::NANOSLEEP
+                | linux::CLOCK_NANOSLEEP
+                | linux::PAUSE
+                | linux::RT_SIGSUSPEND
+        );
+        signals::note_restart(if never_after_handler {
+            signals::Restart::Never
+        } else {
+            signals::Restart::UnlessHandled
+        });
+    }
+    syscalls::answer(served, reply)
+}
+
+/// A child of `parent` ended with `code`: a Linux parent gets `SIGCHLD` (ignored unless it
+/// asked for it).
+pub(super) fn child_ended(parent: Pid, child: Pid, code: i32) {
+    let signalled = code >= crate::abi::SIGNALLED_EXIT_CODE_BASE;
+    let origin = signals::Origin {
+        // CLD_EXITED, CLD_KILLED.
+        code: if signalled { 2 } else { 1 },
+        pid: child,
+        status: if signalled { code - crate::abi::SIGNALLED_EXIT_CODE_BASE } else { code },
+        ..signals::Origin::KERNEL
+    };
+    // The parent may have ended meanwhile: nothing to tell.
+    let _ = signals::send(parent, signals::SIGCHLD, origin);
 }
 
 fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Served, Errno> {
@@ -148,10 +194,30 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         linux::BRK => memory::brk(),
         linux::RT_SIGACTION => signals::rt_sigaction(a0, a1, a2, a3, space)?,
         linux::RT_SIGPROCMASK => signals::rt_sigprocmask(a0, a1, a2, a3, space)?,
-        linux::SIGALTSTACK => signals::sigaltstack(a0, a1, space)?,
+        linux::RT_SIGPENDING => signals::rt_sigpending(a0, a1, space)?,
+        linux::RT_SIGRETURN => signals::rt_sigreturn(),
+        linux::RT_SIGSUSPEND => {
+            signals::rt_sigsuspend(a0, a1, space)?;
+            return Ok(Served::Restart);
+        }
+        linux::PAUSE => {
+            signals::pause()?;
+            return Ok(Served::Restart);
+        }
+        linux::SIGALTSTACK => {
+            signals::sigaltstack(a0, a1, super::process::current_user_rsp()?, space)?
+        }
+        linux::KILL => signals::kill(a0, a1, pid)?,
+        linux::TKILL => signals::tgkill(None, a0, a1, pid)?,
+        linux::TGKILL => signals::tgkill(Some(a0), a1, a2, pid)?,
+        linux::GETPGID => processes::getpgid(a0, pid)?,
+        linux::GETPGRP => processes::getpgid(0, pid)?,
+        linux::SETPGID => processes::setpgid(a0, a1, pid)?,
+        linux::GETSID => processes::getsid(a0, pid)?,
+        linux::SETSID => processes::setsid(pid)?,
         linux::SCHED_YIELD => syscalls::sleep(0)?,
-        linux::NANOSLEEP => time::nanosleep(a0, space)?,
-        linux::CLOCK_NANOSLEEP => time::clock_nanosleep(a0, a1, a2, space)?,
+        linux::NANOSLEEP => return time::nanosleep(a0, space),
+        linux::CLOCK_NANOSLEEP => return time::clock_nanosleep(a0, a1, a2, space),
         linux::CLOCK_GETTIME => time::clock_gettime(a0, a1, space)?,
         linux::CLOCK_GETRES => time::clock_getres(a0, a1, space)?,
         linux::GETTIMEOFDAY => time::gettimeofday(a0, space)?,

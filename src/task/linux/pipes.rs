@@ -17,7 +17,7 @@ use crate::{
     fs::{self, Pipe, PipeIo},
     mm::{space, user_copy},
     task::{
-        scheduler::{BlockReason, SCHEDULER},
+        scheduler::{self, BlockReason, SCHEDULER},
         syscalls::{self, MAX_IO_BYTES_PER_CALL, Served},
     },
 };
@@ -110,8 +110,19 @@ pub(super) fn write(
     let mut bytes = vec![0u8; len];
     user_copy::copy_from_user(space, buffer, &mut bytes)?;
     let outcome = try_or_block(inode, nonblock, || pipe.write(&bytes));
-    if let PipeIo::Done(_) = outcome {
-        wake(inode);
+    match outcome {
+        PipeIo::Done(_) => wake(inode),
+        // Nobody will read it: the writer also gets SIGPIPE, which ends it unless caught or
+        // ignored (then it sees only EPIPE).
+        PipeIo::Broken => {
+            let caller = scheduler::current_caller().0;
+            let _ = super::signals::send(
+                caller,
+                super::signals::SIGPIPE,
+                super::signals::Origin::KERNEL,
+            );
+        }
+        PipeIo::WouldWait => {}
     }
     answer(outcome, nonblock)
 }

@@ -1,8 +1,7 @@
 //! A Linux program's processes: `fork` (and `vfork`, served as a `fork`: the child gets its
-//! own copy, which a `vfork` user cannot tell apart), and `wait4` with Linux's status
-//! encoding — an exit code in bits 8–15, or the signal that ended the process in bits 0–6.
-//! Herald's own end codes map to the signal Linux would have sent: a kill to `SIGKILL`, a
-//! fault to `SIGSEGV`, `SIGILL` or `SIGFPE`.
+//! own copy, which a `vfork` user cannot tell apart), `wait4` with Linux's status encoding —
+//! an exit code in bits 8–15, or the signal that ended the process in bits 0–6 — and process
+//! groups and sessions (`setpgid`, `getpgid`, `setsid`, `getsid`).
 
 #![forbid(unsafe_code)]
 
@@ -13,6 +12,7 @@ use crate::{
     task::{
         Pid,
         process::{self, Reaped},
+        scheduler::SCHEDULER,
         syscalls::Served,
     },
 };
@@ -24,37 +24,23 @@ const WNOHANG: u64 = 1;
 const KNOWN_OPTIONS: u64 = WNOHANG | 2 | 8;
 /// Bytes of `struct rusage`, zero-filled (no usage accounting yet).
 const RUSAGE_BYTES: usize = 144;
-/// Signals (`asm/signal.h`) a Herald end code stands for.
-const SIGILL: i32 = 4;
-const SIGFPE: i32 = 8;
-const SIGKILL: i32 = 9;
-const SIGSEGV: i32 = 11;
-/// CPU exception vectors (SDM Vol. 3A §6.15) and the signal each is on Linux.
-const FAULT_SIGNALS: [(i32, i32); 6] =
-    [(0, SIGFPE), (6, SIGILL), (13, SIGSEGV), (14, SIGSEGV), (16, SIGFPE), (19, SIGFPE)];
 
 /// `fork()`.
 pub(super) fn fork() -> Result<u64, Errno> {
     process::fork_current().map(u64::from)
 }
 
-/// The `wait4` status word for a Herald end code.
+/// The `wait4` status word for an end code: an exit status in bits 8–15, or the signal that
+/// ended the process in bits 0–6.
 pub(super) fn wait_status(code: i32) -> u32 {
-    let signal = match code {
-        abi::KILLED_EXIT_CODE => Some(SIGKILL),
-        _ => code
-            .checked_sub(abi::FAULT_EXIT_CODE_BASE)
-            .and_then(|vector| FAULT_SIGNALS.iter().find(|(known, _)| *known == vector))
-            .map(|(_, signal)| *signal),
-    };
-    match signal {
-        Some(signal) => signal as u32,
-        None => ((code as u32) & 0xff) << 8,
+    match code.checked_sub(abi::SIGNALLED_EXIT_CODE_BASE) {
+        Some(signal) if signal >= 0 => (signal as u32) & 0x7f,
+        _ => ((code as u32) & 0xff) << 8,
     }
 }
 
-/// `wait4(pid, status, options, rusage)`: `pid` > 0 that child, -1 (or any other value: there
-/// are no process groups yet) any child.
+/// `wait4(pid, status, options, rusage)`: `pid` > 0 that child, -1 any child, 0 or < -1 any
+/// child (its group is not looked at yet).
 pub(super) fn wait4(
     target: u64,
     status_out: u64,
@@ -97,4 +83,68 @@ pub(super) fn wait4(
         // one ends.
         Reaped::NotYet => Ok(Served::Restart),
     }
+}
+
+/// `getpgid(pid)` (and `getpgrp`, `pid` 0): the process's group.
+pub(super) fn getpgid(target: u64, caller: Pid) -> Result<u64, Errno> {
+    let target =
+        if target == 0 { caller } else { Pid::try_from(target).map_err(|_| Errno::ESRCH)? };
+    let scheduler = SCHEDULER.lock();
+    let task = scheduler.tasks.get(&target).ok_or(Errno::ESRCH)?;
+    Ok(u64::from(task.group))
+}
+
+/// `getsid(pid)`: the process's session.
+pub(super) fn getsid(target: u64, caller: Pid) -> Result<u64, Errno> {
+    let target =
+        if target == 0 { caller } else { Pid::try_from(target).map_err(|_| Errno::ESRCH)? };
+    let scheduler = SCHEDULER.lock();
+    let task = scheduler.tasks.get(&target).ok_or(Errno::ESRCH)?;
+    Ok(u64::from(task.session))
+}
+
+/// `setpgid(pid, pgid)`: moves the caller or one of its children (0: the caller) into group
+/// `pgid` (0: its own id, a new group it leads) of the same session. POSIX's refusals: not
+/// the caller or its child `ESRCH`; a session leader, another session or a group that does
+/// not exist there `EPERM`.
+pub(super) fn setpgid(target: u64, group: u64, caller: Pid) -> Result<u64, Errno> {
+    let target =
+        if target == 0 { caller } else { Pid::try_from(target).map_err(|_| Errno::ESRCH)? };
+    let group = match i64::try_from(group) {
+        Ok(0) => target,
+        Ok(group) if group > 0 => Pid::try_from(group).map_err(|_| Errno::EPERM)?,
+        _ => return Err(Errno::EINVAL),
+    };
+    let mut scheduler = SCHEDULER.lock();
+    let session = scheduler.tasks.get(&caller).ok_or(Errno::ESRCH)?.session;
+    let task = scheduler.tasks.get(&target).ok_or(Errno::ESRCH)?;
+    if target != caller && task.parent != caller {
+        return Err(Errno::ESRCH);
+    }
+    if task.session != session || task.session == target {
+        return Err(Errno::EPERM);
+    }
+    let exists = group == target
+        || scheduler.tasks.values().any(|other| other.group == group && other.session == session);
+    if !exists {
+        return Err(Errno::EPERM);
+    }
+    if let Some(task) = scheduler.tasks.get_mut(&target) {
+        task.group = group;
+    }
+    Ok(0)
+}
+
+/// `setsid()`: the caller leads a new session and group, unless it leads a group already
+/// (`EPERM`).
+pub(super) fn setsid(caller: Pid) -> Result<u64, Errno> {
+    let mut scheduler = SCHEDULER.lock();
+    let leads_group = scheduler.tasks.values().any(|task| task.group == caller);
+    let task = scheduler.tasks.get_mut(&caller).ok_or(Errno::ESRCH)?;
+    if leads_group {
+        return Err(Errno::EPERM);
+    }
+    task.group = caller;
+    task.session = caller;
+    Ok(u64::from(caller))
 }

@@ -4,13 +4,16 @@
 
 #![forbid(unsafe_code)]
 
-use super::u64_at;
+use super::{u64_at, with_state};
 use crate::{
     abi::linux,
     arch,
     events::{Errno, SpaceId},
     mm::user_copy,
-    task::{scheduler, syscalls},
+    task::{
+        scheduler,
+        syscalls::{self, Served},
+    },
 };
 
 /// The clocks' resolution: the timer's tick.
@@ -88,9 +91,9 @@ pub(super) fn time(out: u64, space: SpaceId) -> Result<u64, Errno> {
     Ok(seconds)
 }
 
-/// `nanosleep(req, rem)`: sleeps at least `req` (rounded up to the tick). Nothing interrupts a
-/// sleep yet, so `rem` is never written.
-pub(super) fn nanosleep(request: u64, space: SpaceId) -> Result<u64, Errno> {
+/// `nanosleep(req, rem)`: sleeps at least `req` (rounded up to the tick). A handler's signal
+/// interrupts it with `EINTR`; `rem` is not written (what is left is not reported).
+pub(super) fn nanosleep(request: u64, space: SpaceId) -> Result<Served, Errno> {
     sleep_ms(read_timespec_ms(request, space)?)
 }
 
@@ -101,7 +104,7 @@ pub(super) fn clock_nanosleep(
     flags: u64,
     request: u64,
     space: SpaceId,
-) -> Result<u64, Errno> {
+) -> Result<Served, Errno> {
     if flags & !linux::TIMER_ABSTIME != 0 {
         return Err(Errno::EINVAL);
     }
@@ -119,10 +122,17 @@ pub(super) fn clock_nanosleep(
     sleep_ms(duration_ms)
 }
 
-fn sleep_ms(duration_ms: u64) -> Result<u64, Errno> {
-    if duration_ms == 0 {
-        return Ok(0);
+/// Sleeps `duration_ms` from the call's first run: the deadline is kept while the call blocks
+/// and starts again, so a signal's handler can interrupt it (`EINTR`).
+fn sleep_ms(duration_ms: u64) -> Result<Served, Errno> {
+    let now_ms = arch::milliseconds();
+    let until_ms = with_state(|state| {
+        *state.console.sleep_until_ms.get_or_insert(now_ms.saturating_add(duration_ms))
+    });
+    if now_ms >= until_ms {
+        with_state(|state| state.console.sleep_until_ms = None);
+        return Ok(Served::Value(0));
     }
-    syscalls::sleep_until(arch::milliseconds().saturating_add(duration_ms));
-    Ok(0)
+    syscalls::sleep_until(until_ms);
+    Ok(Served::Restart)
 }
