@@ -17,7 +17,7 @@ use crate::{
     abi,
     arch::{self, TrapFrame, context, cpu, paging},
     events::{Access, BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
-    mm::{self, KernelStack, space},
+    mm::{self, KernelStack, space, user_copy},
     security,
     vocab::LinuxCallSet,
 };
@@ -310,6 +310,7 @@ fn begin_finish(scheduler: &mut Scheduler, pid: Pid, code: i32) -> Option<Ended>
     }
     task.state = State::Zombie(code);
     task.pending_kill = None;
+    let vfork_parent = core::mem::take(&mut task.vfork_parent);
     let stack = task.kernel_stack.take();
     let (space, parent, orphaned) = (task.space, task.parent, task.orphaned);
     // Children outlive their parent as orphans of the kernel: dropped when they end, since
@@ -327,6 +328,9 @@ fn begin_finish(scheduler: &mut Scheduler, pid: Pid, code: i32) -> Option<Ended>
         }
     }
     scheduler.wake_waiting_parent(parent, pid);
+    if vfork_parent != 0 {
+        scheduler.wake_all(BlockReason::Vfork { child: pid });
+    }
     let stack = if scheduler.current() == pid {
         // Still running on it: freed after the switch away.
         scheduler.dead_stacks().extend(stack);
@@ -507,13 +511,15 @@ fn start(
                 linux: (!plan.herald_abi).then(Box::default),
                 group: None,
                 session: None,
+                vfork_parent: 0,
             };
             let declared = if plan.herald_abi {
                 security::DeclaredCalls::Herald(plan.declared_syscalls)
             } else {
                 security::DeclaredCalls::Linux(manifest)
             };
-            admit(new, declared, withheld_rights, process_limit).ok_or(SpawnError::TooManyProcesses)
+            admit(new, allocate_pid(), declared, withheld_rights, process_limit)
+                .ok_or(SpawnError::TooManyProcesses)
         }
         Err(error) => {
             let _ = space::destroy(space);
@@ -522,11 +528,26 @@ fn start(
     }
 }
 
+/// How a `fork` (or `clone`) child differs from a plain copy of its parent.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ForkOptions {
+    /// The child's user stack pointer (`clone`'s `stack`), instead of the parent's.
+    pub(super) stack: Option<u64>,
+    /// The child's FS base (`CLONE_SETTLS`), instead of the parent's.
+    pub(super) tls: Option<u64>,
+    /// Where the child's memory gets its pid (`CLONE_CHILD_SETTID`), and where both the
+    /// parent's and the child's do (`CLONE_PARENT_SETTID`).
+    pub(super) child_tid_at: Option<u64>,
+    pub(super) parent_tid_at: Option<u64>,
+    /// The parent waits until the child has replaced its program or ended (`CLONE_VFORK`).
+    pub(super) vfork: bool,
+}
+
 /// `fork`: a copy of the running process — its memory (copied), registers (with 0 as the
 /// call's result), FPU state, FS base and what its Linux calls set up (descriptors shared with
-/// the parent's open files, the working directory, signal state) — as a new child of it.
-/// Returns the child's pid.
-pub(super) fn fork_current() -> Result<Pid, Errno> {
+/// the parent's open files, the working directory, signal state) — as a new child of it,
+/// changed as `options` say. Returns the child's pid.
+pub(super) fn fork_current(options: &ForkOptions) -> Result<Pid, Errno> {
     let (parent, name, space, stack_top, fs_base, abi, linux, group, session) = {
         let mut scheduler = SCHEDULER.lock();
         let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
@@ -560,13 +581,24 @@ pub(super) fn fork_current() -> Result<Pid, Errno> {
     // `stack_top` is the top of its own kernel stack.
     let mut registers = unsafe { context::user_registers(stack_top) };
     registers.rax = 0;
+    if let Some(stack) = options.stack {
+        if stack >= paging::USER_SPACE.end {
+            return Err(Errno::EFAULT);
+        }
+        registers.rsp = stack;
+    }
     let child_space = space::duplicate(space)?;
-    let Ok(stack) = KernelStack::new(KERNEL_STACK_SIZE_BYTES) else {
-        let _ = space::destroy(child_space);
-        return Err(Errno::ENOMEM);
+    let pid = allocate_pid();
+    let written = fill_tid_slots(options, pid, space, child_space);
+    let stack = match (written, KernelStack::new(KERNEL_STACK_SIZE_BYTES)) {
+        (Ok(()), Ok(stack)) => stack,
+        (written, _) => {
+            let _ = space::destroy(child_space);
+            return Err(written.err().unwrap_or(Errno::ENOMEM));
+        }
     };
-    // SAFETY: the stack is fresh, mapped and page aligned at its top; the registers' rip and
-    // rsp are the parent's user ones, saved by `syscall`.
+    // SAFETY: the stack is fresh, mapped and page aligned at its top; the registers' rip is
+    // the parent's user one, saved by `syscall`, and rsp the parent's or checked above.
     let saved_stack_pointer = unsafe { context::prepare_user_return(stack.top(), registers) };
     let new = NewTask {
         name,
@@ -576,12 +608,58 @@ pub(super) fn fork_current() -> Result<Pid, Errno> {
         saved_stack_pointer,
         fpu,
         abi,
-        fs_base,
+        fs_base: options.tls.unwrap_or(fs_base),
         linux: linux.map(Box::new),
         group: Some(group),
         session: Some(session),
+        vfork_parent: if options.vfork { parent } else { 0 },
     };
-    admit(new, security::DeclaredCalls::Inherited, 0, process_limit).ok_or(Errno::EAGAIN)
+    let child = admit(new, pid, security::DeclaredCalls::Inherited, 0, process_limit)
+        .ok_or(Errno::EAGAIN)?;
+    if options.vfork {
+        // Until the child lets go of the parent (`exec`, its end): checked and blocked in one
+        // hold of the lock that the child's letting go takes too.
+        let mut scheduler = SCHEDULER.lock();
+        if scheduler.tasks.get(&child).is_some_and(|task| task.vfork_parent == parent) {
+            scheduler.block_current(BlockReason::Vfork { child });
+        }
+    }
+    Ok(child)
+}
+
+/// Writes a new child's pid where `options` ask (`clone`'s `CLONE_*_SETTID`), before it runs.
+fn fill_tid_slots(
+    options: &ForkOptions,
+    pid: Pid,
+    parent_space: SpaceId,
+    child_space: SpaceId,
+) -> Result<(), Errno> {
+    let bytes = pid.to_le_bytes();
+    if let Some(at) = options.parent_tid_at {
+        user_copy::copy_to_user(parent_space, at, &bytes)?;
+        user_copy::copy_to_user(child_space, at, &bytes)?;
+    }
+    if let Some(at) = options.child_tid_at {
+        user_copy::copy_to_user(child_space, at, &bytes)?;
+    }
+    Ok(())
+}
+
+/// A `vfork` child let go of its parent (it replaced its program, or ended): the parent runs
+/// again.
+fn release_vfork_parent(scheduler: &mut Scheduler, child: Pid) {
+    let Some(task) = scheduler.tasks.get_mut(&child) else { return };
+    if core::mem::take(&mut task.vfork_parent) != 0 {
+        scheduler.wake_all(BlockReason::Vfork { child });
+    }
+}
+
+/// The next process id.
+fn allocate_pid() -> Pid {
+    let mut scheduler = SCHEDULER.lock();
+    let pid = scheduler.next_pid;
+    scheduler.next_pid += 1;
+    pid
 }
 
 /// The running task's user stack pointer as its current system call entered the kernel.
@@ -655,7 +733,9 @@ pub(super) fn exec_current(exec: &Exec<'_>) -> Result<(), Errno> {
         arch::set_user_fs_base(0);
         space::switch_to(new_space).expect("the new space exists");
         scheduler::switched_program(new_space, abi);
-        (task.pid, old_space)
+        let pid = task.pid;
+        release_vfork_parent(&mut scheduler, pid);
+        (pid, old_space)
     };
     let declared = if plan.herald_abi {
         security::DeclaredCalls::Herald(plan.declared_syscalls)
@@ -681,6 +761,8 @@ struct NewTask {
     /// Its process group and session (`None`: its own, led by it).
     group: Option<Pid>,
     session: Option<Pid>,
+    /// The parent waiting until it execs or ends (`vfork`; 0: none).
+    vfork_parent: Pid,
 }
 
 /// Gives `new` a pid, registers it with the security policy, and makes it runnable — or, if
@@ -688,16 +770,11 @@ struct NewTask {
 /// building), undoes all of it, its space included, and answers `None`.
 fn admit(
     new: NewTask,
+    pid: Pid,
     declared: security::DeclaredCalls<'_>,
     withheld_rights: u64,
     process_limit: usize,
 ) -> Option<Pid> {
-    let pid = {
-        let mut scheduler = SCHEDULER.lock();
-        let pid = scheduler.next_pid;
-        scheduler.next_pid += 1;
-        pid
-    };
     // The security layer learns of the process before anyone can see it: another CPU could
     // otherwise run its first calls under rights it has not got yet, or kill it before it is
     // registered (and leave what the policy keeps for it behind).
@@ -743,6 +820,7 @@ fn admit(
         pending_entry: None,
         group: new.group.unwrap_or(pid),
         session: new.session.unwrap_or(pid),
+        vfork_parent: new.vfork_parent,
     }));
     Some(pid)
 }

@@ -56,6 +56,8 @@ pub(super) enum BlockReason {
     Pipe { inode: u64 },
     /// Until a signal comes (`pause`, `rt_sigsuspend`).
     Signal,
+    /// Until this `vfork` child execs or ends.
+    Vfork { child: Pid },
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -109,6 +111,8 @@ pub(super) struct Task {
     /// starts leads its own).
     pub(super) group: Pid,
     pub(super) session: Pid,
+    /// The parent blocked until this child execs or ends (`vfork`; 0: none).
+    pub(super) vfork_parent: Pid,
 }
 
 /// What the scheduler keeps for each CPU.

@@ -11,7 +11,7 @@ use crate::{
     mm::{space, user_copy},
     task::{
         Pid,
-        process::{self, Reaped},
+        process::{self, ForkOptions, Reaped},
         scheduler::SCHEDULER,
         syscalls::Served,
     },
@@ -22,12 +22,70 @@ const WNOHANG: u64 = 1;
 /// Options Herald accepts (`WUNTRACED`/`WCONTINUED` mean nothing without stop signals; they
 /// are accepted and change nothing).
 const KNOWN_OPTIONS: u64 = WNOHANG | 2 | 8;
+/// The exit signal `clone` may ask for.
+const SIGCHLD: u64 = 17;
 /// Bytes of `struct rusage`, zero-filled (no usage accounting yet).
 const RUSAGE_BYTES: usize = 144;
 
-/// `fork()`.
-pub(super) fn fork() -> Result<u64, Errno> {
-    process::fork_current().map(u64::from)
+/// `clone` flags (`uapi/linux/sched.h`).
+const CSIGNAL: u64 = 0xff;
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_VFORK: u64 = 0x4000;
+const CLONE_THREAD: u64 = 0x1_0000;
+const CLONE_SETTLS: u64 = 0x8_0000;
+const CLONE_PARENT_SETTID: u64 = 0x10_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
+const CLONE_CHILD_SETTID: u64 = 0x100_0000;
+
+/// `fork()`, and `vfork()`: the parent waits until the child execs or ends.
+pub(super) fn fork(vfork: bool) -> Result<u64, Errno> {
+    process::fork_current(&ForkOptions { vfork, ..ForkOptions::default() }).map(u64::from)
+}
+
+/// `clone(flags, stack, parent_tid, child_tid, tls)` for a new process: what glibc's `fork`
+/// (`CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID`) and musl's `posix_spawn` (`CLONE_VM |
+/// CLONE_VFORK` on a stack of its own) ask. A `CLONE_VM` child gets a copy-on-write copy
+/// rather than the parent's memory itself — which a `vfork`-style child, whose parent waits
+/// until it execs or ends, cannot tell apart — so `CLONE_VM` is taken only with
+/// `CLONE_VFORK`. Threads (`CLONE_THREAD`, or `CLONE_VM` alone) are not served: `ENOSYS`, as
+/// are shared descriptor tables, working directories or signal actions (`EINVAL`).
+/// The exit signal (the low byte) must be `SIGCHLD` or none; the parent is told with
+/// `SIGCHLD` either way.
+pub(super) fn clone(
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> Result<u64, Errno> {
+    if flags & CLONE_THREAD != 0 || (flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0) {
+        log::debug!("clone with flags {flags:#x}: threads are not served");
+        return Err(Errno::ENOSYS);
+    }
+    let known = CSIGNAL
+        | CLONE_VM
+        | CLONE_VFORK
+        | CLONE_SETTLS
+        | CLONE_PARENT_SETTID
+        | CLONE_CHILD_CLEARTID
+        | CLONE_CHILD_SETTID;
+    if flags & (CLONE_FS | CLONE_FILES | CLONE_SIGHAND) != 0 || flags & !known != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !matches!(flags & CSIGNAL, 0 | SIGCHLD) {
+        return Err(Errno::EINVAL);
+    }
+    let options = ForkOptions {
+        stack: (stack != 0).then_some(stack),
+        tls: (flags & CLONE_SETTLS != 0).then_some(tls),
+        child_tid_at: (flags & CLONE_CHILD_SETTID != 0).then_some(child_tid),
+        parent_tid_at: (flags & CLONE_PARENT_SETTID != 0).then_some(parent_tid),
+        vfork: flags & CLONE_VFORK != 0,
+    };
+    process::fork_current(&options).map(u64::from)
 }
 
 /// The `wait4` status word for an end code: an exit status in bits 8–15, or the signal that

@@ -21,14 +21,18 @@ pub(crate) const ROOTFS_ADD_VARIABLE: &str = "HERALD_ROOTFS_ADD";
 const NEWC_MAGIC: &str = "070701";
 /// The name of the entry that ends an archive.
 const TRAILER: &str = "TRAILER!!!";
-/// Mode bits of a regular file and a directory (`S_IFREG`, `S_IFDIR`).
+/// Mode bits of a regular file, a directory and a symbolic link (`S_IFREG`, `S_IFDIR`,
+/// `S_IFLNK`).
 const REGULAR: u32 = 0o100_000;
 const DIRECTORY: u32 = 0o040_000;
+const SYMLINK: u32 = 0o120_000;
 
-/// One file of the image: its path (relative, `/`-separated), permission bits, contents.
+/// One file of the image: its path (relative, `/`-separated), permission bits, contents (a
+/// link's: its target).
 pub(crate) struct ImageFile {
     pub(crate) mode: u32,
     pub(crate) contents: Vec<u8>,
+    pub(crate) symlink: bool,
 }
 
 /// Packs `files` (path → file) as a `newc` archive, each directory on a path as its own entry
@@ -52,7 +56,8 @@ pub(crate) fn pack(files: &BTreeMap<String, ImageFile>) -> Result<Vec<u8>, Strin
                 inode += 1;
             }
         }
-        entry(&mut archive, path, REGULAR | (file.mode & 0o7777), inode, &file.contents);
+        let kind = if file.symlink { SYMLINK | 0o777 } else { REGULAR | (file.mode & 0o7777) };
+        entry(&mut archive, path, kind, inode, &file.contents);
         inode += 1;
     }
     entry(&mut archive, TRAILER, 0, 0, &[]);
@@ -88,7 +93,9 @@ fn entry(archive: &mut Vec<u8>, name: &str, mode: u32, inode: u32, contents: &[u
 }
 
 /// Adds the regular files under `root` to `files` as paths relative to it, replacing files
-/// already there. Symbolic links are followed; anything else is skipped with a warning.
+/// already there. A symbolic link with a relative target stays a link (busybox's applet links
+/// are hundreds of names for one 2 MB file); one with an absolute target is followed, since that
+/// path is the host's. Anything else is skipped with a warning.
 fn add_tree(root: &Path, files: &mut BTreeMap<String, ImageFile>) -> Result<(), String> {
     fn walk(
         root: &Path,
@@ -102,6 +109,15 @@ fn add_tree(root: &Path, files: &mut BTreeMap<String, ImageFile>) -> Result<(), 
         entries.sort_by_key(|entry| entry.file_name());
         for entry in entries {
             let path = entry.path();
+            if let Ok(target) = fs::read_link(&path)
+                && target.is_relative()
+                && let (Some(target), Ok(relative)) = (target.to_str(), path.strip_prefix(root))
+                && let Some(relative) = relative.to_str()
+            {
+                let link = ImageFile { mode: 0o777, contents: target.into(), symlink: true };
+                files.insert(relative.replace(std::path::MAIN_SEPARATOR, "/"), link);
+                continue;
+            }
             let metadata =
                 fs::metadata(&path).map_err(|error| format!("{}: {error}", path.display()))?;
             if metadata.is_dir() {
@@ -118,7 +134,7 @@ fn add_tree(root: &Path, files: &mut BTreeMap<String, ImageFile>) -> Result<(), 
                 let mode = metadata.permissions().mode();
                 files.insert(
                     relative.replace(std::path::MAIN_SEPARATOR, "/"),
-                    ImageFile { mode, contents },
+                    ImageFile { mode, contents, symlink: false },
                 );
             } else {
                 eprintln!("herald-runner: {} is not a file or directory: left out", path.display());
@@ -164,14 +180,14 @@ pub(crate) fn build(repository: &Path, image: &Path) -> Result<PathBuf, String> 
     programs.extend(linux_rust_programs(repository, &target_dir.join("linux-std"))?);
     let mut files = BTreeMap::new();
     for (name, elf) in programs {
-        files.insert(format!("bin/{name}"), ImageFile { mode: 0o755, contents: elf });
+        files.insert(format!("bin/{name}"), ImageFile { mode: 0o755, contents: elf, symlink: false });
     }
     for manifest in fs::read_dir(repository.join("user/linux")).map_err(|e| e.to_string())? {
         let manifest = manifest.map_err(|e| e.to_string())?.path();
         if manifest.extension().is_some_and(|extension| extension == "syscalls") {
             let name = manifest.file_name().and_then(|name| name.to_str()).expect("UTF-8 name");
             let contents = fs::read(&manifest).map_err(|error| format!("{name}: {error}"))?;
-            files.insert(format!("bin/{name}"), ImageFile { mode: 0o644, contents });
+            files.insert(format!("bin/{name}"), ImageFile { mode: 0o644, contents, symlink: false });
         }
     }
     let rootfs = repository.join("rootfs");
@@ -292,7 +308,7 @@ mod tests {
     use super::*;
 
     fn file(contents: &[u8]) -> ImageFile {
-        ImageFile { mode: 0o755, contents: contents.to_vec() }
+        ImageFile { mode: 0o755, contents: contents.to_vec(), symlink: false }
     }
 
     #[test]
