@@ -570,6 +570,8 @@ pub mod linux {
         PSELECT6 = 270, "pselect6";
         /// `utimensat(dirfd, path, times, flags)`.
         UTIMENSAT = 280, "utimensat";
+        /// `sendfile(out_fd, in_fd, offset, count)`: not served (`ENOSYS`; busybox falls back).
+        SENDFILE = 40, "sendfile";
         /// `execveat(dirfd, path, argv, envp, flags)`.
         EXECVEAT = 322, "execveat";
     }

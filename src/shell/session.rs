@@ -29,6 +29,8 @@ static EDITOR: IrqMutex<LineEditor> = IrqMutex::new(LineEditor::new());
 static STARTED: AtomicBool = AtomicBool::new(false);
 /// The program running in the foreground (0: none).
 static FOREGROUND: AtomicU32 = AtomicU32::new(0);
+/// The foreground program is a Linux one, whose terminal handles the interrupt key.
+static TERMINAL: AtomicBool = AtomicBool::new(false);
 
 /// Prints the greeting and prompt; from now on the idle task runs the shell.
 pub fn start() {
@@ -80,7 +82,9 @@ pub fn run_pending() {
     while let Some(byte) = input::peek() {
         let foreground = FOREGROUND.load(Ordering::Acquire);
         if foreground != 0 {
-            if byte == INTERRUPT {
+            // A Linux program's terminal turns the key into SIGINT itself (or, raw, hands it
+            // over as a byte).
+            if byte == INTERRUPT && !TERMINAL.load(Ordering::Acquire) {
                 println!("^C");
                 let _ = task::kill(foreground);
             } else if !task::push_input(&[byte]) {
@@ -131,6 +135,7 @@ fn edit(byte: u8) {
 }
 
 fn start_foreground(pid: Pid) {
+    TERMINAL.store(task::start_foreground(pid), Ordering::Release);
     FOREGROUND.store(pid, Ordering::Release);
     // It may have ended already, before it was foreground.
     if !task::is_alive(pid) {

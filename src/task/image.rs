@@ -3,7 +3,7 @@
 //! argv, envp and the auxiliary vector). Used by a spawn (a new space) and by `execve` (a new
 //! space for the running process).
 
-use super::{elf, process::SpawnError, start_stack};
+use super::{elf, start_stack};
 use crate::{
     arch::{context, cpu},
     events::{MemoryRequest, SpaceId},
@@ -16,6 +16,15 @@ const USER_STACK_TOP: u64 = 0x0000_7fff_ffff_0000;
 pub(super) const USER_STACK_SIZE_BYTES: u64 = 256 * 1024;
 /// What `AT_CLKTCK` tells a Linux program (`USER_HZ`, the unit `times` reports in).
 const LINUX_CLOCK_TICKS_PER_SECOND: u64 = 100;
+
+/// Why a program could not be loaded.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum LoadError {
+    /// Memory ran out.
+    OutOfMemory,
+    /// Arguments and environment do not fit the start stack's limit.
+    ArgumentsTooLong,
+}
 
 /// What a program is handed at entry.
 pub(super) enum Arguments<'a> {
@@ -44,8 +53,8 @@ pub(super) fn load(
     plan: &elf::ImagePlan,
     image: &[u8],
     arguments: Arguments<'_>,
-) -> Result<context::UserEntry, SpawnError> {
-    let out_of_memory = |_| SpawnError::OutOfMemory;
+) -> Result<context::UserEntry, LoadError> {
+    let out_of_memory = |_| LoadError::OutOfMemory;
     for segment in &plan.segments {
         // Through the bus like any other memory request, on the kernel's behalf.
         mm::request(
@@ -85,7 +94,7 @@ pub(super) fn load(
                 random: start_random_bytes(),
             };
             let stack = start_stack::build(USER_STACK_TOP, argv, envp, &aux)
-                .map_err(|_| SpawnError::ArgumentsTooLong)?;
+                .map_err(|_| LoadError::ArgumentsTooLong)?;
             user_copy::load(space, stack.stack_pointer, &stack.bytes).map_err(out_of_memory)?;
             // rsp at argc, 16-byte aligned; rdx 0 (no exit hook from a dynamic linker).
             context::UserEntry { rip: plan.entry, rsp: stack.stack_pointer, args: [0, 0] }

@@ -36,7 +36,7 @@ pub use self::scheduler::{
 };
 #[cfg(target_os = "none")]
 pub use self::{
-    input::{push_input, take_input},
+    input::{push_input, start_foreground, take_input},
     subscriptions::{MAX_POLL_RECORDS, MAX_SUBSCRIPTIONS},
     syscalls::MAX_IO_BYTES_PER_CALL,
 };

@@ -409,6 +409,15 @@ impl core::fmt::Display for SpawnError {
     }
 }
 
+impl From<image::LoadError> for SpawnError {
+    fn from(error: image::LoadError) -> Self {
+        match error {
+            image::LoadError::OutOfMemory => Self::OutOfMemory,
+            image::LoadError::ArgumentsTooLong => Self::ArgumentsTooLong,
+        }
+    }
+}
+
 impl SpawnError {
     /// The errno a system call reports for this error.
     pub const fn errno(self) -> Errno {
@@ -714,7 +723,7 @@ pub(super) fn exec_current(exec: &Exec<'_>) -> Result<(), Errno> {
         Ok(entry) => entry,
         Err(error) => {
             let _ = space::destroy(new_space);
-            return Err(error.errno());
+            return Err(SpawnError::from(error).errno());
         }
     };
     let abi = if plan.herald_abi { SyscallAbi::Herald } else { SyscallAbi::Linux };

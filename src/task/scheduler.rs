@@ -186,6 +186,20 @@ pub(super) fn current_cpu_ms() -> u64 {
     ticks * 1000 / u64::from(arch::TICK_HZ)
 }
 
+/// Names the running task (what `ps` shows).
+pub(super) fn set_current_name(name: &str) {
+    let name = String::from(name);
+    if let Some(task) = SCHEDULER.lock().current_task() {
+        // The old name is dropped after the lock.
+        let _old = core::mem::replace(&mut task.name, name);
+    }
+}
+
+/// The running task's name.
+pub(super) fn current_name() -> String {
+    SCHEDULER.lock().current_task().map(|task| task.name.clone()).unwrap_or_default()
+}
+
 /// Sets the running task's FS base (kept for its next switches).
 pub(super) fn set_current_fs_base(base: u64) {
     if let Some(task) = SCHEDULER.lock().current_task() {

@@ -7,14 +7,14 @@
 
 use alloc::vec;
 
-use super::{files, with_state};
+use super::{files, tty, with_state};
 use crate::{
     abi::linux,
     events::{Errno, SpaceId},
     fs::Device,
     mm::user_copy,
     task::{
-        input,
+        Pid, scheduler,
         syscalls::{self, Served},
     },
 };
@@ -24,9 +24,6 @@ use crate::{
 const CONSOLE_ROWS: u16 = 24;
 /// See [`CONSOLE_ROWS`].
 const CONSOLE_COLUMNS: u16 = 80;
-/// Bytes of the kernel's `struct termios` (`TCGETS`): four flag words, the line discipline,
-/// 19 control characters.
-const TERMIOS_BYTES: usize = 36;
 /// `struct pollfd`: `fd` (i32), `events`, `revents` (i16 each).
 const POLLFD_BYTES: u64 = 8;
 /// Most descriptors one `poll` looks at (the descriptor limit).
@@ -40,9 +37,32 @@ pub(super) struct ConsoleState {
     pub(super) sleep_until_ms: Option<u64>,
 }
 
-/// Reads console input into the caller's buffer (blocks until a byte comes).
-pub(super) fn read(buffer: u64, len: usize, space: SpaceId) -> Result<Served, Errno> {
-    syscalls::read(0, buffer, len, space)
+/// Reads the terminal's input into the caller's buffer: a line in canonical mode, what was
+/// typed in raw mode; blocks until there is some (unless `nonblock`: `EAGAIN`).
+pub(super) fn read(
+    buffer: u64,
+    len: usize,
+    nonblock: bool,
+    space: SpaceId,
+) -> Result<Served, Errno> {
+    if len == 0 {
+        return Ok(Served::Value(0));
+    }
+    // The whole buffer is checked before input is taken: a bad pointer loses no bytes.
+    crate::mm::space::check_user(space, buffer, len as u64, true)?;
+    if nonblock && !tty::readable_or_block(None) {
+        return Err(Errno::EAGAIN);
+    }
+    let Some(taken) = tty::take_or_block(len) else { return Ok(Served::Restart) };
+    user_copy::copy_to_user(space, buffer, &taken)?;
+    Ok(Served::Value(taken.len() as u64))
+}
+
+/// Shows `bytes` on the console (the terminal's echo).
+pub(super) fn show(bytes: &[u8]) {
+    for chunk in bytes.utf8_chunks() {
+        crate::console::write_text(chunk.valid(), || {});
+    }
 }
 
 fn is_console(fd: u64) -> Result<bool, Errno> {
@@ -58,51 +78,86 @@ fn poll_kind(fd: u64) -> Option<(bool, (bool, bool))> {
     Some((console, ready))
 }
 
-/// `ioctl`: a terminal's settings (`TCGETS`) and size (`TIOCGWINSZ`); other requests, and
-/// anything that is not the console, `ENOTTY`.
-pub(super) fn ioctl(fd: u64, request: u64, argument: u64, space: SpaceId) -> Result<u64, Errno> {
+/// `ioctl` requests on a terminal (`asm-generic/ioctls.h`).
+const TCSETS: u64 = 0x5402;
+const TCSETSW: u64 = 0x5403;
+const TCSETSF: u64 = 0x5404;
+const TCFLSH: u64 = 0x540b;
+const TIOCSCTTY: u64 = 0x540e;
+const TIOCGPGRP: u64 = 0x540f;
+const TIOCSPGRP: u64 = 0x5410;
+const TIOCSWINSZ: u64 = 0x5414;
+const FIONREAD: u64 = 0x541b;
+const TIOCNOTTY: u64 = 0x5422;
+const TIOCGSID: u64 = 0x5429;
+/// `TCFLSH`'s queue selectors: input, output, both.
+const TCIFLUSH: u64 = 0;
+const TCOFLUSH: u64 = 1;
+const TCIOFLUSH: u64 = 2;
+
+/// `ioctl` on the console: its settings (`TCGETS`, `TCSETS`, `TCSETSW`, `TCSETSF`), size
+/// (`TIOCGWINSZ`; setting it is accepted and changes nothing), foreground group (`TIOCGPGRP`,
+/// `TIOCSPGRP`), session (`TIOCGSID`), waiting bytes (`FIONREAD`), flushing (`TCFLSH`), and
+/// becoming or leaving the controlling terminal (accepted: it is every process's). Other
+/// requests, and anything that is not the console, `ENOTTY`.
+pub(super) fn ioctl(
+    fd: u64,
+    request: u64,
+    argument: u64,
+    pid: Pid,
+    space: SpaceId,
+) -> Result<u64, Errno> {
     if !is_console(fd)? {
         return Err(Errno::ENOTTY);
     }
+    let put_u32 = |value: u32| user_copy::copy_to_user(space, argument, &value.to_le_bytes());
     match request {
-        linux::TCGETS => {
-            user_copy::copy_to_user(space, argument, &console_termios())?;
-            Ok(0)
+        linux::TCGETS => user_copy::copy_to_user(space, argument, &tty::termios())?,
+        TCSETS | TCSETSW | TCSETSF => {
+            let mut termios = [0u8; tty::TERMIOS_BYTES];
+            user_copy::copy_from_user(space, argument, &mut termios)?;
+            tty::set_termios(termios, request == TCSETSF);
         }
         linux::TIOCGWINSZ => {
             let mut size = [0u8; 8];
             size[0..2].copy_from_slice(&CONSOLE_ROWS.to_le_bytes());
             size[2..4].copy_from_slice(&CONSOLE_COLUMNS.to_le_bytes());
             user_copy::copy_to_user(space, argument, &size)?;
-            Ok(0)
         }
-        _ => Err(Errno::ENOTTY),
+        TIOCSWINSZ => {
+            let mut size = [0u8; 8];
+            user_copy::copy_from_user(space, argument, &mut size)?;
+        }
+        TIOCGPGRP => put_u32(tty::foreground())?,
+        TIOCSPGRP => {
+            let mut group = [0u8; 4];
+            user_copy::copy_from_user(space, argument, &mut group)?;
+            let group = i32::from_le_bytes(group);
+            if group <= 0 {
+                return Err(Errno::EINVAL);
+            }
+            // A group that exists in the caller's session (POSIX: else EPERM).
+            let session = super::processes::getsid(0, pid)?;
+            let group = group.unsigned_abs();
+            let in_session = scheduler::members(Some(group), 0).into_iter().any(|member| {
+                super::processes::getsid(u64::from(member), pid).ok() == Some(session)
+            });
+            if !in_session {
+                return Err(Errno::EPERM);
+            }
+            tty::set_foreground(group);
+        }
+        TIOCGSID => put_u32(super::processes::getsid(0, pid)? as u32)?,
+        FIONREAD => put_u32(tty::waiting_bytes() as u32)?,
+        TCFLSH => match argument {
+            TCIFLUSH | TCIOFLUSH => tty::flush_input(),
+            TCOFLUSH => {}
+            _ => return Err(Errno::EINVAL),
+        },
+        TIOCSCTTY | TIOCNOTTY => {}
+        _ => return Err(Errno::ENOTTY),
     }
-}
-
-/// The console's line settings, as they behave: input arrives as typed (no line editing: that
-/// is the shell's) and is echoed; output turns `\n` into `\r\n`; 38400 baud, 8 bits.
-fn console_termios() -> [u8; TERMIOS_BYTES] {
-    const ICRNL: u32 = 0o400;
-    const OPOST: u32 = 0o1;
-    const ONLCR: u32 = 0o4;
-    const B38400: u32 = 0o17;
-    const CS8: u32 = 0o60;
-    const CREAD: u32 = 0o200;
-    const ECHO: u32 = 0o10;
-    /// `c_cc` indices (`asm-generic/termbits.h`).
-    const VTIME: usize = 5;
-    const VMIN: usize = 6;
-    let mut termios = [0u8; TERMIOS_BYTES];
-    termios[0..4].copy_from_slice(&ICRNL.to_le_bytes());
-    termios[4..8].copy_from_slice(&(OPOST | ONLCR).to_le_bytes());
-    termios[8..12].copy_from_slice(&(B38400 | CS8 | CREAD).to_le_bytes());
-    termios[12..16].copy_from_slice(&ECHO.to_le_bytes());
-    // c_line 0 (N_TTY); then c_cc: a read returns after one byte, with no timer.
-    let control_characters = 17;
-    termios[control_characters + VMIN] = 1;
-    termios[control_characters + VTIME] = 0;
-    termios
+    Ok(0)
 }
 
 /// `poll(fds, nfds, timeout_ms)`: the console is readable when input waits and always
@@ -115,7 +170,7 @@ pub(super) fn poll(fds: u64, count: u64, timeout_ms: i32, space: SpaceId) -> Res
     let len_bytes = (count * POLLFD_BYTES) as usize;
     let mut records = vec![0u8; len_bytes];
     user_copy::copy_from_user(space, fds, &mut records)?;
-    let input_waiting = input::ready_or_block(None);
+    let input_waiting = tty::readable_or_block(None);
     let mut ready = 0u64;
     let mut wants_input = false;
     for record in records.as_chunks_mut::<{ POLLFD_BYTES as usize }>().0 {
@@ -156,7 +211,7 @@ pub(super) fn poll(fds: u64, count: u64, timeout_ms: i32, space: SpaceId) -> Res
             // Only input can make any of them ready; without a wish for it this is a sleep.
             // Either way the call looks again when woken (at once, if input came meanwhile).
             if wants_input {
-                input::ready_or_block(Some(until_ms));
+                tty::readable_or_block(Some(until_ms));
             } else {
                 syscalls::sleep_until(until_ms);
             }

@@ -250,7 +250,7 @@ pub(super) fn read(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<Ser
         return Err(Errno::EBADF);
     }
     if let Some(device) = file.node.device() {
-        return read_device(device, buffer, len, space);
+        return read_device(device, file.nonblocking(), buffer, len, space);
     }
     if let Some(pipe) = fs::pipe_of(&file.node) {
         let inode = file.node.stat().inode;
@@ -264,10 +264,16 @@ pub(super) fn read(fd: u64, buffer: u64, len: u64, space: SpaceId) -> Result<Ser
     Ok(Served::Value(done))
 }
 
-fn read_device(device: Device, buffer: u64, len: u64, space: SpaceId) -> Result<Served, Errno> {
+fn read_device(
+    device: Device,
+    nonblock: bool,
+    buffer: u64,
+    len: u64,
+    space: SpaceId,
+) -> Result<Served, Errno> {
     let len = syscalls::length(len)?.min(MAX_IO_BYTES_PER_CALL);
     match device {
-        Device::Console => console::read(buffer, len, space),
+        Device::Console => console::read(buffer, len, nonblock, space),
         Device::Null => Ok(Served::Value(0)),
         Device::Zero => {
             user_copy::copy_to_user(space, buffer, &vec![0u8; len])?;

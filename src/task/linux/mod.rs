@@ -18,6 +18,7 @@ mod signal_frame;
 mod signals;
 mod system;
 mod time;
+pub(super) mod tty;
 
 use alloc::collections::BTreeSet;
 
@@ -187,7 +188,7 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         linux::UMASK => files::umask(a0),
         linux::FTRUNCATE => files::ftruncate(a0, a1)?,
         linux::FSYNC | linux::FDATASYNC => files::fstat_exists(a0)?,
-        linux::IOCTL => console::ioctl(a0, a1, a2, space)?,
+        linux::IOCTL => console::ioctl(a0, a1, a2, pid, space)?,
         linux::POLL => return console::poll(a0, a1, a2 as i32, space),
         linux::MMAP => memory::mmap(args, pid, space)?,
         linux::MUNMAP => memory::munmap(a0, a1, pid, space)?,
@@ -236,6 +237,11 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         linux::ARCH_PRCTL => system::arch_prctl(a0, a1, space)?,
         linux::FUTEX => system::futex(args, space)?,
         linux::SET_ROBUST_LIST => system::set_robust_list(a1)?,
+        linux::PRCTL => system::prctl(a0, a1, space)?,
+        // Not served, on purpose and without a warning: glibc registers restartable sequences
+        // when it can and carries on without; busybox copies with read/write when sendfile
+        // is refused.
+        linux::RSEQ | linux::SENDFILE => return Err(Errno::ENOSYS),
         linux::EXIT | linux::EXIT_GROUP => {
             // Linux keeps the low 8 bits of the status.
             syscalls::exit(i32::from(a0 as u8));

@@ -623,6 +623,14 @@ pub(super) fn kill(target: u64, signal: u64, caller: Pid) -> Result<u64, Errno> 
     Ok(0)
 }
 
+/// Sends `signal` to every live process of group `group` (the terminal's keys).
+pub(super) fn send_group(group: Pid, signal: u64, origin: Origin) {
+    for pid in scheduler::members(Some(group), 0) {
+        // One ending meanwhile is no error.
+        let _ = send(pid, signal, origin);
+    }
+}
+
 /// `tkill(tid, signal)` and `tgkill(tgid, tid, signal)`: one thread per process, so the
 /// thread id is the process id (and a `tgid` must match it).
 pub(super) fn tgkill(

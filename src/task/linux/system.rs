@@ -158,3 +158,46 @@ pub(super) fn futex(args: &[u64; 6], space: SpaceId) -> Result<u64, Errno> {
 pub(super) fn set_robust_list(len: u64) -> Result<u64, Errno> {
     if len == ROBUST_LIST_HEAD_BYTES { Ok(0) } else { Err(Errno::EINVAL) }
 }
+
+/// `prctl` options served (`uapi/linux/prctl.h`).
+const PR_SET_PDEATHSIG: u64 = 1;
+const PR_GET_DUMPABLE: u64 = 3;
+const PR_SET_DUMPABLE: u64 = 4;
+const PR_SET_NAME: u64 = 15;
+const PR_GET_NAME: u64 = 16;
+/// A thread name's bytes, its terminating zero included (`TASK_COMM_LEN`).
+const TASK_NAME_BYTES: usize = 16;
+
+/// `prctl(option, ...)`: the process's name (`PR_SET_NAME`/`PR_GET_NAME`, what `ps` shows);
+/// dumpable (always, and setting it changes nothing: there are no core dumps); a parent-death
+/// signal is accepted and never sent. Other options: `EINVAL`.
+pub(super) fn prctl(option: u64, argument: u64, space: SpaceId) -> Result<u64, Errno> {
+    match option {
+        PR_SET_NAME => {
+            // Linux keeps the first 15 bytes, whatever follows: read no further than those.
+            let mut name = alloc::vec::Vec::new();
+            for at in 0..TASK_NAME_BYTES as u64 - 1 {
+                let mut byte = [0u8];
+                user_copy::copy_from_user(space, argument.wrapping_add(at), &mut byte)?;
+                if byte[0] == 0 {
+                    break;
+                }
+                name.push(byte[0]);
+            }
+            scheduler::set_current_name(&alloc::string::String::from_utf8_lossy(&name));
+            Ok(0)
+        }
+        PR_GET_NAME => {
+            let mut bytes = [0u8; TASK_NAME_BYTES];
+            let name = scheduler::current_name();
+            let len = name.len().min(TASK_NAME_BYTES - 1);
+            bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+            user_copy::copy_to_user(space, argument, &bytes)?;
+            Ok(0)
+        }
+        PR_GET_DUMPABLE => Ok(1),
+        PR_SET_DUMPABLE if argument <= 1 => Ok(0),
+        PR_SET_PDEATHSIG if argument <= linux::SIGNAL_COUNT => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
