@@ -396,3 +396,23 @@ fn a_musl_program_catches_blocks_and_is_ended_by_signals_as_on_linux() {
     assert!(output.contains("signals: all 37 passed"), "output: {output:?}");
     assert_eq!(free_frames(), free, "its children's frames all came back");
 }
+
+/// The boot image's busybox (Debian's `busybox-static`, packed by the runner when the host has
+/// it) running a shell script whose output Linux gave, byte for byte, from the same binary.
+#[test_case]
+fn debian_busybox_runs_a_shell_script_exactly_as_on_linux() {
+    assert!(
+        task::image_file("/bin/busybox").is_some(),
+        "no /bin/busybox in the boot image: install Debian's busybox-static (the README's set-up)"
+    );
+    let free = free_frames();
+    // The log's lines (a module's farewell to each process) would land among the script's.
+    let level = log::max_level();
+    log::set_max_level(log::LevelFilter::Warn);
+    let (code, output) = run("busybox", "sh /etc/herald/busybox-check.sh");
+    log::set_max_level(level);
+    let expected = include_str!("busybox-check.expected");
+    assert_eq!(output, expected, "busybox's output differs from Linux's");
+    assert_eq!(code, 0);
+    assert_eq!(free_frames(), free, "the script's processes' frames all came back");
+}

@@ -186,6 +186,11 @@ pub(super) fn current_cpu_ms() -> u64 {
     ticks * 1000 / u64::from(arch::TICK_HZ)
 }
 
+/// How many processes exist (ended ones not yet reaped included).
+pub(super) fn process_count() -> usize {
+    SCHEDULER.lock().tasks.len()
+}
+
 /// Names the running task (what `ps` shows).
 pub(super) fn set_current_name(name: &str) {
     let name = String::from(name);

@@ -238,6 +238,7 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         linux::FUTEX => system::futex(args, space)?,
         linux::SET_ROBUST_LIST => system::set_robust_list(a1)?,
         linux::PRCTL => system::prctl(a0, a1, space)?,
+        linux::SYSINFO => system::sysinfo(a0, space)?,
         // Not served, on purpose and without a warning: glibc registers restartable sequences
         // when it can and carries on without; busybox copies with read/write when sendfile
         // is refused.

@@ -201,3 +201,27 @@ pub(super) fn prctl(option: u64, argument: u64, space: SpaceId) -> Result<u64, E
         _ => Err(Errno::EINVAL),
     }
 }
+
+/// Bytes of `struct sysinfo` on x86-64, and its fields' offsets.
+const SYSINFO_BYTES: usize = 112;
+const SYSINFO_TOTALRAM: usize = 32;
+const SYSINFO_FREERAM: usize = 40;
+const SYSINFO_PROCS: usize = 80;
+const SYSINFO_MEM_UNIT: usize = 104;
+
+/// `sysinfo(info)`: uptime, memory (total and free frames, in bytes: `mem_unit` 1), the number
+/// of processes; no load averages (0), no swap, no shared or buffer memory.
+pub(super) fn sysinfo(out: u64, space: SpaceId) -> Result<u64, Errno> {
+    let stats = mm::frame_stats();
+    let frame_bytes = mm::FRAME_SIZE_BYTES;
+    let mut info = [0u8; SYSINFO_BYTES];
+    let mut put = |at: usize, value: u64| info[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    put(0, arch::milliseconds() / 1000);
+    put(SYSINFO_TOTALRAM, stats.total as u64 * frame_bytes);
+    put(SYSINFO_FREERAM, stats.free as u64 * frame_bytes);
+    let processes = u16::try_from(scheduler::process_count()).unwrap_or(u16::MAX);
+    info[SYSINFO_PROCS..SYSINFO_PROCS + 2].copy_from_slice(&processes.to_le_bytes());
+    info[SYSINFO_MEM_UNIT..SYSINFO_MEM_UNIT + 4].copy_from_slice(&1u32.to_le_bytes());
+    user_copy::copy_to_user(space, out, &info)?;
+    Ok(0)
+}

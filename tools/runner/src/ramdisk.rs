@@ -190,6 +190,7 @@ pub(crate) fn build(repository: &Path, image: &Path) -> Result<PathBuf, String> 
             files.insert(format!("bin/{name}"), ImageFile { mode: 0o644, contents, symlink: false });
         }
     }
+    add_busybox(&mut files)?;
     let rootfs = repository.join("rootfs");
     if rootfs.is_dir() {
         add_tree(&rootfs, &mut files)?;
@@ -203,6 +204,37 @@ pub(crate) fn build(repository: &Path, image: &Path) -> Result<PathBuf, String> 
     }
     fs::write(image, pack(&files)?).map_err(|error| format!("cannot write ramdisk: {error}"))?;
     Ok(image.to_path_buf())
+}
+
+/// The variable naming the busybox binary to pack (default: the host's, Debian's
+/// `busybox-static` package), and where its applet links go.
+const BUSYBOX_VARIABLE: &str = "HERALD_BUSYBOX";
+const DEFAULT_BUSYBOX: &str = "/bin/busybox";
+const APPLET_DIRECTORY: &str = "usr/bin";
+
+/// Adds busybox as `/bin/busybox`, `/bin/sh` and one link per applet in `/usr/bin` (the
+/// applets it lists with `--list`), if the host has it; without it, a warning, and the tests
+/// that run it say it is not in the image.
+fn add_busybox(files: &mut BTreeMap<String, ImageFile>) -> Result<(), String> {
+    let path = std::env::var(BUSYBOX_VARIABLE).unwrap_or_else(|_| DEFAULT_BUSYBOX.into());
+    let Ok(contents) = fs::read(&path) else {
+        eprintln!(
+            "herald-runner: no busybox at {path} (Debian: apt install busybox-static): left out"
+        );
+        return Ok(());
+    };
+    let listed = Command::new(&path)
+        .arg("--list")
+        .output()
+        .map_err(|error| format!("{path} --list: {error}"))?;
+    let applets = String::from_utf8_lossy(&listed.stdout).into_owned();
+    files.insert("bin/busybox".into(), ImageFile { mode: 0o755, contents, symlink: false });
+    let link = |target: &str| ImageFile { mode: 0o777, contents: target.into(), symlink: true };
+    files.insert("bin/sh".into(), link("busybox"));
+    for applet in applets.split_whitespace().filter(|applet| *applet != "busybox") {
+        files.insert(format!("{APPLET_DIRECTORY}/{applet}"), link("/bin/busybox"));
+    }
+    Ok(())
 }
 
 /// Builds each `user/linux/NAME.c` into `out/NAME` (static, stripped; again only when the
