@@ -180,14 +180,18 @@ pub(crate) fn build(repository: &Path, image: &Path) -> Result<PathBuf, String> 
     programs.extend(linux_rust_programs(repository, &target_dir.join("linux-std"))?);
     let mut files = BTreeMap::new();
     for (name, elf) in programs {
-        files.insert(format!("bin/{name}"), ImageFile { mode: 0o755, contents: elf, symlink: false });
+        files.insert(
+            format!("bin/{name}"),
+            ImageFile { mode: 0o755, contents: elf, symlink: false },
+        );
     }
     for manifest in fs::read_dir(repository.join("user/linux")).map_err(|e| e.to_string())? {
         let manifest = manifest.map_err(|e| e.to_string())?.path();
         if manifest.extension().is_some_and(|extension| extension == "syscalls") {
             let name = manifest.file_name().and_then(|name| name.to_str()).expect("UTF-8 name");
             let contents = fs::read(&manifest).map_err(|error| format!("{name}: {error}"))?;
-            files.insert(format!("bin/{name}"), ImageFile { mode: 0o644, contents, symlink: false });
+            files
+                .insert(format!("bin/{name}"), ImageFile { mode: 0o644, contents, symlink: false });
         }
     }
     add_busybox(&mut files)?;

@@ -337,6 +337,37 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
         },
         Session {
+            // Busybox's ash on the console as its terminal: its prompt and line editing (raw
+            // mode, its own echo), a pipeline, Ctrl-C to the foreground job and back at the
+            // prompt with 130, Ctrl-D ending the shell and giving Herald's shell back.
+            name: "busybox_sh_is_an_interactive_shell_with_job_interrupts_and_ctrl_d",
+            input: Input::Steps(&[
+                ("herald> ", 1, b"run busybox sh\n"),
+                ("/ # ", 1, b"seq 1 1000 | sort -rn | head -3\r"),
+                // `go` on a line of its own is the shell running the command, not its echo:
+                // Ctrl-C must find `sleep` in the foreground, not the line editor.
+                ("/ # ", 2, b"echo go; sleep 100\r"),
+                ("\ngo\n", 1, b"\x03"),
+                ("/ # ", 3, b"echo status $?\r"),
+                ("/ # ", 4, b"\x04"),
+                ("herald> ", 2, b"poweroff\n"),
+            ]),
+            expect: &[
+                "built-in shell (ash)",
+                "1000",
+                "999",
+                "998",
+                "^C",
+                "status 130",
+                "[pid 1 exited with code 0]",
+                "powering off",
+            ],
+            forbid: &["panicked", "not served"],
+            uefi: false,
+            qemu_args: "",
+            rootfs_add: false,
+        },
+        Session {
             name: "a_dropped_in_linux_binary_runs_with_shell_quoted_arguments",
             input: Input::Serial(
                 b"run\nrun dropped 'two words' \"say \\\"hi\\\"\" plain\nrun /bin/hello-musl x\nrun rust-std 'two words' x\npoweroff\n"
