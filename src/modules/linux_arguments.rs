@@ -118,7 +118,21 @@ fn shape(number: u64) -> Option<&'static [Argument]> {
         | linux::GETEGID
         | linux::SCHED_YIELD
         | linux::FORK
-        | linux::VFORK => &[],
+        | linux::VFORK
+        | linux::RT_SIGRETURN
+        | linux::PAUSE
+        | linux::SETSID
+        | linux::GETPGRP => &[],
+        linux::EXECVE => &[Path, Pointer, Pointer],
+        linux::EXECVEAT => &[Dirfd, Path, Pointer, Pointer, Int],
+        linux::KILL | linux::TKILL => &[Int, Signal],
+        linux::TGKILL => &[Int, Int, Signal],
+        linux::CLONE => &[Pointer, Pointer, Pointer, Pointer, Pointer],
+        linux::SETPGID => &[Int, Int],
+        linux::GETPGID | linux::GETSID => &[Int],
+        linux::RT_SIGSUSPEND | linux::RT_SIGPENDING => &[Pointer, Int],
+        linux::PRCTL => &[Int, Pointer],
+        linux::SYSINFO => &[Pointer],
         _ => return None,
     })
 }

@@ -47,6 +47,26 @@ pub fn start() {
     println!("Herald shell: type `help` for the commands.");
     print!("{PROMPT}");
     STARTED.store(true, Ordering::Release);
+    autorun();
+}
+
+/// The boot image's file whose first line the shell runs as if typed once it is up: the way
+/// to boot straight into a program (`run busybox sh`), as the first process.
+const AUTORUN_PATH: &str = "/etc/herald/autorun";
+
+fn autorun() {
+    let Some(text) = task::image_file(AUTORUN_PATH) else { return };
+    let line = text.split(|&byte| byte == b'\n').next().unwrap_or_default();
+    let Ok(line) = core::str::from_utf8(line) else {
+        println!("error: {AUTORUN_PATH} is not UTF-8; ignored");
+        print!("{PROMPT}");
+        return;
+    };
+    println!("{line}");
+    match commands::run(line.trim()) {
+        Some(pid) => start_foreground(pid),
+        None => print!("{PROMPT}"),
+    }
 }
 
 /// Ended foreground programs not reaped yet: the exit is announced while its CPU may still be

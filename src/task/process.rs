@@ -208,46 +208,56 @@ fn attend_before_user_return(frame: &mut TrapFrame) -> bool {
     enum Action {
         Exit(i32),
         Switch,
-        Return,
+        /// Back to ring 3, with a new program's entry to set, and whether its Linux signal
+        /// state has work (a handler to enter or leave, a call's restart to settle).
+        Return(Option<context::UserEntry>, bool, SpaceId),
     }
     loop {
         let action = {
             let mut scheduler = SCHEDULER.lock();
             let need_resched = scheduler.need_resched();
             match scheduler.current_task() {
-                None => Action::Return,
+                None => Action::Return(None, false, SpaceId::KERNEL),
                 Some(task) => match (task.pending_kill, task.state) {
                     (Some(code), _) => Action::Exit(code),
                     (None, State::Blocked(_)) => Action::Switch,
                     (None, _) if need_resched => Action::Switch,
-                    _ => Action::Return,
+                    _ => {
+                        let signals = task
+                            .linux
+                            .as_deref()
+                            .is_some_and(super::linux::LinuxState::has_return_work);
+                        Action::Return(task.pending_entry.take(), signals, task.space)
+                    }
                 },
             }
         };
         match action {
             Action::Exit(code) => exit_current(code),
             Action::Switch => schedule(),
-            Action::Return => match prepare_user_registers(frame) {
-                Ok(full_restore) => return full_restore,
-                Err(code) => exit_current(code),
-            },
+            Action::Return(entry, signals, space) => {
+                match prepare_user_registers(frame, entry, signals, space) {
+                    Ok(full_restore) => return full_restore,
+                    Err(code) => exit_current(code),
+                }
+            }
         }
     }
 }
 
-/// The last step before ring 3: a program that replaced its own starts at its entry; a Linux
-/// program's signals are delivered. Returns whether every register of `frame` must be
+/// The last step before ring 3: a program that replaced its own starts at its `entry`; a
+/// Linux program's signals are delivered. Returns whether every register of `frame` must be
 /// restored, or the code to end the task with.
-fn prepare_user_registers(frame: &mut TrapFrame) -> Result<bool, i32> {
-    let (entry, linux, space) = {
-        let mut scheduler = SCHEDULER.lock();
-        let Some(task) = scheduler.current_task() else { return Ok(false) };
-        (task.pending_entry.take(), task.abi == SyscallAbi::Linux, task.space)
-    };
+fn prepare_user_registers(
+    frame: &mut TrapFrame,
+    entry: Option<context::UserEntry>,
+    signals: bool,
+    space: SpaceId,
+) -> Result<bool, i32> {
     if let Some(entry) = entry {
         context::enter(frame, entry);
     }
-    if !linux {
+    if !signals {
         return Ok(false);
     }
     match super::linux::before_user_return(frame, space) {

@@ -73,6 +73,12 @@ impl LinuxState {
     pub(super) fn has_deliverable(&self) -> bool {
         self.signals.deliverable() != 0
     }
+
+    /// Whether the way back to ring 3 has signal work: a signal to deliver, a handler's frame
+    /// to restore, a restarting call to settle.
+    pub(super) fn has_return_work(&self) -> bool {
+        self.signals.has_return_work()
+    }
 }
 
 /// Subscribes the Linux calls' owner, for Linux programs' calls only (Herald's own calls never

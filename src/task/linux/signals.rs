@@ -230,6 +230,11 @@ impl SignalState {
         Posted::Pending(unblocked)
     }
 
+    /// Whether [`before_user_return`] has anything to do.
+    pub(super) fn has_return_work(&self) -> bool {
+        self.returning_from_handler || self.restart != Restart::None || self.deliverable() != 0
+    }
+
     /// The pending signals not blocked.
     pub(super) fn deliverable(&self) -> u64 {
         self.pending & !self.blocked
@@ -379,7 +384,9 @@ pub(in crate::task) fn before_user_return(frame: &mut TrapFrame, space: SpaceId)
     // The call returning now was going to start again: after a handler it answers EINTR,
     // unless the action asks for the restart; a default or ignored signal leaves it to
     // restart (the ignored) or ends the process (the rest).
-    if work.restart != Restart::None && handled {
+    // Only a system call's own return can be a restart (never an interrupt's frame).
+    let from_call = frame.vector == u64::from(crate::arch::SYSCALL_VECTOR);
+    if work.restart != Restart::None && handled && from_call {
         let restarts = work.restart == Restart::UnlessHandled && action.flags & SA_RESTART != 0;
         if !restarts {
             signal_frame::interrupt_call(frame);

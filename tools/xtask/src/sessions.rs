@@ -45,6 +45,8 @@ struct Session {
     /// session compiles there first (`/bin/dropped`, from [`DROPPED_PROGRAM_C`]), as a user
     /// would drop in a binary of their own.
     rootfs_add: bool,
+    /// Files (path, contents) written into that directory too, with `rootfs_add`.
+    files: &'static [(&'static str, &'static str)],
 }
 
 /// The program a user "drops in": a static musl C program that prints its argv.
@@ -126,6 +128,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "piped_commands_run_in_order_and_poweroff_exits_0",
@@ -142,6 +145,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "up_arrow_recalls_tab_completes_and_the_cursor_edits_inside_a_line",
@@ -165,6 +169,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "piped_commands_reach_the_shell_through_uefi_firmware_too",
@@ -176,6 +181,7 @@ fn sessions() -> Vec<Session> {
             uefi: true,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "bad_input_gets_one_line_errors_and_the_shell_survives",
@@ -208,6 +214,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "every_command_answers",
@@ -246,6 +253,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "bench_prints_the_kernel_and_user_tables",
@@ -268,6 +276,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "the_keyboard_drives_the_shell",
@@ -287,6 +296,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "without_acpi_the_boot_cpu_runs_alone_on_the_8259s",
@@ -303,6 +313,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "-machine acpi=off",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "cpus_lists_every_cpu_online_with_what_it_runs",
@@ -320,6 +331,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             name: "an_nmi_from_qemus_monitor_is_counted_and_survived",
@@ -335,6 +347,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
         },
         Session {
             // Busybox's ash on the console as its terminal: its prompt and line editing (raw
@@ -366,6 +379,28 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
+            files: &[],
+        },
+        Session {
+            // `/etc/herald/autorun` boots straight into busybox's shell as the first process.
+            name: "an_autorun_file_boots_straight_into_busybox_sh",
+            input: Input::Steps(&[
+                ("/ # ", 1, b"echo first pid $$\r"),
+                ("/ # ", 2, b"\x04"),
+                ("herald> ", 2, b"poweroff\n"),
+            ]),
+            expect: &[
+                "herald> run busybox sh",
+                "[pid 1 started: busybox]",
+                "first pid 1",
+                "[pid 1 exited with code 0]",
+                "powering off",
+            ],
+            forbid: &["panicked", "error:"],
+            uefi: false,
+            qemu_args: "",
+            rootfs_add: true,
+            files: &[("etc/herald/autorun", "run busybox sh\n")],
         },
         Session {
             name: "a_dropped_in_linux_binary_runs_with_shell_quoted_arguments",
@@ -389,6 +424,7 @@ fn sessions() -> Vec<Session> {
             uefi: false,
             qemu_args: "",
             rootfs_add: true,
+            files: &[],
         },
     ]
 }
@@ -475,7 +511,10 @@ fn start_kernel(
 }
 
 /// A fresh directory holding `bin/dropped`, [`DROPPED_PROGRAM_C`] built static with musl.
-fn dropped_program_tree(session: &str) -> Result<std::path::PathBuf, String> {
+fn dropped_program_tree(
+    session: &str,
+    files: &[(&str, &str)],
+) -> Result<std::path::PathBuf, String> {
     let directory = std::env::temp_dir().join(format!("herald-{}-{session}", std::process::id()));
     let bin = directory.join("bin");
     std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
@@ -493,6 +532,13 @@ fn dropped_program_tree(session: &str) -> Result<std::path::PathBuf, String> {
     }
     // Only `bin/` goes in the image: the source stays out of it.
     std::fs::remove_file(&source).map_err(|e| e.to_string())?;
+    for (path, contents) in files {
+        let file = directory.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&file, contents).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
     Ok(directory)
 }
 
@@ -533,7 +579,8 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
         qemu_args.push_str(&format!(" -qmp unix:{},server=on,wait=off", socket.display()));
     }
     let added = if session.rootfs_add {
-        Some(dropped_program_tree(&format!("{}-{}", session.name, extra_qemu_args.len()))?)
+        let name = format!("{}-{}", session.name, extra_qemu_args.len());
+        Some(dropped_program_tree(&name, session.files)?)
     } else {
         None
     };
