@@ -10,7 +10,7 @@ use spin::Mutex;
 
 use super::{Policy, Processes, SpawnInfo};
 use crate::{
-    abi,
+    abi::{self, linux},
     events::{Errno, MemoryRequest},
     vocab::Pid,
 };
@@ -64,6 +64,23 @@ impl Capability {
         }
         if self.may(pid, right, target) { Ok(()) } else { Err(Errno::EPERM) }
     }
+}
+
+/// Generations looked up at most: more processes never live at once (the scheduler's
+/// `MAX_PROCESSES`), so a longer walk could only be a table that changed under it.
+const MAX_GENERATIONS: usize = 64;
+
+/// Whether `ancestor` is `pid`'s parent, or its parent's, and so on.
+fn is_ancestor(ancestor: Pid, pid: Pid, processes: &dyn Processes) -> bool {
+    let mut at = pid;
+    for _ in 0..MAX_GENERATIONS {
+        match processes.parent_of(at) {
+            Some(parent) if parent == ancestor && parent != 0 => return true,
+            Some(parent) if parent != 0 => at = parent,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// What a call needs under this policy.
@@ -141,10 +158,36 @@ impl Policy for Capability {
         self.holdings.lock().len()
     }
 
-    fn check_linux_syscall(&self, _pid: Pid, _number: u64) -> Result<(), Errno> {
-        // Every Linux call Herald serves acts on the caller alone (its output, its own state):
-        // no right is involved yet. Calls on other processes will need theirs, as Herald's do.
-        Ok(())
+    /// Every Linux call Herald serves acts on the caller alone, but the signal senders: a
+    /// signal (not 0, the existence check) needs the kill right and a capability over its
+    /// target, as Herald's `kill` does — for a group, over the group's leader; to every
+    /// process (`kill(-1, ...)`) it is refused. A program may also signal its own ancestors
+    /// (a child telling its parent, which Linux programs expect of one user's processes).
+    fn check_linux_syscall(
+        &self,
+        pid: Pid,
+        number: u64,
+        args: &[u64; 6],
+        processes: &dyn Processes,
+    ) -> Result<(), Errno> {
+        let (target, signal) = match number {
+            linux::KILL | linux::TKILL => (args[0] as i64 as i32, args[1]),
+            linux::TGKILL => (args[1] as i64 as i32, args[2]),
+            _ => return Ok(()),
+        };
+        if signal == 0 {
+            return Ok(());
+        }
+        let leader = match target {
+            target if target > 0 || number != linux::KILL => u64::from(target.unsigned_abs()),
+            0 => u64::from(processes.group_of(pid).unwrap_or(pid)),
+            -1 => return Err(Errno::EPERM),
+            group => u64::from(group.unsigned_abs()),
+        };
+        if Pid::try_from(leader).is_ok_and(|leader| is_ancestor(leader, pid, processes)) {
+            return Ok(());
+        }
+        self.on_process(pid, abi::RIGHT_KILL, leader, processes)
     }
 
     #[inline]
@@ -207,6 +250,50 @@ mod tests {
             declared: crate::security::DeclaredCalls::Herald(None),
             withheld_rights: withheld,
         });
+    }
+
+    /// Processes 1 (the kernel's child), 2 (1's child), 3 (2's child) and 4 (a stranger, the
+    /// kernel's), each leading its own group.
+    struct Family;
+
+    impl Processes for Family {
+        fn exists(&self, pid: Pid) -> bool {
+            (1..=4).contains(&pid)
+        }
+
+        fn owner_of(&self, _: SpaceId) -> Option<Pid> {
+            None
+        }
+
+        fn parent_of(&self, pid: Pid) -> Option<Pid> {
+            [0, 1, 2, 0].get(pid.checked_sub(1)? as usize).copied()
+        }
+
+        fn group_of(&self, pid: Pid) -> Option<Pid> {
+            self.exists(pid).then_some(pid)
+        }
+    }
+
+    #[test_case]
+    fn a_linux_signal_reaches_descendants_and_ancestors_never_a_stranger_or_everyone() {
+        let policy = Capability::new();
+        spawn(&policy, 0, 1, 0);
+        spawn(&policy, 1, 2, 0);
+        spawn(&policy, 2, 3, 0);
+        spawn(&policy, 0, 4, 0);
+        let kill = |pid, target: i64, signal| {
+            policy.check_linux_syscall(pid, linux::KILL, &[target as u64, signal, 0, 0, 0, 0], &Family)
+        };
+        assert_eq!(kill(1, 2, 15), Ok(()), "to a child");
+        assert_eq!(kill(2, -3, 15), Ok(()), "to a child's group");
+        assert_eq!(kill(3, 1, 15), Ok(()), "to a grandparent");
+        assert_eq!(kill(3, 3, 9), Ok(()), "to itself");
+        assert_eq!(kill(1, 4, 15), Err(Errno::EPERM), "to a stranger");
+        assert_eq!(kill(1, -4, 15), Err(Errno::EPERM), "to a stranger's group");
+        assert_eq!(kill(1, -1, 15), Err(Errno::EPERM), "to every process");
+        assert_eq!(kill(1, 4, 0), Ok(()), "signal 0 only asks whether it exists");
+        let tgkill = policy.check_linux_syscall(1, linux::TGKILL, &[4, 4, 15, 0, 0, 0], &Family);
+        assert_eq!(tgkill, Err(Errno::EPERM), "tgkill to a stranger");
     }
 
     #[test_case]

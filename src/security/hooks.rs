@@ -81,7 +81,7 @@ fn on_syscall(event: &Event, _reply: &mut Reply) -> Verdict {
         return Verdict::Continue;
     }
     if abi == SyscallAbi::Linux {
-        return match ACTIVE.check_linux_syscall(pid, number) {
+        return match ACTIVE.check_linux_syscall(pid, number, args, processes()) {
             Ok(()) => Verdict::Continue,
             Err(errno) => deny_linux_syscall(pid, number, errno),
         };

@@ -57,6 +57,14 @@ pub trait Processes {
     fn exists(&self, pid: Pid) -> bool;
     /// The process owning address space `space`, if any.
     fn owner_of(&self, space: crate::events::SpaceId) -> Option<Pid>;
+    /// The parent of process `pid` (0: the kernel), if it exists.
+    fn parent_of(&self, _pid: Pid) -> Option<Pid> {
+        None
+    }
+    /// The process group of process `pid` (its leader's pid), if it exists.
+    fn group_of(&self, _pid: Pid) -> Option<Pid> {
+        None
+    }
 }
 
 /// A permission model. Implementations keep their own state (behind their own locks) and are
@@ -86,9 +94,15 @@ pub trait Policy: Sync {
         args: &[u64; 6],
         processes: &dyn Processes,
     ) -> Result<(), Errno>;
-    /// May Linux program `pid` make Linux system call `number`? (Herald serves only calls
-    /// that act on the caller itself so far.)
-    fn check_linux_syscall(&self, pid: Pid, number: u64) -> Result<(), Errno>;
+    /// May Linux program `pid` make Linux system call `number` with `args`? (Of the calls
+    /// Herald serves only the signal-sending ones act on other processes.)
+    fn check_linux_syscall(
+        &self,
+        pid: Pid,
+        number: u64,
+        args: &[u64; 6],
+        processes: &dyn Processes,
+    ) -> Result<(), Errno>;
     /// May `pid` have `request` carried out?
     fn check_memory(
         &self,

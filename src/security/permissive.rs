@@ -28,7 +28,13 @@ impl Policy for Permissive {
         0
     }
 
-    fn check_linux_syscall(&self, _pid: Pid, _number: u64) -> Result<(), Errno> {
+    fn check_linux_syscall(
+        &self,
+        _pid: Pid,
+        _number: u64,
+        _: &[u64; 6],
+        _: &dyn Processes,
+    ) -> Result<(), Errno> {
         Ok(())
     }
 

@@ -132,7 +132,13 @@ impl Policy for Sandbox {
         self.allowed.lock().len()
     }
 
-    fn check_linux_syscall(&self, pid: Pid, number: u64) -> Result<(), Errno> {
+    fn check_linux_syscall(
+        &self,
+        pid: Pid,
+        number: u64,
+        _: &[u64; 6],
+        _: &dyn Processes,
+    ) -> Result<(), Errno> {
         let calls = match self.allowed(pid) {
             Some(Allowed::Linux(calls)) => calls,
             _ => LINUX_ALWAYS_ALLOWED,
@@ -213,13 +219,13 @@ mod tests {
         spawn_linux(&policy, 0, 2, None);
         spawn(&policy, 0, 3, Some(u64::MAX));
         spawn_linux(&policy, 3, 4, Some(&manifest));
-        assert_eq!(policy.check_linux_syscall(1, linux::WRITEV), Ok(()));
-        assert_eq!(policy.check_linux_syscall(1, linux::WRITE), Err(Errno::EPERM));
-        assert_eq!(policy.check_linux_syscall(1, linux::EXIT_GROUP), Ok(()));
-        assert_eq!(policy.check_linux_syscall(2, linux::ARCH_PRCTL), Ok(()));
-        assert_eq!(policy.check_linux_syscall(2, linux::WRITEV), Err(Errno::EPERM));
+        assert_eq!(policy.check_linux_syscall(1, linux::WRITEV, &[0; 6], &table), Ok(()));
+        assert_eq!(policy.check_linux_syscall(1, linux::WRITE, &[0; 6], &table), Err(Errno::EPERM));
+        assert_eq!(policy.check_linux_syscall(1, linux::EXIT_GROUP, &[0; 6], &table), Ok(()));
+        assert_eq!(policy.check_linux_syscall(2, linux::ARCH_PRCTL, &[0; 6], &table), Ok(()));
+        assert_eq!(policy.check_linux_syscall(2, linux::WRITEV, &[0; 6], &table), Err(Errno::EPERM));
         assert_eq!(
-            policy.check_linux_syscall(4, linux::WRITEV),
+            policy.check_linux_syscall(4, linux::WRITEV, &[0; 6], &table),
             Err(Errno::EPERM),
             "a Herald parent has no Linux calls to hand down"
         );

@@ -927,6 +927,14 @@ impl security::Processes for ProcessFacts {
     fn owner_of(&self, space: SpaceId) -> Option<Pid> {
         owner_of_space(space)
     }
+
+    fn parent_of(&self, pid: Pid) -> Option<Pid> {
+        SCHEDULER.lock().tasks.get(&pid).map(|task| task.parent)
+    }
+
+    fn group_of(&self, pid: Pid) -> Option<Pid> {
+        SCHEDULER.lock().tasks.get(&pid).map(|task| task.group)
+    }
 }
 
 /// Outcome of looking for an ended child.
