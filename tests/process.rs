@@ -342,7 +342,7 @@ fn a_musl_program_moves_bytes_through_pipes_to_the_end_of_the_data() {
     let free = free_frames();
     let (code, output) = run("pipes", "");
     assert_eq!(code, 0, "output: {output:?}");
-    assert!(output.contains("pipes: all 23 passed"), "output: {output:?}");
+    assert!(output.contains("pipes: all 26 passed"), "output: {output:?}");
     assert_eq!(free_frames(), free, "the process's frames all came back");
 }
 
@@ -393,7 +393,7 @@ fn a_musl_program_catches_blocks_and_is_ended_by_signals_as_on_linux() {
     let free = free_frames();
     let (code, output) = run("signals", "");
     assert_eq!(code, 0, "output: {output:?}");
-    assert!(output.contains("signals: all 37 passed"), "output: {output:?}");
+    assert!(output.contains("signals: all 38 passed"), "output: {output:?}");
     assert_eq!(free_frames(), free, "its children's frames all came back");
 }
 

@@ -943,11 +943,36 @@ pub(super) enum Reaped {
     Child(Pid, i32),
     /// Matching children exist but none has ended.
     NotYet,
+    /// One has ended but its CPU is still leaving it: the caller is blocked until it has.
+    Leaving,
 }
 
 /// Reaps an ended child of `parent` (`pid` 0: any).
 pub(super) fn reap(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
     reap_locked(&mut SCHEDULER.lock(), parent, pid)
+}
+
+/// [`reap`] that does not answer "not yet" for a child that has ended but is still leaving
+/// its CPU: the caller (the running task) blocks until that CPU has left it, and its call
+/// starts again then ([`Reaped::Leaving`]). A `WNOHANG` wait after the `SIGCHLD` a child's
+/// end sent must find the child, and on several CPUs the signal can come before the child's
+/// CPU has left it. (Spinning here instead would hold the caller's bus dispatch open, which
+/// the ending child's clean-up may wait for.)
+pub(super) fn reap_ended(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
+    let mut scheduler = SCHEDULER.lock();
+    let reaped = reap_locked(&mut scheduler, parent, pid)?;
+    let leaving = scheduler.tasks.values().any(|task| {
+        task.parent == parent
+            && (pid == 0 || task.pid == pid)
+            && matches!(task.state, State::Zombie(_))
+    });
+    match reaped {
+        Reaped::NotYet if leaving => {
+            scheduler.block_current(BlockReason::WaitChild { pid });
+            Ok(Reaped::Leaving)
+        }
+        reaped => Ok(reaped),
+    }
 }
 
 /// [`reap`] for the running task `parent`, which blocks until a child ends if none has,
@@ -997,7 +1022,7 @@ pub fn wait(pid: Pid) -> Result<i32, Errno> {
     loop {
         match reap(0, pid)? {
             Reaped::Child(_, code) => return Ok(code),
-            Reaped::NotYet => scheduler::idle_step(),
+            Reaped::NotYet | Reaped::Leaving => scheduler::idle_step(),
         }
     }
 }

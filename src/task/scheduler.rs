@@ -56,6 +56,9 @@ pub(super) enum BlockReason {
     Pipe { inode: u64 },
     /// Until a signal comes (`pause`, `rt_sigsuspend`).
     Signal,
+    /// A `poll` or `select`: until console input, any pipe's change, or this time
+    /// (`u64::MAX`: no limit).
+    Poll { until_ms: u64 },
     /// Until this `vfork` child execs or ends.
     Vfork { child: Pid },
 }
@@ -553,7 +556,9 @@ mod heapless_wake {
     /// Sleepers (and input waiters with a time limit) due by `now_ms`.
     pub(super) fn collect(tasks: &BTreeMap<Pid, Box<Task>>, now_ms: u64) -> Wake {
         matching(tasks, |reason| match reason {
-            BlockReason::Sleep { until_ms } | BlockReason::Input { until_ms } => until_ms <= now_ms,
+            BlockReason::Sleep { until_ms }
+            | BlockReason::Input { until_ms }
+            | BlockReason::Poll { until_ms } => until_ms <= now_ms,
             _ => false,
         })
     }

@@ -328,7 +328,7 @@ fn wait(target: u64, status_out: u64, pid: Pid, space: SpaceId) -> Result<Served
         }
         // Blocked already, in the same hold of the lock that found no ended child, so an exit
         // on another CPU in between cannot be missed.
-        Reaped::NotYet => Ok(Served::Restart),
+        Reaped::NotYet | Reaped::Leaving => Ok(Served::Restart),
     }
 }
 

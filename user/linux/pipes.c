@@ -9,7 +9,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int checks, failures;
@@ -65,6 +68,31 @@ int main(int argc, char **argv) {
     check(write(ends[1], "x", 1) == -1 && errno == EPIPE, "no reader: EPIPE");
     check(close(ends[1]) == 0, "close the write end");
     check(pipe2(ends, 12345) == -1 && errno == EINVAL, "pipe2 with unknown flags: EINVAL");
+
+    /* A poll and a select with no time limit on an empty pipe wake when a child writes. */
+    int waits[2];
+    check(pipe(waits) == 0, "a pipe to wait on");
+    for (int round = 0; round < 2; round++) {
+        pid_t child = fork();
+        if (child == 0) {
+            struct timespec nap = {0, 30 * 1000 * 1000};
+            nanosleep(&nap, NULL);
+            _exit(write(waits[1], "w", 1) == 1 ? 0 : 1);
+        }
+        if (round == 0) {
+            struct pollfd one = {.fd = waits[0], .events = POLLIN};
+            check(poll(&one, 1, -1) == 1 && (one.revents & POLLIN), "poll wakes when a pipe gets bytes");
+        } else {
+            fd_set readable;
+            FD_ZERO(&readable);
+            FD_SET(waits[0], &readable);
+            check(select(waits[0] + 1, &readable, NULL, NULL, NULL) == 1 && FD_ISSET(waits[0], &readable),
+                  "select wakes when a pipe gets bytes");
+        }
+        char byte;
+        (void)!read(waits[0], &byte, 1);
+        waitpid(child, NULL, 0);
+    }
 
     if (failures == 0) printf("pipes: all %d passed\n", checks);
     return failures == 0 ? 0 : 1;

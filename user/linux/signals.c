@@ -233,6 +233,27 @@ int main(void) {
     int status = wait_status(child);
     check(WIFEXITED(status) && WEXITSTATUS(status) == 42, "the child's status");
     check(caught == SIGCHLD && caught_pid == child && caught_status == 42, "SIGCHLD names the child and its status");
+    /* As a shell waits: SIGCHLD blocked, sigsuspend until its handler ran, then a WNOHANG
+     * wait — which must find the child the signal was about (on several CPUs the child may
+     * still be leaving its CPU when the signal is sent). */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigset_t old_mask;
+    sigprocmask(SIG_BLOCK, &mask, &old_mask);
+    set_action(SIGCHLD, on_plain, 0);
+    int reaped_at_once = 1;
+    for (int round = 0; round < 200 && reaped_at_once; round++) {
+        caught = 0;
+        child = fork();
+        if (child == 0) _exit(3);
+        sigset_t waiting = old_mask;
+        sigdelset(&waiting, SIGCHLD);
+        while (caught != SIGCHLD) sigsuspend(&waiting);
+        reaped_at_once = waitpid(child, &status, WNOHANG) == child;
+        if (!reaped_at_once) wait_status(child);
+    }
+    check(reaped_at_once, "after SIGCHLD a WNOHANG wait finds the child (200 rounds)");
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     set_action(SIGCHLD, SIG_DFL, 0);
 
     check(pipe(ends) == 0, "a pipe to break");

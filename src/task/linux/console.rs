@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 use alloc::vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{files, tty, with_state};
 use crate::{
@@ -14,8 +15,9 @@ use crate::{
     fs::Device,
     mm::user_copy,
     task::{
-        Pid, scheduler,
-        syscalls::{self, Served},
+        Pid,
+        scheduler::{self, BlockReason, SCHEDULER},
+        syscalls::Served,
     },
 };
 
@@ -50,7 +52,7 @@ pub(super) fn read(
     }
     // The whole buffer is checked before input is taken: a bad pointer loses no bytes.
     crate::mm::space::check_user(space, buffer, len as u64, true)?;
-    if nonblock && !tty::readable_or_block(None) {
+    if nonblock && !tty::readable() {
         return Err(Errno::EAGAIN);
     }
     let Some(taken) = tty::take_or_block(len) else { return Ok(Served::Restart) };
@@ -160,19 +162,111 @@ pub(super) fn ioctl(
     Ok(0)
 }
 
-/// `poll(fds, nfds, timeout_ms)`: the console is readable when input waits and always
-/// writable; files and the other devices are always both; a closed descriptor is `POLLNVAL`.
-/// With nothing ready it waits for input up to `timeout_ms` (negative: no limit).
+/// Changes a poller may be waiting for (console input, a pipe's change), counted: a poll
+/// that saw none of its descriptors ready blocks only if none came since it looked, so a
+/// change between its look and its block is never lost.
+static POLL_EVENTS: AtomicU64 = AtomicU64::new(0);
+
+/// Something a poller may wait for happened: console input, or a pipe changed.
+pub(super) fn note_poll_event() {
+    POLL_EVENTS.fetch_add(1, Ordering::AcqRel);
+}
+
+/// `poll(fds, nfds, timeout_ms)`: see [`poll_records`]; `timeout_ms` negative: no limit.
 pub(super) fn poll(fds: u64, count: u64, timeout_ms: i32, space: SpaceId) -> Result<Served, Errno> {
     if count > MAX_POLL_FDS {
         return Err(Errno::EINVAL);
     }
-    let len_bytes = (count * POLLFD_BYTES) as usize;
-    let mut records = vec![0u8; len_bytes];
+    let mut records = vec![0u8; (count * POLLFD_BYTES) as usize];
     user_copy::copy_from_user(space, fds, &mut records)?;
-    let input_waiting = tty::readable_or_block(None);
+    let Some(ready) = poll_records(&mut records, u64::try_from(timeout_ms).ok())? else {
+        return Ok(Served::Restart);
+    };
+    user_copy::copy_to_user(space, fds, &records)?;
+    Ok(Served::Value(ready))
+}
+
+/// `ppoll(fds, nfds, timeout, sigmask, sigsetsize)`: `poll` with a `timespec` (null: no
+/// limit). The signal mask it may name is not applied for the wait.
+pub(super) fn ppoll(fds: u64, count: u64, timeout: u64, space: SpaceId) -> Result<Served, Errno> {
+    let timeout_ms = match timeout {
+        0 => -1,
+        at => i32::try_from(super::time::read_timespec_ms(at, space)?).unwrap_or(i32::MAX),
+    };
+    poll(fds, count, timeout_ms, space)
+}
+
+/// Bytes of an `fd_set` (`FD_SETSIZE` 1024 bits).
+const FD_SET_BYTES: usize = 128;
+
+/// `select(nfds, readfds, writefds, exceptfds, timeout)` and `pselect6` (`timespec`, the
+/// signal mask not applied): the same readiness as `poll`; the sets come back holding the
+/// ready descriptors (no exceptional conditions exist); a closed descriptor is `EBADF`. The
+/// remaining time is not written back.
+pub(super) fn select(args: &[u64; 6], timespec: bool, space: SpaceId) -> Result<Served, Errno> {
+    let [count, read_set, write_set, except_set, timeout, _] = *args;
+    let count =
+        usize::try_from(count).ok().filter(|&n| n <= FD_SET_BYTES * 8).ok_or(Errno::EINVAL)?;
+    let set_bytes = count.div_ceil(8);
+    let read_in = |at: u64| -> Result<alloc::vec::Vec<u8>, Errno> {
+        let mut set = vec![0u8; set_bytes];
+        if at != 0 {
+            user_copy::copy_from_user(space, at, &mut set)?;
+        }
+        Ok(set)
+    };
+    let (readable, writable) = (read_in(read_set)?, read_in(write_set)?);
+    let bit = |set: &[u8], fd: usize| set[fd / 8] & (1 << (fd % 8)) != 0;
+    let mut records = alloc::vec::Vec::new();
+    for fd in 0..count {
+        let events = if bit(&readable, fd) { linux::POLLIN } else { 0 }
+            | if bit(&writable, fd) { linux::POLLOUT } else { 0 };
+        if events != 0 {
+            records.extend_from_slice(&(fd as i32).to_le_bytes());
+            records.extend_from_slice(&events.to_le_bytes());
+            records.extend_from_slice(&[0, 0]);
+        }
+    }
+    let timeout_ms = match timeout {
+        0 => None,
+        at if timespec => Some(super::time::read_timespec_ms(at, space)?),
+        at => Some(super::time::read_timeval_ms(at, space)?),
+    };
+    let Some(_) = poll_records(&mut records, timeout_ms)? else { return Ok(Served::Restart) };
+    let (mut readable, mut writable) = (vec![0u8; set_bytes], vec![0u8; set_bytes]);
+    let mut ready = 0;
+    for record in records.as_chunks::<{ POLLFD_BYTES as usize }>().0 {
+        let fd = i32::from_le_bytes(record[0..4].try_into().expect("4 bytes")) as usize;
+        let revents = u16::from_le_bytes(record[6..8].try_into().expect("2 bytes"));
+        if revents & linux::POLLNVAL != 0 {
+            return Err(Errno::EBADF);
+        }
+        for (set, wanted) in [(&mut readable, linux::POLLIN), (&mut writable, linux::POLLOUT)] {
+            if revents & wanted != 0 {
+                set[fd / 8] |= 1 << (fd % 8);
+                ready += 1;
+            }
+        }
+    }
+    for (at, set) in
+        [(read_set, &readable), (write_set, &writable), (except_set, &vec![0; set_bytes])]
+    {
+        if at != 0 {
+            user_copy::copy_to_user(space, at, set)?;
+        }
+    }
+    Ok(Served::Value(ready))
+}
+
+/// Fills each `struct pollfd` record's `revents`: the console readable when its terminal
+/// would give a read something, always writable; a pipe by its state; files and the other
+/// devices always both; a closed descriptor `POLLNVAL`, a negative one skipped. With nothing
+/// ready it waits (for console input or any pipe's change) up to `timeout_ms` (`None`: no
+/// limit) — `Ok(None)`: blocked, the call starts again when woken. Else how many are ready.
+fn poll_records(records: &mut [u8], timeout_ms: Option<u64>) -> Result<Option<u64>, Errno> {
+    let seen_events = POLL_EVENTS.load(Ordering::Acquire);
+    let input_waiting = tty::readable();
     let mut ready = 0u64;
-    let mut wants_input = false;
     for record in records.as_chunks_mut::<{ POLLFD_BYTES as usize }>().0 {
         let fd = i32::from_le_bytes(record[0..4].try_into().expect("4 bytes"));
         let events = u16::from_le_bytes(record[4..6].try_into().expect("2 bytes"));
@@ -181,7 +275,6 @@ pub(super) fn poll(fds: u64, count: u64, timeout_ms: i32, space: SpaceId) -> Res
             Err(_) => 0,
             Ok(None) => linux::POLLNVAL,
             Ok(Some((true, _))) => {
-                wants_input |= events & linux::POLLIN != 0;
                 let readable = if input_waiting { events & linux::POLLIN } else { 0 };
                 readable | events & linux::POLLOUT
             }
@@ -199,26 +292,23 @@ pub(super) fn poll(fds: u64, count: u64, timeout_ms: i32, space: SpaceId) -> Res
         record[6..8].copy_from_slice(&revents.to_le_bytes());
         ready += u64::from(revents != 0);
     }
-    if ready == 0 && timeout_ms != 0 {
+    if ready == 0 && timeout_ms != Some(0) {
         let now_ms = crate::arch::milliseconds();
         let until_ms = with_state(|state| {
-            *state.console.poll_until_ms.get_or_insert_with(|| match u64::try_from(timeout_ms) {
-                Ok(timeout_ms) => now_ms.saturating_add(timeout_ms),
-                Err(_) => u64::MAX,
+            *state.console.poll_until_ms.get_or_insert_with(|| match timeout_ms {
+                Some(timeout_ms) => now_ms.saturating_add(timeout_ms),
+                None => u64::MAX,
             })
         });
         if now_ms < until_ms {
-            // Only input can make any of them ready; without a wish for it this is a sleep.
-            // Either way the call looks again when woken (at once, if input came meanwhile).
-            if wants_input {
-                tty::readable_or_block(Some(until_ms));
-            } else {
-                syscalls::sleep_until(until_ms);
+            let mut scheduler = SCHEDULER.lock();
+            // A change since the look above: look again at once rather than wait.
+            if POLL_EVENTS.load(Ordering::Acquire) == seen_events {
+                scheduler.block_current(BlockReason::Poll { until_ms });
             }
-            return Ok(Served::Restart);
+            return Ok(None);
         }
     }
     with_state(|state| state.console.poll_until_ms = None);
-    user_copy::copy_to_user(space, fds, &records)?;
-    Ok(Served::Value(ready))
+    Ok(Some(ready))
 }

@@ -67,7 +67,9 @@ pub(super) fn execveat(
         check_executable(&node)?;
         let contents = fs::contents(&node)?;
         let Some((interpreter, argument)) = interpreter_line(contents.bytes())? else {
-            return run(&file_path, contents.bytes(), &argv, &envp);
+            // The manifest beside the file itself, links followed: busybox's applets are links
+            // to one program with one manifest.
+            return run(&file_path, &final_target(&file_path)?, contents.bytes(), &argv, &envp);
         };
         depth += 1;
         if depth > MAX_INTERPRETER_DEPTH {
@@ -87,9 +89,16 @@ pub(super) fn execveat(
     }
 }
 
-/// Runs `image` (the file at `path`) in place of the caller's program.
-fn run(path: &str, image: &[u8], argv: &[String], envp: &[String]) -> Result<u64, Errno> {
-    let manifest = manifest_of(path)?;
+/// Runs `image` (the file at `path`, which is `real_path` with links resolved) in place of the
+/// caller's program.
+fn run(
+    path: &str,
+    real_path: &str,
+    image: &[u8],
+    argv: &[String],
+    envp: &[String],
+) -> Result<u64, Errno> {
+    let manifest = manifest_of(real_path)?;
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let envp: Vec<&str> = envp.iter().map(String::as_str).collect();
     let name = path.rsplit('/').next().filter(|name| !name.is_empty()).unwrap_or(path);
@@ -109,6 +118,21 @@ fn run(path: &str, image: &[u8], argv: &[String], envp: &[String]) -> Result<u64
     // Closed outside the scheduler's lock: the last end of a pipe wakes the other.
     drop(closed);
     Ok(0)
+}
+
+/// `path` with its last component's symbolic links followed (as far as the resolution limit):
+/// where the file itself is, for the manifest beside it.
+fn final_target(path: &str) -> Result<String, Errno> {
+    let cwd = files::start_directory(super::AT_FDCWD)?;
+    let mut path = String::from(path);
+    for _ in 0..fs::MAX_SYMLINK_DEPTH {
+        let Ok(target) = fs::read_link(&cwd, &path) else { break };
+        path = match path.rsplit_once('/') {
+            Some((directory, _)) if !target.starts_with('/') => format!("{directory}/{target}"),
+            _ => target,
+        };
+    }
+    Ok(path)
 }
 
 /// Whether `node` may be run: a regular file with an execute bit.

@@ -194,8 +194,13 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         linux::UMASK => files::umask(a0),
         linux::FTRUNCATE => files::ftruncate(a0, a1)?,
         linux::FSYNC | linux::FDATASYNC => files::fstat_exists(a0)?,
+        // Nothing is written back anywhere: the tree lives in memory.
+        linux::SYNC => 0,
         linux::IOCTL => console::ioctl(a0, a1, a2, pid, space)?,
         linux::POLL => return console::poll(a0, a1, a2 as i32, space),
+        linux::PPOLL => return console::ppoll(a0, a1, a2, space),
+        linux::SELECT => return console::select(args, false, space),
+        linux::PSELECT6 => return console::select(args, true, space),
         linux::MMAP => memory::mmap(args, pid, space)?,
         linux::MUNMAP => memory::munmap(a0, a1, pid, space)?,
         linux::MPROTECT => memory::mprotect(a0, a1, a2, pid, space)?,

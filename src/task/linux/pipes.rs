@@ -50,7 +50,12 @@ pub(super) fn pipe2(fds: u64, flags: u64, space: SpaceId) -> Result<u64, Errno> 
 
 /// Wakes every task waiting on `pipe_inode`.
 pub(super) fn wake(pipe_inode: u64) {
-    SCHEDULER.lock().wake_all(BlockReason::Pipe { inode: pipe_inode });
+    // Pollers wake on any pipe's change and look again.
+    super::console::note_poll_event();
+    SCHEDULER.lock().wake_matching(|reason| {
+        reason == BlockReason::Pipe { inode: pipe_inode }
+            || matches!(reason, BlockReason::Poll { .. })
+    });
 }
 
 /// Reads from a pipe's read end.

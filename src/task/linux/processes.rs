@@ -122,7 +122,7 @@ pub(super) fn wait4(
         space::check_user(space, rusage, RUSAGE_BYTES as u64, true)?;
     }
     let reaped = if options & WNOHANG != 0 {
-        process::reap(caller, target)?
+        process::reap_ended(caller, target)?
     } else {
         process::reap_or_block(caller, target)?
     };
@@ -137,6 +137,8 @@ pub(super) fn wait4(
             Ok(Served::Value(u64::from(child)))
         }
         Reaped::NotYet if options & WNOHANG != 0 => Ok(Served::Value(0)),
+        // Blocked for a moment, until the ended child's CPU has left it: then it is reaped.
+        Reaped::Leaving => Ok(Served::Restart),
         // Blocked in the same lock hold that found no ended child: the call runs again when
         // one ends.
         Reaped::NotYet => Ok(Served::Restart),

@@ -695,6 +695,9 @@ pub(super) fn sigaltstack(new: u64, old: u64, user_rsp: u64, space: SpaceId) -> 
 /// Marks the call returning now as one that starts again, and how (see [`Restart`]).
 pub(super) fn note_restart(restart: Restart) {
     with_state(|state| state.signals.restart = restart);
+    // Settled on the way out whether or not the call blocked: a `pause` that found a signal
+    // already deliverable must have it delivered now, not start again (and again).
+    scheduler::notify_current();
 }
 
 /// The signals' numbers Herald names in logs (`SIGINT` for 2, ...).

@@ -54,6 +54,17 @@ pub(super) fn read_timespec_ms(at: u64, space: SpaceId) -> Result<u64, Errno> {
     Ok(seconds.saturating_mul(1000).saturating_add(nanoseconds.div_ceil(RESOLUTION_NS)))
 }
 
+/// Reads a `struct timeval` as milliseconds, rounded up to the timer's tick.
+pub(super) fn read_timeval_ms(at: u64, space: SpaceId) -> Result<u64, Errno> {
+    let mut timeval = [0u8; 16];
+    user_copy::copy_from_user(space, at, &mut timeval)?;
+    let (seconds, microseconds) = (u64_at(&timeval, 0), u64_at(&timeval, 8));
+    if microseconds >= 1_000_000 || seconds > i64::MAX as u64 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(seconds.saturating_mul(1000).saturating_add(microseconds.div_ceil(1000)))
+}
+
 pub(super) fn clock_gettime(clock: u64, out: u64, space: SpaceId) -> Result<u64, Errno> {
     user_copy::copy_to_user(space, out, &timespec(read_ms(clock)?))?;
     Ok(0)

@@ -195,7 +195,10 @@ pub(in crate::task) fn push(byte: u8) -> bool {
     {
         signals::send_group(group, signal, Origin::KERNEL);
     }
-    SCHEDULER.lock().wake_matching(|reason| matches!(reason, BlockReason::Input { .. }));
+    super::console::note_poll_event();
+    SCHEDULER.lock().wake_matching(|reason| {
+        matches!(reason, BlockReason::Input { .. } | BlockReason::Poll { .. })
+    });
     true
 }
 
@@ -287,17 +290,9 @@ pub(super) fn take_or_block(max_bytes: usize) -> Option<Vec<u8>> {
     Some(tty.take(max_bytes))
 }
 
-/// For `poll`: whether a read would take something now; if not and `until_ms` is given,
-/// blocks the caller until input comes or that time.
-pub(super) fn readable_or_block(until_ms: Option<u64>) -> bool {
-    let mut scheduler = SCHEDULER.lock();
-    if TTY.lock().readable() {
-        return true;
-    }
-    if let Some(until_ms) = until_ms {
-        scheduler.block_current(BlockReason::Input { until_ms });
-    }
-    false
+/// Whether a read would take something now.
+pub(super) fn readable() -> bool {
+    TTY.lock().readable()
 }
 
 /// The settings (`TCGETS`).
@@ -319,7 +314,10 @@ pub(super) fn set_termios(termios: [u8; TERMIOS_BYTES], flush: bool) {
         tty.ready.extend(line.into_iter().map(u16::from));
     }
     drop(tty);
-    SCHEDULER.lock().wake_matching(|reason| matches!(reason, BlockReason::Input { .. }));
+    super::console::note_poll_event();
+    SCHEDULER.lock().wake_matching(|reason| {
+        matches!(reason, BlockReason::Input { .. } | BlockReason::Poll { .. })
+    });
 }
 
 /// Drops typed, unread input (`TCFLSH` of the input queue).
