@@ -404,10 +404,15 @@ fn sessions() -> Vec<Session> {
         },
         Session {
             name: "a_dropped_in_linux_binary_runs_with_shell_quoted_arguments",
-            input: Input::Serial(
-                b"run\nrun dropped 'two words' \"say \\\"hi\\\"\" plain\nrun /bin/hello-musl x\nrun rust-std 'two words' x\npoweroff\n"
-                    .to_vec(),
-            ),
+            // Each line once the last program has ended: a Linux program's terminal echoes what
+            // is typed ahead, as any terminal does, among the program's own output.
+            input: Input::Steps(&[
+                ("herald> ", 1, b"run\n"),
+                ("herald> ", 2, b"run dropped 'two words' \"say \\\"hi\\\"\" plain\n"),
+                ("herald> ", 3, b"run /bin/hello-musl x\n"),
+                ("herald> ", 4, b"run rust-std 'two words' x\n"),
+                ("herald> ", 5, b"poweroff\n"),
+            ]),
             expect: &[
                 "programs in /bin (run NAME [ARGS]):",
                 "dropped ",
