@@ -85,30 +85,8 @@ pub struct UserEntry {
 /// `stack_top` must be the 16-byte aligned top of a mapped, unused kernel stack of at least a
 /// page.
 pub unsafe fn prepare_user_entry(stack_top: u64, entry: UserEntry) -> u64 {
-    let frame = TrapFrame {
-        r15: 0,
-        r14: 0,
-        r13: 0,
-        r12: 0,
-        r11: 0,
-        r10: 0,
-        r9: 0,
-        r8: 0,
-        rbp: 0,
-        rdi: entry.args[0],
-        rsi: entry.args[1],
-        rdx: 0,
-        rcx: 0,
-        rbx: 0,
-        rax: 0,
-        vector: 0,
-        error_code: 0,
-        rip: entry.rip,
-        cs: u64::from(USER_CODE_SELECTOR),
-        rflags: USER_ENTRY_RFLAGS,
-        rsp: entry.rsp,
-        ss: u64::from(USER_DATA_SELECTOR),
-    };
+    let mut frame = TrapFrame::default();
+    enter(&mut frame, entry);
     // SAFETY: forwarded from this function's contract.
     unsafe { prepare_user_return(stack_top, frame) }
 }

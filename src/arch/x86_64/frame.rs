@@ -2,7 +2,7 @@
 
 /// Register state saved by the entry stub, lowest address first. The last five fields are the
 /// frame the CPU pushed itself (SDM Vol. 3A §6.14.2, Figure 6-9).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 #[repr(C)]
 pub struct TrapFrame {
     /// Saved by the entry path; see the struct docs.
