@@ -80,7 +80,10 @@ herald_syscall_entry:
     movq %rsp, %rdi
     cld
     call herald_syscall_rust
-    // Non-zero: every register comes back as the frame holds it, through `iretq`.
+    // Non-zero: every register comes back as the frame holds it, through `iretq`. Interrupts
+    // are off from the Rust half's return to sysretq/iretq (iretq restores IF from the frame),
+    // so nothing lands between the test and the frame's restore; the frame is this task's on
+    // its own kernel stack, so another CPU running this stub touches none of it.
     testb %al, %al
     jnz herald_trap_return
     popq %r15

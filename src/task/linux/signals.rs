@@ -512,7 +512,7 @@ pub(super) fn rt_sigaction(
             state.signals.table.actions[index] = action;
             // Ignoring a pending signal discards it (POSIX).
             if state.signals.ignores(signal) {
-                state.signals.pending &= !super::signals::bit(signal);
+                state.signals.pending &= !bit(signal);
             }
         });
     }
