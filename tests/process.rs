@@ -328,6 +328,23 @@ fn each_process_keeps_its_own_avx_registers_where_the_cpu_has_avx() {
 }
 
 #[test_case]
+fn a_sandbox_manifests_path_rules_confine_its_program_children_and_execs() {
+    let confined = herald::security::ACTIVE.name() == "sandbox";
+    let free = free_frames();
+    let (code, output) = run("paths", if confined { "confined" } else { "free" });
+    assert_eq!(code, 0, "output: {output:?}");
+    assert!(output.contains("paths: all 21 passed"), "output: {output:?}");
+    if confined {
+        let denials: Vec<alloc::string::String> =
+            herald::security::recent_denials().into_iter().map(|denial| denial.what).collect();
+        for what in ["execute of /bin/write-hello", "write of /etc/paths-a", "read of /"] {
+            assert!(denials.iter().any(|denial| denial == what), "{what}: {denials:?}");
+        }
+    }
+    assert_eq!(free_frames(), free, "the processes' frames all came back");
+}
+
+#[test_case]
 fn a_musl_program_makes_reads_renames_and_removes_files() {
     let free = free_frames();
     let (code, output) = run("files", "");

@@ -23,7 +23,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use self::node::{Data, Directory, Kind, Meta};
 pub use self::{
     node::{Device, Node, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, Stat},
-    path::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SYMLINK_DEPTH, resolve, resolve_parent},
+    path::{
+        Location, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_SYMLINK_DEPTH, locate, resolve,
+        resolve_parent,
+    },
     pipe::{PIPE_ATOMIC_BYTES, PIPE_CAPACITY_BYTES, Pipe, PipeIo},
 };
 pub use crate::abi::Errno;

@@ -115,3 +115,96 @@ pub fn resolve_parent(start: &Arc<Node>, path: &str) -> Result<(Arc<Node>, Strin
     }
     Ok((directory, String::from(name)))
 }
+
+/// Where a path leads: the directory holding the entry it names, and the entry's name there.
+/// A call that checks a path and then acts works on the location, not on the path again, so
+/// a link swapped in between cannot send the act somewhere the check did not look.
+#[derive(Clone, Debug)]
+pub struct Location {
+    directory: Arc<Node>,
+    /// One component (`.` and `..` included), with the path's trailing `/` if it had one.
+    entry: String,
+    /// Whether a link as the last component was to be followed (and was, to here).
+    followed: bool,
+}
+
+impl Location {
+    /// The directory holding the entry.
+    pub fn directory(&self) -> &Arc<Node> {
+        &self.directory
+    }
+
+    /// The entry, as a path from [`directory`](Self::directory): what the call acts on.
+    pub fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    /// Whether the path's last link was followed to find this location: a link here now was
+    /// swapped in since, and acting on it would reach what nobody checked (`ELOOP` instead).
+    pub fn followed(&self) -> bool {
+        self.followed
+    }
+
+    /// The node at the location (`ELOOP` for a link swapped in since a followed lookup).
+    pub fn node(&self) -> Result<Arc<Node>, Errno> {
+        let node = resolve(&self.directory, &self.entry, false)?;
+        if self.followed && matches!(node.kind, Kind::Symlink(_)) {
+            return Err(Errno::ELOOP);
+        }
+        Ok(node)
+    }
+
+    /// The entry's absolute path, without `.`, `..`, links or a trailing `/` (what a policy
+    /// checks).
+    pub fn path(&self) -> String {
+        let name = self.entry.trim_end_matches('/');
+        let directory = match name {
+            ".." => parent_of(&self.directory),
+            _ => self.directory.clone(),
+        };
+        let mut path = super::path_of(&directory);
+        if !matches!(name, "." | "..") {
+            if !path.ends_with('/') {
+                path.push('/');
+            }
+            path.push_str(name);
+        }
+        path
+    }
+}
+
+/// Where `path` (from `start` if it is relative) leads: links on the way followed, and a link
+/// as the last component too if `follow_last` — then the location is where the link chain
+/// ends, which need not exist yet (`open` with `O_CREAT` through a link makes its target).
+pub fn locate(start: &Arc<Node>, path: &str, follow_last: bool) -> Result<Location, Errno> {
+    if path.len() >= MAX_PATH_BYTES {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    if !path.is_empty() && path.trim_end_matches('/').is_empty() {
+        return Ok(Location { directory: root(), entry: String::from("."), followed: follow_last });
+    }
+    let mut start = start.clone();
+    let mut path = String::from(path);
+    for _ in 0..=MAX_SYMLINK_DEPTH {
+        let (directory, name) = resolve_parent(&start, &path)?;
+        let trailing = path.ends_with('/');
+        if follow_last
+            && !matches!(name.as_str(), "." | "..")
+            && let Ok(found) = child(&directory, &name)
+            && let Kind::Symlink(target) = &found.kind
+        {
+            path = target.clone();
+            if trailing {
+                path.push('/');
+            }
+            if path.len() >= MAX_PATH_BYTES {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            start = directory;
+            continue;
+        }
+        let entry = if trailing { name + "/" } else { name };
+        return Ok(Location { directory, entry, followed: follow_last });
+    }
+    Err(Errno::ELOOP)
+}

@@ -4,7 +4,7 @@
 use alloc::{collections::VecDeque, format, string::String, vec::Vec};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{ACTIVE, DeclaredCalls, Policy, Processes, SpawnInfo};
+use super::{ACTIVE, DeclaredCalls, PathAccess, Policy, Processes, SpawnInfo};
 use crate::{
     abi,
     arch::IrqMutex,
@@ -129,6 +129,25 @@ fn on_memory(event: &Event, _reply: &mut Reply) -> Verdict {
             Verdict::Deny(errno)
         }
     }
+}
+
+/// May `pid` do `access` to the path `path` works out (absolute, normalized, links followed)?
+/// A file call asks before it touches anything. Not an event of its own: a path does not fit in
+/// the bus's small `Copy` events, so the file calls consult the policy directly, as Linux's LSM
+/// hooks do; a denial is audited and announced as a `policy-denied` event like any other.
+/// `path` runs only if the policy confines `pid`'s paths at all.
+pub fn check_path(
+    pid: Pid,
+    access: PathAccess,
+    path: impl FnOnce() -> Result<String, Errno>,
+) -> Result<(), Errno> {
+    if pid == 0 || !ACTIVE.confines_paths(pid) {
+        return Ok(());
+    }
+    let path = path()?;
+    ACTIVE.check_path(pid, &path, access).inspect_err(|&errno| {
+        audit(pid, EventKind::Syscall, format!("{} of {path}", access.verb()), errno);
+    })
 }
 
 /// Puts the active policy in the security band and reports where it sits, like Linux's

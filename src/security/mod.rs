@@ -17,10 +17,12 @@
 
 #[cfg(target_os = "none")]
 mod hooks;
+pub mod manifest;
 
+pub use self::manifest::{LinuxManifest, ManifestError, PathAccess, PathRules};
 use crate::{
     events::{Errno, MemoryRequest},
-    vocab::{LinuxCallSet, Pid},
+    vocab::Pid,
 };
 
 /// The system calls a new process's program says it needs, in its own numbering.
@@ -29,9 +31,8 @@ pub enum DeclaredCalls<'a> {
     /// A Herald program: its executable's `.herald_syscalls` section (bit `n`: call `n`), if
     /// it has one.
     Herald(Option<u64>),
-    /// A Linux program: the Linux calls its manifest (`NAME.syscalls` beside it) names, if it
-    /// has one.
-    Linux(Option<&'a LinuxCallSet>),
+    /// A Linux program: what its manifest (`NAME.syscalls` beside it) declares, if it has one.
+    Linux(Option<&'a LinuxManifest>),
     /// A copy of its parent (`fork`): exactly the parent's calls.
     Inherited,
 }
@@ -103,6 +104,16 @@ pub trait Policy: Sync {
         args: &[u64; 6],
         processes: &dyn Processes,
     ) -> Result<(), Errno>;
+    /// Whether [`check_path`](Self::check_path) may refuse anything to `pid` (when not, the
+    /// kernel skips working out the paths its file calls reach).
+    fn confines_paths(&self, _pid: Pid) -> bool {
+        false
+    }
+    /// May `pid` do `access` to the file at `path` — absolute, normalized, links followed, as
+    /// the call will reach it? Called only if [`confines_paths`](Self::confines_paths) is true.
+    fn check_path(&self, _pid: Pid, _path: &str, _access: PathAccess) -> Result<(), Errno> {
+        Ok(())
+    }
     /// May `pid` have `request` carried out?
     fn check_memory(
         &self,
@@ -157,7 +168,8 @@ policies! {
 
 #[cfg(target_os = "none")]
 pub use self::hooks::{
-    Denial, denial_count, init, on_exec, on_exit, on_spawn, recent_denials, tracked_processes,
+    Denial, check_path, denial_count, init, on_exec, on_exit, on_spawn, recent_denials,
+    tracked_processes,
 };
 
 #[cfg(test)]

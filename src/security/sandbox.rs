@@ -5,12 +5,16 @@
 //! Ending (`exit`; for a Linux program also `exit_group`) is always allowed, so a process can
 //! always end; a Linux program may also set up its thread (`arch_prctl`, `set_tid_address`),
 //! which libc does before `main`. Without a manifest that is all a Linux program may do.
+//!
+//! A manifest may also name the paths its program may read, write and execute (`path rw /tmp`,
+//! see `manifest`); then every file call is checked against them, and the program's children
+//! and the programs it runs stay within them.
 
-use alloc::collections::BTreeMap;
+use alloc::{collections::BTreeMap, sync::Arc};
 
 use spin::Mutex;
 
-use super::{DeclaredCalls, Policy, Processes, SpawnInfo};
+use super::{DeclaredCalls, PathAccess, PathRules, Policy, Processes, SpawnInfo};
 use crate::{
     abi::{self, linux},
     events::{Errno, MemoryRequest},
@@ -52,7 +56,10 @@ fn narrowed(declared: DeclaredCalls<'_>, ceiling: Option<Allowed>) -> Allowed {
             Allowed::Herald(declared & (ceiling | ALWAYS_ALLOWED))
         }
         DeclaredCalls::Linux(manifest) => {
-            let declared = manifest.copied().unwrap_or_default().union(&LINUX_ALWAYS_ALLOWED);
+            let declared = manifest
+                .map(|manifest| manifest.calls)
+                .unwrap_or_default()
+                .union(&LINUX_ALWAYS_ALLOWED);
             let ceiling = match ceiling {
                 None => declared,
                 Some(Allowed::Linux(calls)) => calls,
@@ -63,16 +70,43 @@ fn narrowed(declared: DeclaredCalls<'_>, ceiling: Option<Allowed>) -> Allowed {
     }
 }
 
-/// The sandbox's state: each live process's allowed calls.
+/// The paths a program declaring `declared` may use in a process confined to `ceiling`.
+fn narrowed_paths(
+    declared: DeclaredCalls<'_>,
+    ceiling: Option<&Arc<PathRules>>,
+) -> Option<Arc<PathRules>> {
+    let declared = match declared {
+        DeclaredCalls::Linux(Some(manifest)) => manifest.paths.as_ref(),
+        _ => None,
+    };
+    match (declared, ceiling) {
+        (None, ceiling) => ceiling.cloned(),
+        (declared, ceiling) => {
+            PathRules::narrowed(declared, ceiling.map(|rules| &**rules)).map(Arc::new)
+        }
+    }
+}
+
+/// The sandbox's state: each live process's allowed calls, and the paths of those confined.
 #[derive(Debug)]
 pub struct Sandbox {
     allowed: Mutex<BTreeMap<Pid, Allowed>>,
+    paths: Mutex<BTreeMap<Pid, Arc<PathRules>>>,
 }
 
 impl Sandbox {
     /// A policy with no processes yet.
     pub const fn new() -> Self {
-        Self { allowed: Mutex::new(BTreeMap::new()) }
+        Self { allowed: Mutex::new(BTreeMap::new()), paths: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// Records `pid`'s paths (`None`: not confined).
+    fn set_paths(&self, pid: Pid, rules: Option<Arc<PathRules>>) {
+        let mut paths = self.paths.lock();
+        match rules {
+            Some(rules) => paths.insert(pid, rules),
+            None => paths.remove(&pid),
+        };
     }
 
     fn allowed(&self, pid: Pid) -> Option<Allowed> {
@@ -113,6 +147,9 @@ impl Policy for Sandbox {
             allowed.get(&spawn.parent).copied().unwrap_or(Allowed::Linux(LINUX_ALWAYS_ALLOWED))
         });
         allowed.insert(spawn.child, narrowed(spawn.declared, ceiling));
+        drop(allowed);
+        let ceiling = self.paths.lock().get(&spawn.parent).cloned();
+        self.set_paths(spawn.child, narrowed_paths(spawn.declared, ceiling.as_ref()));
     }
 
     /// The new program may make what it declares and the process could make already: an
@@ -122,10 +159,26 @@ impl Policy for Sandbox {
         if let Some(&had) = allowed.get(&pid) {
             allowed.insert(pid, narrowed(declared, Some(had)));
         }
+        drop(allowed);
+        let had = self.paths.lock().get(&pid).cloned();
+        self.set_paths(pid, narrowed_paths(declared, had.as_ref()));
     }
 
     fn on_exit(&self, pid: Pid) {
         self.allowed.lock().remove(&pid);
+        self.paths.lock().remove(&pid);
+    }
+
+    fn confines_paths(&self, pid: Pid) -> bool {
+        self.paths.lock().contains_key(&pid)
+    }
+
+    fn check_path(&self, pid: Pid, path: &str, access: PathAccess) -> Result<(), Errno> {
+        let rules = self.paths.lock().get(&pid).cloned();
+        match rules {
+            Some(rules) if !rules.allows(path, access) => Err(Errno::EACCES),
+            _ => Ok(()),
+        }
     }
 
     fn tracked_processes(&self) -> usize {
@@ -188,7 +241,7 @@ impl Policy for Sandbox {
 #[expect(unreachable_pub, reason = "`#[test_case]` makes test functions `pub`")]
 mod tests {
     use super::*;
-    use crate::security::tests::Table;
+    use crate::security::{LinuxManifest, tests::Table};
 
     fn spawn(policy: &Sandbox, parent: Pid, child: Pid, declared: Option<u64>) {
         policy.on_spawn(&SpawnInfo {
@@ -200,7 +253,17 @@ mod tests {
         });
     }
 
-    fn spawn_linux(policy: &Sandbox, parent: Pid, child: Pid, manifest: Option<&LinuxCallSet>) {
+    fn spawn_linux(policy: &Sandbox, parent: Pid, child: Pid, calls: Option<&LinuxCallSet>) {
+        let manifest = calls.map(|&calls| LinuxManifest { calls, paths: None });
+        spawn_declaring(policy, parent, child, manifest.as_ref());
+    }
+
+    fn spawn_declaring(
+        policy: &Sandbox,
+        parent: Pid,
+        child: Pid,
+        manifest: Option<&LinuxManifest>,
+    ) {
         policy.on_spawn(&SpawnInfo {
             parent,
             child,
@@ -208,6 +271,38 @@ mod tests {
             declared: DeclaredCalls::Linux(manifest),
             withheld_rights: 0,
         });
+    }
+
+    #[test_case]
+    fn paths_confine_a_program_its_children_and_what_it_runs() {
+        let policy = Sandbox::new();
+        let confined = LinuxManifest::parse(b"openat\npath r /etc\npath rw /tmp\n").unwrap();
+        let wide = LinuxManifest::parse(b"openat\npath rwx /\n").unwrap();
+        let plain = LinuxManifest::parse(b"openat\n").unwrap();
+        spawn_declaring(&policy, 0, 1, Some(&plain));
+        assert!(!policy.confines_paths(1), "a manifest without paths leaves files alone");
+        spawn_declaring(&policy, 0, 2, Some(&confined));
+        assert!(policy.confines_paths(2));
+        assert_eq!(policy.check_path(2, "/etc/motd", PathAccess::Read), Ok(()));
+        assert_eq!(policy.check_path(2, "/etc/motd", PathAccess::Write), Err(Errno::EACCES));
+        assert_eq!(policy.check_path(2, "/tmp/x", PathAccess::Write), Ok(()));
+        assert_eq!(policy.check_path(2, "/bin/sh", PathAccess::Execute), Err(Errno::EACCES));
+        spawn_declaring(&policy, 2, 3, Some(&wide));
+        assert_eq!(
+            policy.check_path(3, "/home/x", PathAccess::Read),
+            Err(Errno::EACCES),
+            "a child declaring everything still gets only its parent's paths"
+        );
+        spawn_declaring(&policy, 2, 4, Some(&plain));
+        assert_eq!(policy.check_path(4, "/home/x", PathAccess::Read), Err(Errno::EACCES));
+        policy.on_exec(2, "p", DeclaredCalls::Linux(Some(&plain)));
+        assert_eq!(policy.check_path(2, "/home/x", PathAccess::Read), Err(Errno::EACCES));
+        assert_eq!(policy.check_path(2, "/tmp/x", PathAccess::Write), Ok(()), "exec keeps paths");
+        for pid in [1, 2, 3, 4] {
+            policy.on_exit(pid);
+        }
+        assert_eq!(policy.tracked_processes(), 0);
+        assert!(!policy.confines_paths(2));
     }
 
     #[test_case]

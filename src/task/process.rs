@@ -18,8 +18,7 @@ use crate::{
     arch::{self, TrapFrame, context, cpu, paging},
     events::{Access, BUS, Errno, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
     mm::{self, KernelStack, space, user_copy},
-    security,
-    vocab::LinuxCallSet,
+    security::{self, LinuxManifest},
 };
 
 /// Each process's kernel stack: traps and system calls run on it.
@@ -390,7 +389,8 @@ pub enum SpawnError {
     BadExecutable(elf::ElfError),
     /// The argument string is too long.
     ArgumentsTooLong,
-    /// The program's sandbox manifest names something that is not a Linux call, on this line.
+    /// The program's sandbox manifest is wrong on this line (a word that is not a Linux call,
+    /// a bad `path` line).
     BadManifest(u32),
     /// The argument string opens a quote it never closes (a Linux program's argv is split as a
     /// shell splits words).
@@ -411,7 +411,7 @@ impl core::fmt::Display for SpawnError {
             }
             Self::UnclosedQuote => f.write_str("the arguments open a quote they never close"),
             Self::BadManifest(line) => {
-                write!(f, "its {MANIFEST_SUFFIX} manifest names an unknown call on line {line}")
+                write!(f, "its {MANIFEST_SUFFIX} manifest is wrong on line {line}")
             }
             Self::OutOfMemory => f.write_str("out of memory"),
             Self::TooManyProcesses => write!(f, "too many processes (limit {MAX_PROCESSES})"),
@@ -472,26 +472,13 @@ pub fn spawn_image(name: &str, image: &[u8], args: &str, parent: Pid) -> Result<
 /// What a Linux program's sandbox manifest is called: its path with this added.
 const MANIFEST_SUFFIX: &str = ".syscalls";
 
-/// A manifest's Linux call names: words separated by blanks or newlines, `#` to the end of a
-/// line a comment. A word that is not a Linux call Herald knows refuses the spawn (a typo
-/// would otherwise be a denial found only at run time).
-pub fn parse_manifest(text: &[u8]) -> Result<LinuxCallSet, SpawnError> {
-    let mut calls = LinuxCallSet::default();
-    for (index, line) in text.split(|&byte| byte == b'\n').enumerate() {
-        let line_number = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        let line = core::str::from_utf8(line).map_err(|_| SpawnError::BadManifest(line_number))?;
-        let words = line.split('#').next().unwrap_or_default().split_whitespace();
-        for word in words {
-            let number = abi::linux::number(word).ok_or_else(|| {
-                log::warn!(
-                    "manifest line {line_number}: `{word}` is not a Linux call Herald knows"
-                );
-                SpawnError::BadManifest(line_number)
-            })?;
-            calls = calls.with(number);
-        }
-    }
-    Ok(calls)
+/// Parses a sandbox manifest (`security::manifest` has its format); what is wrong with a
+/// refused one is logged, with its line.
+pub fn parse_manifest(text: &[u8]) -> Result<LinuxManifest, SpawnError> {
+    LinuxManifest::parse(text).map_err(|error| {
+        log::warn!("manifest line {}: {}", error.line, error.reason);
+        SpawnError::BadManifest(error.line)
+    })
 }
 
 fn start(
@@ -500,7 +487,7 @@ fn start(
     args: &str,
     parent: Pid,
     withheld_rights: u64,
-    manifest: Option<&LinuxCallSet>,
+    manifest: Option<&LinuxManifest>,
 ) -> Result<Pid, SpawnError> {
     if args.len() > MAX_ARGS_LEN_BYTES {
         return Err(SpawnError::ArgumentsTooLong);
@@ -703,8 +690,8 @@ pub(super) struct Exec<'a> {
     /// environment; a Herald program gets `argv[1..]` joined by blanks.
     pub(super) argv: &'a [&'a str],
     pub(super) envp: &'a [&'a str],
-    /// The Linux calls its sandbox manifest names, if it has one.
-    pub(super) manifest: Option<&'a LinuxCallSet>,
+    /// What its sandbox manifest declares, if it has one.
+    pub(super) manifest: Option<&'a LinuxManifest>,
 }
 
 /// Replaces the running process's program with `exec`'s: the new address space is built and

@@ -16,8 +16,10 @@ use crate::{
     events::{Errno, SpaceId},
     fs,
     mm::user_copy,
+    security::{self, PathAccess},
     task::{
         process::{self, Exec},
+        scheduler,
         start_stack::MAX_ARGUMENT_BYTES,
     },
 };
@@ -52,16 +54,18 @@ pub(super) fn execveat(
     let mut budget = MAX_ARGUMENT_BYTES;
     let mut argv = read_strings(argv, &mut budget, space)?;
     let envp = read_strings(envp, &mut budget, space)?;
-    let start = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
-        None
+    let by_descriptor = path.is_empty() && flags & AT_EMPTY_PATH != 0;
+    let mut node = if by_descriptor {
+        // A descriptor has no path to check: a process confined to paths runs only what
+        // its rules name (unless they name everything).
+        let (pid, _) = scheduler::current_caller();
+        security::check_path(pid, PathAccess::Execute, || Ok(format!("descriptor {dirfd}")))?;
+        files::file(dirfd)?.node.clone()
     } else {
-        Some(files::start_directory(dirfd)?)
+        let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+        files::located(dirfd, &path, follow, PathAccess::Execute)?.node()?
     };
-    let mut node = match &start {
-        Some(start) => fs::resolve(start, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?,
-        None => files::file(dirfd)?.node.clone(),
-    };
-    let mut file_path = if start.is_some() { path } else { fs::path_of(&node) };
+    let mut file_path = if by_descriptor { fs::path_of(&node) } else { path };
     let mut depth = 0;
     loop {
         check_executable(&node)?;
@@ -83,8 +87,7 @@ pub(super) fn execveat(
         if argv.iter().map(|word| word.len() + 1 + 8).sum::<usize>() > MAX_ARGUMENT_BYTES {
             return Err(Errno::E2BIG);
         }
-        let cwd = files::start_directory(super::AT_FDCWD)?;
-        node = fs::resolve(&cwd, &interpreter, true)?;
+        node = files::located(super::AT_FDCWD, &interpreter, true, PathAccess::Execute)?.node()?;
         file_path = interpreter;
     }
 }
@@ -168,7 +171,7 @@ fn interpreter_line(bytes: &[u8]) -> Result<Option<(String, Option<String>)>, Er
 
 /// The sandbox manifest beside the program at `path`, if there is one (read from the file
 /// system, so a manifest dropped in with the program counts).
-fn manifest_of(path: &str) -> Result<Option<crate::vocab::LinuxCallSet>, Errno> {
+fn manifest_of(path: &str) -> Result<Option<security::LinuxManifest>, Errno> {
     let cwd = files::start_directory(super::AT_FDCWD)?;
     let Ok(node) = fs::resolve(&cwd, &format!("{path}{MANIFEST_SUFFIX}"), true) else {
         return Ok(None);

@@ -19,8 +19,12 @@ use crate::{
     events::{Errno, SpaceId},
     fs::{self, Device, Node},
     mm::user_copy,
+    security::{self, PathAccess},
     sync::IrqSpinLock,
-    task::syscalls::{self, MAX_IO_BYTES_PER_CALL, Served},
+    task::{
+        scheduler,
+        syscalls::{self, MAX_IO_BYTES_PER_CALL, Served},
+    },
 };
 
 /// Most descriptors a process holds at once (its `RLIMIT_NOFILE`).
@@ -199,6 +203,21 @@ pub(super) fn start_directory(dirfd: u64) -> Result<Arc<Node>, Errno> {
     if node.is_directory() { Ok(node) } else { Err(Errno::ENOTDIR) }
 }
 
+/// Where `path` (from `dirfd`) leads, links followed on the way (and at the end if
+/// `follow_last`), if the security policy lets this process do `access` there. The call then
+/// acts on the location, never on the path again: what was checked is what is touched.
+pub(super) fn located(
+    dirfd: u64,
+    path: &str,
+    follow_last: bool,
+    access: PathAccess,
+) -> Result<fs::Location, Errno> {
+    let location = fs::locate(&start_directory(dirfd)?, path, follow_last)?;
+    let (pid, _) = scheduler::current_caller();
+    security::check_path(pid, access, || Ok(location.path()))?;
+    Ok(location)
+}
+
 /// `openat(dirfd, path, flags, mode)` (and `open`, from the working directory).
 pub(super) fn openat(
     dirfd: u64,
@@ -209,12 +228,19 @@ pub(super) fn openat(
 ) -> Result<u64, Errno> {
     let path = path_argument(path, space)?;
     let flags = flags as u32;
-    let start = start_directory(dirfd)?;
     let umask = with_state(|state| state.files.umask);
     let create = (flags & O_CREAT != 0).then_some(mode as u32 & 0o7777 & !umask);
-    let follow = flags & O_NOFOLLOW == 0;
-    let (node, created) = fs::open_file(&start, &path, create, flags & O_EXCL != 0, follow)?;
+    let exclusive = flags & O_EXCL != 0;
+    // As Linux: `O_EXCL` refuses a link rather than making its target.
+    let follow = flags & O_NOFOLLOW == 0 && !exclusive;
     let writes = matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR);
+    let access = if writes || create.is_some() { PathAccess::Write } else { PathAccess::Read };
+    let location = located(dirfd, &path, follow, access)?;
+    let (node, created) =
+        fs::open_file(location.directory(), location.entry(), create, exclusive, false)?;
+    if location.followed() && node.stat().mode & 0o170_000 == fs::S_IFLNK {
+        return Err(Errno::ELOOP);
+    }
     if node.is_directory() && (writes || create.is_some() && created) {
         return Err(Errno::EISDIR);
     }
@@ -440,7 +466,7 @@ pub(super) fn fstatat(
             file(dirfd)?.node.clone()
         }
     } else {
-        fs::resolve(&start_directory(dirfd)?, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
+        located(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, PathAccess::Read)?.node()?
     };
     user_copy::copy_to_user(space, out, &stat_bytes(&node))?;
     Ok(0)
@@ -570,8 +596,7 @@ pub(super) fn getcwd(buffer: u64, size: u64, space: SpaceId) -> Result<u64, Errn
 /// `chdir(path)`.
 pub(super) fn chdir(path: u64, space: SpaceId) -> Result<u64, Errno> {
     let path = path_argument(path, space)?;
-    let node = fs::resolve(&start_directory(AT_FDCWD as u64)?, &path, true)?;
-    set_cwd(node)
+    set_cwd(located(AT_FDCWD as u64, &path, true, PathAccess::Read)?.node()?)
 }
 
 /// `fchdir(fd)`.
@@ -591,7 +616,8 @@ fn set_cwd(node: Arc<Node>) -> Result<u64, Errno> {
 pub(super) fn mkdirat(dirfd: u64, path: u64, mode: u64, space: SpaceId) -> Result<u64, Errno> {
     let path = path_argument(path, space)?;
     let umask = with_state(|state| state.files.umask);
-    fs::make_directory(&start_directory(dirfd)?, &path, mode as u32 & 0o7777 & !umask)?;
+    let location = located(dirfd, &path, false, PathAccess::Write)?;
+    fs::make_directory(location.directory(), location.entry(), mode as u32 & 0o7777 & !umask)?;
     Ok(0)
 }
 
@@ -601,7 +627,8 @@ pub(super) fn unlinkat(dirfd: u64, path: u64, flags: u64, space: SpaceId) -> Res
         return Err(Errno::EINVAL);
     }
     let path = path_argument(path, space)?;
-    fs::remove(&start_directory(dirfd)?, &path, flags & AT_REMOVEDIR != 0)?;
+    let location = located(dirfd, &path, false, PathAccess::Write)?;
+    fs::remove(location.directory(), location.entry(), flags & AT_REMOVEDIR != 0)?;
     Ok(0)
 }
 
@@ -618,14 +645,18 @@ pub(super) fn renameat(
         return Err(Errno::EINVAL);
     }
     let (old, new) = (path_argument(old, space)?, path_argument(new, space)?);
-    fs::rename(&start_directory(old_dirfd)?, &old, &start_directory(new_dirfd)?, &new)?;
+    let old = located(old_dirfd, &old, false, PathAccess::Write)?;
+    let new = located(new_dirfd, &new, false, PathAccess::Write)?;
+    fs::rename(old.directory(), old.entry(), new.directory(), new.entry())?;
     Ok(0)
 }
 
 /// `symlinkat(target, newdirfd, path)` (and `symlink`).
 pub(super) fn symlinkat(target: u64, dirfd: u64, path: u64, space: SpaceId) -> Result<u64, Errno> {
     let (target, path) = (path_argument(target, space)?, path_argument(path, space)?);
-    fs::make_symlink(&start_directory(dirfd)?, &target, &path)?;
+    // Only where the link goes is checked: following it later is checked where it leads.
+    let location = located(dirfd, &path, false, PathAccess::Write)?;
+    fs::make_symlink(location.directory(), &target, location.entry())?;
     Ok(0)
 }
 
@@ -641,7 +672,8 @@ pub(super) fn readlinkat(
         return Err(Errno::EINVAL);
     }
     let path = path_argument(path, space)?;
-    let target = fs::read_link(&start_directory(dirfd)?, &path)?;
+    let location = located(dirfd, &path, false, PathAccess::Read)?;
+    let target = fs::read_link(location.directory(), location.entry())?;
     let count = target.len().min(size as usize);
     user_copy::copy_to_user(space, buffer, &target.as_bytes()[..count])?;
     Ok(count as u64)
@@ -655,7 +687,7 @@ pub(super) fn faccessat(dirfd: u64, path: u64, mode: u64, space: SpaceId) -> Res
         return Err(Errno::EINVAL);
     }
     let path = path_argument(path, space)?;
-    let node = fs::resolve(&start_directory(dirfd)?, &path, true)?;
+    let node = located(dirfd, &path, true, PathAccess::Read)?.node()?;
     if mode & X_OK != 0 && !node.is_directory() && node.stat().mode & 0o111 == 0 {
         return Err(Errno::EACCES);
     }
