@@ -16,6 +16,7 @@
 mod node;
 mod path;
 mod pipe;
+mod synthetic;
 
 use alloc::{string::String, sync::Arc, vec::Vec};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,7 @@ pub use self::{
         resolve_parent,
     },
     pipe::{PIPE_ATOMIC_BYTES, PIPE_CAPACITY_BYTES, Pipe, PipeIo},
+    synthetic::{Provider, Render, generated_file, mount, synthetic_directory, synthetic_link},
 };
 pub use crate::abi::Errno;
 use crate::sync::IrqSpinLock;
@@ -112,6 +114,8 @@ fn new_node(kind: Kind, permissions: u32) -> Arc<Node> {
 fn directory_of(node: &Node) -> Result<&IrqSpinLock<Directory>, Errno> {
     match &node.kind {
         Kind::Directory(directory) => Ok(directory),
+        // Nothing is made in, or removed from, what a provider shows.
+        Kind::Synthetic(_) => Err(Errno::EACCES),
         _ => Err(Errno::ENOTDIR),
     }
 }
@@ -203,6 +207,8 @@ pub fn read_link(start: &Arc<Node>, path: &str) -> Result<String, Errno> {
 /// directory) — the errors `rmdir`, `unlink` and `rename` share.
 fn may_go(node: &Node, directory: bool) -> Result<(), Errno> {
     match (&node.kind, directory) {
+        // A mounted provider stays where it is.
+        (Kind::Synthetic(_), _) => Err(Errno::EBUSY),
         (Kind::Directory(_), false) => Err(Errno::EISDIR),
         (Kind::Directory(inner), true) if !inner.lock().entries.is_empty() => Err(Errno::ENOTEMPTY),
         (Kind::Directory(_), true) | (_, false) => Ok(()),
@@ -310,7 +316,8 @@ pub fn read_at(node: &Node, offset: u64, out: &mut [u8]) -> Result<usize, Errno>
             out[..count].copy_from_slice(&bytes[start..start + count]);
             Ok(count)
         }
-        Kind::Directory(_) => Err(Errno::EISDIR),
+        Kind::Generated(render) => synthetic::read_generated(render, offset, out),
+        Kind::Directory(_) | Kind::Synthetic(_) => Err(Errno::EISDIR),
         _ => Err(Errno::EINVAL),
     }
 }
@@ -336,7 +343,11 @@ impl Contents {
 /// The whole contents of regular file `node` (`EACCES` for anything else: what `execve` says
 /// of a directory or device).
 pub fn contents(node: &Node) -> Result<Contents, Errno> {
-    let Kind::File(data) = &node.kind else { return Err(Errno::EACCES) };
+    let data = match &node.kind {
+        Kind::File(data) => data,
+        Kind::Generated(render) => return render().map(Contents::Copy),
+        _ => return Err(Errno::EACCES),
+    };
     Ok(match &*data.lock() {
         Data::Image(bytes) => Contents::Image(bytes),
         Data::Owned(bytes) => Contents::Copy(bytes.clone()),
@@ -351,11 +362,19 @@ pub fn pipe_of(node: &Node) -> Option<&Arc<Pipe>> {
     }
 }
 
+/// The bytes of regular file `node`, to change them.
+fn file_data(node: &Node) -> Result<&IrqSpinLock<Data>, Errno> {
+    match &node.kind {
+        Kind::File(data) => Ok(data),
+        Kind::Generated(_) => Err(Errno::EACCES),
+        _ if node.is_directory() => Err(Errno::EISDIR),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
 /// Writes `bytes` into file `node` at `offset` (growing it, zeros in any gap); how many.
 pub fn write_at(node: &Node, offset: u64, bytes: &[u8]) -> Result<usize, Errno> {
-    let Kind::File(data) = &node.kind else {
-        return Err(if node.is_directory() { Errno::EISDIR } else { Errno::EINVAL });
-    };
+    let data = file_data(node)?;
     let start = usize::try_from(offset).map_err(|_| Errno::EINVAL)?;
     let end = start.checked_add(bytes.len()).ok_or(Errno::EINVAL)?;
     let mut data = data.lock();
@@ -369,9 +388,7 @@ pub fn write_at(node: &Node, offset: u64, bytes: &[u8]) -> Result<usize, Errno> 
 
 /// Sets file `node`'s length (`truncate`, `O_TRUNC`).
 pub fn truncate(node: &Node, len: u64) -> Result<(), Errno> {
-    let Kind::File(data) = &node.kind else {
-        return Err(if node.is_directory() { Errno::EISDIR } else { Errno::EINVAL });
-    };
+    let data = file_data(node)?;
     let len = usize::try_from(len).map_err(|_| Errno::EINVAL)?;
     data.lock().resize(len)?;
     touch(node);
@@ -392,6 +409,14 @@ pub struct Listing {
 /// Directory `node`'s entries, `.` and `..` first, then by name.
 pub fn list(node: &Arc<Node>) -> Result<Vec<Listing>, Errno> {
     let parent = path::parent_of(node);
+    if let Kind::Synthetic(synthetic) = &node.kind {
+        let mut listing = alloc::vec![
+            Listing { name: String::from("."), inode: node.inode, kind: S_IFDIR },
+            Listing { name: String::from(".."), inode: parent.inode, kind: S_IFDIR },
+        ];
+        listing.extend(synthetic.provider.list());
+        return Ok(listing);
+    }
     let entries: Vec<(String, Arc<Node>)> = directory_of(node)?
         .lock()
         .entries
@@ -412,10 +437,14 @@ pub fn list(node: &Arc<Node>) -> Result<Vec<Listing>, Errno> {
 pub fn path_of(node: &Arc<Node>) -> String {
     let mut names = Vec::new();
     let mut at = node.clone();
-    while let Kind::Directory(directory) = &at.kind {
-        let (parent, name) = {
-            let directory = directory.lock();
-            (directory.parent.upgrade(), directory.name.clone())
+    loop {
+        let (parent, name) = match &at.kind {
+            Kind::Directory(directory) => {
+                let directory = directory.lock();
+                (directory.parent.upgrade(), directory.name.clone())
+            }
+            Kind::Synthetic(synthetic) => (synthetic.parent.upgrade(), synthetic.name.clone()),
+            _ => break,
         };
         match parent {
             Some(parent) => {
@@ -509,6 +538,27 @@ mod tests {
         make_symlink(&directory, "loop", "loop").expect("symlink");
         assert_eq!(resolve(&directory, "loop/x", true).err(), Some(Errno::ELOOP));
         assert!(resolve(&directory, "loop", false).is_ok(), "not following it is fine");
+    }
+
+    #[test_case]
+    fn a_location_names_where_links_and_dots_lead_and_refuses_a_link_swapped_in() {
+        let directory = scratch("locate");
+        make_directory(&directory, "real", 0o755).expect("mkdir");
+        make_symlink(&directory, "real", "alias").expect("symlink");
+        make_symlink(&directory, "/fs-test-locate/real/file", "to-file").expect("symlink");
+        let path = |path: &str, follow| locate(&directory, path, follow).map(|at| at.path());
+        assert_eq!(path("alias/x", true).as_deref(), Ok("/fs-test-locate/real/x"));
+        assert_eq!(path("to-file", true).as_deref(), Ok("/fs-test-locate/real/file"));
+        assert_eq!(path("to-file", false).as_deref(), Ok("/fs-test-locate/to-file"));
+        assert_eq!(path("real/..", true).as_deref(), Ok("/fs-test-locate"));
+        assert_eq!(path("./real/.", true).as_deref(), Ok("/fs-test-locate/real"));
+        assert_eq!(path("alias/", true).as_deref(), Ok("/fs-test-locate/real"));
+        assert_eq!(path("/", true).as_deref(), Ok("/"));
+        // Located following the last link, then a link is put where the file was: the call
+        // acting on the location must not follow it.
+        let location = locate(&directory, "real/file", true).expect("locate");
+        make_symlink(&directory, "/etc", "real/file").expect("symlink");
+        assert_eq!(location.node().err(), Some(Errno::ELOOP));
     }
 
     #[test_case]

@@ -1,4 +1,5 @@
-//! A file-system node: a directory, a regular file, a symbolic link or a device, with its
+//! A file-system node: a directory, a regular file, a symbolic link, a device, a pipe, or a
+//! synthetic directory or generated file (`synthetic`), with its
 //! inode number, permissions, link count and modification time. A regular file's bytes are the
 //! boot image's, read in place, until the first write copies them.
 
@@ -86,6 +87,8 @@ pub(super) enum Kind {
     Symlink(String),
     Device(Device),
     Pipe(Arc<super::Pipe>),
+    Synthetic(super::synthetic::Synthetic),
+    Generated(super::synthetic::Render),
 }
 
 /// A directory's entries, and where it hangs (its parent, and its name there).
@@ -148,7 +151,7 @@ impl core::fmt::Debug for Node {
 impl Node {
     /// Whether it is a directory.
     pub fn is_directory(&self) -> bool {
-        matches!(self.kind, Kind::Directory(_))
+        matches!(self.kind, Kind::Directory(_) | Kind::Synthetic(_))
     }
 
     /// The device it is, if it is a device node.
@@ -163,7 +166,9 @@ impl Node {
     pub fn stat(&self) -> Stat {
         let meta = self.meta.lock();
         let (kind_bits, size_bytes, device) = match &self.kind {
-            Kind::Directory(_) => (S_IFDIR, 0, 0),
+            Kind::Directory(_) | Kind::Synthetic(_) => (S_IFDIR, 0, 0),
+            // As Linux's `/proc`: the size is not known until it is read.
+            Kind::Generated(_) => (S_IFREG, 0, 0),
             Kind::File(data) => (S_IFREG, data.lock().bytes().len() as u64, 0),
             Kind::Symlink(target) => (S_IFLNK, target.len() as u64, 0),
             Kind::Device(device) => (S_IFCHR, 0, device.number()),

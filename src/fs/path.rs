@@ -23,6 +23,7 @@ pub const MAX_SYMLINK_DEPTH: usize = 40;
 pub(super) fn parent_of(node: &Arc<Node>) -> Arc<Node> {
     match &node.kind {
         Kind::Directory(directory) => directory.lock().parent.upgrade().unwrap_or_else(root),
+        Kind::Synthetic(synthetic) => synthetic.parent.upgrade().unwrap_or_else(root),
         _ => root(),
     }
 }
@@ -31,6 +32,9 @@ pub(super) fn parent_of(node: &Arc<Node>) -> Arc<Node> {
 pub(super) fn child(directory: &Arc<Node>, name: &str) -> Result<Arc<Node>, Errno> {
     match &directory.kind {
         Kind::Directory(entries) => entries.lock().entries.get(name).cloned().ok_or(Errno::ENOENT),
+        Kind::Synthetic(synthetic) => {
+            synthetic.provider.lookup(directory, name).ok_or(Errno::ENOENT)
+        }
         _ => Err(Errno::ENOTDIR),
     }
 }

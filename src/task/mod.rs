@@ -18,6 +18,8 @@ mod linux;
 #[cfg(target_os = "none")]
 mod process;
 #[cfg(target_os = "none")]
+mod procfs;
+#[cfg(target_os = "none")]
 mod scheduler;
 #[cfg(target_os = "none")]
 mod subscriptions;

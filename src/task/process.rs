@@ -2,14 +2,14 @@
 //! (a kill, a fault, its own exit, out of memory), waiting for it, and what `ps` shows. The
 //! table and the switching they use are `scheduler.rs`'s.
 
-use alloc::{boxed::Box, string::String, vec::Vec};
+use alloc::{boxed::Box, string::String, sync::Arc, vec::Vec};
 
 use super::{
     Pid, elf, image,
     ramdisk::{EntryKind, Ramdisk},
     scheduler::{
-        self, BlockReason, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, SCHEDULER, Scheduler, State,
-        TIME_SLICE_TICKS, Task, schedule,
+        self, BlockReason, Command, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, SCHEDULER, Scheduler,
+        State, TIME_SLICE_TICKS, Task, schedule,
     },
     subscriptions, words,
 };
@@ -65,7 +65,7 @@ pub fn programs() -> Vec<(&'static str, usize)> {
 /// Share of user memory files may hold beyond the boot image's own bytes.
 const FILE_SYSTEM_SHARE_DIVISOR: u64 = 4;
 
-/// The file system's tree: the boot image's entries, then `/dev` and `/tmp`.
+/// The file system's tree: the boot image's entries, then `/dev`, `/tmp` and `/proc`.
 fn build_file_system() {
     use crate::fs::{self, Device, ImageNode};
     fs::set_clock(arch::unix_time_milliseconds);
@@ -98,6 +98,7 @@ fn build_file_system() {
         fs::add_image_node(path, ImageNode::Device(device), 0o666).expect("/dev is made at boot");
     }
     fs::add_image_node("tmp", ImageNode::Directory, 0o1777).expect("/tmp is made at boot");
+    super::procfs::mount();
 }
 
 /// Wires processes to the trap path (the return to ring 3, preempt points) and the bus (their
@@ -461,12 +462,22 @@ pub fn spawn_withholding(
         Some(text) => Some(parse_manifest(text)?),
         None => None,
     };
-    start(name, image, args, parent, rights, manifest.as_ref())
+    let words = words_of(args);
+    let command = Command::new(&path, [name].into_iter().chain(words.iter().map(String::as_str)));
+    start(name, image, args, parent, rights, manifest.as_ref(), command)
 }
 
 /// Starts the executable `image` as a child of `parent`.
 pub fn spawn_image(name: &str, image: &[u8], args: &str, parent: Pid) -> Result<Pid, SpawnError> {
-    start(name, image, args, parent, 0, None)
+    let words = words_of(args);
+    let command = Command::new(name, [name].into_iter().chain(words.iter().map(String::as_str)));
+    start(name, image, args, parent, 0, None, command)
+}
+
+/// `args` as the words a shell would make of them (blanks between, if it opens a quote it
+/// never closes): what `/proc/PID/cmdline` shows.
+fn words_of(args: &str) -> Vec<String> {
+    words::split(args).unwrap_or_else(|_| args.split_whitespace().map(String::from).collect())
 }
 
 /// What a Linux program's sandbox manifest is called: its path with this added.
@@ -488,6 +499,7 @@ fn start(
     parent: Pid,
     withheld_rights: u64,
     manifest: Option<&LinuxManifest>,
+    command: Arc<Command>,
 ) -> Result<Pid, SpawnError> {
     if args.len() > MAX_ARGS_LEN_BYTES {
         return Err(SpawnError::ArgumentsTooLong);
@@ -518,6 +530,7 @@ fn start(
                 group: None,
                 session: None,
                 vfork_parent: 0,
+                command,
             };
             let declared = if plan.herald_abi {
                 security::DeclaredCalls::Herald(plan.declared_syscalls)
@@ -554,12 +567,14 @@ pub(super) struct ForkOptions {
 /// the parent's open files, the working directory, signal state) — as a new child of it,
 /// changed as `options` say. Returns the child's pid.
 pub(super) fn fork_current(options: &ForkOptions) -> Result<Pid, Errno> {
+    let command;
     let (parent, name, space, stack_top, fs_base, abi, linux, group, session) = {
         let mut scheduler = SCHEDULER.lock();
         let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
         let stack_top = task.kernel_stack.as_ref().map(KernelStack::top).ok_or(Errno::ESRCH)?;
         let linux = task.linux.as_deref().map(super::linux::LinuxState::fork_copy);
         let name = task.name.clone();
+        command = task.command.clone();
         (
             task.pid,
             name,
@@ -619,6 +634,7 @@ pub(super) fn fork_current(options: &ForkOptions) -> Result<Pid, Errno> {
         group: Some(group),
         session: Some(session),
         vfork_parent: if options.vfork { parent } else { 0 },
+        command,
     };
     let child = admit(new, pid, security::DeclaredCalls::Inherited, 0, process_limit)
         .ok_or(Errno::EAGAIN)?;
@@ -684,6 +700,8 @@ pub(super) fn current_user_rsp() -> Result<u64, Errno> {
 pub(super) struct Exec<'a> {
     /// What `ps` calls it (the file's name).
     pub(super) name: &'a str,
+    /// The path it was run by (`/proc/PID/exe`).
+    pub(super) path: &'a str,
     /// The executable's bytes.
     pub(super) image: &'a [u8],
     /// A Linux program's argument vector (its first entry its name as invoked) and
@@ -729,6 +747,7 @@ pub(super) fn exec_current(exec: &Exec<'_>) -> Result<(), Errno> {
         let task = scheduler.current_task().ok_or(Errno::ESRCH)?;
         let old_space = core::mem::replace(&mut task.space, new_space);
         task.name = exec.name.into();
+        task.command = Command::new(exec.path, exec.argv.iter().copied());
         task.abi = abi;
         task.fs_base = 0;
         task.fpu = arch::FpuState::initial();
@@ -769,6 +788,7 @@ struct NewTask {
     session: Option<Pid>,
     /// The parent waiting until it execs or ends (`vfork`; 0: none).
     vfork_parent: Pid,
+    command: Arc<Command>,
 }
 
 /// Gives `new` a pid, registers it with the security policy, and makes it runnable — or, if
@@ -827,6 +847,7 @@ fn admit(
         group: new.group.unwrap_or(pid),
         session: new.session.unwrap_or(pid),
         vfork_parent: new.vfork_parent,
+        command: new.command,
     }));
     Some(pid)
 }

@@ -16,6 +16,7 @@ use alloc::{
     boxed::Box,
     collections::{BTreeMap, VecDeque},
     string::String,
+    sync::Arc,
     vec::Vec,
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -116,6 +117,36 @@ pub(super) struct Task {
     pub(super) session: Pid,
     /// The parent blocked until this child execs or ends (`vfork`; 0: none).
     pub(super) vfork_parent: Pid,
+    /// What it runs, as `/proc` shows it (shared with a `fork`'s child until one execs).
+    pub(super) command: Arc<Command>,
+}
+
+/// Most bytes of a process's argument vector `/proc/PID/cmdline` shows (Linux before 4.2
+/// showed one page too); the rest is cut, so no process keeps more than this for it.
+pub(super) const MAX_COMMAND_LINE_BYTES: usize = 4096;
+
+/// What a process runs: its executable's path and its argument vector.
+#[derive(Debug, Default)]
+pub(super) struct Command {
+    /// The executable's path (`/proc/PID/exe`).
+    pub(super) exe: String,
+    /// The arguments, each ended by a zero byte, at most [`MAX_COMMAND_LINE_BYTES`].
+    pub(super) line: Vec<u8>,
+}
+
+impl Command {
+    pub(super) fn new<'a>(exe: &str, argv: impl IntoIterator<Item = &'a str>) -> Arc<Self> {
+        let mut line = Vec::new();
+        for argument in argv {
+            line.extend_from_slice(argument.as_bytes());
+            line.push(0);
+            if line.len() >= MAX_COMMAND_LINE_BYTES {
+                line.truncate(MAX_COMMAND_LINE_BYTES);
+                break;
+            }
+        }
+        Arc::new(Self { exe: String::from(exe), line })
+    }
 }
 
 /// What the scheduler keeps for each CPU.
@@ -169,6 +200,14 @@ static SYSCALLS_SINCE_SWITCH: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0)
 /// meaningful while they cannot migrate: the kernel is not preempted).
 fn this_cpu() -> usize {
     arch::cpu_index() % MAX_CPUS
+}
+
+/// Timer ticks every CPU spent with nothing to run, added up (`/proc/uptime`).
+static IDLE_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Timer ticks every CPU spent idle since boot, added up.
+pub(super) fn idle_ticks() -> u64 {
+    IDLE_TICKS.load(Ordering::Relaxed)
 }
 
 /// The running process's pid and the numbering its system calls use.
@@ -474,8 +513,11 @@ fn on_tick(event: &Event, _reply: &mut Reply) -> Verdict {
         if task.slice_left_ticks == 0 && !scheduler.ready.is_empty() {
             scheduler.request_resched();
         }
-    } else if !scheduler.ready.is_empty() {
-        scheduler.request_resched();
+    } else {
+        IDLE_TICKS.fetch_add(1, Ordering::Relaxed);
+        if !scheduler.ready.is_empty() {
+            scheduler.request_resched();
+        }
     }
     // Deferred work (input, driver bottom halves) waits at most DEFERRED_LATENCY_MS for a busy
     // process to give up the CPU; switching on every tick would let a fast timer starve the
@@ -504,8 +546,12 @@ pub(super) fn on_local_tick() {
                 scheduler.request_resched();
             }
         }
-        None if waiting => scheduler.request_resched(),
-        None => {}
+        None => {
+            IDLE_TICKS.fetch_add(1, Ordering::Relaxed);
+            if waiting {
+                scheduler.request_resched();
+            }
+        }
     }
 }
 

@@ -107,6 +107,7 @@ fn run(
     let name = path.rsplit('/').next().filter(|name| !name.is_empty()).unwrap_or(path);
     process::exec_current(&Exec {
         name,
+        path: real_path,
         image,
         argv: &argv,
         envp: &envp,

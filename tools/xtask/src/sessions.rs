@@ -386,13 +386,19 @@ fn sessions() -> Vec<Session> {
             name: "an_autorun_file_boots_straight_into_busybox_sh",
             input: Input::Steps(&[
                 ("/ # ", 1, b"echo first pid $$\r"),
-                ("/ # ", 2, b"\x04"),
+                // busybox's `ps` reads /proc/PID/stat and cmdline.
+                ("/ # ", 2, b"ps\r"),
+                ("/ # ", 3, b"\x04"),
                 ("herald> ", 2, b"poweroff\n"),
             ]),
             expect: &[
                 "herald> run busybox sh",
                 "[pid 1 started: busybox]",
                 "first pid 1",
+                "PID   USER     COMMAND",
+                "    1 0        busybox sh",
+                // A forked applet: its name ({ps}, `prctl`) beside its command line.
+                "    2 0        {ps} busybox sh",
                 "[pid 1 exited with code 0]",
                 "powering off",
             ],
