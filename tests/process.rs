@@ -359,7 +359,7 @@ fn a_musl_program_makes_reads_renames_and_removes_files() {
     let free = free_frames();
     let (code, output) = run("files", "");
     assert_eq!(code, 0, "output: {output:?}");
-    assert!(output.contains("files: all 50 passed"), "output: {output:?}");
+    assert!(output.contains("files: all 52 passed"), "output: {output:?}");
     // Everything it made it removed: the file system's own bytes are back at what they were.
     assert_eq!(free_frames(), free, "the process's frames all came back");
 }
@@ -400,7 +400,7 @@ fn a_musl_program_forks_waits_and_passes_bytes_through_a_pipe_to_its_child() {
     let free = free_frames();
     let (code, output) = run("fork", "100");
     assert_eq!(code, 0, "output: {output:?}");
-    assert!(output.contains("fork: all 15 passed"), "output: {output:?}");
+    assert!(output.contains("fork: all 22 passed"), "output: {output:?}");
     assert_eq!(free_frames(), free, "104 children's frames all came back");
     assert_eq!(space::count(), 0, "and their address spaces");
 }
@@ -420,8 +420,15 @@ fn a_musl_program_catches_blocks_and_is_ended_by_signals_as_on_linux() {
     let free = free_frames();
     let (code, output) = run("signals", "");
     assert_eq!(code, 0, "output: {output:?}");
-    assert!(output.contains("signals: all 38 passed"), "output: {output:?}");
+    assert!(output.contains("signals: all 39 passed"), "output: {output:?}");
     assert_eq!(free_frames(), free, "its children's frames all came back");
+}
+
+/// Whether `line` is one of the kernel log's (`[   12.345] LEVEL ...`).
+fn is_kernel_log_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else { return false };
+    let Some((stamp, _)) = rest.split_once("] ") else { return false };
+    stamp.contains('.') && stamp.trim_start().chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
 /// The boot image's busybox (Debian's `busybox-static`, packed by the runner when the host has
@@ -438,6 +445,10 @@ fn debian_busybox_runs_a_shell_script_exactly_as_on_linux() {
     log::set_max_level(log::LevelFilter::Warn);
     let (code, output) = run("busybox", "sh /etc/herald/busybox-check.sh");
     log::set_max_level(level);
+    // What still reaches the console from the log (the watchdog's report of a CPU the host
+    // did not run for half a second, on a loaded machine) is the kernel's, not the script's.
+    let output: alloc::string::String =
+        output.split_inclusive('\n').filter(|line| !is_kernel_log_line(line)).collect();
     let expected = include_str!("busybox-check.expected");
     assert_eq!(output, expected, "busybox's output differs from Linux's");
     assert_eq!(code, 0);

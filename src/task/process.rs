@@ -955,9 +955,44 @@ pub(super) enum Reaped {
     Leaving,
 }
 
+/// Which of its children a wait is for.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum Waited {
+    /// Any child.
+    Any,
+    /// This child.
+    Pid(Pid),
+    /// Any child in this process group.
+    Group(Pid),
+}
+
+impl Waited {
+    /// `pid` 0: any child, else that one.
+    pub(super) fn of(pid: Pid) -> Self {
+        if pid == 0 { Self::Any } else { Self::Pid(pid) }
+    }
+
+    fn includes(self, task: &Task) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Pid(pid) => task.pid == pid,
+            Self::Group(group) => task.group == group,
+        }
+    }
+
+    /// The pid a blocked waiter is woken for (0: any child's end; a group's members change,
+    /// so a group wait wakes for any and looks again).
+    fn wake_for(self) -> Pid {
+        match self {
+            Self::Pid(pid) => pid,
+            Self::Any | Self::Group(_) => 0,
+        }
+    }
+}
+
 /// Reaps an ended child of `parent` (`pid` 0: any).
 pub(super) fn reap(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
-    reap_locked(&mut SCHEDULER.lock(), parent, pid)
+    reap_locked(&mut SCHEDULER.lock(), parent, Waited::of(pid), true)
 }
 
 /// [`reap`] that does not answer "not yet" for a child that has ended but is still leaving
@@ -966,17 +1001,16 @@ pub(super) fn reap(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
 /// end sent must find the child, and on several CPUs the signal can come before the child's
 /// CPU has left it. (Spinning here instead would hold the caller's bus dispatch open, which
 /// the ending child's clean-up may wait for.)
-pub(super) fn reap_ended(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
+/// `consume` false (`WNOWAIT`): the child is reported but left to be waited for again.
+pub(super) fn reap_ended(parent: Pid, waited: Waited, consume: bool) -> Result<Reaped, Errno> {
     let mut scheduler = SCHEDULER.lock();
-    let reaped = reap_locked(&mut scheduler, parent, pid)?;
+    let reaped = reap_locked(&mut scheduler, parent, waited, consume)?;
     let leaving = scheduler.tasks.values().any(|task| {
-        task.parent == parent
-            && (pid == 0 || task.pid == pid)
-            && matches!(task.state, State::Zombie(_))
+        task.parent == parent && waited.includes(task) && matches!(task.state, State::Zombie(_))
     });
     match reaped {
         Reaped::NotYet if leaving => {
-            scheduler.block_current(BlockReason::WaitChild { pid });
+            scheduler.block_current(BlockReason::WaitChild { pid: waited.wake_for() });
             Ok(Reaped::Leaving)
         }
         reaped => Ok(reaped),
@@ -985,19 +1019,25 @@ pub(super) fn reap_ended(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
 
 /// [`reap`] for the running task `parent`, which blocks until a child ends if none has,
 /// under the same hold of the lock.
-pub(super) fn reap_or_block(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
+pub(super) fn reap_or_block(parent: Pid, waited: Waited, consume: bool) -> Result<Reaped, Errno> {
     let mut scheduler = SCHEDULER.lock();
-    let reaped = reap_locked(&mut scheduler, parent, pid)?;
+    let reaped = reap_locked(&mut scheduler, parent, waited, consume)?;
     if let Reaped::NotYet = reaped {
-        scheduler.block_current(BlockReason::WaitChild { pid });
+        scheduler.block_current(BlockReason::WaitChild { pid: waited.wake_for() });
     }
     Ok(reaped)
 }
 
-fn reap_locked(scheduler: &mut Scheduler, parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
-    let mut children = scheduler.tasks.values().filter(|task| {
-        task.parent == parent && task.pid != parent && (pid == 0 || task.pid == pid)
-    });
+fn reap_locked(
+    scheduler: &mut Scheduler,
+    parent: Pid,
+    waited: Waited,
+    consume: bool,
+) -> Result<Reaped, Errno> {
+    let mut children = scheduler
+        .tasks
+        .values()
+        .filter(|task| task.parent == parent && task.pid != parent && waited.includes(task));
     let Some(first) = children.next() else { return Err(Errno::ECHILD) };
     let leaving = |pid: Pid| scheduler.cpus.iter().any(|cpu| cpu.current == pid);
     // A zombie whose CPU has not left its stack yet is not reaped: that CPU still writes its
@@ -1008,7 +1048,9 @@ fn reap_locked(scheduler: &mut Scheduler, parent: Pid, pid: Pid) -> Result<Reape
     });
     match ended {
         Some((child, code)) => {
-            scheduler.tasks.remove(&child);
+            if consume {
+                scheduler.tasks.remove(&child);
+            }
             Ok(Reaped::Child(child, code))
         }
         None => Ok(Reaped::NotYet),

@@ -319,7 +319,7 @@ fn wait(target: u64, status_out: u64, pid: Pid, space: SpaceId) -> Result<Served
         // Check before reaping, so a bad pointer does not lose the child's status.
         space::check_user(space, status_out, 4, true)?;
     }
-    match process::reap_or_block(pid, target)? {
+    match process::reap_or_block(pid, process::Waited::of(target), true)? {
         Reaped::Child(child, code) => {
             if status_out != 0 {
                 user_copy::copy_to_user(space, status_out, &code.to_le_bytes())?;

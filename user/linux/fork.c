@@ -2,7 +2,9 @@
  * and its exit status (WEXITSTATUS), a child's fault reaches the parent as WTERMSIG SIGSEGV,
  * WNOHANG answers 0 while a child runs, a pipe carries bytes from child to parent (the parent's
  * read waits for them), descriptors and the working directory are inherited, getppid names the
- * parent, and argv[1] rounds of fork + exit + wait run (the test counts frames after). Prints
+ * parent, waits by process group (waitpid 0 and -pgid), waitid's siginfo (CLD_EXITED,
+ * CLD_KILLED, WNOHANG, WNOWAIT), and argv[1] rounds of fork + exit + wait run (the test counts
+ * frames after). Prints
  * one line per failed check and "fork: all N passed"; exit 0 when all pass. The same binary
  * passes on Linux. */
 #include <errno.h>
@@ -83,6 +85,44 @@ int main(int argc, char **argv) {
     check(waitpid(child, &status, WNOHANG) == 0, "WNOHANG while the child sleeps: 0");
     check(waitpid(-1, &status, 0) == child && WEXITSTATUS(status) == 3, "waitpid(-1) takes any child");
     check(waitpid(-1, &status, 0) == -1 && errno == ECHILD, "no children left: ECHILD");
+
+    /* Waits by process group: waitpid(0) is the caller's group, waitpid(-g) group g. */
+    pid_t stay = fork();
+    if (stay == 0) {
+        struct timespec nap = {0, 50 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        _exit(4);
+    }
+    pid_t apart = fork();
+    if (apart == 0) {
+        setpgid(0, 0);
+        _exit(5);
+    }
+    setpgid(apart, apart); /* whichever runs first, the child leads its own group */
+    check(waitpid(-apart, &status, 0) == apart && WEXITSTATUS(status) == 5, "waitpid(-group) takes that group's child");
+    check(waitpid(0, &status, 0) == stay && WEXITSTATUS(status) == 4, "waitpid(0) takes a child of the caller's group");
+
+    /* waitid: the siginfo of an exit and of a kill; WNOWAIT leaves the child waitable. */
+    child = fork();
+    if (child == 0) _exit(6);
+    siginfo_t info;
+    memset(&info, 0xff, sizeof info);
+    check(waitid(P_PID, child, &info, WEXITED | WNOWAIT) == 0 && info.si_pid == child && info.si_code == CLD_EXITED &&
+              info.si_status == 6 && info.si_signo == SIGCHLD,
+          "waitid WNOWAIT: CLD_EXITED with the exit status");
+    check(waitid(P_ALL, 0, &info, WEXITED) == 0 && info.si_pid == child, "waitid again reaps it");
+    child = fork();
+    if (child == 0) {
+        pause();
+        _exit(0);
+    }
+    memset(&info, 0xff, sizeof info);
+    check(waitid(P_PID, child, &info, WEXITED | WNOHANG) == 0 && info.si_pid == 0, "waitid WNOHANG while it runs: si_pid 0");
+    kill(child, SIGTERM);
+    check(waitid(P_PGID, 0, &info, WEXITED) == 0 && info.si_pid == child && info.si_code == CLD_KILLED &&
+              info.si_status == SIGTERM,
+          "waitid of a killed child: CLD_KILLED with the signal");
+    check(waitid(P_ALL, 0, &info, WNOHANG) == -1 && errno == EINVAL, "waitid without WEXITED: EINVAL");
 
     for (int i = 0; i < rounds; i++) {
         child = fork();

@@ -2,7 +2,7 @@
  * delivering what it unblocks), a SIGSEGV handler escaping with siglongjmp, a SIGILL handler
  * skipping the instruction through its ucontext, every register (rcx and r11 too) intact
  * around a signal that lands in a busy loop, EINTR and SA_RESTART on a blocked read, EINTR
- * from nanosleep and pause, sigsuspend, SIGCHLD with the child's status, SIGPIPE (default and
+ * from nanosleep (with the time left) and pause, sigsuspend, SIGCHLD with the child's status, SIGPIPE (default and
  * ignored), default actions seen by waitpid, kill's errors, the alternate stack, process
  * groups. Prints one line per failed check and "signals: all N passed"; exit 0 when all pass.
  * The same binary passes on Linux. */
@@ -203,9 +203,11 @@ int main(void) {
     close(ends[1]);
 
     sender = signal_later(SIGUSR1, 30, -1);
-    struct timespec long_nap = {5, 0};
+    struct timespec long_nap = {5, 0}, left = {0, 0};
     errno = 0;
-    check(nanosleep(&long_nap, NULL) == -1 && errno == EINTR, "nanosleep is interrupted: EINTR (even with SA_RESTART)");
+    check(nanosleep(&long_nap, &left) == -1 && errno == EINTR, "nanosleep is interrupted: EINTR (even with SA_RESTART)");
+    check(left.tv_sec <= 4 && (left.tv_sec > 0 || left.tv_nsec > 0) && left.tv_nsec < 1000000000,
+          "an interrupted nanosleep tells the time it had left");
     wait_status(sender);
     sender = signal_later(SIGUSR1, 30, -1);
     errno = 0;

@@ -35,8 +35,10 @@ const MAX_POLL_FDS: u64 = files::MAX_DESCRIPTORS as u64;
 #[derive(Default)]
 pub(super) struct ConsoleState {
     poll_until_ms: Option<u64>,
-    /// A sleep's deadline while it waits.
+    /// A sleep's deadline while it waits, and where its time left goes if a handler
+    /// interrupts it (`nanosleep`'s `rem`).
     pub(super) sleep_until_ms: Option<u64>,
+    pub(super) sleep_remaining_at: Option<u64>,
 }
 
 /// Reads the terminal's input into the caller's buffer: a line in canonical mode, what was

@@ -1,7 +1,7 @@
 //! A Linux program's processes: `fork` (and `vfork`, served as a `fork`: the child gets its
-//! own copy, which a `vfork` user cannot tell apart), `wait4` with Linux's status encoding —
-//! an exit code in bits 8–15, or the signal that ended the process in bits 0–6 — and process
-//! groups and sessions (`setpgid`, `getpgid`, `setsid`, `getsid`).
+//! own copy, which a `vfork` user cannot tell apart), `wait4` and `waitid` with Linux's status
+//! encoding — an exit code in bits 8–15, or the signal that ended the process in bits 0–6 —
+//! and process groups and sessions (`setpgid`, `getpgid`, `setsid`, `getsid`).
 
 #![forbid(unsafe_code)]
 
@@ -11,7 +11,7 @@ use crate::{
     mm::{space, user_copy},
     task::{
         Pid,
-        process::{self, ForkOptions, Reaped},
+        process::{self, ForkOptions, Reaped, Waited},
         scheduler::SCHEDULER,
         syscalls::Served,
     },
@@ -19,9 +19,11 @@ use crate::{
 
 /// `wait4` option: answer at once if no child has ended.
 const WNOHANG: u64 = 1;
-/// Options Herald accepts (`WUNTRACED`/`WCONTINUED` mean nothing without stop signals; they
-/// are accepted and change nothing).
-const KNOWN_OPTIONS: u64 = WNOHANG | 2 | 8;
+/// `WUNTRACED` (`WSTOPPED` to `waitid`) and `WCONTINUED`: they mean nothing without stop
+/// signals, so they are accepted and change nothing.
+const WSTOPPED: u64 = 2;
+const WCONTINUED: u64 = 8;
+const KNOWN_OPTIONS: u64 = WNOHANG | WSTOPPED | WCONTINUED;
 /// The exit signal `clone` may ask for.
 const SIGCHLD: u64 = 17;
 /// Bytes of `struct rusage`, zero-filled (no usage accounting yet).
@@ -97,8 +99,39 @@ pub(super) fn wait_status(code: i32) -> u32 {
     }
 }
 
-/// `wait4(pid, status, options, rusage)`: `pid` > 0 that child, -1 any child, 0 or < -1 any
-/// child (its group is not looked at yet).
+/// Where a wait stands: a child's end to report, none yet (`WNOHANG`), or blocked (the call
+/// runs again when a child ends).
+enum Waiting {
+    Ended(Pid, i32),
+    NoneYet,
+    Blocked,
+}
+
+/// Looks for an ended child of `caller` among `waited`, blocking unless `no_hang`; `consume`
+/// false (`WNOWAIT`) leaves it to be waited for again.
+fn wait_for(caller: Pid, waited: Waited, no_hang: bool, consume: bool) -> Result<Waiting, Errno> {
+    let reaped = if no_hang {
+        process::reap_ended(caller, waited, consume)?
+    } else {
+        process::reap_or_block(caller, waited, consume)?
+    };
+    Ok(match reaped {
+        Reaped::Child(child, code) => Waiting::Ended(child, code),
+        Reaped::NotYet if no_hang => Waiting::NoneYet,
+        // Blocked for a moment, until the ended child's CPU has left it: then it is reaped.
+        Reaped::Leaving => Waiting::Blocked,
+        // Blocked in the same lock hold that found no ended child.
+        Reaped::NotYet => Waiting::Blocked,
+    })
+}
+
+/// The process group of `caller`.
+fn own_group(caller: Pid) -> Result<Pid, Errno> {
+    SCHEDULER.lock().tasks.get(&caller).map(|task| task.group).ok_or(Errno::ESRCH)
+}
+
+/// `wait4(pid, status, options, rusage)`: `pid` > 0 that child, -1 any child, 0 any child in
+/// the caller's process group, < -1 any child in group `-pid`.
 pub(super) fn wait4(
     target: u64,
     status_out: u64,
@@ -110,9 +143,11 @@ pub(super) fn wait4(
     if options & !KNOWN_OPTIONS != 0 {
         return Err(Errno::EINVAL);
     }
-    let target = match target as i64 as i32 {
-        pid if pid > 0 => pid as Pid,
-        _ => 0,
+    let waited = match target as i64 as i32 {
+        -1 => Waited::Any,
+        0 => Waited::Group(own_group(caller)?),
+        pid if pid > 0 => Waited::Pid(pid as Pid),
+        group => Waited::Group(group.checked_neg().ok_or(Errno::ECHILD)? as Pid),
     };
     // Checked before reaping, so a bad pointer does not lose the child's status.
     if status_out != 0 {
@@ -121,13 +156,8 @@ pub(super) fn wait4(
     if rusage != 0 {
         space::check_user(space, rusage, RUSAGE_BYTES as u64, true)?;
     }
-    let reaped = if options & WNOHANG != 0 {
-        process::reap_ended(caller, target)?
-    } else {
-        process::reap_or_block(caller, target)?
-    };
-    match reaped {
-        Reaped::Child(child, code) => {
+    match wait_for(caller, waited, options & WNOHANG != 0, true)? {
+        Waiting::Ended(child, code) => {
             if status_out != 0 {
                 user_copy::copy_to_user(space, status_out, &wait_status(code).to_le_bytes())?;
             }
@@ -136,13 +166,79 @@ pub(super) fn wait4(
             }
             Ok(Served::Value(u64::from(child)))
         }
-        Reaped::NotYet if options & WNOHANG != 0 => Ok(Served::Value(0)),
-        // Blocked for a moment, until the ended child's CPU has left it: then it is reaped.
-        Reaped::Leaving => Ok(Served::Restart),
-        // Blocked in the same lock hold that found no ended child: the call runs again when
-        // one ends.
-        Reaped::NotYet => Ok(Served::Restart),
+        Waiting::NoneYet => Ok(Served::Value(0)),
+        Waiting::Blocked => Ok(Served::Restart),
     }
+}
+
+/// `waitid(idtype, id, infop, options, rusage)`: `P_ALL`, `P_PID` or `P_PGID` (id 0: the
+/// caller's group); `WEXITED` must be asked for (no process stops yet, so `WSTOPPED` and
+/// `WCONTINUED` add nothing); `WNOWAIT` leaves the child waitable. The child is described in
+/// `infop`'s `siginfo_t` (`CLD_EXITED` with its exit status, or `CLD_KILLED` with the signal);
+/// with `WNOHANG` and none ended, `si_pid` is 0.
+pub(super) fn waitid(
+    id_type: u64,
+    id: u64,
+    info_out: u64,
+    options: u64,
+    rusage: u64,
+    caller: Pid,
+    space: SpaceId,
+) -> Result<Served, Errno> {
+    const P_ALL: u64 = 0;
+    const P_PID: u64 = 1;
+    const P_PGID: u64 = 2;
+    const WEXITED: u64 = 4;
+    const WNOWAIT: u64 = 0x0100_0000;
+    const KNOWN: u64 = WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT;
+    /// Bytes of `siginfo_t`, and where `si_pid`, `si_status` sit in it (x86-64).
+    const SIGINFO_BYTES: usize = 128;
+    const SI_PID: usize = 16;
+    const SI_STATUS: usize = 24;
+    const CLD_EXITED: i32 = 1;
+    const CLD_KILLED: i32 = 2;
+    if options & !KNOWN != 0 || options & WEXITED == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let id = Pid::try_from(id).map_err(|_| Errno::EINVAL)?;
+    let waited = match id_type {
+        P_ALL => Waited::Any,
+        P_PID if id > 0 => Waited::Pid(id),
+        P_PGID if id == 0 => Waited::Group(own_group(caller)?),
+        P_PGID => Waited::Group(id),
+        _ => return Err(Errno::EINVAL),
+    };
+    if info_out != 0 {
+        space::check_user(space, info_out, SIGINFO_BYTES as u64, true)?;
+    }
+    if rusage != 0 {
+        space::check_user(space, rusage, RUSAGE_BYTES as u64, true)?;
+    }
+    let mut info = [0u8; SIGINFO_BYTES];
+    match wait_for(caller, waited, options & WNOHANG != 0, options & WNOWAIT == 0)? {
+        Waiting::Ended(child, code) => {
+            let (how, status) = match code.checked_sub(abi::SIGNALLED_EXIT_CODE_BASE) {
+                Some(signal) if signal >= 0 => (CLD_KILLED, signal),
+                _ => (CLD_EXITED, code & 0xff),
+            };
+            let mut put = |at: usize, value: i32| {
+                info[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            };
+            put(0, SIGCHLD as i32);
+            put(8, how);
+            put(SI_PID, child as i32);
+            put(SI_STATUS, status);
+        }
+        Waiting::NoneYet => {}
+        Waiting::Blocked => return Ok(Served::Restart),
+    }
+    if info_out != 0 {
+        user_copy::copy_to_user(space, info_out, &info)?;
+    }
+    if rusage != 0 {
+        user_copy::copy_to_user(space, rusage, &[0; RUSAGE_BYTES])?;
+    }
+    Ok(Served::Value(0))
 }
 
 /// `getpgid(pid)` (and `getpgrp`, `pid` 0): the process's group.

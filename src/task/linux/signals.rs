@@ -390,7 +390,12 @@ pub(in crate::task) fn before_user_return(frame: &mut TrapFrame, space: SpaceId)
         let restarts = work.restart == Restart::UnlessHandled && action.flags & SA_RESTART != 0;
         if !restarts {
             signal_frame::interrupt_call(frame);
-            with_state(|state| state.console = super::console::ConsoleState::default());
+            let interrupted = with_state(|state| core::mem::take(&mut state.console));
+            if let (Some(until_ms), Some(remaining)) =
+                (interrupted.sleep_until_ms, interrupted.sleep_remaining_at)
+            {
+                super::time::write_remaining(until_ms, remaining, space);
+            }
         }
     }
     if !handled {

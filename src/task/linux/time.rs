@@ -104,16 +104,18 @@ pub(super) fn time(out: u64, space: SpaceId) -> Result<u64, Errno> {
 
 /// `nanosleep(req, rem)`: sleeps at least `req` (rounded up to the tick). A handler's signal
 /// interrupts it with `EINTR`; `rem` is not written (what is left is not reported).
-pub(super) fn nanosleep(request: u64, space: SpaceId) -> Result<Served, Errno> {
-    sleep_ms(read_timespec_ms(request, space)?)
+/// A sleep interrupted by a handler writes the time it had left to `remaining` (if not 0).
+pub(super) fn nanosleep(request: u64, remaining: u64, space: SpaceId) -> Result<Served, Errno> {
+    sleep_ms(read_timespec_ms(request, space)?, remaining)
 }
 
 /// `clock_nanosleep(clock, flags, req, rem)`: relative, or until `req` on `clock` with
-/// `TIMER_ABSTIME`.
+/// `TIMER_ABSTIME`; a relative sleep a handler interrupts writes the time left to `remaining`.
 pub(super) fn clock_nanosleep(
     clock: u64,
     flags: u64,
     request: u64,
+    remaining: u64,
     space: SpaceId,
 ) -> Result<Served, Errno> {
     if flags & !linux::TIMER_ABSTIME != 0 {
@@ -125,19 +127,25 @@ pub(super) fn clock_nanosleep(
     }
     let now_ms = read_ms(clock)?;
     let requested_ms = read_timespec_ms(request, space)?;
-    let duration_ms = if flags & linux::TIMER_ABSTIME != 0 {
-        requested_ms.saturating_sub(now_ms)
-    } else {
-        requested_ms
-    };
-    sleep_ms(duration_ms)
+    let absolute = flags & linux::TIMER_ABSTIME != 0;
+    let duration_ms = if absolute { requested_ms.saturating_sub(now_ms) } else { requested_ms };
+    // As Linux: an absolute sleep has no time left to tell (it is asked again as it was).
+    sleep_ms(duration_ms, if absolute { 0 } else { remaining })
+}
+
+/// Where an interrupted sleep's time left goes, written as the call answers `EINTR`.
+pub(super) fn write_remaining(until_ms: u64, remaining: u64, space: SpaceId) {
+    let left_ms = until_ms.saturating_sub(arch::milliseconds());
+    // The call answers EINTR either way; a bad `rem` pointer is the program's to find.
+    let _ = user_copy::copy_to_user(space, remaining, &timespec(left_ms));
 }
 
 /// Sleeps `duration_ms` from the call's first run: the deadline is kept while the call blocks
 /// and starts again, so a signal's handler can interrupt it (`EINTR`).
-fn sleep_ms(duration_ms: u64) -> Result<Served, Errno> {
+fn sleep_ms(duration_ms: u64, remaining: u64) -> Result<Served, Errno> {
     let now_ms = arch::milliseconds();
     let until_ms = with_state(|state| {
+        state.console.sleep_remaining_at = (remaining != 0).then_some(remaining);
         *state.console.sleep_until_ms.get_or_insert(now_ms.saturating_add(duration_ms))
     });
     if now_ms >= until_ms {

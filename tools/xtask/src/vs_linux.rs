@@ -1,6 +1,7 @@
-//! `cargo xtask bench --vs-linux`: the same static musl binary (`user/linux/linux-bench.c`) on
-//! Herald and on Linux 6.1 (Debian's `linux-image-cloud-amd64`, the binary as `/init` of an
-//! initramfs), each in QEMU under `-icount shift=0`, so both columns are exact guest
+//! `cargo xtask bench --vs-linux`: the same static musl binaries (`user/linux/linux-bench.c`,
+//! the project's anchor, and `user/linux/unix-bench.c`, fork + execve and pipes) on Herald and
+//! on Linux 6.1 (Debian's `linux-image-cloud-amd64`, each binary as `/init` of an initramfs,
+//! one boot per binary), each in QEMU under `-icount shift=0`, so both columns are exact guest
 //! instruction counts; then the two side by side with their ratio.
 
 use std::{
@@ -19,8 +20,15 @@ const TIMEOUT_SECS: &str = "300";
 /// Rows that need Linux calls Herald may not serve yet (part 2), by the label's first words,
 /// and those calls: when Herald's log says one was not served, the row is `n/a` (musl's
 /// `posix_spawn` makes a `pipe2` before its `clone`).
-const NEEDS: [(&str, &[&str]); 3] =
-    [("context switch", &["fork"]), ("spawn", &["pipe2", "clone"]), ("fork", &["fork"])];
+const NEEDS: [(&str, &[&str]); 5] = [
+    ("context switch", &["fork"]),
+    ("spawn", &["pipe2", "clone"]),
+    ("fork + execve", &["fork", "execve"]),
+    ("fork", &["fork"]),
+    ("pipe", &["pipe", "fork"]),
+];
+/// The benchmark programs (`user/linux/NAME.c`), each run on both kernels.
+const PROGRAMS: [&str; 2] = ["linux-bench", "unix-bench"];
 
 /// The Linux kernel to boot: `HERALD_LINUX_KERNEL`, else the newest Debian cloud kernel.
 fn linux_kernel() -> Result<PathBuf, String> {
@@ -44,17 +52,18 @@ fn linux_kernel() -> Result<PathBuf, String> {
     })
 }
 
-/// Builds the benchmark static with musl into `directory/init` and packs it as an initramfs.
-fn linux_initramfs(root: &Path, directory: &Path) -> Result<PathBuf, String> {
+/// Builds benchmark `program` static with musl into `directory/init` and packs it as an
+/// initramfs.
+fn linux_initramfs(root: &Path, directory: &Path, program: &str) -> Result<PathBuf, String> {
     let compiler = std::env::var("HERALD_MUSL_GCC").unwrap_or_else(|_| "musl-gcc".into());
     let status = Command::new(&compiler)
         .args(["-static", "-O2", "-s", "-o"])
         .arg(directory.join("init"))
-        .arg(root.join("user/linux/linux-bench.c"))
+        .arg(root.join(format!("user/linux/{program}.c")))
         .status()
         .map_err(|e| format!("{compiler}: {e} (apt-get install -y musl-tools)"))?;
     if !status.success() {
-        return Err(format!("{compiler} failed on linux-bench.c"));
+        return Err(format!("{compiler} failed on {program}.c"));
     }
     let archive = directory.join("initramfs.cpio");
     let mut cpio = Command::new("cpio")
@@ -85,11 +94,21 @@ fn rows(output: &str, kernel: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// Boots Linux once per program, each as its `/init`; their outputs one after the other.
 fn run_linux(root: &Path) -> Result<String, String> {
+    let mut output = String::new();
+    for program in PROGRAMS {
+        output.push_str(&run_linux_program(root, program)?);
+    }
+    Ok(output)
+}
+
+fn run_linux_program(root: &Path, program: &str) -> Result<String, String> {
     let kernel = linux_kernel()?;
-    let directory = std::env::temp_dir().join(format!("herald-vs-linux-{}", std::process::id()));
+    let directory = std::env::temp_dir()
+        .join(format!("herald-vs-linux-{}-{program}", std::process::id()));
     std::fs::create_dir_all(&directory).map_err(|e| e.to_string())?;
-    let initramfs = linux_initramfs(root, &directory)?;
+    let initramfs = linux_initramfs(root, &directory, program)?;
     let output = Command::new("timeout")
         .arg(TIMEOUT_SECS)
         .arg("qemu-system-x86_64")
@@ -121,11 +140,16 @@ fn run_herald(root: &Path) -> Result<String, String> {
     // The shell reads COM1 as typed: the commands wait in the UART's buffer until it does.
     // `log warn` first: the farewell module's line per process (tens of thousands of
     // instructions on the framebuffer) would otherwise sit inside the fork and spawn rows.
+    let mut commands = String::from("log warn\n");
+    for program in PROGRAMS {
+        commands.push_str(&format!("run {program}\n"));
+    }
+    commands.push_str("poweroff\n");
     child
         .stdin
         .take()
         .ok_or("no stdin")?
-        .write_all(b"log warn\nrun linux-bench\npoweroff\n")
+        .write_all(commands.as_bytes())
         .map_err(|e| e.to_string())?;
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
     if !output.status.success() {
@@ -136,7 +160,8 @@ fn run_herald(root: &Path) -> Result<String, String> {
 
 /// Runs both and prints the table; fails if either side printed no rows.
 pub(crate) fn compare(root: &Path) -> ExitCode {
-    eprintln!("==> linux-bench on Herald (cargo run --release, {ICOUNT_ARGS} -cpu {CPU_MODEL})");
+    let programs = PROGRAMS.join(", ");
+    eprintln!("==> {programs} on Herald (cargo run --release, {ICOUNT_ARGS} -cpu {CPU_MODEL})");
     let herald_output = match run_herald(root) {
         Ok(output) => output,
         Err(error) => {
@@ -144,7 +169,7 @@ pub(crate) fn compare(root: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("==> linux-bench on Linux (/init of an initramfs, the same QEMU flags)");
+    eprintln!("==> {programs} on Linux (each the /init of an initramfs, the same QEMU flags)");
     let linux_output = match run_linux(root) {
         Ok(output) => output,
         Err(error) => {
