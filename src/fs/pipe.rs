@@ -76,9 +76,12 @@ impl Pipe {
             return if state.writers == 0 { PipeIo::Done(0) } else { PipeIo::WouldWait };
         }
         let count = out.len().min(state.bytes.len());
-        for (slot, byte) in out.iter_mut().zip(state.bytes.drain(..count)) {
-            *slot = byte;
-        }
+        // Two slice copies (the ring's two halves), not a byte at a time.
+        let (front, back) = state.bytes.as_slices();
+        let from_front = count.min(front.len());
+        out[..from_front].copy_from_slice(&front[..from_front]);
+        out[from_front..count].copy_from_slice(&back[..count - from_front]);
+        state.bytes.drain(..count);
         PipeIo::Done(count)
     }
 
@@ -109,6 +112,11 @@ impl Pipe {
     /// Bytes waiting.
     pub fn len_bytes(&self) -> usize {
         self.state.lock().bytes.len()
+    }
+
+    /// Bytes a write could add now.
+    pub fn room_bytes(&self) -> usize {
+        PIPE_CAPACITY_BYTES - self.state.lock().bytes.len()
     }
 }
 

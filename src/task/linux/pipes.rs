@@ -70,7 +70,9 @@ pub(super) fn read(
     let len = syscalls::length(len)?.min(MAX_IO_BYTES_PER_CALL);
     // Checked first: once bytes leave the pipe they must reach the caller.
     space::check_user(space, buffer, len as u64, true)?;
-    let mut bytes = vec![0u8; len];
+    // No bigger than what the pipe holds now: a large read of a few bytes (a shell reading a
+    // line, a 64 KiB read as a pipe fills) does not zero 64 KiB to hand back four.
+    let mut bytes = vec![0u8; len.min(pipe.len_bytes().max(1))];
     let outcome = try_or_block(inode, nonblock, || pipe.read(&mut bytes));
     if let PipeIo::Done(count) = outcome {
         user_copy::copy_to_user(space, buffer, &bytes[..count])?;
@@ -112,7 +114,12 @@ pub(super) fn write(
     space: SpaceId,
 ) -> Result<Served, Errno> {
     let len = syscalls::length(len)?.min(MAX_IO_BYTES_PER_CALL);
-    let mut bytes = vec![0u8; len];
+    // Only what could go in now is copied in: a writer that waits for a full pipe (and runs
+    // this again each time it is woken) does not copy its whole buffer each time. A small
+    // write goes in whole or not at all, so it is copied whole.
+    let room = pipe.room_bytes();
+    let take = if len <= fs::PIPE_ATOMIC_BYTES { len } else { len.min(room.max(1)) };
+    let mut bytes = vec![0u8; take];
     user_copy::copy_from_user(space, buffer, &mut bytes)?;
     let outcome = try_or_block(inode, nonblock, || pipe.write(&bytes));
     match outcome {
