@@ -257,17 +257,19 @@ mod tests {
 
     #[test_case]
     fn narrowing_never_widens() {
-        let parse = |text: &[u8]| LinuxManifest::parse(text).unwrap().paths.unwrap();
+        let parse = |text: &[u8]| {
+            LinuxManifest::parse(text).expect("a good manifest").paths.expect("it names paths")
+        };
         let parent = parse(b"path rw /tmp\npath r /etc\n");
         let child = parse(b"path rw /\npath x /bin\n");
-        let both = PathRules::narrowed(Some(&child), Some(&parent)).unwrap();
+        let both = PathRules::narrowed(Some(&child), Some(&parent)).expect("confined");
         assert!(both.allows("/tmp/x", PathAccess::Write));
         assert!(both.allows("/etc/x", PathAccess::Read));
         assert!(!both.allows("/etc/x", PathAccess::Write));
         assert!(!both.allows("/bin/sh", PathAccess::Execute), "the parent could not execute");
         assert!(!both.allows("/home", PathAccess::Read));
         let inner = parse(b"path r /tmp/inner\n");
-        let narrower = PathRules::narrowed(Some(&inner), Some(&parent)).unwrap();
+        let narrower = PathRules::narrowed(Some(&inner), Some(&parent)).expect("confined");
         assert!(narrower.allows("/tmp/inner/a", PathAccess::Read));
         assert!(!narrower.allows("/tmp/other", PathAccess::Read));
         assert_eq!(PathRules::narrowed(None, Some(&parent)), Some(parent.clone()));

@@ -276,9 +276,10 @@ mod tests {
     #[test_case]
     fn paths_confine_a_program_its_children_and_what_it_runs() {
         let policy = Sandbox::new();
-        let confined = LinuxManifest::parse(b"openat\npath r /etc\npath rw /tmp\n").unwrap();
-        let wide = LinuxManifest::parse(b"openat\npath rwx /\n").unwrap();
-        let plain = LinuxManifest::parse(b"openat\n").unwrap();
+        let parse = |text: &[u8]| LinuxManifest::parse(text).expect("a good manifest");
+        let confined = parse(b"openat\npath r /etc\npath rw /tmp\n");
+        let wide = parse(b"openat\npath rwx /\n");
+        let plain = parse(b"openat\n");
         spawn_declaring(&policy, 0, 1, Some(&plain));
         assert!(!policy.confines_paths(1), "a manifest without paths leaves files alone");
         spawn_declaring(&policy, 0, 2, Some(&confined));

@@ -105,8 +105,8 @@ fn run_linux(root: &Path) -> Result<String, String> {
 
 fn run_linux_program(root: &Path, program: &str) -> Result<String, String> {
     let kernel = linux_kernel()?;
-    let directory = std::env::temp_dir()
-        .join(format!("herald-vs-linux-{}-{program}", std::process::id()));
+    let directory =
+        std::env::temp_dir().join(format!("herald-vs-linux-{}-{program}", std::process::id()));
     std::fs::create_dir_all(&directory).map_err(|e| e.to_string())?;
     let initramfs = linux_initramfs(root, &directory, program)?;
     let output = Command::new("timeout")
