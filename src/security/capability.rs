@@ -64,6 +64,34 @@ impl Capability {
         }
         if self.may(pid, right, target) { Ok(()) } else { Err(Errno::EPERM) }
     }
+
+    /// A Linux signal sender's check (`kill`, `tkill`, `tgkill`; see `check_linux_syscall`).
+    #[inline(never)]
+    fn check_linux_signal(
+        &self,
+        pid: Pid,
+        number: u64,
+        args: &[u64; 6],
+        processes: &dyn Processes,
+    ) -> Result<(), Errno> {
+        let (target, signal) = match number {
+            linux::TGKILL => (args[1] as i64 as i32, args[2]),
+            _ => (args[0] as i64 as i32, args[1]),
+        };
+        if signal == 0 {
+            return Ok(());
+        }
+        let leader = match target {
+            target if target > 0 || number != linux::KILL => u64::from(target.unsigned_abs()),
+            0 => u64::from(processes.group_of(pid).unwrap_or(pid)),
+            -1 => return Err(Errno::EPERM),
+            group => u64::from(group.unsigned_abs()),
+        };
+        if Pid::try_from(leader).is_ok_and(|leader| is_ancestor(leader, pid, processes)) {
+            return Ok(());
+        }
+        self.on_process(pid, abi::RIGHT_KILL, leader, processes)
+    }
 }
 
 /// Generations looked up at most: more processes never live at once (the scheduler's
@@ -163,6 +191,8 @@ impl Policy for Capability {
     /// target, as Herald's `kill` does — for a group, over the group's leader; to every
     /// process (`kill(-1, ...)`) it is refused. A program may also signal its own ancestors
     /// (a child telling its parent, which Linux programs expect of one user's processes).
+    /// Inline, its signal part out of line: every other Linux call passes in a compare.
+    #[inline]
     fn check_linux_syscall(
         &self,
         pid: Pid,
@@ -170,24 +200,12 @@ impl Policy for Capability {
         args: &[u64; 6],
         processes: &dyn Processes,
     ) -> Result<(), Errno> {
-        let (target, signal) = match number {
-            linux::KILL | linux::TKILL => (args[0] as i64 as i32, args[1]),
-            linux::TGKILL => (args[1] as i64 as i32, args[2]),
-            _ => return Ok(()),
-        };
-        if signal == 0 {
-            return Ok(());
+        match number {
+            linux::KILL | linux::TKILL | linux::TGKILL => {
+                self.check_linux_signal(pid, number, args, processes)
+            }
+            _ => Ok(()),
         }
-        let leader = match target {
-            target if target > 0 || number != linux::KILL => u64::from(target.unsigned_abs()),
-            0 => u64::from(processes.group_of(pid).unwrap_or(pid)),
-            -1 => return Err(Errno::EPERM),
-            group => u64::from(group.unsigned_abs()),
-        };
-        if Pid::try_from(leader).is_ok_and(|leader| is_ancestor(leader, pid, processes)) {
-            return Ok(());
-        }
-        self.on_process(pid, abi::RIGHT_KILL, leader, processes)
     }
 
     #[inline]
