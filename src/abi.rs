@@ -174,6 +174,8 @@ impl Errno {
     pub const ESRCH: Self = Self(3);
     /// Interrupted: the caller was killed while the call ran, and the call stopped early.
     pub const EINTR: Self = Self(4);
+    /// Input/output error (a terminal access job control refuses).
+    pub const EIO: Self = Self(5);
     /// Argument list too long.
     pub const E2BIG: Self = Self(7);
     /// Executable format error.
@@ -230,6 +232,7 @@ impl Errno {
             Self::ENOENT => "ENOENT",
             Self::ESRCH => "ESRCH",
             Self::EINTR => "EINTR",
+            Self::EIO => "EIO",
             Self::E2BIG => "E2BIG",
             Self::ENOEXEC => "ENOEXEC",
             Self::EBADF => "EBADF",

@@ -424,6 +424,17 @@ fn a_musl_program_catches_blocks_and_is_ended_by_signals_as_on_linux() {
     assert_eq!(free_frames(), free, "its children's frames all came back");
 }
 
+#[test_case]
+fn a_musl_program_stops_continues_and_waits_for_its_children_as_on_linux() {
+    // Job control's signals and reports; the same binary passes on Linux.
+    let free = free_frames();
+    let (code, output) = run("jobs", "");
+    assert_eq!(code, 0, "output: {output:?}");
+    assert!(output.contains("jobs: all 37 passed"), "output: {output:?}");
+    assert_eq!(free_frames(), free, "its children's frames all came back");
+    assert_eq!(space::count(), 0, "and their address spaces");
+}
+
 /// Whether `line` is one of the kernel log's (`[   12.345] LEVEL ...`).
 fn is_kernel_log_line(line: &str) -> bool {
     let Some(rest) = line.strip_prefix('[') else { return false };

@@ -8,8 +8,8 @@ use super::{
     Pid, elf, image,
     ramdisk::{EntryKind, Ramdisk},
     scheduler::{
-        self, BlockReason, Command, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, SCHEDULER, Scheduler,
-        State, TIME_SLICE_TICKS, Task, schedule,
+        self, BlockReason, Command, JobChange, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES, SCHEDULER,
+        Scheduler, State, TIME_SLICE_TICKS, Task, schedule,
     },
     subscriptions, words,
 };
@@ -212,6 +212,9 @@ fn attend_before_user_return(frame: &mut TrapFrame) -> bool {
         /// state has work (a handler to enter or leave, a call's restart to settle).
         Return(Option<context::UserEntry>, bool, SpaceId),
     }
+    // A stop on the way out leaves the registers set up as they are; a restore of all of
+    // them asked for then is still owed when the task goes on.
+    let mut full_restore_owed = false;
     loop {
         let action = {
             let mut scheduler = SCHEDULER.lock();
@@ -237,7 +240,12 @@ fn attend_before_user_return(frame: &mut TrapFrame) -> bool {
             Action::Switch => schedule(),
             Action::Return(entry, signals, space) => {
                 match prepare_user_registers(frame, entry, signals, space) {
-                    Ok(full_restore) => return full_restore,
+                    Ok(Prepared::Ring3 { full_restore }) => {
+                        return full_restore || full_restore_owed;
+                    }
+                    // Stopped: the next turn finds it blocked and switches away until it is
+                    // continued or ended.
+                    Ok(Prepared::Stopped { full_restore }) => full_restore_owed |= full_restore,
                     Err(code) => exit_current(code),
                 }
             }
@@ -245,23 +253,33 @@ fn attend_before_user_return(frame: &mut TrapFrame) -> bool {
     }
 }
 
+/// Where [`prepare_user_registers`] leaves the task, and whether every register of its frame
+/// must be restored (`iretq`).
+enum Prepared {
+    /// Ready for ring 3.
+    Ring3 { full_restore: bool },
+    /// Stopped by a signal on the way: ring 3 once it is continued.
+    Stopped { full_restore: bool },
+}
+
 /// The last step before ring 3: a program that replaced its own starts at its `entry`; a
-/// Linux program's signals are delivered. Returns whether every register of `frame` must be
-/// restored, or the code to end the task with.
+/// Linux program's signals are delivered. Returns where that leaves the task, or the code to
+/// end it with.
 fn prepare_user_registers(
     frame: &mut TrapFrame,
     entry: Option<context::UserEntry>,
     signals: bool,
     space: SpaceId,
-) -> Result<bool, i32> {
+) -> Result<Prepared, i32> {
     if let Some(entry) = entry {
         context::enter(frame, entry);
     }
     if !signals {
-        return Ok(false);
+        return Ok(Prepared::Ring3 { full_restore: false });
     }
     match super::linux::before_user_return(frame, space) {
-        super::linux::Return::Registers(full_restore) => Ok(full_restore),
+        super::linux::Return::Registers(full_restore) => Ok(Prepared::Ring3 { full_restore }),
+        super::linux::Return::Stop(full_restore) => Ok(Prepared::Stopped { full_restore }),
         super::linux::Return::End(code) => Err(code),
     }
 }
@@ -848,6 +866,7 @@ fn admit(
         session: new.session.unwrap_or(pid),
         vfork_parent: new.vfork_parent,
         command: new.command,
+        job_change: None,
     }));
     Some(pid)
 }
@@ -945,11 +964,15 @@ impl security::Processes for ProcessFacts {
     }
 }
 
-/// Outcome of looking for an ended child.
+/// Outcome of looking for a child to report.
 pub(super) enum Reaped {
-    /// This child ended with this code; its entry is gone.
+    /// This child ended with this code; its entry is gone (unless the wait only looked).
     Child(Pid, i32),
-    /// Matching children exist but none has ended.
+    /// This child was stopped by this signal (`WUNTRACED`).
+    Stopped(Pid, u8),
+    /// This child was continued (`WCONTINUED`).
+    Continued(Pid),
+    /// Matching children exist but none has anything to report.
     NotYet,
     /// One has ended but its CPU is still leaving it: the caller is blocked until it has.
     Leaving,
@@ -980,8 +1003,8 @@ impl Waited {
         }
     }
 
-    /// The pid a blocked waiter is woken for (0: any child's end; a group's members change,
-    /// so a group wait wakes for any and looks again).
+    /// The pid a blocked waiter is woken for (0: any child's change; a group's members
+    /// change, so a group wait wakes for any and looks again).
     fn wake_for(self) -> Pid {
         match self {
             Self::Pid(pid) => pid,
@@ -990,9 +1013,25 @@ impl Waited {
     }
 }
 
+/// What a wait reports (`WEXITED`, `WUNTRACED`/`WSTOPPED`, `WCONTINUED`), and whether it takes
+/// what it reports (`WNOWAIT`: it only looks, and the child can be waited for again).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) struct Reports {
+    pub(super) exited: bool,
+    pub(super) stopped: bool,
+    pub(super) continued: bool,
+    pub(super) consume: bool,
+}
+
+impl Reports {
+    /// Ends only, taken: a plain `wait`.
+    pub(super) const ENDS: Self =
+        Self { exited: true, stopped: false, continued: false, consume: true };
+}
+
 /// Reaps an ended child of `parent` (`pid` 0: any).
 pub(super) fn reap(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
-    reap_locked(&mut SCHEDULER.lock(), parent, Waited::of(pid), true)
+    reap_locked(&mut SCHEDULER.lock(), parent, Waited::of(pid), Reports::ENDS)
 }
 
 /// [`reap`] that does not answer "not yet" for a child that has ended but is still leaving
@@ -1001,13 +1040,13 @@ pub(super) fn reap(parent: Pid, pid: Pid) -> Result<Reaped, Errno> {
 /// end sent must find the child, and on several CPUs the signal can come before the child's
 /// CPU has left it. (Spinning here instead would hold the caller's bus dispatch open, which
 /// the ending child's clean-up may wait for.)
-/// `consume` false (`WNOWAIT`): the child is reported but left to be waited for again.
-pub(super) fn reap_ended(parent: Pid, waited: Waited, consume: bool) -> Result<Reaped, Errno> {
+pub(super) fn reap_ended(parent: Pid, waited: Waited, reports: Reports) -> Result<Reaped, Errno> {
     let mut scheduler = SCHEDULER.lock();
-    let reaped = reap_locked(&mut scheduler, parent, waited, consume)?;
-    let leaving = scheduler.tasks.values().any(|task| {
-        task.parent == parent && waited.includes(task) && matches!(task.state, State::Zombie(_))
-    });
+    let reaped = reap_locked(&mut scheduler, parent, waited, reports)?;
+    let leaving = reports.exited
+        && scheduler.tasks.values().any(|task| {
+            task.parent == parent && waited.includes(task) && matches!(task.state, State::Zombie(_))
+        });
     match reaped {
         Reaped::NotYet if leaving => {
             scheduler.block_current(BlockReason::WaitChild { pid: waited.wake_for() });
@@ -1017,22 +1056,28 @@ pub(super) fn reap_ended(parent: Pid, waited: Waited, consume: bool) -> Result<R
     }
 }
 
-/// [`reap`] for the running task `parent`, which blocks until a child ends if none has,
-/// under the same hold of the lock.
-pub(super) fn reap_or_block(parent: Pid, waited: Waited, consume: bool) -> Result<Reaped, Errno> {
+/// [`reap`] for the running task `parent`, which blocks until a child ends (or stops or
+/// continues, if those are reported) if none has, under the same hold of the lock.
+pub(super) fn reap_or_block(
+    parent: Pid,
+    waited: Waited,
+    reports: Reports,
+) -> Result<Reaped, Errno> {
     let mut scheduler = SCHEDULER.lock();
-    let reaped = reap_locked(&mut scheduler, parent, waited, consume)?;
+    let reaped = reap_locked(&mut scheduler, parent, waited, reports)?;
     if let Reaped::NotYet = reaped {
         scheduler.block_current(BlockReason::WaitChild { pid: waited.wake_for() });
     }
     Ok(reaped)
 }
 
+/// The first of `parent`'s children in `waited` with something `reports` asks for: an end,
+/// else an unreported stop or continue (Linux's order for each child).
 fn reap_locked(
     scheduler: &mut Scheduler,
     parent: Pid,
     waited: Waited,
-    consume: bool,
+    reports: Reports,
 ) -> Result<Reaped, Errno> {
     let mut children = scheduler
         .tasks
@@ -1042,19 +1087,32 @@ fn reap_locked(
     let leaving = |pid: Pid| scheduler.cpus.iter().any(|cpu| cpu.current == pid);
     // A zombie whose CPU has not left its stack yet is not reaped: that CPU still writes its
     // save slot. The parent is woken again once it has left (`after_switch`).
-    let ended = core::iter::once(first).chain(children).find_map(|task| match task.state {
-        State::Zombie(code) if !task.switching_out && !leaving(task.pid) => Some((task.pid, code)),
-        _ => None,
-    });
-    match ended {
-        Some((child, code)) => {
-            if consume {
-                scheduler.tasks.remove(&child);
-            }
-            Ok(Reaped::Child(child, code))
+    let found = core::iter::once(first).chain(children).find_map(|task| match task.state {
+        State::Zombie(code) if reports.exited && !task.switching_out && !leaving(task.pid) => {
+            Some(Reaped::Child(task.pid, code))
         }
-        None => Ok(Reaped::NotYet),
+        State::Zombie(_) => None,
+        _ => match task.job_change? {
+            JobChange::Stopped(signal) if reports.stopped => {
+                Some(Reaped::Stopped(task.pid, signal))
+            }
+            JobChange::Continued if reports.continued => Some(Reaped::Continued(task.pid)),
+            _ => None,
+        },
+    });
+    let Some(found) = found else { return Ok(Reaped::NotYet) };
+    if reports.consume {
+        match found {
+            Reaped::Child(child, _) => drop(scheduler.tasks.remove(&child)),
+            Reaped::Stopped(child, _) | Reaped::Continued(child) => {
+                if let Some(task) = scheduler.tasks.get_mut(&child) {
+                    task.job_change = None;
+                }
+            }
+            Reaped::NotYet | Reaped::Leaving => {}
+        }
     }
+    Ok(found)
 }
 
 /// Reaps the kernel's child `pid` if it has ended and its CPU has left it; never waits (for a
@@ -1072,7 +1130,7 @@ pub fn wait(pid: Pid) -> Result<i32, Errno> {
     loop {
         match reap(0, pid)? {
             Reaped::Child(_, code) => return Ok(code),
-            Reaped::NotYet | Reaped::Leaving => scheduler::idle_step(),
+            _ => scheduler::idle_step(),
         }
     }
 }
@@ -1112,6 +1170,7 @@ pub fn processes() -> Vec<ProcessInfo> {
             state: match task.state {
                 State::Ready => "ready".into(),
                 State::Running => "running".into(),
+                State::Blocked(BlockReason::Stopped) => "stopped".into(),
                 State::Blocked(_) => "blocked".into(),
                 State::Zombie(code) => alloc::format!("exited({code})"),
             },

@@ -14,7 +14,7 @@ use core::fmt::Write;
 
 use super::{
     Pid,
-    scheduler::{self, Command, SCHEDULER, State},
+    scheduler::{self, BlockReason, Command, SCHEDULER, State},
 };
 use crate::{
     arch,
@@ -84,6 +84,7 @@ fn snapshot(pid: Pid) -> Result<Snapshot, Errno> {
 fn state_letter(state: State) -> (char, &'static str) {
     match state {
         State::Ready | State::Running => ('R', "running"),
+        State::Blocked(BlockReason::Stopped) => ('T', "stopped"),
         State::Blocked(_) => ('S', "sleeping"),
         State::Zombie(_) => ('Z', "zombie"),
     }

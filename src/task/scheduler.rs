@@ -62,6 +62,19 @@ pub(super) enum BlockReason {
     Poll { until_ms: u64 },
     /// Until this `vfork` child execs or ends.
     Vfork { child: Pid },
+    /// Stopped by a stop signal (`SIGSTOP`, `SIGTSTP`, ...): only `SIGCONT` or an end (a
+    /// fatal signal, `SIGKILL`) makes it run again; nothing else wakes it.
+    Stopped,
+}
+
+/// A stop or a continue of a child its parent's wait has not reported yet (`WUNTRACED`,
+/// `WCONTINUED`): the latest one only, as on Linux (a continue replaces an unreported stop).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum JobChange {
+    /// Stopped by this signal.
+    Stopped(u8),
+    /// Continued by `SIGCONT`.
+    Continued,
 }
 
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -119,6 +132,8 @@ pub(super) struct Task {
     pub(super) vfork_parent: Pid,
     /// What it runs, as `/proc` shows it (shared with a `fork`'s child until one execs).
     pub(super) command: Arc<Command>,
+    /// Its last stop or continue, until its parent's wait reports it.
+    pub(super) job_change: Option<JobChange>,
 }
 
 /// Most bytes of a process's argument vector `/proc/PID/cmdline` shows (Linux before 4.2
@@ -483,6 +498,19 @@ impl Scheduler {
         {
             self.make_ready(parent);
         }
+    }
+
+    /// Whether process group `group` is orphaned (POSIX): no live member has a live parent
+    /// in another group of the same session — nobody is left whose job control could continue
+    /// it, so the terminal's stop signals do not stop it.
+    pub(super) fn group_is_orphaned(&self, group: Pid) -> bool {
+        let live = |task: &Task| !matches!(task.state, State::Zombie(_));
+        let mut members = self.tasks.values().filter(|task| task.group == group && live(task));
+        !members.any(|member| {
+            self.tasks.get(&member.parent).is_some_and(|parent| {
+                live(parent) && parent.group != group && parent.session == member.session
+            })
+        })
     }
 
     /// Asks this CPU to switch at its next chance.

@@ -319,7 +319,7 @@ fn wait(target: u64, status_out: u64, pid: Pid, space: SpaceId) -> Result<Served
         // Check before reaping, so a bad pointer does not lose the child's status.
         space::check_user(space, status_out, 4, true)?;
     }
-    match process::reap_or_block(pid, process::Waited::of(target), true)? {
+    match process::reap_or_block(pid, process::Waited::of(target), process::Reports::ENDS)? {
         Reaped::Child(child, code) => {
             if status_out != 0 {
                 user_copy::copy_to_user(space, status_out, &code.to_le_bytes())?;
@@ -327,8 +327,8 @@ fn wait(target: u64, status_out: u64, pid: Pid, space: SpaceId) -> Result<Served
             Ok(Served::Value(u64::from(child)))
         }
         // Blocked already, in the same hold of the lock that found no ended child, so an exit
-        // on another CPU in between cannot be missed.
-        Reaped::NotYet | Reaped::Leaving => Ok(Served::Restart),
+        // on another CPU in between cannot be missed. (Stops and continues are not asked for.)
+        _ => Ok(Served::Restart),
     }
 }
 

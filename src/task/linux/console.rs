@@ -8,7 +8,11 @@
 use alloc::vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use super::{files, tty, with_state};
+use super::{
+    files,
+    signals::{self, Background},
+    tty, with_state,
+};
 use crate::{
     abi::linux,
     events::{Errno, SpaceId},
@@ -54,12 +58,22 @@ pub(super) fn read(
     }
     // The whole buffer is checked before input is taken: a bad pointer loses no bytes.
     crate::mm::space::check_user(space, buffer, len as u64, true)?;
+    if let Background::Signalled = from_background(signals::SIGTTIN)? {
+        return Ok(Served::Restart);
+    }
     if nonblock && !tty::readable() {
         return Err(Errno::EAGAIN);
     }
     let Some(taken) = tty::take_or_block(len) else { return Ok(Served::Restart) };
     user_copy::copy_to_user(space, buffer, &taken)?;
     Ok(Served::Value(taken.len() as u64))
+}
+
+/// Job control for the running process's access to the terminal (see
+/// [`signals::background_access`]).
+fn from_background(signal: u64) -> Result<Background, Errno> {
+    let (caller, _) = scheduler::current_caller();
+    signals::background_access(caller, signal, tty::foreground())
 }
 
 /// Shows `bytes` on the console (the terminal's echo).
@@ -103,16 +117,21 @@ const TCIOFLUSH: u64 = 2;
 /// (`TIOCGWINSZ`; setting it is accepted and changes nothing), foreground group (`TIOCGPGRP`,
 /// `TIOCSPGRP`), session (`TIOCGSID`), waiting bytes (`FIONREAD`), flushing (`TCFLSH`), and
 /// becoming or leaving the controlling terminal (accepted: it is every process's). Other
-/// requests, and anything that is not the console, `ENOTTY`.
+/// requests, and anything that is not the console, `ENOTTY`. A process outside the foreground
+/// group that changes settings, foreground group or input gets `SIGTTOU` first, as on Linux.
 pub(super) fn ioctl(
     fd: u64,
     request: u64,
     argument: u64,
     pid: Pid,
     space: SpaceId,
-) -> Result<u64, Errno> {
+) -> Result<Served, Errno> {
     if !is_console(fd)? {
         return Err(Errno::ENOTTY);
+    }
+    let changes = matches!(request, TCSETS | TCSETSW | TCSETSF | TIOCSPGRP | TCFLSH);
+    if changes && from_background(signals::SIGTTOU)? == Background::Signalled {
+        return Ok(Served::Restart);
     }
     let put_u32 = |value: u32| user_copy::copy_to_user(space, argument, &value.to_le_bytes());
     match request {
@@ -161,7 +180,7 @@ pub(super) fn ioctl(
         TIOCSCTTY | TIOCNOTTY => {}
         _ => return Err(Errno::ENOTTY),
     }
-    Ok(0)
+    Ok(Served::Value(0))
 }
 
 /// Changes a poller may be waiting for (console input, a pipe's change), counted: a poll

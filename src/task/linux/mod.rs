@@ -198,7 +198,7 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         linux::FSYNC | linux::FDATASYNC => files::fstat_exists(a0)?,
         // Nothing is written back anywhere: the tree lives in memory.
         linux::SYNC => 0,
-        linux::IOCTL => console::ioctl(a0, a1, a2, pid, space)?,
+        linux::IOCTL => return console::ioctl(a0, a1, a2, pid, space),
         linux::POLL => return console::poll(a0, a1, a2 as i32, space),
         linux::PPOLL => return console::ppoll(a0, a1, a2, space),
         linux::SELECT => return console::select(args, false, space),

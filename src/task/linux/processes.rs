@@ -1,7 +1,8 @@
 //! A Linux program's processes: `fork` (and `vfork`, served as a `fork`: the child gets its
 //! own copy, which a `vfork` user cannot tell apart), `wait4` and `waitid` with Linux's status
-//! encoding — an exit code in bits 8–15, or the signal that ended the process in bits 0–6 —
-//! and process groups and sessions (`setpgid`, `getpgid`, `setsid`, `getsid`).
+//! encoding — an exit code in bits 8–15, or the signal that ended the process in bits 0–6; a
+//! stop as `0x7f` with the signal in bits 8–15 (`WUNTRACED`), a continue as `0xffff`
+//! (`WCONTINUED`) — and process groups and sessions (`setpgid`, `getpgid`, `setsid`, `getsid`).
 
 #![forbid(unsafe_code)]
 
@@ -11,7 +12,7 @@ use crate::{
     mm::{space, user_copy},
     task::{
         Pid,
-        process::{self, ForkOptions, Reaped, Waited},
+        process::{self, ForkOptions, Reaped, Reports, Waited},
         scheduler::SCHEDULER,
         syscalls::Served,
     },
@@ -19,8 +20,7 @@ use crate::{
 
 /// `wait4` option: answer at once if no child has ended.
 const WNOHANG: u64 = 1;
-/// `WUNTRACED` (`WSTOPPED` to `waitid`) and `WCONTINUED`: they mean nothing without stop
-/// signals, so they are accepted and change nothing.
+/// `WUNTRACED` (`WSTOPPED` to `waitid`): report a child stopped; `WCONTINUED`: one continued.
 const WSTOPPED: u64 = 2;
 const WCONTINUED: u64 = 8;
 const KNOWN_OPTIONS: u64 = WNOHANG | WSTOPPED | WCONTINUED;
@@ -99,24 +99,41 @@ pub(super) fn wait_status(code: i32) -> u32 {
     }
 }
 
-/// Where a wait stands: a child's end to report, none yet (`WNOHANG`), or blocked (the call
-/// runs again when a child ends).
+/// The `wait4` status word for a stop by `signal`.
+const fn stop_status(signal: u8) -> u32 {
+    (signal as u32) << 8 | 0x7f
+}
+
+/// The `wait4` status word for a continue.
+const CONTINUED_STATUS: u32 = 0xffff;
+
+/// Where a wait stands: a child's end, stop or continue to report, none yet (`WNOHANG`), or
+/// blocked (the call runs again when a child changes).
 enum Waiting {
     Ended(Pid, i32),
+    Stopped(Pid, u8),
+    Continued(Pid),
     NoneYet,
     Blocked,
 }
 
-/// Looks for an ended child of `caller` among `waited`, blocking unless `no_hang`; `consume`
-/// false (`WNOWAIT`) leaves it to be waited for again.
-fn wait_for(caller: Pid, waited: Waited, no_hang: bool, consume: bool) -> Result<Waiting, Errno> {
+/// Looks for a child of `caller` among `waited` with something `reports` asks for, blocking
+/// unless `no_hang`.
+fn wait_for(
+    caller: Pid,
+    waited: Waited,
+    no_hang: bool,
+    reports: Reports,
+) -> Result<Waiting, Errno> {
     let reaped = if no_hang {
-        process::reap_ended(caller, waited, consume)?
+        process::reap_ended(caller, waited, reports)?
     } else {
-        process::reap_or_block(caller, waited, consume)?
+        process::reap_or_block(caller, waited, reports)?
     };
     Ok(match reaped {
         Reaped::Child(child, code) => Waiting::Ended(child, code),
+        Reaped::Stopped(child, signal) => Waiting::Stopped(child, signal),
+        Reaped::Continued(child) => Waiting::Continued(child),
         Reaped::NotYet if no_hang => Waiting::NoneYet,
         // Blocked for a moment, until the ended child's CPU has left it: then it is reaped.
         Reaped::Leaving => Waiting::Blocked,
@@ -156,26 +173,34 @@ pub(super) fn wait4(
     if rusage != 0 {
         space::check_user(space, rusage, RUSAGE_BYTES as u64, true)?;
     }
-    match wait_for(caller, waited, options & WNOHANG != 0, true)? {
-        Waiting::Ended(child, code) => {
-            if status_out != 0 {
-                user_copy::copy_to_user(space, status_out, &wait_status(code).to_le_bytes())?;
-            }
-            if rusage != 0 {
-                user_copy::copy_to_user(space, rusage, &[0; RUSAGE_BYTES])?;
-            }
-            Ok(Served::Value(u64::from(child)))
-        }
-        Waiting::NoneYet => Ok(Served::Value(0)),
-        Waiting::Blocked => Ok(Served::Restart),
+    let reports = Reports {
+        exited: true,
+        stopped: options & WSTOPPED != 0,
+        continued: options & WCONTINUED != 0,
+        consume: true,
+    };
+    let (child, status) = match wait_for(caller, waited, options & WNOHANG != 0, reports)? {
+        Waiting::Ended(child, code) => (child, wait_status(code)),
+        Waiting::Stopped(child, signal) => (child, stop_status(signal)),
+        Waiting::Continued(child) => (child, CONTINUED_STATUS),
+        Waiting::NoneYet => return Ok(Served::Value(0)),
+        Waiting::Blocked => return Ok(Served::Restart),
+    };
+    if status_out != 0 {
+        user_copy::copy_to_user(space, status_out, &status.to_le_bytes())?;
     }
+    if rusage != 0 {
+        user_copy::copy_to_user(space, rusage, &[0; RUSAGE_BYTES])?;
+    }
+    Ok(Served::Value(u64::from(child)))
 }
 
 /// `waitid(idtype, id, infop, options, rusage)`: `P_ALL`, `P_PID` or `P_PGID` (id 0: the
-/// caller's group); `WEXITED` must be asked for (no process stops yet, so `WSTOPPED` and
-/// `WCONTINUED` add nothing); `WNOWAIT` leaves the child waitable. The child is described in
-/// `infop`'s `siginfo_t` (`CLD_EXITED` with its exit status, or `CLD_KILLED` with the signal);
-/// with `WNOHANG` and none ended, `si_pid` is 0.
+/// caller's group); at least one of `WEXITED`, `WSTOPPED`, `WCONTINUED` says what to report;
+/// `WNOWAIT` leaves the child waitable. The child is described in `infop`'s `siginfo_t`
+/// (`CLD_EXITED` with its exit status, `CLD_KILLED` with the signal, `CLD_STOPPED` with the
+/// stop signal, `CLD_CONTINUED` with `SIGCONT`); with `WNOHANG` and none to report, `si_pid`
+/// is 0.
 pub(super) fn waitid(
     id_type: u64,
     id: u64,
@@ -197,7 +222,10 @@ pub(super) fn waitid(
     const SI_STATUS: usize = 24;
     const CLD_EXITED: i32 = 1;
     const CLD_KILLED: i32 = 2;
-    if options & !KNOWN != 0 || options & WEXITED == 0 {
+    const CLD_STOPPED: i32 = 5;
+    const CLD_CONTINUED: i32 = 6;
+    const SIGCONT: i32 = 18;
+    if options & !KNOWN != 0 || options & (WEXITED | WSTOPPED | WCONTINUED) == 0 {
         return Err(Errno::EINVAL);
     }
     let id = Pid::try_from(id).map_err(|_| Errno::EINVAL)?;
@@ -214,23 +242,31 @@ pub(super) fn waitid(
     if rusage != 0 {
         space::check_user(space, rusage, RUSAGE_BYTES as u64, true)?;
     }
-    let mut info = [0u8; SIGINFO_BYTES];
-    match wait_for(caller, waited, options & WNOHANG != 0, options & WNOWAIT == 0)? {
-        Waiting::Ended(child, code) => {
-            let (how, status) = match code.checked_sub(abi::SIGNALLED_EXIT_CODE_BASE) {
-                Some(signal) if signal >= 0 => (CLD_KILLED, signal),
-                _ => (CLD_EXITED, code & 0xff),
-            };
-            let mut put = |at: usize, value: i32| {
-                info[at..at + 4].copy_from_slice(&value.to_le_bytes());
-            };
-            put(0, SIGCHLD as i32);
-            put(8, how);
-            put(SI_PID, child as i32);
-            put(SI_STATUS, status);
-        }
-        Waiting::NoneYet => {}
+    let reports = Reports {
+        exited: options & WEXITED != 0,
+        stopped: options & WSTOPPED != 0,
+        continued: options & WCONTINUED != 0,
+        consume: options & WNOWAIT == 0,
+    };
+    let reported = match wait_for(caller, waited, options & WNOHANG != 0, reports)? {
+        Waiting::Ended(child, code) => match code.checked_sub(abi::SIGNALLED_EXIT_CODE_BASE) {
+            Some(signal) if signal >= 0 => Some((child, CLD_KILLED, signal)),
+            _ => Some((child, CLD_EXITED, code & 0xff)),
+        },
+        Waiting::Stopped(child, signal) => Some((child, CLD_STOPPED, i32::from(signal))),
+        Waiting::Continued(child) => Some((child, CLD_CONTINUED, SIGCONT)),
+        Waiting::NoneYet => None,
         Waiting::Blocked => return Ok(Served::Restart),
+    };
+    let mut info = [0u8; SIGINFO_BYTES];
+    if let Some((child, how, status)) = reported {
+        let mut put = |at: usize, value: i32| {
+            info[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        };
+        put(0, SIGCHLD as i32);
+        put(8, how);
+        put(SI_PID, child as i32);
+        put(SI_STATUS, status);
     }
     if info_out != 0 {
         user_copy::copy_to_user(space, info_out, &info)?;

@@ -8,8 +8,17 @@
 //!
 //! One thread per process, so a signal is always for the process's one thread; standard and
 //! real-time signals alike are pending at most once each (real-time ones do not queue).
-//! The stop signals' default action (`SIGSTOP`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`) is not served
-//! yet: they are ignored, and `SIGCONT` has nothing to continue.
+//!
+//! Job control: the stop signals' default action (`SIGSTOP`, and `SIGTSTP`, `SIGTTIN`,
+//! `SIGTTOU` unless the process group is orphaned) stops the process where it would have
+//! entered ring 3 — the call it was in starts again when it goes on. Stopped, nothing but
+//! `SIGCONT` or its end (`SIGKILL`, any signal whose default ends it) makes it run; other
+//! signals wait, pending. Sending `SIGCONT` continues it whatever its action or mask (and
+//! drops pending stops; a stop drops a pending `SIGCONT`). The parent hears of both through
+//! `SIGCHLD` (`CLD_STOPPED`, `CLD_CONTINUED`; not with `SA_NOCLDSTOP`) and its wait
+//! (`WUNTRACED`, `WCONTINUED`). A process outside the terminal's foreground group that reads
+//! it, or changes its settings or foreground group, gets `SIGTTIN` or `SIGTTOU`
+//! ([`background_access`]).
 
 #![forbid(unsafe_code)]
 
@@ -23,7 +32,7 @@ use crate::{
     mm::user_copy,
     task::{
         Pid, process,
-        scheduler::{self, SCHEDULER, State},
+        scheduler::{self, BlockReason, JobChange, SCHEDULER, State},
     },
 };
 
@@ -43,6 +52,8 @@ const SIG_IGN: u64 = 1;
 /// `sa_flags` (`asm/signal.h`).
 pub(super) const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_RESTART: u64 = 0x1000_0000;
+/// `SIGCHLD`'s `sa_flags`: not told of children stopping or continuing.
+const SA_NOCLDSTOP: u64 = 1;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
 /// The signals a program can be sent by number (`asm/signal.h`).
@@ -57,23 +68,21 @@ pub(super) const SIGPIPE: u64 = 13;
 pub(super) const SIGCHLD: u64 = 17;
 const SIGCONT: u64 = 18;
 const SIGTSTP: u64 = 20;
-const SIGTTIN: u64 = 21;
-const SIGTTOU: u64 = 22;
+pub(super) const SIGTTIN: u64 = 21;
+pub(super) const SIGTTOU: u64 = 22;
 const SIGURG: u64 = 23;
 const SIGWINCH: u64 = 28;
 const SIGSYS: u64 = 31;
 /// The signals that cannot be blocked, as a set.
 const UNBLOCKABLE: u64 = bit(linux::SIGKILL) | bit(linux::SIGSTOP);
-/// Signals whose default action is to do nothing (the stop signals too, until stopping is
-/// served).
-const DEFAULT_IGNORED: u64 = bit(SIGCHLD)
-    | bit(SIGCONT)
-    | bit(SIGURG)
-    | bit(SIGWINCH)
-    | bit(linux::SIGSTOP)
-    | bit(SIGTSTP)
-    | bit(SIGTTIN)
-    | bit(SIGTTOU);
+/// Signals whose default action is to do nothing (`SIGCONT`'s continuing is not an action:
+/// it happens when it is sent).
+const DEFAULT_IGNORED: u64 = bit(SIGCHLD) | bit(SIGCONT) | bit(SIGURG) | bit(SIGWINCH);
+/// Signals whose default action is to stop the process.
+const STOP_SIGNALS: u64 = bit(linux::SIGSTOP) | bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU);
+/// `SIGCHLD`'s `si_code`s for a child that stopped or continued.
+const CLD_STOPPED: i32 = 5;
+const CLD_CONTINUED: i32 = 6;
 /// Signals a fault raises: delivered before any other pending one, as Linux does.
 const SYNCHRONOUS: u64 =
     bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGTRAP) | bit(SIGFPE) | bit(SIGSYS);
@@ -214,15 +223,24 @@ impl SignalState {
         self.blocked & bit(signal) == 0 && self.action(signal).handler > SIG_IGN
     }
 
-    fn post(&mut self, signal: u64, origin: Origin) -> Posted {
+    /// Posts `signal` to a process; `stopped`: the process is stopped, so only `SIGKILL` ends
+    /// it now (a signal that would end it waits, as on Linux, until `SIGCONT`).
+    fn post(&mut self, signal: u64, origin: Origin, stopped: bool) -> Posted {
         if signal == linux::SIGKILL {
             return Posted::Ends(abi::signalled_exit_code(signal as i32));
+        }
+        // A stop and a continue cancel what is pending of the other, even ignored.
+        if signal == SIGCONT {
+            self.pending &= !STOP_SIGNALS;
+        } else if STOP_SIGNALS & bit(signal) != 0 {
+            self.pending &= !bit(SIGCONT);
         }
         if self.ignores(signal) {
             return Posted::Discarded;
         }
         let unblocked = self.blocked & bit(signal) == 0;
-        if unblocked && self.action(signal).handler == SIG_DFL {
+        let stops = STOP_SIGNALS & bit(signal) != 0;
+        if unblocked && self.action(signal).handler == SIG_DFL && !stops && !stopped {
             return Posted::Ends(abi::signalled_exit_code(signal as i32));
         }
         self.pending |= bit(signal);
@@ -271,6 +289,7 @@ pub(super) fn send(pid: Pid, signal: u64, origin: Origin) -> Result<(), Errno> {
     if signal > linux::SIGNAL_COUNT {
         return Err(Errno::EINVAL);
     }
+    let mut continued_child_of = None;
     let posted = {
         let mut scheduler = SCHEDULER.lock();
         let task = scheduler.tasks.get_mut(&pid).ok_or(Errno::ESRCH)?;
@@ -280,21 +299,37 @@ pub(super) fn send(pid: Pid, signal: u64, origin: Origin) -> Result<(), Errno> {
         if signal == 0 {
             return Ok(());
         }
+        let stopped = task.state == State::Blocked(BlockReason::Stopped);
         let posted = match task.linux.as_deref_mut() {
-            Some(state) => state.signals.post(signal, origin),
-            // A Herald program has no signal actions: anything not ignored by default ends it.
-            None if DEFAULT_IGNORED & bit(signal) != 0 => Posted::Discarded,
+            Some(state) => state.signals.post(signal, origin, stopped),
+            // A Herald program has no signal actions: anything not ignored by default ends it
+            // (and nothing stops it).
+            None if (DEFAULT_IGNORED | STOP_SIGNALS) & bit(signal) != 0 => Posted::Discarded,
             None => Posted::Ends(abi::KILLED_EXIT_CODE),
         };
+        let continues = signal == SIGCONT && stopped;
+        if continues {
+            // Continued whatever its action or mask: its parent's wait may report it.
+            task.job_change = Some(JobChange::Continued);
+            continued_child_of = Some(task.parent);
+        }
         if let Posted::Pending(true) = posted {
-            // It must check in before ring 3; blocked in a call, the call is interrupted.
+            // It must check in before ring 3; blocked in a call, the call is interrupted (a
+            // stopped process checks in once it is continued).
             scheduler::notify(task);
-            if matches!(task.state, State::Blocked(_)) {
-                scheduler.make_ready(pid);
-            }
+        }
+        let interrupted = matches!(posted, Posted::Pending(true)) && !stopped;
+        if continues || (interrupted && matches!(task.state, State::Blocked(_))) {
+            scheduler.make_ready(pid);
+        }
+        if let Some(parent) = continued_child_of {
+            scheduler.wake_waiting_parent(parent, pid);
         }
         posted
     };
+    if let Some(parent) = continued_child_of {
+        tell_parent(parent, pid, JobChange::Continued);
+    }
     if let Posted::Ends(code) = posted {
         // Already ending (another signal, an exit) is not an error.
         match process::end(pid, code) {
@@ -355,10 +390,34 @@ const fn fault_code(vector: u8, error_code: u64) -> i32 {
     }
 }
 
+/// Tells `parent` that its child `child` stopped or continued with `SIGCHLD` (`CLD_STOPPED`
+/// with the stop signal, `CLD_CONTINUED` with `SIGCONT`) — unless its `SIGCHLD` action has
+/// `SA_NOCLDSTOP` (or it is the kernel, or a Herald program, which have no `SIGCHLD`).
+fn tell_parent(parent: Pid, child: Pid, change: JobChange) {
+    let wants = SCHEDULER
+        .lock()
+        .tasks
+        .get(&parent)
+        .and_then(|task| task.linux.as_deref())
+        .is_some_and(|state| state.signals.action(SIGCHLD).flags & SA_NOCLDSTOP == 0);
+    if !wants {
+        return;
+    }
+    let (code, status) = match change {
+        JobChange::Stopped(signal) => (CLD_STOPPED, i32::from(signal)),
+        JobChange::Continued => (CLD_CONTINUED, SIGCONT as i32),
+    };
+    // The parent may have ended meanwhile: nothing to tell.
+    let _ = send(parent, SIGCHLD, Origin { code, pid: child, status, ..Origin::KERNEL });
+}
+
 /// What the way back to ring 3 must do for a Linux program.
 pub(in crate::task) enum Return {
     /// Go back with the frame as it is now; `true`: every register exactly (`iretq`).
     Registers(bool),
+    /// The process stopped: switch away until it is continued, then go back with the frame
+    /// as it is now (`true`: every register exactly).
+    Stop(bool),
     /// End the process with this code (a default action, or a frame that could not be
     /// written or read).
     End(i32),
@@ -399,9 +458,14 @@ pub(in crate::task) fn before_user_return(frame: &mut TrapFrame, space: SpaceId)
         }
     }
     if !handled {
+        if let Some((parent, me)) = work.stopped {
+            tell_parent(parent, me, JobChange::Stopped(signal as u8));
+            return Return::Stop(full_restore);
+        }
         // SIG_IGN set since it was posted: nothing. SIG_DFL: the default, which for every
-        // signal still pending here (the ignored ones were never queued) ends the process.
-        if action.handler == SIG_IGN || DEFAULT_IGNORED & bit(signal) != 0 {
+        // signal still pending here (the ignored ones were never queued) ends the process —
+        // but a stop signal that did not stop (its group is orphaned), which is dropped.
+        if action.handler == SIG_IGN || (DEFAULT_IGNORED | STOP_SIGNALS) & bit(signal) != 0 {
             return Return::Registers(full_restore);
         }
         return Return::End(abi::signalled_exit_code(signal as i32));
@@ -421,11 +485,14 @@ struct Work {
     returning_from_handler: bool,
     restart: Restart,
     delivering: Option<(u64, Action, Origin, u64)>,
+    /// The signal delivered stopped the process: its parent, and its own pid, to tell.
+    stopped: Option<(Pid, Pid)>,
 }
 
 fn take_work() -> Option<Work> {
     let mut scheduler = SCHEDULER.lock();
     let task = scheduler.current_task()?;
+    let (pid, parent, group) = (task.pid, task.parent, task.group);
     let state = &mut task.linux.as_deref_mut()?.signals;
     let returning_from_handler = core::mem::take(&mut state.returning_from_handler);
     let restart = core::mem::take(&mut state.restart);
@@ -458,10 +525,30 @@ fn take_work() -> Option<Work> {
     if state.deliverable() != 0 {
         scheduler::notify_current();
     }
+    let stops = delivering.is_some_and(|(signal, action, ..)| {
+        action.handler == SIG_DFL
+            && STOP_SIGNALS & bit(signal) != 0
+            // The terminal's stops do not stop a group nobody could continue (POSIX).
+            && (signal == linux::SIGSTOP || !scheduler.group_is_orphaned(group))
+    });
+    let mut stopped = None;
+    if let Some((signal, ..)) = delivering
+        && stops
+    {
+        // Stopped in this same hold of the lock: a `SIGCONT` from now on finds it stopped
+        // (and one before it had dropped the stop from the pending set).
+        scheduler.block_current(BlockReason::Stopped);
+        if let Some(task) = scheduler.current_task() {
+            task.job_change = Some(JobChange::Stopped(signal as u8));
+        }
+        scheduler.wake_waiting_parent(parent, pid);
+        stopped = Some((parent, pid));
+    }
     (returning_from_handler || delivering.is_some()).then_some(Work {
         returning_from_handler,
         restart,
         delivering,
+        stopped,
     })
 }
 
@@ -594,7 +681,7 @@ pub(super) fn pause() -> Result<(), Errno> {
         .and_then(|task| task.linux.as_deref())
         .is_some_and(|state| state.signals.deliverable() != 0);
     if !deliverable {
-        scheduler.block_current(scheduler::BlockReason::Signal);
+        scheduler.block_current(BlockReason::Signal);
     }
     Ok(())
 }
@@ -640,6 +727,50 @@ pub(super) fn send_group(group: Pid, signal: u64, origin: Origin) {
     for pid in scheduler::members(Some(group), 0) {
         // One ending meanwhile is no error.
         let _ = send(pid, signal, origin);
+    }
+}
+
+/// What a process may do with the terminal it is outside the foreground group of.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(super) enum Background {
+    /// Go on as if it were in the foreground.
+    Proceed,
+    /// Its group was sent `SIGTTIN` or `SIGTTOU`: the call starts again after it (once the
+    /// group is continued).
+    Signalled,
+}
+
+/// POSIX's job control for a terminal access by `caller` — `signal` `SIGTTIN` for a read,
+/// `SIGTTOU` for changing the terminal's settings or foreground group — when the terminal's
+/// foreground group is `foreground` (0: none, so anyone may). In the foreground, or with
+/// `SIGTTOU` ignored or blocked for a change: proceed. A read with `SIGTTIN` ignored or
+/// blocked, or any access from an orphaned group (nobody could continue it): `EIO`. Else the
+/// caller's whole group is sent the signal.
+pub(super) fn background_access(
+    caller: Pid,
+    signal: u64,
+    foreground: Pid,
+) -> Result<Background, Errno> {
+    let (group, declined, orphaned) = {
+        let scheduler = SCHEDULER.lock();
+        let task = scheduler.tasks.get(&caller).ok_or(Errno::ESRCH)?;
+        if foreground == 0 || task.group == foreground {
+            return Ok(Background::Proceed);
+        }
+        let declined = task.linux.as_deref().is_none_or(|state| {
+            state.signals.blocked & bit(signal) != 0
+                || state.signals.action(signal).handler == SIG_IGN
+        });
+        (task.group, declined, scheduler.group_is_orphaned(task.group))
+    };
+    match (signal, declined) {
+        (SIGTTOU, true) => Ok(Background::Proceed),
+        (_, true) => Err(Errno::EIO),
+        _ if orphaned => Err(Errno::EIO),
+        _ => {
+            send_group(group, signal, Origin::KERNEL);
+            Ok(Background::Signalled)
+        }
     }
 }
 
@@ -724,6 +855,11 @@ pub(in crate::task) const fn name(signal: u64) -> &'static str {
         14 => "SIGALRM",
         15 => "SIGTERM",
         SIGCHLD => "SIGCHLD",
+        SIGCONT => "SIGCONT",
+        19 => "SIGSTOP",
+        SIGTSTP => "SIGTSTP",
+        SIGTTIN => "SIGTTIN",
+        SIGTTOU => "SIGTTOU",
         _ => "a signal",
     }
 }
