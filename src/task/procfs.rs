@@ -109,14 +109,24 @@ fn render_status(pid: Pid) -> Result<Vec<u8>, Errno> {
     Ok(text.into_bytes())
 }
 
+/// The console's device number as `stat`'s `tty_nr` gives it: `/dev/console`, major 5,
+/// minor 1 (`Documentation/admin-guide/devices.txt`). It is every process's terminal.
+const CONSOLE_TTY_NR: u32 = 5 << 8 | 1;
+
 /// `proc(5)`'s `stat` line: 52 fields, those Herald does not keep as 0.
 fn render_stat(pid: Pid) -> Result<Vec<u8>, Errno> {
     let process = snapshot(pid)?;
     let (letter, _) = state_letter(process.state);
     let user_ticks = process.cpu_ticks * USER_HZ / u64::from(arch::TICK_HZ);
     let vsize = reserved_bytes(process.space);
+    // The terminal's foreground group (`ps` marks its members with `+`); -1: none.
+    let foreground = match super::linux::tty::foreground() {
+        0 => -1,
+        group => i64::from(group),
+    };
     let mut text = format!(
-        "{pid} ({}) {letter} {} {} {} 0 -1 0 0 0 0 0 {user_ticks} 0 0 0 20 0 1 0 0 {vsize} {}",
+        "{pid} ({}) {letter} {} {} {} {CONSOLE_TTY_NR} {foreground} 0 0 0 0 0 {user_ticks} 0 0 0 \
+         20 0 1 0 0 {vsize} {}",
         process.name,
         process.parent,
         process.group,

@@ -4,7 +4,8 @@
  * with SA_NOCLDSTOP), /proc shows the stopped child as 'T', a signal sent while stopped waits
  * until SIGCONT (a caught one runs its handler then, SIGTERM ends it then), SIGKILL ends a
  * stopped child at once, a sleep goes on across a stop, SIGCONT runs its handler, SIGCONT drops
- * a pending stop, and SIGTSTP does not stop an orphaned group (SIGSTOP does). Prints one line
+ * a pending stop, SIGTSTP does not stop an orphaned group (SIGSTOP does), and kill of a zombie
+ * succeeds until it is reaped. Prints one line
  * per failed check and "jobs: all N passed"; exit 0 when all pass. The same binary passes on
  * Linux. */
 #define _GNU_SOURCE
@@ -325,6 +326,15 @@ int main(void) {
     check(waitpid(child, &status, WCONTINUED | WNOHANG) == 0, "SIGCONT to a running child reports nothing");
     kill(child, SIGKILL);
     wait_for(child, 0);
+
+    /* A zombie still exists until it is reaped: signalling it is no error (kill(2)). */
+    child = fork();
+    if (child == 0) _exit(3);
+    check(reaches_state(child, 'Z'), "an ended child is a zombie until it is waited for");
+    check(kill(child, 0) == 0 && kill(child, SIGTERM) == 0, "kill of a zombie succeeds");
+    status = wait_for(child, 0);
+    check(WIFEXITED(status) && WEXITSTATUS(status) == 3, "and its exit status is intact");
+    check(kill(child, 0) == -1 && errno == ESRCH, "once reaped it is gone (ESRCH)");
 
     if (failures == 0) printf("jobs: all %d passed\n", checks);
     return failures == 0 ? 0 : 1;

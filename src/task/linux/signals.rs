@@ -293,10 +293,9 @@ pub(super) fn send(pid: Pid, signal: u64, origin: Origin) -> Result<(), Errno> {
     let posted = {
         let mut scheduler = SCHEDULER.lock();
         let task = scheduler.tasks.get_mut(&pid).ok_or(Errno::ESRCH)?;
-        if matches!(task.state, State::Zombie(_)) {
-            return Err(Errno::ESRCH);
-        }
-        if signal == 0 {
+        // A zombie exists until it is reaped (`kill(2)`): signalling it does nothing, and is
+        // no error.
+        if signal == 0 || matches!(task.state, State::Zombie(_)) {
             return Ok(());
         }
         let stopped = task.state == State::Blocked(BlockReason::Stopped);

@@ -217,8 +217,9 @@ fn interpret(tty: &mut Tty, byte: u8, effects: &mut Effects) {
                 tty.line.clear();
                 tty.ready.clear();
             }
+            // Shown as typed (`^C` under `ECHOCTL`), no newline: as Linux's n_tty does.
             if echo {
-                effects.echo.extend_from_slice(&[b'^', byte + b'@', b'\n']);
+                echo_byte(byte, lflag, &mut effects.echo);
             }
             effects.signal = Some((signal, tty.foreground));
             return;
@@ -332,8 +333,8 @@ pub(super) fn waiting_bytes() -> usize {
     TTY.lock().ready.iter().filter(|&&item| item != END_OF_INPUT).count()
 }
 
-/// The foreground process group (`TIOCGPGRP`).
-pub(super) fn foreground() -> Pid {
+/// The foreground process group (`TIOCGPGRP`; `/proc/PID/stat`'s `tpgid`).
+pub(in crate::task) fn foreground() -> Pid {
     TTY.lock().foreground
 }
 

@@ -357,9 +357,11 @@ fn sessions() -> Vec<Session> {
             input: Input::Steps(&[
                 ("herald> ", 1, b"run busybox sh\n"),
                 ("/ # ", 1, b"seq 1 1000 | sort -rn | head -3\r"),
-                // `go` on a line of its own is the shell running the command, not its echo:
-                // Ctrl-C must find `sleep` in the foreground, not the line editor.
-                ("/ # ", 2, b"echo go; sleep 100\r"),
+                // `go` on a line of its own is the job running, not the line's echo, and the
+                // job prints it once it holds the terminal: Ctrl-C must find it in the
+                // foreground, not the shell (a plain `echo go; sleep 100` prints `go` before
+                // the shell has handed the terminal to `sleep`).
+                ("/ # ", 2, b"(echo go; sleep 100)\r"),
                 ("\ngo\n", 1, b"\x03"),
                 ("/ # ", 3, b"echo status $?\r"),
                 ("/ # ", 4, b"\x04"),
@@ -376,6 +378,59 @@ fn sessions() -> Vec<Session> {
                 "powering off",
             ],
             forbid: &["panicked", "not served"],
+            uefi: false,
+            qemu_args: "",
+            rootfs_add: false,
+            files: &[],
+        },
+        Session {
+            // Job control in busybox's ash, step for step what the same binary does on Linux
+            // 6.x in a pty (recorded with Python's `pty`): Ctrl-Z stops the foreground job
+            // (SIGTSTP to its group; the key echoes as `^Z` with no newline, as n_tty's), `jobs`
+            // lists it, `bg` continues it in the background, a background `cat` reading the
+            // terminal is stopped by SIGTTIN (`wait` returns 128 + 21), `kill -9` ends it
+            // stopped (jobs.c checks what the parent sees of that), `fg` brings the first job back and Ctrl-C ends it. The job says whether
+            // its group is the terminal's foreground one (`/proc/self/stat`'s pgrp and tpgid),
+            // so each key is typed only once the job it is for holds the terminal.
+            name: "busybox_sh_stops_continues_and_foregrounds_jobs",
+            input: Input::Steps(&[
+                ("herald> ", 1, b"run busybox sh\n"),
+                (
+                    "/ # ",
+                    1,
+                    b"(while :; do set -- $(cat /proc/self/stat); [ $5 = $8 ] && echo front || \
+                      echo back; sleep 1; done)\r",
+                ),
+                ("front\n", 1, b"\x1a"),
+                ("/ # ", 2, b"jobs\r"),
+                ("/ # ", 3, b"bg\r"),
+                ("back\n", 1, b"cat &\r"),
+                ("/ # ", 5, b"wait %2; echo waited $?\r"),
+                ("/ # ", 6, b"jobs\r"),
+                ("/ # ", 7, b"kill -9 %2\r"),
+                ("/ # ", 8, b"fg %1\r"),
+                ("front\n", 2, b"\x03"),
+                ("/ # ", 9, b"echo status $? jobs $(jobs | wc -l)\r"),
+                ("/ # ", 10, b"\x04"),
+                ("herald> ", 2, b"poweroff\n"),
+            ]),
+            expect: &[
+                "front\n^Z[1]+  Stopped                    (while :; do set -- $(...); \
+                 [ ${5} = ${8} ] && echo front || echo back; sleep 1; done)",
+                "jobs\n[1]+  Stopped                    (while :;",
+                "bg\n[1] (while :;",
+                "back\n",
+                "waited 149\n[2]+  Stopped (tty input)        cat",
+                "jobs\n[2]+  Stopped (tty input)        cat\n[1]-  Running                    \
+                 (while :;",
+                "fg %1\n(while :;",
+                // (When ash reports `[2]+  Killed  cat` depends on timing, on Linux too.)
+                "front\n^C",
+                "status 130 jobs 0",
+                "[pid 1 exited with code 0]",
+                "powering off",
+            ],
+            forbid: &["panicked", "not served", "error:"],
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
@@ -609,11 +664,25 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
         }
         Ok(())
     };
+    let tail_of = |output: &Mutex<String>| -> String {
+        let output = output.lock().map(|o| o.clone()).unwrap_or_default();
+        let tail: String =
+            output.chars().rev().take(200000).collect::<Vec<_>>().into_iter().rev().collect();
+        format!("\n--- output (last 3000 characters) ---\n{tail}")
+    };
     let mut typed = Ok(());
     match &session.input {
         Input::Steps(steps) => {
             for (marker, count, bytes) in *steps {
-                wait_for(marker, *count)?;
+                if let Err(reason) = wait_for(marker, *count) {
+                    // What the kernel said so far shows where it went wrong.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    if let Some(directory) = &added {
+                        let _ = std::fs::remove_dir_all(directory);
+                    }
+                    return Err(format!("{reason}{}", tail_of(&output)));
+                }
                 stdin.write_all(bytes).map_err(|e| format!("writing to COM1: {e}"))?;
                 stdin.flush().map_err(|e| e.to_string())?;
             }
@@ -637,7 +706,8 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     if let Some(directory) = &added {
         let _ = std::fs::remove_dir_all(directory);
     }
-    let output = output.lock().map(|o| o.clone()).unwrap_or_default();
+    let shared = output;
+    let output = shared.lock().map(|o| o.clone()).unwrap_or_default();
     let verdict = if !status.success() {
         Err(format!("exit status {status}"))
     } else if let Some(bad) = session.forbid.iter().find(|f| output.contains(**f)) {
@@ -649,11 +719,8 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
         Err(qmp) => format!("{reason} (and {qmp})"),
         Ok(()) => reason,
     });
-    verdict.map_err(|reason| {
-        let tail: String =
-            output.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
-        format!("{reason}\n--- output (last 3000 characters) ---\n{tail}")
-    })
+    drop(output);
+    verdict.map_err(|reason| format!("{reason}{}", tail_of(&shared)))
 }
 
 /// Runs every session; prints `name ... ok|FAILED` lines and returns the tally.
@@ -840,7 +907,7 @@ pub(crate) fn soak(root: &Path, minutes: u64) -> Result<String, String> {
         started.elapsed().as_secs_f64()
     );
     let tail = || -> String {
-        output.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect()
+        output.chars().rev().take(200000).collect::<Vec<_>>().into_iter().rev().collect()
     };
     result
         .map_err(|reason| format!("{reason} after {summary}\n--- output tail ---\n{}", tail()))?;
