@@ -628,6 +628,15 @@ fn collect_output(
     Ok((output, reader))
 }
 
+/// How much of a failed session's output its report shows (its end: where it went wrong).
+const OUTPUT_TAIL_CHARS: usize = 3000;
+
+/// The last [`OUTPUT_TAIL_CHARS`] characters of `output`.
+fn output_tail(output: &str) -> String {
+    let skip = output.chars().count().saturating_sub(OUTPUT_TAIL_CHARS);
+    output.chars().skip(skip).collect()
+}
+
 fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<(), String> {
     let socket = std::env::temp_dir().join(format!(
         "herald-qmp-{}-{}-{}.sock",
@@ -666,9 +675,7 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     };
     let tail_of = |output: &Mutex<String>| -> String {
         let output = output.lock().map(|o| o.clone()).unwrap_or_default();
-        let tail: String =
-            output.chars().rev().take(200000).collect::<Vec<_>>().into_iter().rev().collect();
-        format!("\n--- output (last 3000 characters) ---\n{tail}")
+        format!("\n--- output (last {OUTPUT_TAIL_CHARS} characters) ---\n{}", output_tail(&output))
     };
     let mut typed = Ok(());
     match &session.input {
@@ -906,9 +913,7 @@ pub(crate) fn soak(root: &Path, minutes: u64) -> Result<String, String> {
         SOAK_BURST_LINES + 1,
         started.elapsed().as_secs_f64()
     );
-    let tail = || -> String {
-        output.chars().rev().take(200000).collect::<Vec<_>>().into_iter().rev().collect()
-    };
+    let tail = || output_tail(&output);
     result
         .map_err(|reason| format!("{reason} after {summary}\n--- output tail ---\n{}", tail()))?;
     if output.contains("panicked") {
