@@ -332,10 +332,19 @@ fn finish(pid: Pid, code: i32) {
 /// picks it again), its children orphans, a waiting parent ready. Returns what is freed after
 /// the lock, or `None` if it had ended already.
 fn begin_finish(scheduler: &mut Scheduler, pid: Pid, code: i32) -> Option<Ended> {
+    // A Linux parent that ignores SIGCHLD (or asked SA_NOCLDWAIT) leaves its ended children
+    // unwaited: they go as an orphan's do (its SIGCHLD still comes).
+    let parent = scheduler.tasks.get(&pid)?.parent;
+    let unwaited = scheduler
+        .tasks
+        .get(&parent)
+        .and_then(|parent| parent.linux.as_deref())
+        .is_some_and(super::linux::LinuxState::discards_children);
     let task = scheduler.tasks.get_mut(&pid)?;
     if matches!(task.state, State::Zombie(_)) {
         return None;
     }
+    task.orphaned |= unwaited;
     task.state = State::Zombie(code);
     task.pending_kill = None;
     let vfork_parent = core::mem::take(&mut task.vfork_parent);
@@ -1045,7 +1054,8 @@ pub(super) fn reap_ended(parent: Pid, waited: Waited, reports: Reports) -> Resul
     let reaped = reap_locked(&mut scheduler, parent, waited, reports)?;
     let leaving = reports.exited
         && scheduler.tasks.values().any(|task| {
-            task.parent == parent && waited.includes(task) && matches!(task.state, State::Zombie(_))
+            let waitable = task.parent == parent && waited.includes(task) && !task.orphaned;
+            waitable && matches!(task.state, State::Zombie(_))
         });
     match reaped {
         Reaped::NotYet if leaving => {
@@ -1082,7 +1092,9 @@ fn reap_locked(
     let mut children = scheduler
         .tasks
         .values()
-        .filter(|task| task.parent == parent && task.pid != parent && waited.includes(task));
+        .filter(|task| task.parent == parent && task.pid != parent && waited.includes(task))
+        // One ended unwaited (its parent ignores SIGCHLD) is gone already, as on Linux.
+        .filter(|task| !task.orphaned);
     let Some(first) = children.next() else { return Err(Errno::ECHILD) };
     let leaving = |pid: Pid| scheduler.cpus.iter().any(|cpu| cpu.current == pid);
     // A zombie whose CPU has not left its stack yet is not reaped: that CPU still writes its

@@ -3,7 +3,7 @@
  * WNOHANG answers 0 while a child runs, a pipe carries bytes from child to parent (the parent's
  * read waits for them), descriptors and the working directory are inherited, getppid names the
  * parent, waits by process group (waitpid 0 and -pgid), waitid's siginfo (CLD_EXITED,
- * CLD_KILLED, WNOHANG, WNOWAIT), and argv[1] rounds of fork + exit + wait run (the test counts
+ * CLD_KILLED, WNOHANG, WNOWAIT), no zombies under SIGCHLD's SIG_IGN or SA_NOCLDWAIT, and argv[1] rounds of fork + exit + wait run (the test counts
  * frames after). Prints
  * one line per failed check and "fork: all N passed"; exit 0 when all pass. The same binary
  * passes on Linux. */
@@ -19,6 +19,12 @@
 static int checks, failures;
 static volatile int shared_value = 1;
 static char message[16] = "parent";
+
+static volatile sig_atomic_t chld_seen;
+static void on_chld(int signal) {
+    (void)signal;
+    chld_seen++;
+}
 
 static void check(int ok, const char *what) {
     checks++;
@@ -123,6 +129,37 @@ int main(int argc, char **argv) {
               info.si_status == SIGTERM,
           "waitid of a killed child: CLD_KILLED with the signal");
     check(waitid(P_ALL, 0, &info, WNOHANG) == -1 && errno == EINVAL, "waitid without WEXITED: EINVAL");
+
+    /* A parent ignoring SIGCHLD (or with SA_NOCLDWAIT) leaves no zombies: wait blocks until
+     * every child has ended, then fails with ECHILD. */
+    for (int flags = 0; flags < 2; flags++) {
+        struct sigaction action = {0};
+        action.sa_handler = flags ? on_chld : SIG_IGN;
+        action.sa_flags = flags ? SA_NOCLDWAIT : 0;
+        sigemptyset(&action.sa_mask);
+        sigaction(SIGCHLD, &action, NULL);
+        chld_seen = 0;
+        struct timespec start, end;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (int i = 0; i < 3; i++) {
+            if (fork() == 0) {
+                struct timespec nap = {0, 50 * 1000 * 1000};
+                nanosleep(&nap, NULL);
+                _exit(0);
+            }
+        }
+        int waited;
+        while ((waited = wait(&status)) == -1 && errno == EINTR) {
+        }
+        int no_children = waited == -1 && errno == ECHILD;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        long elapsed_ms = (end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1000000;
+        check(no_children && elapsed_ms >= 40,
+              flags ? "SA_NOCLDWAIT: wait waits for the children, then ECHILD"
+                    : "SIGCHLD ignored: wait waits for the children, then ECHILD");
+        if (flags) check(chld_seen > 0, "SA_NOCLDWAIT: the handler still hears of the ends");
+    }
+    signal(SIGCHLD, SIG_DFL);
 
     for (int i = 0; i < rounds; i++) {
         child = fork();

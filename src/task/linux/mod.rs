@@ -74,6 +74,12 @@ impl LinuxState {
         self.signals.deliverable() != 0
     }
 
+    /// Whether the process's ended children are dropped rather than left as zombies
+    /// (`SIGCHLD` ignored, or `SA_NOCLDWAIT`).
+    pub(super) fn discards_children(&self) -> bool {
+        self.signals.discards_children()
+    }
+
     /// Whether the way back to ring 3 has signal work: a signal to deliver, a handler's frame
     /// to restore, a restarting call to settle.
     pub(super) fn has_return_work(&self) -> bool {

@@ -52,8 +52,10 @@ const SIG_IGN: u64 = 1;
 /// `sa_flags` (`asm/signal.h`).
 pub(super) const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_RESTART: u64 = 0x1000_0000;
-/// `SIGCHLD`'s `sa_flags`: not told of children stopping or continuing.
+/// `SIGCHLD`'s `sa_flags`: not told of children stopping or continuing; children leave no
+/// zombies.
 const SA_NOCLDSTOP: u64 = 1;
+const SA_NOCLDWAIT: u64 = 2;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
 /// The signals a program can be sent by number (`asm/signal.h`).
@@ -246,6 +248,14 @@ impl SignalState {
         self.pending |= bit(signal);
         self.table.origins[(signal - 1) as usize] = origin;
         Posted::Pending(unblocked)
+    }
+
+    /// Whether the process's children leave no zombies when they end (POSIX: `SIGCHLD` set to
+    /// `SIG_IGN`, or `SA_NOCLDWAIT`): nobody waits for them, and a wait, once they are gone,
+    /// answers `ECHILD`.
+    pub(super) fn discards_children(&self) -> bool {
+        let action = self.action(SIGCHLD);
+        action.handler == SIG_IGN || action.flags & SA_NOCLDWAIT != 0
     }
 
     /// Whether [`before_user_return`] has anything to do.
