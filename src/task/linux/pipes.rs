@@ -3,13 +3,14 @@
 //! writer of a full one for a reader; `O_NONBLOCK` makes both `EAGAIN` instead. A write with no
 //! reader left is `EPIPE` (the `SIGPIPE` Linux also sends comes with signals).
 //!
-//! Waiting: the check and the block happen in one hold of the scheduler's lock, and every change
-//! to a pipe wakes its waiters under that lock after it — so a waiter that found nothing is
-//! always woken (the rule `input.rs` follows for console input).
+//! Waiting: a pipe counts its changes; a waiter blocks, in one hold of the scheduler's lock,
+//! only if the count is still what it was when it found it must wait, and every change wakes
+//! the pipe's waiters under that lock after it is made — so a waiter is always woken, and no
+//! copy of a process's memory happens under the scheduler's lock.
 
 #![forbid(unsafe_code)]
 
-use alloc::{sync::Arc, vec};
+use alloc::sync::Arc;
 
 use super::{files, with_state};
 use crate::{
@@ -58,7 +59,7 @@ pub(super) fn wake(pipe_inode: u64) {
     });
 }
 
-/// Reads from a pipe's read end.
+/// Reads from a pipe's read end, straight from the pipe's chunks into the caller's buffer.
 pub(super) fn read(
     pipe: &Arc<Pipe>,
     inode: u64,
@@ -68,43 +69,45 @@ pub(super) fn read(
     space: SpaceId,
 ) -> Result<Served, Errno> {
     let len = syscalls::length(len)?.min(MAX_IO_BYTES_PER_CALL);
-    // Checked first: once bytes leave the pipe they must reach the caller.
+    // Checked first: once bytes leave the pipe they must reach the caller (a piece the copy
+    // still refuses stays in the pipe).
     space::check_user(space, buffer, len as u64, true)?;
-    // No bigger than what the pipe holds now: a large read of a few bytes (a shell reading a
-    // line, a 64 KiB read as a pipe fills) does not zero 64 KiB to hand back four.
-    let mut bytes = vec![0u8; len.min(pipe.len_bytes().max(1))];
-    let outcome = try_or_block(inode, nonblock, || pipe.read(&mut bytes));
-    if let PipeIo::Done(count) = outcome {
-        user_copy::copy_to_user(space, buffer, &bytes[..count])?;
-        if count > 0 {
-            wake(inode);
-        }
+    let mut copied = 0u64;
+    let outcome = pipe.read_with(len, |piece| {
+        user_copy::copy_to_user(space, buffer + copied, piece)?;
+        copied += piece.len() as u64;
+        Ok::<(), Errno>(())
+    })?;
+    if let PipeIo::Done(count) = outcome
+        && count > 0
+    {
+        wake(inode);
     }
-    answer(outcome, nonblock)
+    answer(pipe, inode, outcome, nonblock)
 }
 
-/// Tries `io` under the scheduler's lock, blocking the caller there (unless `nonblock`) if it
-/// would have to wait: a change to the pipe after the try always finds the caller blocked.
-fn try_or_block(inode: u64, nonblock: bool, io: impl FnOnce() -> PipeIo) -> PipeIo {
-    let mut scheduler = SCHEDULER.lock();
-    let outcome = io();
-    if outcome == PipeIo::WouldWait && !nonblock {
-        scheduler.block_current(BlockReason::Pipe { inode });
-    }
-    outcome
-}
-
-/// The call's answer for what the pipe did.
-fn answer(outcome: PipeIo, nonblock: bool) -> Result<Served, Errno> {
+/// The call's answer for what the pipe did. One that must wait blocks, unless the pipe
+/// changed since it looked (then it tries again at once): the check and the block are one
+/// hold of the scheduler's lock, and every change wakes the pipe's waiters under that lock
+/// after it is made, so no change is missed.
+fn answer(pipe: &Pipe, inode: u64, outcome: PipeIo, nonblock: bool) -> Result<Served, Errno> {
     match outcome {
         PipeIo::Done(count) => Ok(Served::Value(count as u64)),
-        PipeIo::WouldWait if nonblock => Err(Errno::EAGAIN),
-        PipeIo::WouldWait => Ok(Served::Restart),
+        PipeIo::WouldWait(_) if nonblock => Err(Errno::EAGAIN),
+        PipeIo::WouldWait(seen) => {
+            let mut scheduler = SCHEDULER.lock();
+            if pipe.changes() == seen {
+                scheduler.block_current(BlockReason::Pipe { inode });
+            }
+            Ok(Served::Restart)
+        }
         PipeIo::Broken => Err(Errno::EPIPE),
     }
 }
 
-/// Writes to a pipe's write end.
+/// Writes to a pipe's write end, straight from the caller's buffer into the pipe's chunks
+/// (only what fits now: a writer woken again and again by a slow reader copies each byte
+/// once).
 pub(super) fn write(
     pipe: &Arc<Pipe>,
     inode: u64,
@@ -114,14 +117,8 @@ pub(super) fn write(
     space: SpaceId,
 ) -> Result<Served, Errno> {
     let len = syscalls::length(len)?.min(MAX_IO_BYTES_PER_CALL);
-    // Only what could go in now is copied in: a writer that waits for a full pipe (and runs
-    // this again each time it is woken) does not copy its whole buffer each time. A small
-    // write goes in whole or not at all, so it is copied whole.
-    let room = pipe.room_bytes();
-    let take = if len <= fs::PIPE_ATOMIC_BYTES { len } else { len.min(room.max(1)) };
-    let mut bytes = vec![0u8; take];
-    user_copy::copy_from_user(space, buffer, &mut bytes)?;
-    let outcome = try_or_block(inode, nonblock, || pipe.write(&bytes));
+    let outcome = pipe
+        .write_with(len, |at, piece| user_copy::copy_from_user(space, buffer + at as u64, piece))?;
     match outcome {
         PipeIo::Done(_) => wake(inode),
         // Nobody will read it: the writer also gets SIGPIPE, which ends it unless caught or
@@ -134,7 +131,7 @@ pub(super) fn write(
                 super::signals::Origin::KERNEL,
             );
         }
-        PipeIo::WouldWait => {}
+        PipeIo::WouldWait(_) => {}
     }
-    answer(outcome, nonblock)
+    answer(pipe, inode, outcome, nonblock)
 }
