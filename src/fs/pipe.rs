@@ -93,9 +93,9 @@ impl Pipe {
     pub fn close_end(&self, read: bool) {
         let mut state = self.state.lock();
         if read {
-            state.readers -= 1
+            state.readers -= 1;
         } else {
-            state.writers -= 1
+            state.writers -= 1;
         }
         state.changes += 1;
     }
