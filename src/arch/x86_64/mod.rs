@@ -5,6 +5,7 @@ pub mod acpi;
 mod boot;
 pub mod context;
 mod controller;
+pub mod copy;
 pub mod cpu;
 mod cpu_events;
 mod fpu;
