@@ -349,35 +349,40 @@ pub unsafe fn build_start_root(root: u64, directory_pointer: u64, directory: u64
 pub unsafe fn release_user_tables(root: Frame, free: &mut dyn FnMut(Frame)) {
     // SAFETY: per the contract `root` is this space's top table, reached through the window;
     // user-half tables below it belong to it alone (only kernel-half entries are shared).
-    let top = unsafe { &mut *phys_to_virt(root.start()).cast::<PageTable>() };
-    for entry in top.iter_mut().take(FIRST_KERNEL_P4_INDEX) {
+    let top = unsafe { &*phys_to_virt(root.start()).cast::<[u64; 512]>() };
+    for &entry in &top[..FIRST_KERNEL_P4_INDEX] {
         // SAFETY: a user-half entry of this root, whose tables are its own (see above).
         unsafe { release_table(entry, 3, free) };
     }
     free(root);
 }
 
-/// Frees the table `entry` points at — of paging level `level` (3: a page-directory-pointer
-/// table, 1: a page table, whose entries are leaves) — and every table below it.
+/// The bits of a page-table entry that hold the next table's physical address (SDM Vol. 3A
+/// §4.5, Table 4-15: bits 12 to 51).
+const ENTRY_ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// Frees the table the raw `entry` points at — of paging level `level` (3: a
+/// page-directory-pointer table, 1: a page table, whose entries are leaves) — and every table
+/// below it. Entries are read as plain words, a test each: most of a table is empty, and this
+/// loop runs for every table of every process that ends.
 ///
 /// # Safety
 /// The tables under `entry` belong to one user root alone, map no leaf any more, and are
 /// never used again.
-unsafe fn release_table(entry: &mut PageTableEntry, level: u32, free: &mut dyn FnMut(Frame)) {
-    let flags = entry.flags();
-    if !flags.contains(Flags::PRESENT) || flags.contains(Flags::HUGE_PAGE) {
+unsafe fn release_table(entry: u64, level: u32, free: &mut dyn FnMut(Frame)) {
+    let (present, huge) = (Flags::PRESENT.bits(), Flags::HUGE_PAGE.bits());
+    if entry & present == 0 || entry & huge != 0 {
         return;
     }
-    let address = entry.addr();
+    let address = PhysAddr::new(entry & ENTRY_ADDRESS_MASK);
     if level > 1 {
         // SAFETY: a present non-leaf entry of a table this root owns points at another.
-        let table = unsafe { &mut *phys_to_virt(address.as_u64()).cast::<PageTable>() };
-        for child in table.iter_mut() {
+        let table = unsafe { &*phys_to_virt(address.as_u64()).cast::<[u64; 512]>() };
+        for &child in table.iter().filter(|&&child| child & present != 0) {
             // SAFETY: forwarded from this function's contract.
             unsafe { release_table(child, level - 1, free) };
         }
     }
-    entry.set_unused();
     free(frame_of(PhysFrame::containing_address(address)));
 }
 
