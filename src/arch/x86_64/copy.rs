@@ -10,6 +10,12 @@ use core::arch::asm;
 /// that shared memory can promise, never undefined behaviour. Alignment does not matter (x86
 /// moves unaligned words).
 ///
+/// Interrupted at any iteration, `rep movs` resumes where it was: its progress is in rcx, rsi
+/// and rdi, which the handler gives back (SDM Vol. 2B, REP: "interruptible"). It keeps no
+/// state of its own, so a handler or another CPU may run it at the same time. The direction
+/// flag is clear here because every entry from ring 3 clears it (`cld` in the `syscall` and
+/// trap stubs; a program may leave it set).
+///
 /// # Safety
 /// `source` is valid for reading and `target` for writing `len` bytes, and the two do not
 /// overlap.

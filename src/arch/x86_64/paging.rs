@@ -364,7 +364,9 @@ const ENTRY_ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 /// Frees the table the raw `entry` points at — of paging level `level` (3: a
 /// page-directory-pointer table, 1: a page table, whose entries are leaves) — and every table
 /// below it. Entries are read as plain words, a test each: most of a table is empty, and this
-/// loop runs for every table of every process that ends.
+/// loop runs for every table of every process that ends. Never from an interrupt: a space is
+/// destroyed by a call (its exit, an exec), its tables already unreachable from any CPU's
+/// CR3, so no other CPU walks them meanwhile.
 ///
 /// # Safety
 /// The tables under `entry` belong to one user root alone, map no leaf any more, and are
