@@ -865,7 +865,7 @@ pub(in crate::task) const fn name(signal: u64) -> &'static str {
         15 => "SIGTERM",
         SIGCHLD => "SIGCHLD",
         SIGCONT => "SIGCONT",
-        19 => "SIGSTOP",
+        linux::SIGSTOP => "SIGSTOP",
         SIGTSTP => "SIGTSTP",
         SIGTTIN => "SIGTTIN",
         SIGTTOU => "SIGTTOU",
