@@ -271,6 +271,9 @@ impl Deferred {
                     Delivery::Lost { count } => Event::Lost { queue: deferred.id, count },
                 };
                 if deferred.alive.load(Ordering::Acquire) {
+                    if let Event::Irq { line, .. } = event {
+                        irq::LINES.delivered(line, self.now_ms());
+                    }
                     self.run_guarded(snapshots, &deferred, &event);
                     let cpu = crate::sync::local::cpu_index();
                     self.ran[cpu % MAX_CPUS].0.fetch_add(1, Ordering::Relaxed);
@@ -282,6 +285,12 @@ impl Deferred {
         }
         self.resync_pending();
         delivered
+    }
+
+    /// The watchdog's clock, or 0 before it is installed (an acknowledgement is then due from
+    /// boot, which only makes it late sooner).
+    fn now_ms(&self) -> u64 {
+        self.guard.get().map_or(0, |(_, milliseconds)| milliseconds())
     }
 
     /// Runs one deferred handler under the watchdog (if one is installed).

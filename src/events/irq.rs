@@ -4,8 +4,13 @@
 //! - **storms**: a line raised more than its limit within one 10 ms window is masked and
 //!   retried after a backoff that doubles on every repeat, 50 ms up to 12.8 s (Managarm's
 //!   numbers), and resets once the line behaves;
-//! - **missing acknowledgements**: a line whose deferred handler has not acknowledged within
-//!   the backoff is unmasked anyway (a retry) and the backoff doubles;
+//! - **missing acknowledgements**: a line whose deferred handler has had its event for the
+//!   backoff without acknowledging is unmasked anyway (a retry) and the backoff doubles. The
+//!   clock starts when the handler is given the event ([`IrqLines::delivered`]), not when the
+//!   line is masked: an event queued behind other kernel work on cpu 0 (the shell printing a
+//!   long table) is latency, not a handler at fault, and unmasking would not serve it sooner —
+//!   the device is read when its handler runs. Only an event left queued for
+//!   [`UNDELIVERED_LIMIT_MS`] is retried (and reported) as well;
 //! - **nobody's interrupts**: a line left unhandled 99 900 times out of 100 000 is disabled for
 //!   good and reported (Linux's `note_interrupt` rule).
 //!
@@ -31,6 +36,11 @@ pub const DEFAULT_LIMIT_PER_WINDOW: u64 = 5_000;
 pub const INITIAL_BACKOFF_MS: u64 = 50;
 /// Longest backoff.
 pub const MAX_BACKOFF_MS: u64 = 12_800;
+/// How long a line may stay masked with its event still queued (its deferred handler not run
+/// yet) before it is unmasked anyway: the deferred work must be stuck, or the event was taken
+/// before the line was masked (possible only if the interrupt and the deferred work run on
+/// different CPUs).
+pub const UNDELIVERED_LIMIT_MS: u64 = MAX_BACKOFF_MS;
 /// Interrupts per judging period of the unhandled rule.
 pub const UNHANDLED_PERIOD: u64 = 100_000;
 /// Unhandled interrupts within a period that disable the line.
@@ -49,7 +59,9 @@ struct LineState {
     seq: AtomicU64,
     unhandled: AtomicU64,
     awaiting_ack: AtomicBool,
-    /// When the line started waiting for an acknowledgement.
+    /// Whether the deferred handler has been given the event the line waits on.
+    delivered: AtomicBool,
+    /// When the line was masked for its event, then when the handler was given it.
     ack_since_ms: AtomicU64,
     window_start_ms: AtomicU64,
     window_count: AtomicU64,
@@ -124,6 +136,14 @@ pub enum LineReport {
         /// How long it waited.
         waited_ms: u64,
     },
+    /// The line's event stayed queued, its handler not run, for [`UNDELIVERED_LIMIT_MS`]; the
+    /// line is unmasked anyway.
+    Undelivered {
+        /// The line.
+        line: u8,
+        /// How long it waited.
+        waited_ms: u64,
+    },
     /// A `kill-producer` queue overflowed with the line's events: the device is the producer,
     /// so the line is disabled for good.
     ProducerKilled {
@@ -152,6 +172,11 @@ impl core::fmt::Display for LineReport {
                 f,
                 "irq line {line}: deferred handler did not acknowledge in {waited_ms} ms; \
                  unmasked to retry"
+            ),
+            Self::Undelivered { line, waited_ms } => write!(
+                f,
+                "irq line {line}: event queued {waited_ms} ms without its deferred handler \
+                 running; unmasked to retry"
             ),
             Self::ProducerKilled { line } => {
                 write!(f, "irq line {line}: flooded a kill-producer queue; line disabled")
@@ -189,6 +214,7 @@ impl IrqLines {
                     seq: AtomicU64::new(0),
                     unhandled: AtomicU64::new(0),
                     awaiting_ack: AtomicBool::new(false),
+                    delivered: AtomicBool::new(false),
                     ack_since_ms: AtomicU64::new(0),
                     window_start_ms: AtomicU64::new(0),
                     window_count: AtomicU64::new(0),
@@ -313,10 +339,24 @@ impl IrqLines {
         // A `Backpressure` refusal needs no more: the line stays masked until the deferred
         // handler has taken events and acknowledges (or the acknowledgement times out).
         if reply.keep_line_masked && !state.awaiting_ack.swap(true, Ordering::AcqRel) {
+            state.delivered.store(false, Ordering::Relaxed);
             state.ack_since_ms.store(now_ms, Ordering::Relaxed);
             self.mask(line);
         }
         report
+    }
+
+    /// `line`'s deferred handler is given an event at `now_ms`: its acknowledgement is due
+    /// within the backoff from now. Later deliveries before the acknowledgement keep the
+    /// first one's time. Called by the deferred work, never in interrupt context; the timer's
+    /// [`tick`](Self::tick) landing between the two stores sees the new time and no delivery,
+    /// a wait of 0 against the longer limit.
+    pub fn delivered(&self, line: u8, now_ms: u64) {
+        let Some(state) = self.lines.get(usize::from(line)) else { return };
+        if state.awaiting_ack.load(Ordering::Acquire) && !state.delivered.load(Ordering::Relaxed) {
+            state.ack_since_ms.store(now_ms, Ordering::Relaxed);
+            state.delivered.store(true, Ordering::Release);
+        }
     }
 
     /// A deferred handler finished with `line`'s events: unmask it (unless throttled or
@@ -351,10 +391,18 @@ impl IrqLines {
                 report = report.or(Some(LineReport::Retry { line }));
             }
             if state.awaiting_ack.load(Ordering::Relaxed) {
+                let delivered = state.delivered.load(Ordering::Acquire);
                 let since = state.ack_since_ms.load(Ordering::Relaxed);
                 let waited_ms = now_ms.saturating_sub(since);
-                if waited_ms >= state.backoff_ms.load(Ordering::Relaxed) {
-                    self.next_backoff(state);
+                let limit_ms = if delivered {
+                    state.backoff_ms.load(Ordering::Relaxed)
+                } else {
+                    UNDELIVERED_LIMIT_MS
+                };
+                if waited_ms >= limit_ms {
+                    if delivered {
+                        self.next_backoff(state);
+                    }
                     state.ack_timeouts.fetch_add(1, Ordering::Relaxed);
                     // Retry: keep waiting for the acknowledgement, but let the line interrupt.
                     state.ack_since_ms.store(now_ms, Ordering::Relaxed);
@@ -363,7 +411,11 @@ impl IrqLines {
                     {
                         self.unmask(line);
                     }
-                    report = report.or(Some(LineReport::AckTimeout { line, waited_ms }));
+                    report = report.or(Some(if delivered {
+                        LineReport::AckTimeout { line, waited_ms }
+                    } else {
+                        LineReport::Undelivered { line, waited_ms }
+                    }));
                 }
             }
         }

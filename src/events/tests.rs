@@ -610,14 +610,40 @@ fn the_backoff_stops_at_its_maximum() {
 #[test_case]
 fn a_missing_acknowledgement_is_retried_with_backoff() {
     let (lines, controller) = lines_with_controller();
-    lines.raise(6, 100);
-    lines.complete(6, Outcome::Handled, &Reply { keep_line_masked: true, ..Reply::new() }, 100);
+    lines.raise(6, 90);
+    lines.complete(6, Outcome::Handled, &Reply { keep_line_masked: true, ..Reply::new() }, 90);
+    // The handler gets the event 10 ms later: its 50 ms run from then.
+    lines.delivered(6, 100);
     assert_eq!(lines.tick(149), None);
     assert_eq!(lines.tick(150), Some(irq::LineReport::AckTimeout { line: 6, waited_ms: 50 }));
     assert_eq!(lines.tick(249), None, "the next timeout waits twice as long");
     assert_eq!(lines.tick(250), Some(irq::LineReport::AckTimeout { line: 6, waited_ms: 100 }));
     assert_eq!(lines.stats(6).ack_timeouts, 2);
     assert_eq!(*controller.0.lock(), [(true, 6), (false, 6), (false, 6)]);
+}
+
+#[test_case]
+fn an_event_still_queued_keeps_its_line_masked_until_the_undelivered_limit() {
+    let (lines, controller) = lines_with_controller();
+    lines.raise(9, 1000);
+    lines.complete(9, Outcome::Handled, &Reply { keep_line_masked: true, ..Reply::new() }, 1000);
+    // Deferred work busy elsewhere (the shell printing) for longer than any backoff: no
+    // retry, no report, the line stays masked.
+    let limit = irq::UNDELIVERED_LIMIT_MS;
+    for now in (1000..1000 + limit).step_by(10) {
+        assert_eq!(lines.tick(now), None, "at {now} ms");
+    }
+    assert_eq!(lines.stats(9).backoff_ms, irq::INITIAL_BACKOFF_MS, "no backoff for a wait");
+    assert_eq!(
+        lines.tick(1000 + limit),
+        Some(irq::LineReport::Undelivered { line: 9, waited_ms: limit })
+    );
+    // Delivered, then acknowledged at once, as every kernel bottom half does: no timeout.
+    lines.delivered(9, 1000 + limit + 5);
+    lines.acknowledge(9);
+    assert_eq!(lines.tick(1000 + 3 * limit), None);
+    assert_eq!(lines.stats(9).ack_timeouts, 1);
+    assert_eq!(*controller.0.lock(), [(true, 9), (false, 9), (false, 9)]);
 }
 
 #[test_case]

@@ -292,7 +292,9 @@ fn sessions() -> Vec<Session> {
                 "herald> poweroff",
                 "powering off",
             ],
-            forbid: &["error:", "panicked"],
+            // Keys typed while the shell prints wait queued, masked, and are not "late" (the
+            // acknowledgement clock starts at delivery): no warning may interleave the echo.
+            forbid: &["error:", "panicked", "WARN"],
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
@@ -343,7 +345,9 @@ fn sessions() -> Vec<Session> {
                 "herald> poweroff",
                 "powering off",
             ],
-            forbid: &["error:", "panicked"],
+            // Keys typed while the shell prints wait queued, masked, and are not "late" (the
+            // acknowledgement clock starts at delivery): no warning may interleave the echo.
+            forbid: &["error:", "panicked", "WARN"],
             uefi: false,
             qemu_args: "",
             rootfs_add: false,
