@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{
     physical,
-    regions::{Backing, PAGE_SIZE_BYTES, RegionError, RegionMap, checked_range},
+    regions::{Backing, PAGE_SIZE_BYTES, Region, RegionError, RegionMap, checked_range},
     tables::{self, ResidentPage, SharedFrame, UserTables},
 };
 use crate::{
@@ -605,14 +605,22 @@ pub(super) fn for_each_user_piece(
     let mut spaces = SPACES.lock();
     let space = spaces.get_mut(&id).ok_or(Errno::ESRCH)?;
     let mut cursor = address;
+    // Looked up once per region, not per page: a copy's pages are mostly in one.
+    let mut region: Option<Region> = None;
     while cursor < end {
-        let region = *space.regions.find(cursor).ok_or(Errno::EFAULT)?;
-        let allowed = region.backing == Backing::Anonymous
-            && region.protection.read
-            && (access != UserAccess::Write || region.protection.write);
-        if !allowed {
-            return Err(Errno::EFAULT);
-        }
+        let region = match region {
+            Some(known) if cursor < known.end => known,
+            _ => {
+                let found = *space.regions.find(cursor).ok_or(Errno::EFAULT)?;
+                let allowed = found.backing == Backing::Anonymous
+                    && found.protection.read
+                    && (access != UserAccess::Write || found.protection.write);
+                if !allowed {
+                    return Err(Errno::EFAULT);
+                }
+                *region.insert(found)
+            }
+        };
         let page = cursor / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES;
         // The kernel writing for the process writes as it would: a shared copy-on-write page
         // is copied first, or the other sharers would see the write.
