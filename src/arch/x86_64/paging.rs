@@ -272,12 +272,11 @@ pub unsafe fn translate(root: Frame, address: u64) -> Option<PageMapping> {
     let mut shift = 39;
     let entry = loop {
         let index = ((address >> shift) & 0x1ff) as usize;
-        // SAFETY: `table` is a live table of `root` (the root itself, then what a present
-        // non-leaf entry points at), reachable through the physical-memory window, and the
-        // caller's lock keeps it from being freed. Volatile: the MMU may set accessed and
-        // dirty bits in it meanwhile.
-        let entry =
-            unsafe { core::ptr::read_volatile(phys_to_virt(table).cast::<u64>().add(index)) };
+        // Volatile: the MMU may set accessed and dirty bits in the table meanwhile.
+        let slot = phys_to_virt(table).cast::<u64>().wrapping_add(index);
+        // SAFETY: `table` is a live table of `root` (the root, then what a present non-leaf
+        // entry points at) in the physical-memory window; the caller's lock keeps it alive.
+        let entry = unsafe { core::ptr::read_volatile(slot) };
         if entry & present == 0 || (shift != 12 && entry & huge != 0) {
             return None;
         }
