@@ -339,6 +339,9 @@ impl IrqLines {
         // A `Backpressure` refusal needs no more: the line stays masked until the deferred
         // handler has taken events and acknowledges (or the acknowledgement times out).
         if reply.keep_line_masked && !state.awaiting_ack.swap(true, Ordering::AcqRel) {
+            // A tick on another CPU between the swap and these stores (possible only for the
+            // software line, raised anywhere; ISA lines and the timer are cpu 0's) sees the
+            // last wait's values: at worst one early retry, counted as late.
             state.delivered.store(false, Ordering::Relaxed);
             state.ack_since_ms.store(now_ms, Ordering::Relaxed);
             self.mask(line);
