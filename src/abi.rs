@@ -48,8 +48,28 @@ pub const SYS_UPTIME: u64 = 15;
 /// `backpressure` subscription is full; overrunning a `kill-producer` one ends the caller with
 /// [`FLOODED_EXIT_CODE`].
 pub const SYS_RAISE: u64 = 16;
+/// `irq_claim(line, port_base, port_count)` → a handle: the caller becomes the owner of
+/// interrupt `line` and of the device ports `port_base..port_base + port_count`, which must
+/// lie within one device the kernel knows on that line (`port_count` 0: the line alone). The
+/// line is unmasked; each interrupt then masks it until [`SYS_IRQ_ACK`]. Refused: the timer,
+/// the PICs' cascade and lines the kernel's drivers hold (`EBUSY`, as is a line another process
+/// owns), ports of no device on the line (`EACCES`), more than [`MAX_CLAIMED_LINES`] (`EAGAIN`).
+pub const SYS_IRQ_CLAIM: u64 = 17;
+/// `irq_wait(handle, last_seq)` → the line's sequence number: blocks until it is past
+/// `last_seq` (interrupts since the claim, starting at 1; the difference is how many came
+/// since the caller last looked, the interrupts it did not see one by one).
+pub const SYS_IRQ_WAIT: u64 = 18;
+/// `irq_ack(handle)` → 0: the owner has served its device; the line is unmasked. Unanswered,
+/// the kernel unmasks it anyway after the line's backoff (50 ms, doubling to 12.8 s).
+pub const SYS_IRQ_ACK: u64 = 19;
+/// `irq_release(handle)` → 0: gives the line and its ports up (the line stays masked until the
+/// next claim). A process that ends releases all its lines.
+pub const SYS_IRQ_RELEASE: u64 = 20;
 /// Number of defined calls; numbers at or above it get `ENOSYS`.
-pub const SYSCALL_COUNT: u64 = 17;
+pub const SYSCALL_COUNT: u64 = 21;
+
+/// Most interrupt lines one process owns at once.
+pub const MAX_CLAIMED_LINES: usize = 4;
 
 /// `protection` bit: the memory may be written.
 pub const PROT_WRITE: u64 = 1 << 0;
@@ -107,6 +127,9 @@ pub const fn signalled_exit_code(signal: i32) -> i32 {
 /// A process killed by CPU exception `vector` exits with `FAULT_EXIT_CODE_BASE + vector`
 /// (#DE 200, #UD 206, #GP 213, #PF 214).
 pub const FAULT_EXIT_CODE_BASE: i32 = 200;
+/// A process that reads or writes an I/O port it was not granted (`in`/`out` take #GP: the
+/// task's I/O permission bitmap refuses it) exits with this, as with any other #GP.
+pub const PORT_FAULT_EXIT_CODE: i32 = FAULT_EXIT_CODE_BASE + 13;
 /// A process that touched a reserved page when no memory was left for processes exits with
 /// this (Linux's OOM killer would report 137; Herald keeps the reasons apart).
 pub const OUT_OF_MEMORY_EXIT_CODE: i32 = 190;
@@ -124,8 +147,15 @@ pub const RIGHT_KILL: u64 = 1 << 1;
 pub const RIGHT_SHARE: u64 = 1 << 2;
 /// May subscribe to events and raise them.
 pub const RIGHT_EVENTS: u64 = 1 << 3;
+/// Interrupt lines 0–16 (`right_over_line`): may claim that line and its device's ports.
+pub const RIGHTS_OVER_LINES: u64 = 0x1_ffff << 32;
+/// The right to claim interrupt `line` (and the ports of its devices).
+pub const fn right_over_line(line: u64) -> u64 {
+    if line < 17 { 1 << (32 + line) } else { 0 }
+}
 /// Every right.
-pub const ALL_RIGHTS: u64 = RIGHT_SPAWN | RIGHT_KILL | RIGHT_SHARE | RIGHT_EVENTS;
+pub const ALL_RIGHTS: u64 =
+    RIGHT_SPAWN | RIGHT_KILL | RIGHT_SHARE | RIGHT_EVENTS | RIGHTS_OVER_LINES;
 
 /// Name of the ELF section in which a program declares the system calls it needs (a `u64`
 /// bitmask, bit `n` for call `n`); `policy-sandbox` allows only those. See
@@ -156,6 +186,10 @@ pub const fn syscall_name(number: u64) -> &'static str {
         SYS_POLL => "poll",
         SYS_UPTIME => "uptime",
         SYS_RAISE => "raise",
+        SYS_IRQ_CLAIM => "irq_claim",
+        SYS_IRQ_WAIT => "irq_wait",
+        SYS_IRQ_ACK => "irq_ack",
+        SYS_IRQ_RELEASE => "irq_release",
         _ => "unknown",
     }
 }

@@ -102,3 +102,76 @@ impl LinuxCallSet {
         Self(core::array::from_fn(|word| self.0[word] | other.0[word]))
     }
 }
+
+/// A run of I/O ports, `base..base + count`.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct PortRange {
+    /// The first port.
+    pub base: u16,
+    /// How many ports (≥ 1 in a grant).
+    pub count: u16,
+}
+
+impl PortRange {
+    /// One past the last port (up to 0x1_0000).
+    pub const fn end(self) -> u32 {
+        self.base as u32 + self.count as u32
+    }
+
+    /// Whether `other` lies wholly inside this range.
+    pub const fn covers(self, other: Self) -> bool {
+        other.base >= self.base && other.end() <= self.end()
+    }
+}
+
+/// Most port ranges one process is granted at once: one per claimed line.
+pub const MAX_PORT_RANGES: usize = 4;
+
+/// The I/O ports a process may use from ring 3 (its device's, granted with its interrupt
+/// line); loaded into the CPU's I/O permission bitmap whenever it runs. Empty for almost every
+/// process, which then costs the task switch one compare.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct PortGrant {
+    ranges: [PortRange; MAX_PORT_RANGES],
+    len: usize,
+}
+
+impl PortGrant {
+    /// No ports.
+    pub const EMPTY: Self =
+        Self { ranges: [PortRange { base: 0, count: 0 }; MAX_PORT_RANGES], len: 0 };
+
+    /// The ranges granted.
+    pub fn ranges(&self) -> &[PortRange] {
+        &self.ranges[..self.len]
+    }
+
+    /// Adds `range`; `false` if the grant is full.
+    pub fn add(&mut self, range: PortRange) -> bool {
+        let Some(slot) = self.ranges.get_mut(self.len) else { return false };
+        *slot = range;
+        self.len += 1;
+        true
+    }
+
+    /// Removes `range` (one occurrence), if granted.
+    pub fn remove(&mut self, range: PortRange) {
+        if let Some(at) = self.ranges().iter().position(|&held| held == range) {
+            self.ranges.copy_within(at + 1..self.len, at);
+            self.len -= 1;
+            self.ranges[self.len] = PortRange::default();
+        }
+    }
+}
+
+/// A device the kernel found at boot and leaves to a user-space driver: its interrupt line
+/// and its ports.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct DeviceInfo {
+    /// Its name (`com2`).
+    pub name: &'static str,
+    /// Its interrupt line.
+    pub line: u8,
+    /// Its I/O ports.
+    pub ports: PortRange,
+}

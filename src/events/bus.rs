@@ -217,6 +217,19 @@ impl Bus {
         self.subscribe_entry(kind, name, priority, Some(id), only, enqueue, Some(deferred))
     }
 
+    /// An immediate handler for one interrupt line only (a user-space driver's, which counts
+    /// the interrupt and wakes its process): other lines' events never visit it.
+    pub fn subscribe_line(
+        &'static self,
+        line: u8,
+        name: &'static str,
+        priority: Priority,
+        handler: impl Fn(&Event, &mut Reply) -> Verdict + Send + Sync + 'static,
+    ) -> Result<Subscription, BusError> {
+        let only = Some(Only::Line(line));
+        self.subscribe_entry(EventKind::Irq, name, priority, None, only, Box::new(handler), None)
+    }
+
     /// Installs the watchdog's means: `guard` runs each deferred handler so it can be
     /// abandoned, `milliseconds` times it. Only the first call takes effect.
     pub fn set_deferred_guard(&self, guard: DeferredGuard, milliseconds: fn() -> u64) {

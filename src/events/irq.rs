@@ -14,9 +14,14 @@
 //! - **nobody's interrupts**: a line left unhandled 99 900 times out of 100 000 is disabled for
 //!   good and reported (Linux's `note_interrupt` rule).
 //!
+//! A line also has an **owner**: free, the kernel (the timer, the cascade, a kernel driver's
+//! line) or a process (a user-space driver, `task/drivers.rs`). Only a free line can be
+//! claimed; a claim starts the line afresh (its storm and unhandled history are the last
+//! owner's), a release masks it until the next claim and counts what the owner never saw.
+//!
 //! Everything is atomics: the state is touched from interrupt context and from the shell.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use conquer_once::spin::OnceCell;
 
@@ -45,6 +50,41 @@ pub const UNDELIVERED_LIMIT_MS: u64 = MAX_BACKOFF_MS;
 pub const UNHANDLED_PERIOD: u64 = 100_000;
 /// Unhandled interrupts within a period that disable the line.
 pub const UNHANDLED_LIMIT: u64 = 99_900;
+
+/// Who serves a line.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub enum LineOwner {
+    /// Nobody yet: it may be claimed.
+    #[default]
+    Free,
+    /// The kernel: the timer, the PICs' cascade, a kernel driver.
+    Kernel,
+    /// A user-space driver, this process.
+    Process(u32),
+}
+
+/// `LineState::owner` for a free line.
+const OWNER_FREE: u32 = 0;
+/// `LineState::owner` for a kernel-held line (no process has this pid).
+const OWNER_KERNEL: u32 = u32::MAX;
+
+impl LineOwner {
+    const fn encode(self) -> u32 {
+        match self {
+            Self::Free => OWNER_FREE,
+            Self::Kernel => OWNER_KERNEL,
+            Self::Process(pid) => pid,
+        }
+    }
+
+    const fn decode(raw: u32) -> Self {
+        match raw {
+            OWNER_FREE => Self::Free,
+            OWNER_KERNEL => Self::Kernel,
+            pid => Self::Process(pid),
+        }
+    }
+}
 
 /// Masks and unmasks lines at the interrupt controller; provided by arch code at boot.
 pub trait LineControl: Sync {
@@ -76,6 +116,11 @@ struct LineState {
     disabled: AtomicBool,
     period_raised: AtomicU64,
     period_unhandled: AtomicU64,
+    /// [`LineOwner`], encoded.
+    owner: AtomicU32,
+    /// Interrupts a process owner was given and never saw: it ended (or released the line)
+    /// before its `irq_wait` returned them.
+    dropped: AtomicU64,
 }
 
 /// A line's counters and state.
@@ -101,6 +146,10 @@ pub struct LineStats {
     pub suppressed: u64,
     /// Whether the line was disabled for good by the unhandled rule.
     pub disabled: bool,
+    /// Who serves it.
+    pub owner: LineOwner,
+    /// Interrupts dropped because their process owner ended (or released the line) first.
+    pub dropped: u64,
 }
 
 /// What [`IrqLines::raise`] decided.
@@ -227,6 +276,8 @@ impl IrqLines {
                     disabled: AtomicBool::new(false),
                     period_raised: AtomicU64::new(0),
                     period_unhandled: AtomicU64::new(0),
+                    owner: AtomicU32::new(OWNER_FREE),
+                    dropped: AtomicU64::new(0),
                 }
             }; LINE_COUNT],
             control: OnceCell::uninit(),
@@ -338,7 +389,24 @@ impl IrqLines {
         }
         // A `Backpressure` refusal needs no more: the line stays masked until the deferred
         // handler has taken events and acknowledges (or the acknowledgement times out).
-        if reply.keep_line_masked && !state.awaiting_ack.swap(true, Ordering::AcqRel) {
+        if reply.keep_line_masked {
+            self.hold(state, line, now_ms);
+        }
+        report
+    }
+
+    /// Masks `line` until its handler acknowledges, from inside the line's own dispatch, by a
+    /// handler that is about to let its acknowledger run (a user-space driver's wake-up): the
+    /// line must be held *before* that, or an acknowledgement on another CPU could come
+    /// before [`complete`](Self::complete) masks it and leave it masked with nobody to answer.
+    pub fn hold_until_acknowledged(&self, line: u8, now_ms: u64) {
+        if let Some(state) = self.lines.get(usize::from(line)) {
+            self.hold(state, line, now_ms);
+        }
+    }
+
+    fn hold(&self, state: &LineState, line: u8, now_ms: u64) {
+        if !state.awaiting_ack.swap(true, Ordering::AcqRel) {
             // A tick on another CPU between the swap and these stores (possible only for the
             // software line, raised anywhere; ISA lines and the timer are cpu 0's) sees the
             // last wait's values: at worst one early retry, counted as late.
@@ -346,7 +414,6 @@ impl IrqLines {
             state.ack_since_ms.store(now_ms, Ordering::Relaxed);
             self.mask(line);
         }
-        report
     }
 
     /// `line`'s deferred handler is given an event at `now_ms`: its acknowledgement is due
@@ -438,6 +505,58 @@ impl IrqLines {
         }
     }
 
+    /// Makes `owner` the owner of free `line`; returns the owner it has if it is not free (or
+    /// `None` for a line that does not exist). A process's claim starts the line afresh — no
+    /// backoff, throttle, disabled state or pending acknowledgement carried over from the last
+    /// owner — and unmasks it; a kernel claim leaves the mask to the kernel's driver.
+    pub fn claim(&self, line: u8, owner: LineOwner) -> Result<(), Option<LineOwner>> {
+        let state = self.lines.get(usize::from(line)).ok_or(None)?;
+        if owner == LineOwner::Free {
+            return Err(None);
+        }
+        state
+            .owner
+            .compare_exchange(OWNER_FREE, owner.encode(), Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|held| Some(LineOwner::decode(held)))?;
+        if let LineOwner::Process(_) = owner {
+            state.awaiting_ack.store(false, Ordering::Release);
+            state.delivered.store(false, Ordering::Relaxed);
+            state.throttled_until_ms.store(0, Ordering::Relaxed);
+            state.backoff_ms.store(INITIAL_BACKOFF_MS, Ordering::Relaxed);
+            state.window_count.store(0, Ordering::Relaxed);
+            state.period_raised.store(0, Ordering::Relaxed);
+            state.period_unhandled.store(0, Ordering::Relaxed);
+            state.disabled.store(false, Ordering::Relaxed);
+            self.unmask(line);
+        }
+        Ok(())
+    }
+
+    /// Process `pid` gives `line` up, having never seen `unseen` of the interrupts it was
+    /// given: the line is masked (nobody serves its device now) until the next claim, and the
+    /// unseen ones are counted as dropped. Does nothing unless `pid` owns the line.
+    pub fn disown(&self, line: u8, pid: u32, unseen: u64) {
+        let Some(state) = self.lines.get(usize::from(line)) else { return };
+        let owner = LineOwner::Process(pid).encode();
+        if state
+            .owner
+            .compare_exchange(owner, OWNER_FREE, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        self.mask(line);
+        state.awaiting_ack.store(false, Ordering::Release);
+        state.dropped.fetch_add(unseen, Ordering::Relaxed);
+    }
+
+    /// Who serves `line` (`Free` for a line that does not exist).
+    pub fn owner(&self, line: u8) -> LineOwner {
+        self.lines
+            .get(usize::from(line))
+            .map_or(LineOwner::Free, |state| LineOwner::decode(state.owner.load(Ordering::Acquire)))
+    }
+
     /// Returns `line`'s counters.
     pub fn stats(&self, line: u8) -> LineStats {
         self.lines.get(usize::from(line)).map_or_else(LineStats::default, |state| {
@@ -453,6 +572,8 @@ impl IrqLines {
                 ack_timeouts: state.ack_timeouts.load(Ordering::Relaxed),
                 suppressed: state.suppressed.load(Ordering::Relaxed),
                 disabled: state.disabled.load(Ordering::Relaxed),
+                owner: LineOwner::decode(state.owner.load(Ordering::Relaxed)),
+                dropped: state.dropped.load(Ordering::Relaxed),
             }
         })
     }

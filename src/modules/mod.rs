@@ -15,6 +15,7 @@ use crate::{
     arch::IrqMutex,
     events::{
         BUS, BusError, Event, EventKind, OverflowPolicy, Priority, Reply, Subscription, Verdict,
+        irq,
     },
 };
 
@@ -94,6 +95,8 @@ impl Registrar {
 impl Registrar {
     /// Subscribes a driver's bottom half for interrupt `line` (see
     /// [`crate::events::Bus::subscribe_irq_line`]): the line stays masked until it has run.
+    /// The line becomes the kernel's: no process can claim it (kernel lines are shared among
+    /// kernel drivers, never with a process's).
     pub fn subscribe_irq_line(
         &mut self,
         line: u8,
@@ -101,6 +104,10 @@ impl Registrar {
         policy: OverflowPolicy,
         handler: impl Fn(&Event) + Send + Sync + 'static,
     ) -> Result<(), ModuleError> {
+        match irq::LINES.claim(line, irq::LineOwner::Kernel) {
+            Ok(()) | Err(Some(irq::LineOwner::Kernel)) => {}
+            Err(_) => return Err(ModuleError::Other("its interrupt line is a process's")),
+        }
         let priority = Priority::OWNER;
         let subscription =
             BUS.subscribe_irq_line(line, self.module, priority, capacity, policy, handler)?;

@@ -120,6 +120,8 @@ enum Rule {
     Needs(u64),
     /// Needs this right and a capability over the process named by argument `argument`.
     OnProcess { right: u64, argument: usize },
+    /// Needs the right over the interrupt line named by argument `argument`.
+    OnLine { argument: usize },
 }
 
 /// The rule for every call the policy knows; `None` for the rest, which are denied.
@@ -136,7 +138,12 @@ const fn rule(number: u64) -> Option<Rule> {
         | abi::SYS_UNMAP
         | abi::SYS_PROTECT
         | abi::SYS_POLL
-        | abi::SYS_UPTIME => Rule::Open,
+        | abi::SYS_UPTIME
+        // A handle is its claimer's alone: these act only on lines the caller owns.
+        | abi::SYS_IRQ_WAIT
+        | abi::SYS_IRQ_ACK
+        | abi::SYS_IRQ_RELEASE => Rule::Open,
+        abi::SYS_IRQ_CLAIM => Rule::OnLine { argument: 0 },
         abi::SYS_SPAWN => Rule::Needs(abi::RIGHT_SPAWN),
         abi::SYS_SUBSCRIBE | abi::SYS_RAISE => Rule::Needs(abi::RIGHT_EVENTS),
         abi::SYS_KILL => Rule::OnProcess { right: abi::RIGHT_KILL, argument: 0 },
@@ -223,6 +230,11 @@ impl Policy for Capability {
             Some(Rule::OnProcess { right, argument }) => {
                 self.on_process(pid, right, args[argument], processes)
             }
+            Some(Rule::OnLine { argument }) => match abi::right_over_line(args[argument]) {
+                // No such line: the owner answers EINVAL.
+                0 => Ok(()),
+                right => needs(right),
+            },
             // Not a call at all: the owner answers ENOSYS, and a fuzzer's noise is no denial.
             None if number >= abi::SYSCALL_COUNT => Ok(()),
             // A call this policy has not been told about stays closed until it is.
@@ -372,6 +384,26 @@ mod tests {
         }
         policy.on_exit(2);
         assert!(policy.holdings.lock().get(&1).is_some_and(|held| held.over.is_empty()));
+    }
+
+    #[test_case]
+    fn claiming_a_line_needs_the_right_over_that_line_only() {
+        let policy = Capability::new();
+        let table = Table::with(&[1, 2]);
+        spawn(&policy, 0, 1, abi::right_over_line(4));
+        spawn(&policy, 1, 2, abi::right_over_line(3));
+        let claim = |pid, line| policy.check_syscall(pid, abi::SYS_IRQ_CLAIM, &[line, 0, 0, 0, 0, 0], &table);
+        assert_eq!(claim(1, 3), Ok(()));
+        assert_eq!(claim(1, 4), Err(Errno::EPERM));
+        // Withheld from the parent, never regained by the child; the rest is inherited.
+        assert_eq!(claim(2, 4), Err(Errno::EPERM));
+        assert_eq!(claim(2, 3), Err(Errno::EPERM));
+        assert_eq!(claim(2, 7), Ok(()));
+        // No such line: not the policy's to refuse (the owner answers EINVAL).
+        assert_eq!(claim(2, 99), Ok(()));
+        for call in [abi::SYS_IRQ_WAIT, abi::SYS_IRQ_ACK, abi::SYS_IRQ_RELEASE] {
+            assert_eq!(policy.check_syscall(2, call, &[0; 6], &table), Ok(()));
+        }
     }
 
     #[test_case]

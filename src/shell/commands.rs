@@ -33,6 +33,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ("events", "", "events dispatched, per kind"),
     ("chains", "[kind]", "each chain's subscribers: order, priority, hits, instructions"),
     ("queues", "", "deferred queues: capacity, depth, high-water, dropped, coalesced, policy"),
+    ("irqs", "", "interrupt lines: owner (kernel or a driver's pid), counts, ack state; devices"),
     ("ps", "", "processes"),
     ("cpus", "", "processors: APIC id, state, running pid, ticks, interrupts, events, idle %"),
     (
@@ -69,6 +70,7 @@ pub(super) fn run(line: &str) -> Option<Pid> {
         "events" if expect_none(&args) => events(),
         "chains" => chains(&args),
         "queues" if expect_none(&args) => queues(),
+        "irqs" if expect_none(&args) => irqs(),
         "ps" if expect_none(&args) => ps(),
         "cpus" if expect_none(&args) => cpus(),
         "run" => return start_program(line),
@@ -84,8 +86,8 @@ pub(super) fn run(line: &str) -> Option<Pid> {
             println!("powering off");
             arch::qemu::power_off()
         }
-        "help" | "events" | "queues" | "ps" | "cpus" | "mem" | "policy" | "modules" | "bench"
-        | "uptime" | "poweroff" => {}
+        "help" | "events" | "queues" | "irqs" | "ps" | "cpus" | "mem" | "policy" | "modules"
+        | "bench" | "uptime" | "poweroff" => {}
         _ => println!("error: unknown command `{}`; try `help`", printable(command)),
     }
     None
@@ -209,19 +211,55 @@ fn queues() {
     irq_lines();
 }
 
-/// Interrupt lines that have fired or been throttled: storm and acknowledgement state.
+/// Every line with an owner or a past, and the devices user-space drivers may claim.
+fn irqs() {
+    irq_lines();
+    println!("  devices for user-space drivers (irq_claim):");
+    let mut any = false;
+    for device in arch::devices() {
+        any = true;
+        let ports = device.ports;
+        println!(
+            "    {:<6} irq {:>2}  ports {:#x}-{:#x}",
+            device.name,
+            device.line,
+            ports.base,
+            ports.end() - 1
+        );
+    }
+    if !any {
+        println!("    none found (QEMU: add a second `-serial` for COM2)");
+    }
+}
+
+/// Interrupt lines that have an owner, have fired or been throttled: who serves them, storm
+/// and acknowledgement state.
 fn irq_lines() {
-    use crate::events::irq::{LINE_COUNT, LINES};
+    use crate::events::irq::{LINE_COUNT, LINES, LineOwner};
 
     println!(
-        "  {:>4} {:>9} {:>9} {:>7} {:>8} {:>8} {:>10} {:>8}  state",
-        "irq", "raised", "unhandled", "limit", "storms", "ack-late", "suppressed", "backoff"
+        "  {:>4} {:<9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>10} {:>8} {:>8}  state",
+        "irq",
+        "owner",
+        "raised",
+        "unhandled",
+        "limit",
+        "storms",
+        "ack-late",
+        "suppressed",
+        "dropped",
+        "backoff"
     );
     for line in 0..LINE_COUNT as u8 {
         let stats = LINES.stats(line);
-        if stats.raised == 0 && stats.suppressed == 0 {
+        if stats.raised == 0 && stats.suppressed == 0 && stats.owner == LineOwner::Free {
             continue;
         }
+        let owner = match stats.owner {
+            LineOwner::Free => String::from("-"),
+            LineOwner::Kernel => String::from("kernel"),
+            LineOwner::Process(pid) => alloc::format!("pid {pid}"),
+        };
         let state = if stats.disabled {
             String::from("disabled (unhandled)")
         } else if let Some(until) = stats.throttled_until_ms {
@@ -232,13 +270,14 @@ fn irq_lines() {
             String::from("open")
         };
         println!(
-            "  {line:>4} {:>9} {:>9} {:>7} {:>8} {:>8} {:>10} {:>6}ms  {state}",
+            "  {line:>4} {owner:<9} {:>9} {:>9} {:>7} {:>8} {:>8} {:>10} {:>8} {:>6}ms  {state}",
             stats.raised,
             stats.unhandled,
             stats.limit_per_window,
             stats.throttles,
             stats.ack_timeouts,
             stats.suppressed,
+            stats.dropped,
             stats.backoff_ms
         );
     }

@@ -10,6 +10,8 @@ pub mod start_stack;
 pub mod words;
 
 #[cfg(target_os = "none")]
+mod drivers;
+#[cfg(target_os = "none")]
 mod image;
 #[cfg(target_os = "none")]
 mod input;

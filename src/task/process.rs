@@ -303,6 +303,7 @@ fn exit_current(code: i32) -> ! {
     // subscriptions, whose grace period waits for every other CPU's read sections.
     cpu::enable_interrupts();
     drop(subscriptions::take(pid));
+    super::drivers::release_all(pid);
     release_space(pid, space);
     cpu::disable_interrupts();
     finish(pid, code);
@@ -394,6 +395,7 @@ struct Ended {
 fn complete_finish(pid: Pid, code: i32, ended: Ended) {
     let Ended { space, stack, parent } = ended;
     drop(subscriptions::take(pid));
+    super::drivers::release_all(pid);
     // Its descriptors close here, outside every lock: the last end of a pipe wakes the other.
     drop(scheduler::take_linux_state(pid));
     drop(stack);
@@ -876,6 +878,7 @@ fn admit(
         vfork_parent: new.vfork_parent,
         command: new.command,
         job_change: None,
+        ports: crate::vocab::PortGrant::EMPTY,
     }));
     Some(pid)
 }

@@ -26,6 +26,7 @@ use crate::{
     arch::{self, IrqMutex, MAX_CPUS, context, cpu},
     events::{BUS, Event, EventKind, Priority, Reply, SpaceId, SyscallAbi, Verdict},
     mm::{KernelStack, space},
+    vocab::PortGrant,
 };
 
 /// Timer ticks (milliseconds) a process runs before others that are ready get the CPU.
@@ -65,6 +66,8 @@ pub(super) enum BlockReason {
     /// Stopped by a stop signal (`SIGSTOP`, `SIGTSTP`, ...): only `SIGCONT` or an end (a
     /// fatal signal, `SIGKILL`) makes it run again; nothing else wakes it.
     Stopped,
+    /// A user-space driver's `irq_wait`: until an interrupt on a line it owns.
+    Irq,
 }
 
 /// A stop or a continue of a child its parent's wait has not reported yet (`WUNTRACED`,
@@ -134,6 +137,8 @@ pub(super) struct Task {
     pub(super) command: Arc<Command>,
     /// Its last stop or continue, until its parent's wait reports it.
     pub(super) job_change: Option<JobChange>,
+    /// The I/O ports it may use (its claimed devices'), opened to it whenever it runs.
+    pub(super) ports: PortGrant,
 }
 
 /// Most bytes of a process's argument vector `/proc/PID/cmdline` shows (Linux before 4.2
@@ -746,6 +751,7 @@ pub(super) fn schedule() {
                 // SAFETY: interrupts are off; the stack belongs to the task about to run and
                 // stays mapped while it lives.
                 unsafe { arch::set_kernel_stack(top) };
+                arch::set_user_ports(&task.ports);
                 space::switch_to(task.space).expect("a live task's space exists");
                 CURRENT_SPACE[cpu].store(task.space.0, Ordering::Relaxed);
                 task.saved_stack_pointer
@@ -826,6 +832,31 @@ pub(super) fn request_exit(pid: Pid, code: i32) {
     {
         set_pending_kill(task, code);
     }
+}
+
+/// Wakes `pid` if it waits in `irq_wait`. Called from a line's interrupt (the scheduler's lock
+/// masks interrupts, so it never interrupts a holder on its own CPU).
+pub(super) fn wake_irq_waiter(pid: Pid) {
+    let mut scheduler = SCHEDULER.lock();
+    if scheduler.tasks.get(&pid).is_some_and(|task| task.state == State::Blocked(BlockReason::Irq))
+    {
+        scheduler.make_ready(pid);
+    }
+}
+
+/// Changes the ports of the process running on this CPU with `change` (`false`: refused, left
+/// as it was) and opens the new set to it at once.
+pub(super) fn change_current_ports(change: impl FnOnce(&mut PortGrant) -> bool) -> bool {
+    let mut scheduler = SCHEDULER.lock();
+    let Some(task) = scheduler.current_task() else { return false };
+    let mut ports = task.ports;
+    if !change(&mut ports) {
+        return false;
+    }
+    task.ports = ports;
+    // Under the lock, interrupts masked: no switch between the record and the bitmap.
+    arch::set_user_ports(&ports);
+    true
 }
 
 /// Whether process `pid` exists and has not ended.

@@ -8,7 +8,7 @@
 use alloc::vec;
 
 use super::{
-    Pid, input,
+    Pid, drivers, input,
     process::{self, Reaped},
     scheduler::{self, BlockReason, SCHEDULER, State},
     subscriptions,
@@ -160,6 +160,10 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         }
         abi::SYS_POLL => subscriptions::poll(pid, args[0], args[1], args[2], space)?,
         abi::SYS_UPTIME => crate::arch::milliseconds(),
+        abi::SYS_IRQ_CLAIM => drivers::claim(pid, args[0], args[1], args[2])?,
+        abi::SYS_IRQ_WAIT => return drivers::wait(pid, args[0], args[1]),
+        abi::SYS_IRQ_ACK => drivers::acknowledge(pid, args[0])?,
+        abi::SYS_IRQ_RELEASE => drivers::release(pid, args[0])?,
         _ => return Err(Errno::ENOSYS),
     };
     Ok(Served::Value(value))

@@ -147,6 +147,44 @@ pub fn poll(handle: u64, records: &mut [EventRecord]) -> Result<usize, Errno> {
         .map(|count| count as usize)
 }
 
+/// Claims interrupt `line` and the device ports `port_base..port_base + port_count` (0: none);
+/// returns the handle [`irq_wait`] and [`irq_ack`] take.
+pub fn irq_claim(line: u64, port_base: u16, port_count: u16) -> Result<u64, Errno> {
+    call(abi::SYS_IRQ_CLAIM, [line, u64::from(port_base), u64::from(port_count), 0, 0, 0])
+}
+
+/// Blocks until the claimed line has interrupted past `last_seq`; returns its count (the
+/// difference is how many interrupts came since).
+pub fn irq_wait(handle: u64, last_seq: u64) -> Result<u64, Errno> {
+    call(abi::SYS_IRQ_WAIT, [handle, last_seq, 0, 0, 0, 0])
+}
+
+/// Tells the kernel the device is served: the line may interrupt again.
+pub fn irq_ack(handle: u64) -> Result<(), Errno> {
+    call(abi::SYS_IRQ_ACK, [handle, 0, 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Gives a claimed line and its ports back.
+pub fn irq_release(handle: u64) -> Result<(), Errno> {
+    call(abi::SYS_IRQ_RELEASE, [handle, 0, 0, 0, 0, 0]).map(|_| ())
+}
+
+/// Reads I/O port `port`. Only the ports of a claimed device are open to a process: any other
+/// ends it with `abi::PORT_FAULT_EXIT_CODE` (a #GP).
+pub fn inb(port: u16) -> u8 {
+    let value: u8;
+    // SAFETY: `in` touches no memory; a port the process was not granted faults, and the
+    // kernel ends the process — never undefined behaviour in it.
+    unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    value
+}
+
+/// Writes `value` to I/O port `port` (see [`inb`] for which ports a process may use).
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: as `inb`: `out` touches no memory of the program's.
+    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+}
+
 /// Console output for [`print!`]: formats into a small buffer, one `write` per flush.
 pub struct Console {
     buffer: [u8; 256],

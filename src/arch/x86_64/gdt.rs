@@ -1,5 +1,6 @@
-//! The GDT and TSS: flat kernel/user segments and the known-good stacks (IST) for faults that
-//! must not run on a possibly broken stack.
+//! The GDT and TSS: flat kernel/user segments, the known-good stacks (IST) for faults that
+//! must not run on a possibly broken stack, and the I/O permission bitmap ring 3 is checked
+//! against (`io_ports.rs` fills it with the running process's ports).
 
 use alloc::boxed::Box;
 use core::ops::Range;
@@ -67,6 +68,28 @@ pub const IST_SLOTS: [(IstSlot, &str); IST_SLOT_COUNT] = [
     (IstSlot::MachineCheck, "machine-check IST"),
 ];
 
+/// Bytes of an I/O permission bitmap covering every port (one bit a port, 65 536 ports), plus
+/// the byte of all ones the CPU requires after it (SDM Vol. 1 §19.5.2: an access may read two
+/// bytes of the map).
+pub(super) const IO_BITMAP_BYTES: usize = 65_536 / 8 + 1;
+
+/// A TSS followed by its I/O permission bitmap, inside the segment's limit. A set bit refuses
+/// its port to ring 3 (with IOPL 0, as Herald's RFLAGS always has: SDM Vol. 1 §19.5.2).
+#[repr(C)]
+pub(super) struct TssWithPorts {
+    pub(super) tss: TaskStateSegment,
+    pub(super) io_bitmap: [u8; IO_BITMAP_BYTES],
+}
+
+impl TssWithPorts {
+    /// A TSS that refuses every port to ring 3.
+    const fn new() -> Self {
+        let mut tss = TaskStateSegment::new();
+        tss.iomap_base = size_of::<TaskStateSegment>() as u16;
+        Self { tss, io_bitmap: [0xff; IO_BITMAP_BYTES] }
+    }
+}
+
 /// Segment selectors. The order kernel code, kernel data, user data, user code is the one
 /// `syscall`/`sysret` derive from STAR (SDM Vol. 2B, SYSRET).
 #[derive(Debug)]
@@ -84,7 +107,7 @@ struct Tables {
 /// The boot CPU's TSS. Mutable because `rsp0` changes with every switch to a task that can
 /// enter ring 3 (through `percpu::set_kernel_stack`); the CPU reads it only when an interrupt
 /// arrives from ring 3.
-static mut TSS: TaskStateSegment = TaskStateSegment::new();
+static mut TSS: TssWithPorts = TssWithPorts::new();
 static TABLES: OnceCell<Tables> = OnceCell::uninit();
 
 /// Selector of the user data segment (index 3, RPL 3).
@@ -106,15 +129,15 @@ pub fn ist_guard_page(slot: IstSlot) -> u64 {
 
 /// Builds and loads the boot CPU's GDT and TSS and reloads every segment register. Runs once,
 /// first thing at boot: every later fault relies on the IST stacks set up here. Returns the TSS.
-pub(super) fn init() -> *mut TaskStateSegment {
+pub(super) fn init() -> *mut TssWithPorts {
     let pointer = &raw mut TSS;
     // SAFETY: runs once at boot with interrupts off, before the TSS is loaded; afterwards only
-    // `percpu::set_kernel_stack` writes it, through the pointer returned.
-    let tss: &'static TaskStateSegment = unsafe {
+    // `percpu::set_kernel_stack` and `io_ports` write it, through the pointer returned.
+    let tss: &'static TssWithPorts = unsafe {
         let tss = &mut *pointer;
         for slot in [IstSlot::DoubleFault, IstSlot::NonMaskable, IstSlot::MachineCheck] {
             // The CPU pushes downwards from the top of the stack.
-            tss.interrupt_stack_table[slot as usize] = VirtAddr::new(ist_stack_range(slot).end);
+            tss.tss.interrupt_stack_table[slot as usize] = VirtAddr::new(ist_stack_range(slot).end);
         }
         tss
     };
@@ -126,7 +149,7 @@ pub(super) fn init() -> *mut TaskStateSegment {
 /// before its per-CPU block is in place) and loaded by that processor.
 pub(super) struct ProcessorTables {
     tables: &'static Tables,
-    tss: *mut TaskStateSegment,
+    tss: *mut TssWithPorts,
 }
 
 // SAFETY: handed from the boot CPU to the processor it starts, which alone uses it from then on.
@@ -137,11 +160,11 @@ unsafe impl Sync for ProcessorTables {}
 /// Builds a GDT and TSS for another processor, whose IST stacks (by slot) end at `ist_tops`;
 /// neither is ever freed.
 pub(super) fn build_processor(ist_tops: [u64; IST_SLOT_COUNT]) -> ProcessorTables {
-    let mut tss = TaskStateSegment::new();
+    let mut tss = Box::new(TssWithPorts::new());
     for (slot, top) in ist_tops.into_iter().enumerate() {
-        tss.interrupt_stack_table[slot] = VirtAddr::new(top);
+        tss.tss.interrupt_stack_table[slot] = VirtAddr::new(top);
     }
-    let pointer = Box::into_raw(Box::new(tss));
+    let pointer = Box::into_raw(tss);
     // SAFETY: the TSS is never freed; later writes go through `pointer` with interrupts off on
     // its own processor, and the shared reference here is used only to build the descriptor.
     let tables = Box::leak(Box::new(build(unsafe { &*pointer })));
@@ -150,7 +173,7 @@ pub(super) fn build_processor(ist_tops: [u64; IST_SLOT_COUNT]) -> ProcessorTable
 
 impl ProcessorTables {
     /// Its TSS, for the processor's per-CPU block.
-    pub(super) fn tss(&self) -> *mut TaskStateSegment {
+    pub(super) fn tss(&self) -> *mut TssWithPorts {
         self.tss
     }
 
@@ -160,7 +183,7 @@ impl ProcessorTables {
     }
 }
 
-fn build(tss: &'static TaskStateSegment) -> Tables {
+fn build(tss: &'static TssWithPorts) -> Tables {
     let mut gdt = GlobalDescriptorTable::new();
     let kernel_code = gdt.append(Descriptor::kernel_code_segment());
     let kernel_data = gdt.append(Descriptor::kernel_data_segment());
@@ -168,7 +191,10 @@ fn build(tss: &'static TaskStateSegment) -> Tables {
     let user_code = gdt.append(Descriptor::user_code_segment());
     // `syscall`/`sysret` and the user entry frames rely on these exact values.
     assert_eq!((user_data.0, user_code.0), (USER_DATA_SELECTOR, USER_CODE_SELECTOR));
-    let tss = gdt.append(Descriptor::tss_segment(tss));
+    let tss = gdt.append(
+        Descriptor::tss_segment_with_iomap(&tss.tss, &tss.io_bitmap)
+            .expect("the bitmap follows the TSS and ends in all ones"),
+    );
     Tables { gdt, selectors: Selectors { kernel_code, kernel_data, tss } }
 }
 

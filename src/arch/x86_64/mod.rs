@@ -12,6 +12,7 @@ mod fpu;
 mod frame;
 mod gdt;
 mod idt;
+mod io_ports;
 mod ioapic;
 mod lapic;
 mod lines;
@@ -49,6 +50,7 @@ pub use self::{
     fpu::{FpuState, saved_components as fpu_saved_components},
     frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
+    io_ports::{devices, set_user_ports},
     nmi_watchdog::{HARD_STALL_BUDGET_MS, StallReport, last_stall},
     percpu::{cpu_index, set_kernel_stack},
     pic::spurious_interrupt_count,
@@ -107,6 +109,11 @@ pub(crate) fn init_interrupts() {
     // exercise storm handling give it a limit.
     crate::events::irq::LINES.set_rate_limit(crate::events::irq::SOFTWARE_LINE, 0);
     crate::events::irq::LINES.set_rate_limit(pic::TIMER_LINE, TIMER_STORM_LIMIT_PER_WINDOW);
+    // Never a process's: the timer keeps time and drives every line's retries; the cascade
+    // carries the second PIC.
+    for line in [pic::TIMER_LINE, pic::CASCADE_LINE] {
+        let _ = crate::events::irq::LINES.claim(line, crate::events::irq::LineOwner::Kernel);
+    }
     watchdog::init();
     pic::init();
     pit::init();

@@ -5,7 +5,10 @@
 use alloc::boxed::Box;
 use core::arch::asm;
 
-use ::x86_64::{VirtAddr, structures::tss::TaskStateSegment};
+use ::x86_64::VirtAddr;
+
+use super::gdt::TssWithPorts;
+use crate::vocab::PortGrant;
 
 /// One processor's block. The stub in `syscall.rs` uses the first two fields by offset.
 #[repr(C)]
@@ -19,7 +22,9 @@ pub(super) struct PerCpu {
     /// The processor's number: 0 for the boot CPU, then in the order they started.
     index: u64,
     /// Its task-state segment (`rsp0` changes with every switch to a task).
-    tss: *mut TaskStateSegment,
+    tss: *mut TssWithPorts,
+    /// The ports its TSS's I/O bitmap opens to ring 3 now (`io_ports.rs`).
+    user_ports: PortGrant,
 }
 
 /// Offset of [`PerCpu::this`].
@@ -32,10 +37,11 @@ static mut BOOT_CPU: PerCpu = PerCpu {
     this: 0,
     index: 0,
     tss: core::ptr::null_mut(),
+    user_ports: PortGrant::EMPTY,
 };
 
 /// The boot CPU's block, its TSS recorded. Runs once, before GS is pointed at it.
-pub(super) fn boot_cpu(tss: *mut TaskStateSegment) -> *mut PerCpu {
+pub(super) fn boot_cpu(tss: *mut TssWithPorts) -> *mut PerCpu {
     let block = &raw mut BOOT_CPU;
     // SAFETY: runs once at boot, before GS points at the block, so nothing else reads it.
     unsafe {
@@ -46,13 +52,14 @@ pub(super) fn boot_cpu(tss: *mut TaskStateSegment) -> *mut PerCpu {
 }
 
 /// A block for processor `index`, never freed.
-pub(super) fn new_cpu(index: usize, tss: *mut TaskStateSegment) -> *mut PerCpu {
+pub(super) fn new_cpu(index: usize, tss: *mut TssWithPorts) -> *mut PerCpu {
     let block = Box::into_raw(Box::new(PerCpu {
         kernel_stack_top: 0,
         user_stack_scratch: 0,
         this: 0,
         index: index as u64,
         tss,
+        user_ports: PortGrant::EMPTY,
     }));
     // SAFETY: the block was just allocated and nothing else knows it yet.
     unsafe { (*block).this = block as u64 };
@@ -88,6 +95,32 @@ pub unsafe fn set_kernel_stack(top: u64) {
     // runs, and no other CPU writes them. The CPU reads `rsp0` only on an entry from ring 3.
     unsafe {
         (*block).kernel_stack_top = top;
-        (*(*block).tss).privilege_stack_table[0] = VirtAddr::new(top);
+        (*(*block).tss).tss.privilege_stack_table[0] = VirtAddr::new(top);
+    }
+}
+
+/// Opens exactly `ports` to ring 3 on this CPU (and closes what was open), unless they are
+/// open already — the common case, both empty, costs one compare.
+///
+/// # Safety
+/// Interrupts must be disabled: a switch landing half-way would run another task with a mix
+/// of two tasks' ports.
+pub(super) unsafe fn set_user_ports(ports: &PortGrant) {
+    let block = current();
+    // SAFETY: this CPU's block and TSS are its own; with interrupts off nothing else on this
+    // CPU runs, and no other CPU writes them. The CPU reads the bitmap only on a ring-3 port
+    // access, which cannot happen on this CPU while it runs this.
+    unsafe {
+        if (*block).user_ports == *ports {
+            return;
+        }
+        let bitmap = &mut (*(*block).tss).io_bitmap;
+        for range in (*block).user_ports.ranges() {
+            super::io_ports::set_range(bitmap, *range, true);
+        }
+        for range in ports.ranges() {
+            super::io_ports::set_range(bitmap, *range, false);
+        }
+        (*block).user_ports = *ports;
     }
 }

@@ -47,6 +47,9 @@ struct Session {
     rootfs_add: bool,
     /// Files (path, contents) written into that directory too, with `rootfs_add`.
     files: &'static [(&'static str, &'static str)],
+    /// Gives the machine a second serial port (COM2) reading these bytes from a file, and
+    /// requires that COM2 sends exactly them back (a user-space driver echoing them).
+    com2: Option<fn() -> Vec<u8>>,
 }
 
 /// The program a user "drops in": a static musl C program that prints its argv.
@@ -107,13 +110,47 @@ fn flood() -> &'static [u8] {
     Box::leak(bytes.into_boxed_slice())
 }
 
+/// Bytes the COM2 flood sends: 200 numbered lines of 50 bytes.
+const COM2_FLOOD_BYTES: usize = 10_000;
+
+fn com2_flood() -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(COM2_FLOOD_BYTES);
+    for line in 0..COM2_FLOOD_BYTES / 50 {
+        let letters: String = (0..44).map(|i| char::from(b'a' + ((line + i) % 26) as u8)).collect();
+        bytes.extend_from_slice(format!("{line:04} {letters}\n").as_bytes());
+    }
+    assert_eq!(bytes.len(), COM2_FLOOD_BYTES);
+    bytes
+}
+
 fn sessions() -> Vec<Session> {
     let flood_steps: &'static [(&'static str, usize, &'static [u8])] = Box::leak(Box::new([
         ("herald> ", 1, b"run keylog 100000\n".as_slice()),
         ("started: keylog]", 1, flood()),
         ("exited with code", 1, b"uptime\npoweroff\n".as_slice()),
     ]));
+    let com2_steps: &'static [(&'static str, usize, &'static [u8])] = &[
+        ("herald> ", 1, b"run com2echo 10000\n"),
+        ("exited with code", 1, b"irqs\npoweroff\n"),
+    ];
     vec![
+        Session {
+            name: "a_user_space_driver_echoes_a_10000_byte_com2_flood_in_order",
+            input: Input::Steps(com2_steps),
+            expect: &[
+                "com2echo: driving COM2",
+                "com2echo: 10000 bytes received, 200 lines echoed",
+                "exited with code 0]",
+                "herald> irqs",
+                "powering off",
+            ],
+            forbid: &["panicked", "error:"],
+            uefi: false,
+            qemu_args: "",
+            rootfs_add: false,
+            files: &[],
+            com2: Some(com2_flood),
+        },
         Session {
             name: "a_100000_byte_flood_arrives_in_order_and_the_shell_stays_responsive",
             input: Input::Steps(flood_steps),
@@ -129,6 +166,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "piped_commands_run_in_order_and_poweroff_exits_0",
@@ -146,6 +184,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "up_arrow_recalls_tab_completes_and_the_cursor_edits_inside_a_line",
@@ -170,6 +209,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "piped_commands_reach_the_shell_through_uefi_firmware_too",
@@ -182,6 +222,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "bad_input_gets_one_line_errors_and_the_shell_survives",
@@ -215,6 +256,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "every_command_answers",
@@ -254,6 +296,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "bench_prints_the_kernel_and_user_tables",
@@ -277,6 +320,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "the_keyboard_drives_the_shell",
@@ -299,6 +343,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "without_acpi_the_boot_cpu_runs_alone_on_the_8259s",
@@ -316,6 +361,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "-machine acpi=off",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "cpus_lists_every_cpu_online_with_what_it_runs",
@@ -334,6 +380,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             name: "an_nmi_from_qemus_monitor_is_counted_and_survived",
@@ -352,6 +399,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             // Busybox's ash on the console as its terminal: its prompt and line editing (raw
@@ -386,6 +434,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             // Job control in busybox's ash, step for step what the same binary does on Linux
@@ -439,6 +488,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: false,
             files: &[],
+            com2: None,
         },
         Session {
             // `/etc/herald/autorun` boots straight into busybox's shell as the first process.
@@ -466,6 +516,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: true,
             files: &[("etc/herald/autorun", "run busybox sh\n")],
+            com2: None,
         },
         Session {
             name: "a_dropped_in_linux_binary_runs_with_shell_quoted_arguments",
@@ -495,6 +546,7 @@ fn sessions() -> Vec<Session> {
             qemu_args: "",
             rootfs_add: true,
             files: &[],
+            com2: None,
         },
     ]
 }
@@ -641,6 +693,15 @@ fn output_tail(output: &str) -> String {
     output.chars().skip(skip).collect()
 }
 
+/// A scratch directory, removed however the session ends.
+struct RemovedOnDrop(std::path::PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<(), String> {
     let socket = std::env::temp_dir().join(format!(
         "herald-qmp-{}-{}-{}.sock",
@@ -657,6 +718,32 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     if matches!(session.input, Input::Keys(_)) {
         qemu_args.push_str(&format!(" -qmp unix:{},server=on,wait=off", socket.display()));
     }
+    // COM2 is a pair of FIFOs (QEMU's `pipe` backend: BASE.in, BASE.out): the flood goes in
+    // as fast as the UART takes it, what COM2 sends comes out.
+    let com2 = session.com2.map(|bytes| {
+        let directory = std::env::temp_dir().join(format!(
+            "herald-com2-{}-{}-{}",
+            std::process::id(),
+            session.name,
+            extra_qemu_args.len()
+        ));
+        (directory, bytes())
+    });
+    let _remove_com2_fifos = com2.as_ref().map(|(directory, _)| RemovedOnDrop(directory.clone()));
+    if let Some((directory, _)) = &com2 {
+        let _ = std::fs::remove_dir_all(directory);
+        std::fs::create_dir_all(directory).map_err(|e| format!("{}: {e}", directory.display()))?;
+        for end in ["com2.in", "com2.out"] {
+            let made = Command::new("mkfifo").arg(directory.join(end)).status();
+            if !made.is_ok_and(|status| status.success()) {
+                return Err(format!("mkfifo {end} in {} failed", directory.display()));
+            }
+        }
+        qemu_args.push_str(&format!(
+            " -chardev pipe,id=com2,path={} -serial chardev:com2",
+            directory.join("com2").display()
+        ));
+    }
     let added = if session.rootfs_add {
         let name = format!("{}-{}", session.name, extra_qemu_args.len());
         Some(dropped_program_tree(&name, session.files)?)
@@ -666,6 +753,22 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     let mut child =
         start_kernel(root, &qemu_args, SESSION_TIMEOUT_SECS, session.uefi, added.as_deref())?;
     let (output, reader) = collect_output(&mut child)?;
+    let com2_threads = com2.as_ref().map(|(directory, sent)| {
+        let (input, output) = (directory.join("com2.in"), directory.join("com2.out"));
+        let sent = sent.clone();
+        // Opened read-write, a FIFO never blocks the opener: the bytes wait in it for QEMU. The
+        // end is kept open until QEMU has gone (a FIFO no one holds open drops its bytes).
+        let writer = thread::spawn(move || {
+            let fifo = std::fs::OpenOptions::new().read(true).write(true).open(&input);
+            fifo.and_then(|mut fifo| fifo.write_all(&sent).map(|()| fifo))
+        });
+        let reader = thread::spawn(move || {
+            let mut got = Vec::new();
+            let _ = std::fs::File::open(&output).and_then(|mut fifo| fifo.read_to_end(&mut got));
+            got
+        });
+        (writer, reader)
+    });
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let wait_for = |marker: &str, count: usize| -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(SESSION_TIMEOUT_SECS);
@@ -719,8 +822,21 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     }
     let shared = output;
     let output = shared.lock().map(|o| o.clone()).unwrap_or_default();
+    let echoed = com2.as_ref().zip(com2_threads).map(|((directory, sent), (writer, reader))| {
+        // QEMU has gone: a reader still waiting for it to open the FIFO is let go.
+        let _ = std::fs::OpenOptions::new().read(true).write(true).open(directory.join("com2.out"));
+        let _ = writer.join();
+        let got = reader.join().unwrap_or_default();
+        match sent.iter().zip(&got).position(|(a, b)| a != b) {
+            None if got.len() == sent.len() => Ok(()),
+            None => Err(format!("COM2 sent back {} bytes of {}", got.len(), sent.len())),
+            Some(at) => Err(format!("COM2 sent back byte {at} wrong: {:?}", got[at] as char)),
+        }
+    });
     let verdict = if !status.success() {
         Err(format!("exit status {status}"))
+    } else if let Some(Err(reason)) = echoed {
+        Err(reason)
     } else if let Some(bad) = session.forbid.iter().find(|f| output.contains(**f)) {
         Err(format!("output contains {:?}", &bad[..bad.len().min(60)]))
     } else {

@@ -1,0 +1,68 @@
+//! Ring 3's I/O ports: which ports the running process may touch, as bits of the CPU's I/O
+//! permission bitmap (`gdt::TssWithPorts`), switched with the process (`percpu::set_user_ports`),
+//! and the ISA devices the kernel leaves to user-space drivers, found by probing at boot.
+//!
+//! A port outside the grant raises #GP in the process (SDM Vol. 1 §19.5.2), which ends it like
+//! any other fault (`abi::PORT_FAULT_EXIT_CODE`).
+
+use spin::Once;
+
+use super::port;
+use crate::vocab::{DeviceInfo, PortGrant, PortRange};
+
+/// Sets (refuses) or clears (opens) the bits of `range` in `bitmap`.
+pub(super) fn set_range(bitmap: &mut [u8], range: PortRange, refused: bool) {
+    for port in u32::from(range.base)..range.end() {
+        let Some(byte) = bitmap.get_mut((port / 8) as usize) else { return };
+        let bit = 1 << (port % 8);
+        if refused { *byte |= bit } else { *byte &= !bit }
+    }
+}
+
+/// Opens exactly `ports` to the process about to run on this CPU in ring 3 (or that runs now).
+/// Cheap when nothing changes (every process without ports, switching to another one).
+pub fn set_user_ports(ports: &PortGrant) {
+    super::cpu::without_interrupts(|| {
+        // SAFETY: interrupts are off for the whole update.
+        unsafe { super::percpu::set_user_ports(ports) }
+    });
+}
+
+/// The ISA serial ports a process may drive, by the PC convention's bases and lines (COM1 is
+/// the kernel's console; COM3 shares its line 4, so it stays the kernel's too).
+const UART_CANDIDATES: [(&str, u16, u8); 2] = [("com2", 0x2f8, 3), ("com4", 0x2e8, 3)];
+/// A 16550 has eight registers (PC16550D datasheet §8).
+const UART_PORT_COUNT: u16 = 8;
+/// The scratch register, offset 7: it holds whatever is written, on a 16450 and later (§8.10);
+/// nothing answers that way where no UART is.
+const UART_SCRATCH_OFFSET: u16 = 7;
+/// Values written and read back by the probe.
+const SCRATCH_PROBES: [u8; 2] = [0x5a, 0xa5];
+
+static DEVICES: Once<[Option<DeviceInfo>; UART_CANDIDATES.len()]> = Once::new();
+
+/// The devices present that user-space drivers may claim, probed at the first ask.
+pub fn devices() -> impl Iterator<Item = DeviceInfo> {
+    let found = DEVICES.call_once(|| {
+        UART_CANDIDATES.map(|(name, base, line)| {
+            uart_present(base).then_some(DeviceInfo {
+                name,
+                line,
+                ports: PortRange { base, count: UART_PORT_COUNT },
+            })
+        })
+    });
+    found.iter().flatten().copied()
+}
+
+fn uart_present(base: u16) -> bool {
+    let scratch = base + UART_SCRATCH_OFFSET;
+    SCRATCH_PROBES.iter().all(|&value| {
+        // SAFETY: the scratch register has no effect on the UART; where no device decodes the
+        // port, the write goes nowhere and the read returns all ones.
+        unsafe {
+            port::write_u8(scratch, value);
+            port::read_u8(scratch) == value
+        }
+    })
+}
