@@ -178,12 +178,15 @@ pub enum LineReport {
         /// The line.
         line: u8,
     },
-    /// A deferred handler did not acknowledge in time; the line is unmasked anyway.
+    /// A deferred handler (or the line's user-space driver) did not acknowledge in time; the
+    /// line is unmasked anyway.
     AckTimeout {
         /// The line.
         line: u8,
         /// How long it waited.
         waited_ms: u64,
+        /// Who was to answer.
+        owner: LineOwner,
     },
     /// The line's event stayed queued, its handler not run, for [`UNDELIVERED_LIMIT_MS`]; the
     /// line is unmasked anyway.
@@ -217,7 +220,12 @@ impl core::fmt::Display for LineReport {
                  for {backoff_ms} ms"
             ),
             Self::Retry { line } => write!(f, "irq line {line}: backoff over, unmasked to retry"),
-            Self::AckTimeout { line, waited_ms } => write!(
+            Self::AckTimeout { line, waited_ms, owner: LineOwner::Process(pid) } => write!(
+                f,
+                "irq line {line}: its driver, pid {pid}, did not acknowledge in {waited_ms} ms; \
+                 unmasked to retry"
+            ),
+            Self::AckTimeout { line, waited_ms, .. } => write!(
                 f,
                 "irq line {line}: deferred handler did not acknowledge in {waited_ms} ms; \
                  unmasked to retry"
@@ -482,7 +490,8 @@ impl IrqLines {
                         self.unmask(line);
                     }
                     report = report.or(Some(if delivered {
-                        LineReport::AckTimeout { line, waited_ms }
+                        let owner = LineOwner::decode(state.owner.load(Ordering::Relaxed));
+                        LineReport::AckTimeout { line, waited_ms, owner }
                     } else {
                         LineReport::Undelivered { line, waited_ms }
                     }));

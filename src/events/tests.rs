@@ -615,9 +615,15 @@ fn a_missing_acknowledgement_is_retried_with_backoff() {
     // The handler gets the event 10 ms later: its 50 ms run from then.
     lines.delivered(6, 100);
     assert_eq!(lines.tick(149), None);
-    assert_eq!(lines.tick(150), Some(irq::LineReport::AckTimeout { line: 6, waited_ms: 50 }));
+    assert_eq!(
+        lines.tick(150),
+        Some(irq::LineReport::AckTimeout { line: 6, waited_ms: 50, owner: irq::LineOwner::Free })
+    );
     assert_eq!(lines.tick(249), None, "the next timeout waits twice as long");
-    assert_eq!(lines.tick(250), Some(irq::LineReport::AckTimeout { line: 6, waited_ms: 100 }));
+    assert_eq!(
+        lines.tick(250),
+        Some(irq::LineReport::AckTimeout { line: 6, waited_ms: 100, owner: irq::LineOwner::Free })
+    );
     assert_eq!(lines.stats(6).ack_timeouts, 2);
     assert_eq!(*controller.0.lock(), [(true, 6), (false, 6), (false, 6)]);
 }
@@ -727,4 +733,39 @@ fn a_shared_line_asks_the_busiest_device_first_and_counts_spurious_interrupts() 
     RAISED_BY.store(0, Ordering::Relaxed);
     assert_eq!(line.offer(&irq), Verdict::Continue, "nobody's interrupt");
     assert_eq!(line.spurious(), 1);
+}
+
+#[test_case]
+fn a_line_has_one_owner_a_claim_starts_it_afresh_and_a_release_masks_and_counts() {
+    use irq::LineOwner::{Free, Kernel, Process};
+    let (lines, controller) = lines_with_controller();
+    assert_eq!(lines.claim(1, Kernel), Ok(()));
+    assert_eq!(lines.claim(1, Process(7)), Err(Some(Kernel)), "a kernel driver's line");
+    assert_eq!(lines.claim(99, Process(7)), Err(None), "no such line");
+    assert_eq!(lines.claim(3, Free), Err(None), "nobody is not an owner");
+    // A line the last owner left disabled and waiting: the claim clears both and unmasks.
+    lines.set_rate_limit(3, 1);
+    lines.raise(3, 0);
+    lines.raise(3, 0);
+    assert!(lines.stats(3).throttled_until_ms.is_some());
+    controller.0.lock().clear();
+    assert_eq!(lines.claim(3, Process(7)), Ok(()));
+    assert_eq!(lines.claim(3, Process(8)), Err(Some(Process(7))));
+    assert_eq!(lines.claim(3, Kernel), Err(Some(Process(7))));
+    let fresh = lines.stats(3);
+    assert_eq!((fresh.throttled_until_ms, fresh.awaiting_ack), (None, false));
+    assert_eq!(*controller.0.lock(), [(false, 3)]);
+    // Held from inside the dispatch, then released unanswered by its owner.
+    lines.hold_until_acknowledged(3, 0);
+    lines.disown(3, 8, 5);
+    assert_eq!(lines.owner(3), Process(7), "only the owner releases");
+    lines.disown(3, 7, 5);
+    let released = lines.stats(3);
+    assert_eq!((released.owner, released.awaiting_ack, released.dropped), (Free, false, 5));
+    assert_eq!(
+        *controller.0.lock(),
+        [(false, 3), (true, 3), (true, 3)],
+        "masked: nobody serves it"
+    );
+    assert_eq!(lines.claim(3, Process(8)), Ok(()), "a new driver may claim it");
 }

@@ -35,6 +35,8 @@ const DEFAULT_OVMF_PATH: &str = "/usr/share/ovmf/OVMF.fd";
 /// host's, and a busy host makes a 1 ms sleep look long.
 const TEST_QEMU_ARGS: &[(&str, &str)] = &[
     ("hostile", "-icount shift=0,align=off,sleep=off"),
+    // COM2, whose ports the user-space driver tests claim.
+    ("drivers", "-serial null"),
     ("smp_report", "-smp 3"),
     ("smp_stress", "-smp 4"),
     ("should_panic", "-smp 2"),
