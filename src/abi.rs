@@ -701,3 +701,149 @@ pub mod linux {
     /// See [`RLIMIT_STACK`].
     pub const RLIM_INFINITY: u64 = u64::MAX;
 }
+
+/// Verified interrupt handlers ("top halves"): eBPF programs a user-space driver loads for its
+/// line (`SYS_IRQ_PROGRAM`), checked by the kernel's verifier and run in the interrupt itself.
+/// The encoding is eBPF's (`Documentation/bpf/standardization/instruction-set.rst`): 8-byte
+/// instructions, `opcode`, `dst | src << 4`, a 16-bit offset, a 32-bit immediate. Herald
+/// takes the 64-bit ALU, the 32-bit ALU, loads and stores (`MEM` mode) and the 64-bit jumps;
+/// `lddw`, atomics, byte swaps and `JMP32` are refused as unknown opcodes.
+pub mod bpf {
+    /// One instruction, as the program's memory holds it (little-endian fields).
+    #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+    #[repr(C)]
+    pub struct Instruction {
+        /// Class, size/mode or operation, source.
+        pub opcode: u8,
+        /// `dst` in the low nibble, `src` in the high one.
+        pub registers: u8,
+        /// Memory offset or jump distance (in instructions, from the next one).
+        pub offset: i16,
+        /// The immediate operand (a helper's number for `call`).
+        pub immediate: i32,
+    }
+
+    impl Instruction {
+        /// An instruction from its parts.
+        pub const fn new(opcode: u8, dst: u8, src: u8, offset: i16, immediate: i32) -> Self {
+            Self { opcode, registers: (dst & 0xf) | (src << 4), offset, immediate }
+        }
+
+        /// The destination register.
+        pub const fn dst(self) -> u8 {
+            self.registers & 0xf
+        }
+
+        /// The source register.
+        pub const fn src(self) -> u8 {
+            self.registers >> 4
+        }
+    }
+
+    /// Instruction classes (the opcode's low three bits).
+    pub const CLASS_LDX: u8 = 0x01;
+    /// See [`CLASS_LDX`].
+    pub const CLASS_ST: u8 = 0x02;
+    /// See [`CLASS_LDX`].
+    pub const CLASS_STX: u8 = 0x03;
+    /// See [`CLASS_LDX`].
+    pub const CLASS_ALU: u8 = 0x04;
+    /// See [`CLASS_LDX`].
+    pub const CLASS_JMP: u8 = 0x05;
+    /// See [`CLASS_LDX`].
+    pub const CLASS_ALU64: u8 = 0x07;
+    /// Memory access mode (bits 5–7) of loads and stores: register plus offset.
+    pub const MODE_MEM: u8 = 0x60;
+    /// Access sizes (bits 3–4): 4, 2, 1 and 8 bytes.
+    pub const SIZE_W: u8 = 0x00;
+    /// See [`SIZE_W`].
+    pub const SIZE_H: u8 = 0x08;
+    /// See [`SIZE_W`].
+    pub const SIZE_B: u8 = 0x10;
+    /// See [`SIZE_W`].
+    pub const SIZE_DW: u8 = 0x18;
+    /// Operand source (bit 3) of ALU and jump instructions: the immediate, or `src`.
+    pub const SOURCE_IMMEDIATE: u8 = 0x00;
+    /// See [`SOURCE_IMMEDIATE`].
+    pub const SOURCE_REGISTER: u8 = 0x08;
+    /// ALU operations (bits 4–7).
+    pub const ALU_ADD: u8 = 0x00;
+    /// See [`ALU_ADD`].
+    pub const ALU_SUB: u8 = 0x10;
+    /// See [`ALU_ADD`].
+    pub const ALU_MUL: u8 = 0x20;
+    /// See [`ALU_ADD`].
+    pub const ALU_DIV: u8 = 0x30;
+    /// See [`ALU_ADD`].
+    pub const ALU_OR: u8 = 0x40;
+    /// See [`ALU_ADD`].
+    pub const ALU_AND: u8 = 0x50;
+    /// See [`ALU_ADD`].
+    pub const ALU_LSH: u8 = 0x60;
+    /// See [`ALU_ADD`].
+    pub const ALU_RSH: u8 = 0x70;
+    /// See [`ALU_ADD`].
+    pub const ALU_NEG: u8 = 0x80;
+    /// See [`ALU_ADD`].
+    pub const ALU_MOD: u8 = 0x90;
+    /// See [`ALU_ADD`].
+    pub const ALU_XOR: u8 = 0xa0;
+    /// See [`ALU_ADD`].
+    pub const ALU_MOV: u8 = 0xb0;
+    /// See [`ALU_ADD`].
+    pub const ALU_ARSH: u8 = 0xc0;
+    /// Jump operations (bits 4–7).
+    pub const JMP_JA: u8 = 0x00;
+    /// See [`JMP_JA`].
+    pub const JMP_JEQ: u8 = 0x10;
+    /// See [`JMP_JA`].
+    pub const JMP_JGT: u8 = 0x20;
+    /// See [`JMP_JA`].
+    pub const JMP_JGE: u8 = 0x30;
+    /// See [`JMP_JA`].
+    pub const JMP_JSET: u8 = 0x40;
+    /// See [`JMP_JA`].
+    pub const JMP_JNE: u8 = 0x50;
+    /// See [`JMP_JA`].
+    pub const JMP_CALL: u8 = 0x80;
+    /// See [`JMP_JA`].
+    pub const JMP_EXIT: u8 = 0x90;
+    /// See [`JMP_JA`].
+    pub const JMP_JLT: u8 = 0xa0;
+    /// See [`JMP_JA`].
+    pub const JMP_JLE: u8 = 0xb0;
+
+    /// Most instructions a program may have.
+    pub const MAX_INSTRUCTIONS: usize = 256;
+    /// Bytes of stack below `r10`, the read-only frame pointer.
+    pub const STACK_BYTES: i64 = 64;
+    /// The context `r1` points at on entry, read-only: the line (8 bytes at offset 0) and its
+    /// sequence number (8 bytes at offset 8).
+    pub const CONTEXT_BYTES: i64 = 16;
+    /// Offset of the line in the context.
+    pub const CONTEXT_LINE: i16 = 0;
+    /// Offset of the sequence number in the context.
+    pub const CONTEXT_SEQ: i16 = 8;
+
+    /// Helpers, called with `call N` (arguments in `r1`…, result in `r0`; `r1`–`r5` are
+    /// clobbered): `r0 = inb(r1)`, `r1` a constant port of the driver's grant.
+    pub const HELPER_PORT_IN: i32 = 1;
+    /// `outb(r1, r2)`: `r1` a constant granted port, `r2` a number (its low byte is written).
+    pub const HELPER_PORT_OUT: i32 = 2;
+    /// `r0 = queue(r1)`: queues the number `r1` as a record for the driver (`irq_read`); 0,
+    /// or 1 if its ring was full (the record is dropped and counted).
+    pub const HELPER_QUEUE: i32 = 3;
+    /// `wake()`: the driver's `irq_wait` returns (without a program every interrupt wakes it).
+    pub const HELPER_WAKE: i32 = 4;
+    /// `acknowledge()`: the handler served the device itself; the line is not held for the
+    /// driver's `irq_ack`.
+    pub const HELPER_ACKNOWLEDGE: i32 = 5;
+    /// `r0 = seq()`: the line's sequence number.
+    pub const HELPER_SEQ: i32 = 6;
+
+    /// The program's answer in `r0`: this interrupt was its device's (on a shared line, the
+    /// others' handlers are not asked).
+    pub const MINE: u64 = 1;
+    /// The program's answer in `r0`: not its device's.
+    pub const NOT_MINE: u64 = 0;
+}

@@ -16,6 +16,7 @@ pub mod abi;
 pub mod arch;
 #[cfg(target_os = "none")]
 pub mod bench;
+pub mod bpf;
 pub mod console;
 #[cfg(target_os = "none")]
 mod drivers;

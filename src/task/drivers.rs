@@ -19,7 +19,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use super::{
     Pid,
     scheduler::{self, BlockReason, SCHEDULER},
-    syscalls::Served,
 };
 use crate::{
     abi, arch,
@@ -119,10 +118,18 @@ fn with_claim<T>(pid: Pid, handle: u64, serve: impl FnOnce(&Claim) -> T) -> Resu
     claim.map(serve).ok_or(Errno::EINVAL)
 }
 
+/// What `irq_wait` did.
+pub(super) enum Waited {
+    /// The line's count, past the one asked about.
+    Count(u64),
+    /// The caller is blocked until the line interrupts; the call runs again then.
+    Blocked,
+}
+
 /// `irq_wait(handle, last_seq)`: the line's count once it is past `last_seq`, blocking until
 /// it is. The count it returns is what the owner has seen: the line's acknowledgement is due
 /// from now.
-pub(super) fn wait(pid: Pid, handle: u64, last_seq: u64) -> Result<Served, Errno> {
+pub(super) fn wait(pid: Pid, handle: u64, last_seq: u64) -> Result<Waited, Errno> {
     let (line, counter) = with_claim(pid, handle, |claim| (claim.line, claim.counter.clone()))?;
     // Under the lock the handler's wake-up takes: an interrupt after the look below wakes the
     // block below.
@@ -133,12 +140,12 @@ pub(super) fn wait(pid: Pid, handle: u64, last_seq: u64) -> Result<Served, Errno
     }
     if given == last_seq {
         scheduler.block_current(BlockReason::Irq);
-        return Ok(Served::Restart);
+        return Ok(Waited::Blocked);
     }
     drop(scheduler);
     counter.seen.store(given, Ordering::Relaxed);
     irq::LINES.delivered(line, arch::milliseconds());
-    Ok(Served::Value(given))
+    Ok(Waited::Count(given))
 }
 
 /// `irq_ack(handle)`: the device is served; the line may interrupt again.

@@ -161,7 +161,12 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         abi::SYS_POLL => subscriptions::poll(pid, args[0], args[1], args[2], space)?,
         abi::SYS_UPTIME => crate::arch::milliseconds(),
         abi::SYS_IRQ_CLAIM => drivers::claim(pid, args[0], args[1], args[2])?,
-        abi::SYS_IRQ_WAIT => return drivers::wait(pid, args[0], args[1]),
+        abi::SYS_IRQ_WAIT => {
+            return Ok(match drivers::wait(pid, args[0], args[1])? {
+                drivers::Waited::Count(seq) => Served::Value(seq),
+                drivers::Waited::Blocked => Served::Restart,
+            });
+        }
         abi::SYS_IRQ_ACK => drivers::acknowledge(pid, args[0])?,
         abi::SYS_IRQ_RELEASE => drivers::release(pid, args[0])?,
         _ => return Err(Errno::ENOSYS),

@@ -19,6 +19,8 @@ use ::x86_64::{
 };
 use conquer_once::spin::OnceCell;
 
+use crate::vocab::PortRange;
+
 /// Size of each interrupt stack. Panic reporting runs on it, including formatting, so it is
 /// generous.
 const IST_STACK_SIZE_BYTES: usize = 32 * 1024;
@@ -87,6 +89,15 @@ impl TssWithPorts {
         let mut tss = TaskStateSegment::new();
         tss.iomap_base = size_of::<TaskStateSegment>() as u16;
         Self { tss, io_bitmap: [0xff; IO_BITMAP_BYTES] }
+    }
+
+    /// Refuses (sets) or opens (clears) the bits of `range` in the I/O bitmap.
+    pub(super) fn set_ports(&mut self, range: PortRange, refused: bool) {
+        for port in u32::from(range.base)..range.end() {
+            let Some(byte) = self.io_bitmap.get_mut((port / 8) as usize) else { return };
+            let bit = 1 << (port % 8);
+            if refused { *byte |= bit } else { *byte &= !bit }
+        }
     }
 }
 

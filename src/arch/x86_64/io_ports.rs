@@ -10,15 +10,6 @@ use spin::Once;
 use super::port;
 use crate::vocab::{DeviceInfo, PortGrant, PortRange};
 
-/// Sets (refuses) or clears (opens) the bits of `range` in `bitmap`.
-pub(super) fn set_range(bitmap: &mut [u8], range: PortRange, refused: bool) {
-    for port in u32::from(range.base)..range.end() {
-        let Some(byte) = bitmap.get_mut((port / 8) as usize) else { return };
-        let bit = 1 << (port % 8);
-        if refused { *byte |= bit } else { *byte &= !bit }
-    }
-}
-
 /// Opens exactly `ports` to the process about to run on this CPU in ring 3 (or that runs now).
 /// Cheap when nothing changes (every process without ports, switching to another one).
 pub fn set_user_ports(ports: &PortGrant) {

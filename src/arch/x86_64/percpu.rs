@@ -114,12 +114,12 @@ pub(super) unsafe fn set_user_ports(ports: &PortGrant) {
         if (*block).user_ports == *ports {
             return;
         }
-        let bitmap = &mut (*(*block).tss).io_bitmap;
+        let tss = &mut *(*block).tss;
         for range in (*block).user_ports.ranges() {
-            super::io_ports::set_range(bitmap, *range, true);
+            tss.set_ports(*range, true);
         }
         for range in ports.ranges() {
-            super::io_ports::set_range(bitmap, *range, false);
+            tss.set_ports(*range, false);
         }
         (*block).user_ports = *ports;
     }

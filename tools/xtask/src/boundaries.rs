@@ -11,8 +11,8 @@ mod tests {
     };
 
     /// The rooms, lowest first: each may import only rooms before it.
-    const ROOMS: [&str; 15] = [
-        "abi", "vocab", "sync", "events", "arch", "mm", "console", "logger", "security", "fs",
+    const ROOMS: [&str; 16] = [
+        "abi", "vocab", "bpf", "sync", "events", "arch", "mm", "console", "logger", "security", "fs",
         "task", "modules", "drivers", "bench", "shell",
     ];
     /// What the crate root exports for everyone: macros and the version.
@@ -25,9 +25,11 @@ mod tests {
     ];
     /// Rooms (and, in rooms with some unsafe, files) with no unsafe code, by the file that
     /// must say so.
-    const FORBID_UNSAFE: [&str; 33] = [
+    const FORBID_UNSAFE: [&str; 35] = [
         "src/abi.rs",
         "src/vocab.rs",
+        "src/bpf/mod.rs",
+        "src/task/drivers.rs",
         "src/events/mod.rs",
         "src/console/mod.rs",
         "src/security/mod.rs",
