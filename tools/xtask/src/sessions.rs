@@ -129,10 +129,8 @@ fn sessions() -> Vec<Session> {
         ("started: keylog]", 1, flood()),
         ("exited with code", 1, b"uptime\npoweroff\n".as_slice()),
     ]));
-    let com2_steps: &'static [(&'static str, usize, &'static [u8])] = &[
-        ("herald> ", 1, b"run com2echo 10000\n"),
-        ("exited with code", 1, b"irqs\npoweroff\n"),
-    ];
+    let com2_steps: &'static [(&'static str, usize, &'static [u8])] =
+        &[("herald> ", 1, b"run com2echo 10000\n"), ("exited with code", 1, b"irqs\npoweroff\n")];
     vec![
         Session {
             name: "a_user_space_driver_echoes_a_10000_byte_com2_flood_in_order",
