@@ -175,14 +175,18 @@ pub fn inb(port: u16) -> u8 {
     let value: u8;
     // SAFETY: `in` touches no memory; a port the process was not granted faults, and the
     // kernel ends the process — never undefined behaviour in it.
-    unsafe { asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("in al, dx", out("al") value, in("dx") port, options(nomem, nostack, preserves_flags))
+    };
     value
 }
 
 /// Writes `value` to I/O port `port` (see [`inb`] for which ports a process may use).
 pub fn outb(port: u16, value: u8) {
     // SAFETY: as `inb`: `out` touches no memory of the program's.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// Console output for [`print!`]: formats into a small buffer, one `write` per flush.
