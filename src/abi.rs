@@ -65,8 +65,21 @@ pub const SYS_IRQ_ACK: u64 = 19;
 /// `irq_release(handle)` → 0: gives the line and its ports up (the line stays masked until the
 /// next claim). A process that ends releases all its lines.
 pub const SYS_IRQ_RELEASE: u64 = 20;
+/// `irq_program(handle, instructions, count, refusal_out)` → 0: loads a verified top half (see
+/// [`bpf`]) for the claimed line, run in the interrupt itself from then on. A program the
+/// verifier refuses gets `EINVAL`, and its instruction and rule go to `refusal_out` (a
+/// `bpf::RefusalRecord`, if not 0). `count` 0 unloads it. A loaded program that faults or runs
+/// out of its budget is unloaded (counted): the line falls back to waking the driver.
+pub const SYS_IRQ_PROGRAM: u64 = 21;
+/// `irq_read(handle, records, max)` → how many `u64` records the top half queued were moved
+/// to `records` (never blocks; `irq_wait` is the wait).
+pub const SYS_IRQ_READ: u64 = 22;
 /// Number of defined calls; numbers at or above it get `ENOSYS`.
-pub const SYSCALL_COUNT: u64 = 21;
+pub const SYSCALL_COUNT: u64 = 23;
+
+/// Records a line's top half can queue before the driver reads them; more are dropped and
+/// counted.
+pub const IRQ_RING_RECORDS: usize = 512;
 
 /// Most interrupt lines one process owns at once.
 pub const MAX_CLAIMED_LINES: usize = 4;
@@ -190,6 +203,8 @@ pub const fn syscall_name(number: u64) -> &'static str {
         SYS_IRQ_WAIT => "irq_wait",
         SYS_IRQ_ACK => "irq_ack",
         SYS_IRQ_RELEASE => "irq_release",
+        SYS_IRQ_PROGRAM => "irq_program",
+        SYS_IRQ_READ => "irq_read",
         _ => "unknown",
     }
 }
@@ -846,4 +861,40 @@ pub mod bpf {
     pub const MINE: u64 = 1;
     /// The program's answer in `r0`: not its device's.
     pub const NOT_MINE: u64 = 0;
+
+    /// The verifier's rules, by the number `irq_program` reports a refusal with.
+    pub const REFUSAL_RULES: [&str; 22] = [
+        "a program needs at least one instruction",
+        "too many instructions",
+        "unknown opcode",
+        "no such register (r0-r10)",
+        "backward jump (a loop may never end)",
+        "jump out of the program",
+        "the program can run past its last instruction",
+        "read of an uninitialised register",
+        "the frame pointer r10 is read-only",
+        "pointer arithmetic other than adding a constant",
+        "a pointer used as a number",
+        "memory access through a number",
+        "load outside the context and the stack",
+        "misaligned access",
+        "store to the read-only event",
+        "store outside the stack frame",
+        "load of stack bytes never written",
+        "division by a possibly-zero value",
+        "unknown helper",
+        "helper argument of the wrong type",
+        "port not granted to this driver",
+        "a register's type differs between paths",
+    ];
+
+    /// A refusal as `irq_program` writes it to its fourth argument.
+    #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+    #[repr(C)]
+    pub struct RefusalRecord {
+        /// The instruction's index.
+        pub index: u32,
+        /// The rule's number in [`REFUSAL_RULES`].
+        pub rule: u32,
+    }
 }

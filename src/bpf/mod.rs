@@ -26,8 +26,9 @@ pub use self::{
 };
 pub use crate::abi::bpf::Instruction;
 
-/// A rule a refused program broke.
+/// A rule a refused program broke; its number is its index in `abi::bpf::REFUSAL_RULES`.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
+#[repr(u8)]
 pub enum Rule {
     /// No instructions at all.
     Empty,
@@ -78,32 +79,9 @@ pub enum Rule {
 }
 
 impl Rule {
-    /// What the rule says, for the refusal's message.
+    /// What the rule says, for the refusal's message (user space reads the same table).
     pub const fn describe(self) -> &'static str {
-        match self {
-            Self::Empty => "a program needs at least one instruction",
-            Self::TooManyInstructions => "too many instructions",
-            Self::UnknownOpcode => "unknown opcode",
-            Self::NoSuchRegister => "no such register (r0-r10)",
-            Self::BackEdge => "backward jump (a loop may never end)",
-            Self::JumpOutOfProgram => "jump out of the program",
-            Self::FallsOffTheEnd => "the program can run past its last instruction",
-            Self::UninitializedRegister => "read of an uninitialised register",
-            Self::FramePointerWritten => "the frame pointer r10 is read-only",
-            Self::PointerArithmetic => "pointer arithmetic other than adding a constant",
-            Self::PointerLeak => "a pointer used as a number",
-            Self::NotAPointer => "memory access through a number",
-            Self::OutOfBounds => "load outside the context and the stack",
-            Self::Misaligned => "misaligned access",
-            Self::ReadOnlyContext => "store to the read-only event",
-            Self::StackOutOfBounds => "store outside the stack frame",
-            Self::UninitializedStack => "load of stack bytes never written",
-            Self::PossibleDivisionByZero => "division by a possibly-zero value",
-            Self::UnknownHelper => "unknown helper",
-            Self::WrongArgumentType => "helper argument of the wrong type",
-            Self::PortNotGranted => "port not granted to this driver",
-            Self::ConflictingPaths => "a register's type differs between paths",
-        }
+        crate::abi::bpf::REFUSAL_RULES[self as usize]
     }
 }
 

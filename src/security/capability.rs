@@ -142,7 +142,9 @@ const fn rule(number: u64) -> Option<Rule> {
         // A handle is its claimer's alone: these act only on lines the caller owns.
         | abi::SYS_IRQ_WAIT
         | abi::SYS_IRQ_ACK
-        | abi::SYS_IRQ_RELEASE => Rule::Open,
+        | abi::SYS_IRQ_RELEASE
+        | abi::SYS_IRQ_PROGRAM
+        | abi::SYS_IRQ_READ => Rule::Open,
         abi::SYS_IRQ_CLAIM => Rule::OnLine { argument: 0 },
         abi::SYS_SPAWN => Rule::Needs(abi::RIGHT_SPAWN),
         abi::SYS_SUBSCRIBE | abi::SYS_RAISE => Rule::Needs(abi::RIGHT_EVENTS),

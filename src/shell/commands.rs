@@ -214,6 +214,19 @@ fn queues() {
 /// Every line with an owner or a past, and the devices user-space drivers may claim.
 fn irqs() {
     irq_lines();
+    for line in 0..crate::events::irq::LINE_COUNT as u8 {
+        if let Some(driver) = task::driver_of(line) {
+            let program = match driver.instructions {
+                0 => String::from("no top half"),
+                length => alloc::format!("top half of {length} instructions"),
+            };
+            println!(
+                "  irq {line}: driver pid {}, {program}: {} runs, {} stopped (budget or \
+                 fault), {} records dropped (ring full)",
+                driver.pid, driver.runs, driver.faults, driver.ring_dropped
+            );
+        }
+    }
     println!("  devices for user-space drivers (irq_claim):");
     let mut any = false;
     for device in arch::devices() {

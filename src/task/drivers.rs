@@ -6,14 +6,24 @@
 //! 12.8 s). A driver that ends, however it ends, gives back its lines (masked until the next
 //! claim, the interrupts it never saw counted as dropped) and its ports.
 //!
+//! A driver may also load a verified top half (`irq_program`, see `bpf`): it runs in the
+//! interrupt itself, reads its device's ports, queues records for the driver (`irq_read`),
+//! acknowledges the line itself and wakes the driver only when it asks — once per line of
+//! serial input rather than once per byte.
+//!
 //! Reentrancy: the line's handler runs in interrupt context on the line's CPU. It touches only
-//! its claim's counter (atomics) and the scheduler's lock (interrupt-masked, so never held by
-//! the code it interrupted on that CPU). The claims table is taken only in thread context and
+//! its claim's counters (atomics), its program and ring (interrupt-masked locks, taken in
+//! thread context only with interrupts masked, so never held by the code it interrupted) and
+//! the scheduler's lock (likewise). The claims table is taken only in thread context and
 //! never held while a subscription is dropped (the drop waits for dispatches in flight).
 
 #![forbid(unsafe_code)]
 
-use alloc::{collections::BTreeMap, sync::Arc, vec::Vec};
+use alloc::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+    vec::Vec,
+};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::{
@@ -22,10 +32,12 @@ use super::{
 };
 use crate::{
     abi, arch,
+    bpf::{self, Instruction},
     events::{
-        BUS, Errno, Event, Priority, Subscription, Verdict,
+        BUS, Errno, Event, Priority, SpaceId, Subscription, Verdict,
         irq::{self, LineOwner},
     },
+    mm::{space, user_copy},
     sync::IrqSpinLock,
     vocab::PortRange,
 };
@@ -39,11 +51,123 @@ struct Claim {
     subscription: Subscription,
 }
 
-/// Interrupts given to the owner, and the last number its `irq_wait` returned.
-#[derive(Default)]
+/// Interrupts given to the owner, the last number its `irq_wait` returned, its wake-ups, its
+/// top half and the records that one queued.
 struct LineCounter {
     given: AtomicU64,
     seen: AtomicU64,
+    /// Wake-ups asked for (every interrupt without a top half; with one, its `wake()` calls)
+    /// and the last one an `irq_wait` returned for.
+    wakes: AtomicU64,
+    wakes_seen: AtomicU64,
+    ports: Option<PortRange>,
+    top_half: IrqSpinLock<Option<bpf::Verified>>,
+    ring: IrqSpinLock<VecDeque<u64>>,
+    /// Top-half runs, records its full ring dropped, runs stopped (and programs unloaded).
+    runs: AtomicU64,
+    ring_dropped: AtomicU64,
+    faults: AtomicU64,
+}
+
+/// Instructions one top-half run may take: every path of a verified program is shorter, so
+/// only a verifier bug reaches it.
+const TOP_HALF_BUDGET: usize = abi::bpf::MAX_INSTRUCTIONS;
+
+/// What a top half did to one interrupt.
+struct TopHalfRun {
+    mine: bool,
+    acknowledged: bool,
+    woke: bool,
+}
+
+/// The world a top half acts on: its driver's ports, ring and line.
+struct TopHalfWorld<'a> {
+    counter: &'a LineCounter,
+    ring: &'a mut VecDeque<u64>,
+    seq: u64,
+    acknowledged: bool,
+    woke: bool,
+}
+
+impl bpf::Environment for TopHalfWorld<'_> {
+    fn port_in(&mut self, port: u16) -> u8 {
+        arch::read_granted_port(self.counter.ports.as_slice(), port).unwrap_or(0xff)
+    }
+
+    fn port_out(&mut self, port: u16, value: u8) {
+        arch::write_granted_port(self.counter.ports.as_slice(), port, value);
+    }
+
+    fn queue(&mut self, value: u64) -> bool {
+        if self.ring.len() >= abi::IRQ_RING_RECORDS {
+            self.counter.ring_dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        self.ring.push_back(value);
+        true
+    }
+
+    fn wake(&mut self) {
+        self.woke = true;
+    }
+
+    fn acknowledge(&mut self) {
+        self.acknowledged = true;
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Logs a stopped top half; out of line, off the interrupt's fast path.
+#[cold]
+#[inline(never)]
+fn report_fault(line: u8, fault: bpf::Fault) {
+    log::warn!(
+        "irq line {line}: top half stopped ({fault:?}) and unloaded; its driver serves the line"
+    );
+}
+
+impl LineCounter {
+    fn new(ports: Option<PortRange>) -> Self {
+        Self {
+            given: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
+            wakes_seen: AtomicU64::new(0),
+            ports,
+            top_half: IrqSpinLock::new(None),
+            ring: IrqSpinLock::new(VecDeque::with_capacity(abi::IRQ_RING_RECORDS)),
+            runs: AtomicU64::new(0),
+            ring_dropped: AtomicU64::new(0),
+            faults: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs the top half, if one is loaded; a run that faults unloads it (`None`: the
+    /// interrupt is the driver's to serve).
+    fn run_top_half(&self, line: u8, seq: u64) -> Option<TopHalfRun> {
+        let mut top_half = self.top_half.lock();
+        let program = top_half.as_ref()?;
+        let mut ring = self.ring.lock();
+        let mut world =
+            TopHalfWorld { counter: self, ring: &mut ring, seq, acknowledged: false, woke: false };
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        match bpf::run(program, u64::from(line), seq, TOP_HALF_BUDGET, &mut world) {
+            Ok(answer) => Some(TopHalfRun {
+                mine: answer == abi::bpf::MINE,
+                acknowledged: world.acknowledged,
+                woke: world.woke,
+            }),
+            Err(fault) => {
+                self.faults.fetch_add(1, Ordering::Relaxed);
+                *top_half = None;
+                report_fault(line, fault);
+                None
+            }
+        }
+    }
 }
 
 /// Every process's claims. Taken in thread context only; subscriptions are dropped after it
@@ -60,17 +184,25 @@ pub(super) fn claim(pid: Pid, line: u64, port_base: u64, port_count: u64) -> Res
     if CLAIMS.lock().get(&pid).is_some_and(|held| held.len() >= abi::MAX_CLAIMED_LINES) {
         return Err(Errno::EAGAIN);
     }
-    let counter = Arc::new(LineCounter::default());
+    let counter = Arc::new(LineCounter::new(ports));
     let counted = counter.clone();
     // Subscribed before the claim unmasks the line: its first interrupt finds the handler.
     let subscription = BUS
         .subscribe_line(line, "user-driver", Priority::OWNER, move |event, _reply| {
-            let Event::Irq { line, .. } = *event else { return Verdict::Continue };
-            // Held first: the woken driver may acknowledge on another CPU at once.
-            irq::LINES.hold_until_acknowledged(line, arch::milliseconds());
+            let Event::Irq { line, seq } = *event else { return Verdict::Continue };
+            let run = counted.run_top_half(line, seq);
+            let (acknowledged, woke) =
+                run.as_ref().map_or((false, true), |run| (run.acknowledged, run.woke));
+            if !acknowledged {
+                // Held first: the woken driver may acknowledge on another CPU at once.
+                irq::LINES.hold_until_acknowledged(line, arch::milliseconds());
+            }
             counted.given.fetch_add(1, Ordering::SeqCst);
-            scheduler::wake_irq_waiter(pid);
-            Verdict::Handled
+            if woke {
+                counted.wakes.fetch_add(1, Ordering::SeqCst);
+                scheduler::wake_irq_waiter(pid);
+            }
+            if run.is_some_and(|run| !run.mine) { Verdict::Continue } else { Verdict::Handled }
         })
         .map_err(|_| Errno::EAGAIN)?;
     if let Err(held) = irq::LINES.claim(line, LineOwner::Process(pid)) {
@@ -131,6 +263,7 @@ pub(super) enum Waited {
 /// from now.
 pub(super) fn wait(pid: Pid, handle: u64, last_seq: u64) -> Result<Waited, Errno> {
     let (line, counter) = with_claim(pid, handle, |claim| (claim.line, claim.counter.clone()))?;
+    let has_top_half = counter.top_half.lock().is_some();
     // Under the lock the handler's wake-up takes: an interrupt after the look below wakes the
     // block below.
     let mut scheduler = SCHEDULER.lock();
@@ -138,14 +271,126 @@ pub(super) fn wait(pid: Pid, handle: u64, last_seq: u64) -> Result<Waited, Errno
     if last_seq > given {
         return Err(Errno::EINVAL);
     }
-    if given == last_seq {
+    let wakes = counter.wakes.load(Ordering::SeqCst);
+    // Without a top half every interrupt is news; with one, only those it woke the driver for.
+    let news = if has_top_half {
+        wakes > counter.wakes_seen.load(Ordering::Relaxed)
+    } else {
+        given > last_seq
+    };
+    if !news {
         scheduler.block_current(BlockReason::Irq);
         return Ok(Waited::Blocked);
     }
     drop(scheduler);
+    counter.wakes_seen.store(wakes, Ordering::Relaxed);
     counter.seen.store(given, Ordering::Relaxed);
     irq::LINES.delivered(line, arch::milliseconds());
     Ok(Waited::Count(given))
+}
+
+/// `irq_program(handle, instructions, count, refusal_out)`.
+pub(super) fn load_program(
+    pid: Pid,
+    handle: u64,
+    code_address: u64,
+    count: u64,
+    refusal_out: u64,
+    space: SpaceId,
+) -> Result<u64, Errno> {
+    let counter = with_claim(pid, handle, |claim| claim.counter.clone())?;
+    if count == 0 {
+        *counter.top_half.lock() = None;
+        return Ok(0);
+    }
+    // One more than the most allowed is enough to be refused for it.
+    let count =
+        usize::try_from(count).map_err(|_| Errno::EINVAL)?.min(abi::bpf::MAX_INSTRUCTIONS + 1);
+    let mut bytes = alloc::vec![0u8; count * 8];
+    user_copy::copy_from_user(space, code_address, &mut bytes)?;
+    let code: Vec<Instruction> = bytes
+        .as_chunks::<8>()
+        .0
+        .iter()
+        .map(|b| Instruction {
+            opcode: b[0],
+            registers: b[1],
+            offset: i16::from_le_bytes([b[2], b[3]]),
+            immediate: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        })
+        .collect();
+    match bpf::verify(&code, counter.ports.as_slice()) {
+        Ok(program) => {
+            *counter.top_half.lock() = Some(program);
+            Ok(0)
+        }
+        Err(refusal) => {
+            log::info!("pid {pid}: top half refused: {refusal}");
+            if refusal_out != 0 {
+                let mut record = [0u8; 8];
+                record[..4].copy_from_slice(&(refusal.index as u32).to_le_bytes());
+                record[4..].copy_from_slice(&u32::from(refusal.rule as u8).to_le_bytes());
+                user_copy::copy_to_user(space, refusal_out, &record)?;
+            }
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+/// `irq_read(handle, records, max)`: the records the top half queued, oldest first.
+pub(super) fn read(
+    pid: Pid,
+    handle: u64,
+    buffer: u64,
+    max: u64,
+    space: SpaceId,
+) -> Result<u64, Errno> {
+    let max = usize::try_from(max).map_err(|_| Errno::EFAULT)?.min(abi::IRQ_RING_RECORDS);
+    // Checked first, so a bad pointer loses no records.
+    space::check_user(space, buffer, (max * 8) as u64, true)?;
+    let counter = with_claim(pid, handle, |claim| claim.counter.clone())?;
+    let mut bytes = Vec::with_capacity(max * 8);
+    {
+        let mut ring = counter.ring.lock();
+        while bytes.len() < max * 8 {
+            let Some(record) = ring.pop_front() else { break };
+            bytes.extend_from_slice(&record.to_le_bytes());
+        }
+    }
+    user_copy::copy_to_user(space, buffer, &bytes)?;
+    Ok((bytes.len() / 8) as u64)
+}
+
+/// A user-space driver's line, as the shell's `irqs` shows it.
+#[derive(Clone, Copy, Debug)]
+pub struct DriverLine {
+    /// The driver.
+    pub pid: Pid,
+    /// Its top half's instructions (0: none loaded).
+    pub instructions: usize,
+    /// Top-half runs.
+    pub runs: u64,
+    /// Runs stopped by a fault or the budget (each unloaded the program).
+    pub faults: u64,
+    /// Records dropped because the driver's ring was full.
+    pub ring_dropped: u64,
+}
+
+/// The driver serving `line`, if a process does.
+pub fn driver_of(line: u8) -> Option<DriverLine> {
+    let claims = CLAIMS.lock();
+    claims.iter().find_map(|(&pid, held)| {
+        let claim = held.iter().find(|claim| claim.line == line)?;
+        let counter = &claim.counter;
+        let length = counter.top_half.lock().as_ref().map_or(0, |p| p.instructions().len());
+        Some(DriverLine {
+            pid,
+            instructions: length,
+            runs: counter.runs.load(Ordering::Relaxed),
+            faults: counter.faults.load(Ordering::Relaxed),
+            ring_dropped: counter.ring_dropped.load(Ordering::Relaxed),
+        })
+    })
 }
 
 /// `irq_ack(handle)`: the device is served; the line may interrupt again.

@@ -169,6 +169,10 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         }
         abi::SYS_IRQ_ACK => drivers::acknowledge(pid, args[0])?,
         abi::SYS_IRQ_RELEASE => drivers::release(pid, args[0])?,
+        abi::SYS_IRQ_PROGRAM => {
+            drivers::load_program(pid, args[0], args[1], args[2], args[3], space)?
+        }
+        abi::SYS_IRQ_READ => drivers::read(pid, args[0], args[1], args[2], space)?,
         _ => return Err(Errno::ENOSYS),
     };
     Ok(Served::Value(value))

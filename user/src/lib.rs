@@ -169,6 +169,83 @@ pub fn irq_release(handle: u64) -> Result<(), Errno> {
     call(abi::SYS_IRQ_RELEASE, [handle, 0, 0, 0, 0, 0]).map(|_| ())
 }
 
+/// Loads a verified top half for a claimed line (see [`bpf`]); a refused program's
+/// instruction and rule come back in the error.
+pub fn irq_program(handle: u64, code: &[abi::bpf::Instruction]) -> Result<(), IrqProgramError> {
+    let mut refusal = abi::bpf::RefusalRecord::default();
+    let args = [handle, code.as_ptr() as u64, code.len() as u64, &raw mut refusal as u64, 0, 0];
+    // SAFETY: `refusal` is this frame's, written at most once by the call.
+    match Errno::from_return_value(unsafe { syscall(abi::SYS_IRQ_PROGRAM, args) }) {
+        Ok(_) => Ok(()),
+        Err(Errno::EINVAL) if refusal != abi::bpf::RefusalRecord::default() || !code.is_empty() => {
+            Err(IrqProgramError::Refused(refusal))
+        }
+        Err(errno) => Err(IrqProgramError::Errno(errno)),
+    }
+}
+
+/// Why [`irq_program`] failed.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum IrqProgramError {
+    /// The verifier refused it: this instruction broke this rule (`abi::bpf::REFUSAL_RULES`).
+    Refused(abi::bpf::RefusalRecord),
+    /// The call itself failed (no such claim, a bad pointer).
+    Errno(Errno),
+}
+
+impl fmt::Display for IrqProgramError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Refused(refusal) => {
+                let rule = abi::bpf::REFUSAL_RULES.get(refusal.rule as usize).unwrap_or(&"?");
+                write!(f, "refused: instruction {}: {rule}", refusal.index)
+            }
+            Self::Errno(errno) => write!(f, "{errno}"),
+        }
+    }
+}
+
+/// Moves the records a claimed line's top half queued into `records`; returns how many.
+pub fn irq_read(handle: u64, records: &mut [u64]) -> Result<usize, Errno> {
+    let args = [handle, records.as_mut_ptr() as u64, records.len() as u64, 0, 0, 0];
+    // SAFETY: the kernel writes at most `records.len()` records into `records`.
+    Errno::from_return_value(unsafe { syscall(abi::SYS_IRQ_READ, args) }).map(|n| n as usize)
+}
+
+/// An assembler for top halves: one function per instruction form (eBPF's encoding).
+pub mod bpf {
+    pub use crate::abi::bpf::*;
+
+    /// `dst = immediate` (64-bit).
+    pub const fn mov(dst: u8, immediate: i32) -> Instruction {
+        Instruction::new(CLASS_ALU64 | ALU_MOV | SOURCE_IMMEDIATE, dst, 0, 0, immediate)
+    }
+    /// `dst = src`.
+    pub const fn mov_reg(dst: u8, src: u8) -> Instruction {
+        Instruction::new(CLASS_ALU64 | ALU_MOV | SOURCE_REGISTER, dst, src, 0, 0)
+    }
+    /// `dst = *(size *)(src + offset)`.
+    pub const fn load(size: u8, dst: u8, src: u8, offset: i16) -> Instruction {
+        Instruction::new(CLASS_LDX | MODE_MEM | size, dst, src, offset, 0)
+    }
+    /// `*(size *)(dst + offset) = src`.
+    pub const fn store(size: u8, dst: u8, src: u8, offset: i16) -> Instruction {
+        Instruction::new(CLASS_STX | MODE_MEM | size, dst, src, offset, 0)
+    }
+    /// `if dst OP immediate: skip offset instructions` (`op`: a `JMP_*`).
+    pub const fn jump_if(op: u8, dst: u8, immediate: i32, offset: i16) -> Instruction {
+        Instruction::new(CLASS_JMP | op | SOURCE_IMMEDIATE, dst, 0, offset, immediate)
+    }
+    /// `r0 = helper(r1, r2, ...)`.
+    pub const fn call(helper: i32) -> Instruction {
+        Instruction::new(CLASS_JMP | JMP_CALL, 0, 0, 0, helper)
+    }
+    /// Return `r0`.
+    pub const fn exit() -> Instruction {
+        Instruction::new(CLASS_JMP | JMP_EXIT, 0, 0, 0, 0)
+    }
+}
+
 /// Reads I/O port `port`. Only the ports of a claimed device are open to a process: any other
 /// ends it with `abi::PORT_FAULT_EXIT_CODE` (a #GP).
 pub fn inb(port: u16) -> u8 {

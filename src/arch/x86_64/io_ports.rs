@@ -19,6 +19,26 @@ pub fn set_user_ports(ports: &PortGrant) {
     });
 }
 
+/// Reads `port` for a verified handler of a driver granted `grant` (`None`, and no access, for
+/// a port outside it: the verifier's proof checked once more).
+pub fn read_granted_port(grant: &[PortRange], port: u16) -> Option<u8> {
+    let asked = PortRange { base: port, count: 1 };
+    // SAFETY: the port belongs to a device the kernel left to this driver, which may read it
+    // from ring 3 anyway; the handler acts for it.
+    grant.iter().any(|range| range.covers(asked)).then(|| unsafe { port::read_u8(port) })
+}
+
+/// Writes `port` for a verified handler (see [`read_granted_port`]); `false` if not granted.
+pub fn write_granted_port(grant: &[PortRange], port: u16, value: u8) -> bool {
+    let asked = PortRange { base: port, count: 1 };
+    let granted = grant.iter().any(|range| range.covers(asked));
+    if granted {
+        // SAFETY: as in `read_granted_port`.
+        unsafe { port::write_u8(port, value) };
+    }
+    granted
+}
+
 /// The ISA serial ports a process may drive, by the PC convention's bases and lines (COM1 is
 /// the kernel's console; COM3 shares its line 4, so it stays the kernel's too).
 const UART_CANDIDATES: [(&str, u16, u8); 2] = [("com2", 0x2f8, 3), ("com4", 0x2e8, 3)];

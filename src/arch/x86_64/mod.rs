@@ -50,7 +50,7 @@ pub use self::{
     fpu::{FpuState, saved_components as fpu_saved_components},
     frame::TrapFrame,
     gdt::{IST_SLOTS, IstSlot, ist_guard_page, ist_stack_range},
-    io_ports::{devices, set_user_ports},
+    io_ports::{devices, read_granted_port, set_user_ports, write_granted_port},
     nmi_watchdog::{HARD_STALL_BUDGET_MS, StallReport, last_stall},
     percpu::{cpu_index, set_kernel_stack},
     pic::spurious_interrupt_count,

@@ -131,7 +131,30 @@ fn sessions() -> Vec<Session> {
     ]));
     let com2_steps: &'static [(&'static str, usize, &'static [u8])] =
         &[("herald> ", 1, b"run com2echo 10000\n"), ("exited with code", 1, b"irqs\npoweroff\n")];
+    let top_half_steps: &'static [(&'static str, usize, &'static [u8])] = &[
+        ("herald> ", 1, b"run com2echo top-half 10000\n"),
+        ("exited with code", 1, b"irqs\npoweroff\n"),
+    ];
     vec![
+        Session {
+            name: "a_verified_top_half_wakes_the_com2_driver_once_per_line_not_per_byte",
+            input: Input::Steps(top_half_steps),
+            expect: &[
+                "com2echo: driving COM2 with a verified top half",
+                "com2echo: 10000 bytes received, 200 lines echoed",
+                "exited with code 0]",
+                "herald> irqs",
+                "top half of 202 instructions",
+                "0 stopped (budget or fault), 0 records dropped",
+                "powering off",
+            ],
+            forbid: &["panicked", "error:", "refused"],
+            uefi: false,
+            qemu_args: "",
+            rootfs_add: false,
+            files: &[],
+            com2: Some(com2_flood),
+        },
         Session {
             name: "a_user_space_driver_echoes_a_10000_byte_com2_flood_in_order",
             input: Input::Steps(com2_steps),
