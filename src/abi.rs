@@ -855,6 +855,11 @@ pub mod bpf {
     pub const HELPER_ACKNOWLEDGE: i32 = 5;
     /// `r0 = seq()`: the line's sequence number.
     pub const HELPER_SEQ: i32 = 6;
+    /// `r0 = ring_space()`: records the driver's ring still takes. A handler that finds it 0
+    /// should leave its device's data where it is, wake the driver and not acknowledge: the
+    /// line is held until the driver has read the ring and acknowledged, and the kernel then
+    /// runs the handler once more for what waited.
+    pub const HELPER_RING_SPACE: i32 = 7;
 
     /// The program's answer in `r0`: this interrupt was its device's (on a shared line, the
     /// others' handlers are not asked).

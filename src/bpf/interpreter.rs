@@ -7,9 +7,10 @@ use super::{Instruction, Verified};
 use crate::abi::bpf::{
     ALU_ADD, ALU_AND, ALU_ARSH, ALU_DIV, ALU_LSH, ALU_MOD, ALU_MOV, ALU_MUL, ALU_NEG, ALU_OR,
     ALU_RSH, ALU_SUB, ALU_XOR, CLASS_ALU, CLASS_ALU64, CLASS_JMP, CLASS_LDX, CLASS_ST, CLASS_STX,
-    CONTEXT_BYTES, HELPER_ACKNOWLEDGE, HELPER_PORT_IN, HELPER_PORT_OUT, HELPER_QUEUE, HELPER_SEQ,
-    HELPER_WAKE, JMP_CALL, JMP_EXIT, JMP_JA, JMP_JEQ, JMP_JGE, JMP_JGT, JMP_JLE, JMP_JLT, JMP_JNE,
-    JMP_JSET, SIZE_B, SIZE_DW, SIZE_H, SIZE_W, SOURCE_REGISTER, STACK_BYTES,
+    CONTEXT_BYTES, HELPER_ACKNOWLEDGE, HELPER_PORT_IN, HELPER_PORT_OUT, HELPER_QUEUE,
+    HELPER_RING_SPACE, HELPER_SEQ, HELPER_WAKE, JMP_CALL, JMP_EXIT, JMP_JA, JMP_JEQ, JMP_JGE,
+    JMP_JGT, JMP_JLE, JMP_JLT, JMP_JNE, JMP_JSET, SIZE_B, SIZE_DW, SIZE_H, SIZE_W, SOURCE_REGISTER,
+    STACK_BYTES,
 };
 
 /// Where the context appears to the program (a tag, not a kernel address: pointers never
@@ -32,6 +33,8 @@ pub trait Environment {
     fn acknowledge(&mut self);
     /// The line's sequence number.
     fn seq(&self) -> u64;
+    /// Records the driver's ring still takes.
+    fn ring_space(&self) -> u64;
 }
 
 /// Why a run was stopped: each one a verifier bug, or a budget set too low.
@@ -238,6 +241,7 @@ fn call(helper: i32, registers: &[u64; 11], environment: &mut impl Environment) 
             0
         }
         HELPER_SEQ => environment.seq(),
+        HELPER_RING_SPACE => environment.ring_space(),
         _ => return None,
     })
 }

@@ -207,6 +207,9 @@ impl Environment for FakeDevice {
     fn seq(&self) -> u64 {
         41
     }
+    fn ring_space(&self) -> u64 {
+        64 - self.queued.len() as u64
+    }
 }
 
 /// The UART top half: if a byte waits, read it, queue it, wake the driver on a newline,

@@ -14,8 +14,8 @@ use crate::{
     abi::bpf::{
         ALU_ADD, ALU_ARSH, ALU_DIV, ALU_MOD, ALU_MOV, ALU_NEG, ALU_SUB, CLASS_ALU, CLASS_ALU64,
         CLASS_JMP, CLASS_LDX, CLASS_ST, CLASS_STX, CONTEXT_BYTES, HELPER_ACKNOWLEDGE,
-        HELPER_PORT_IN, HELPER_PORT_OUT, HELPER_QUEUE, HELPER_SEQ, HELPER_WAKE, JMP_CALL, JMP_EXIT,
-        JMP_JA, MAX_INSTRUCTIONS, MODE_MEM, SOURCE_REGISTER, STACK_BYTES,
+        HELPER_PORT_IN, HELPER_PORT_OUT, HELPER_QUEUE, HELPER_RING_SPACE, HELPER_SEQ, HELPER_WAKE,
+        JMP_CALL, JMP_EXIT, JMP_JA, MAX_INSTRUCTIONS, MODE_MEM, SOURCE_REGISTER, STACK_BYTES,
     },
     vocab::PortRange,
 };
@@ -320,7 +320,7 @@ fn call(helper: i32, state: &State, ports: &[PortRange]) -> Result<(), Rule> {
             number(2).map(drop)
         }
         HELPER_QUEUE => number(1).map(drop),
-        HELPER_WAKE | HELPER_ACKNOWLEDGE | HELPER_SEQ => Ok(()),
+        HELPER_WAKE | HELPER_ACKNOWLEDGE | HELPER_SEQ | HELPER_RING_SPACE => Ok(()),
         _ => Err(Rule::UnknownHelper),
     }
 }

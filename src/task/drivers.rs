@@ -118,6 +118,10 @@ impl bpf::Environment for TopHalfWorld<'_> {
     fn seq(&self) -> u64 {
         self.seq
     }
+
+    fn ring_space(&self) -> u64 {
+        abi::IRQ_RING_RECORDS.saturating_sub(self.ring.len()) as u64
+    }
 }
 
 /// Logs a stopped top half; out of line, off the interrupt's fast path.
@@ -395,8 +399,23 @@ pub fn driver_of(line: u8) -> Option<DriverLine> {
 
 /// `irq_ack(handle)`: the device is served; the line may interrupt again.
 pub(super) fn acknowledge(pid: Pid, handle: u64) -> Result<u64, Errno> {
-    let line = with_claim(pid, handle, |claim| claim.line)?;
+    let (line, counter) = with_claim(pid, handle, |claim| (claim.line, claim.counter.clone()))?;
+    let was_held = irq::LINES.stats(line).awaiting_ack;
     irq::LINES.acknowledge(line);
+    if was_held {
+        // A top half that held the line (its ring was full) left its device's data waiting:
+        // an edge-triggered line would never interrupt for it again, so it runs once now,
+        // as if the interrupt came (its lock masks interrupts: the line's own run waits).
+        let seq = irq::LINES.stats(line).raised;
+        if let Some(run) = counter.run_top_half(line, seq) {
+            if !run.acknowledged {
+                irq::LINES.hold_until_acknowledged(line, arch::milliseconds());
+            }
+            if run.woke {
+                counter.wakes.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
     Ok(0)
 }
 

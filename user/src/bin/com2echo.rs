@@ -43,29 +43,37 @@ const LINE_CAPACITY: usize = 256;
 /// Bytes the top half reads per interrupt at most: a 16550's FIFO.
 const FIFO_BYTES: usize = 16;
 /// Instructions per byte read, before the reads, and after them.
-const READ_LENGTH: usize = 12;
+const READ_LENGTH: usize = 14;
 const PROLOGUE_LENGTH: usize = 2;
-const TAIL_LENGTH: usize = 8;
+const TAIL_LENGTH: usize = 11;
 const TOP_HALF_LENGTH: usize = PROLOGUE_LENGTH + FIFO_BYTES * READ_LENGTH + TAIL_LENGTH;
 
-/// The top half, in eBPF: while the UART holds a byte (up to a FIFO's worth: loops are not
-/// allowed, so the reads are unrolled), read it and queue it for the driver, noting a newline;
-/// then acknowledge the line and, if a line ended, wake the driver. Registers: r6 bytes read,
-/// r7 a newline seen, r8 the byte (r1-r5 do not survive a helper call).
+/// The top half, in eBPF: while the driver's ring has room and the UART holds a byte (up to a
+/// FIFO's worth: loops are not allowed, so the reads are unrolled), read the byte and queue it
+/// for the driver, noting a newline; then acknowledge the line and, if a line ended, wake the
+/// driver. A full ring leaves the byte in the UART, wakes the driver and keeps the line held
+/// until it has read the ring. Registers: r6 bytes read, r7 a newline seen, r8 the byte
+/// (r1-r5 do not survive a helper call).
 fn top_half() -> [Instruction; TOP_HALF_LENGTH] {
     use bpf::{
-        ALU_ADD, CLASS_ALU64, HELPER_ACKNOWLEDGE, HELPER_PORT_IN, HELPER_QUEUE, HELPER_WAKE,
-        JMP_JA, JMP_JEQ, JMP_JNE, JMP_JSET, SOURCE_IMMEDIATE, call, exit, jump_if, mov, mov_reg,
+        ALU_ADD, CLASS_ALU64, HELPER_ACKNOWLEDGE, HELPER_PORT_IN, HELPER_QUEUE, HELPER_RING_SPACE,
+        HELPER_WAKE, JMP_JA, JMP_JEQ, JMP_JNE, JMP_JSET, SOURCE_IMMEDIATE, call, exit, jump_if,
+        mov, mov_reg,
     };
     const TAIL: usize = PROLOGUE_LENGTH + FIFO_BYTES * READ_LENGTH;
+    /// Where a full ring goes: the last three instructions of the tail.
+    const FULL: usize = TAIL + TAIL_LENGTH - 3;
     let mut code = [exit(); TOP_HALF_LENGTH];
     code[0] = mov(6, 0);
     code[1] = mov(7, 0);
     for read in 0..FIFO_BYTES {
         let at = PROLOGUE_LENGTH + read * READ_LENGTH;
-        // From the jump after the status test, over the rest of the reads to the tail.
-        let to_tail = (TAIL - (at + 4)) as i16;
+        // Jump distances count from the instruction after the jump.
+        let to_full = (FULL - (at + 2)) as i16;
+        let to_tail = (TAIL - (at + 6)) as i16;
         let step = [
+            call(HELPER_RING_SPACE),
+            jump_if(JMP_JEQ, 0, 0, to_full),
             mov(1, i32::from(COM2_BASE + LINE_STATUS)),
             call(HELPER_PORT_IN),
             jump_if(JMP_JSET, 0, i32::from(LSR_DATA_READY), 1),
@@ -90,6 +98,10 @@ fn top_half() -> [Instruction; TOP_HALF_LENGTH] {
         mov(0, bpf::MINE as i32),
         exit(),
         mov(0, bpf::NOT_MINE as i32),
+        exit(),
+        // The ring is full: the driver empties it, then acknowledges.
+        call(HELPER_WAKE),
+        mov(0, bpf::MINE as i32),
         exit(),
     ];
     code[TAIL..].copy_from_slice(&tail);
