@@ -60,7 +60,9 @@ fn main(args: &str) -> i32 {
             arguments[2] = abi::OVERFLOW_DROP_OLDEST;
         }
         let skip = match number {
-            abi::SYS_EXIT | abi::SYS_READ | abi::SYS_SLEEP | abi::SYS_WAIT => true,
+            abi::SYS_EXIT | abi::SYS_READ | abi::SYS_SLEEP | abi::SYS_WAIT | abi::SYS_IRQ_WAIT => {
+                true
+            }
             abi::SYS_KILL => arguments[0] == me,
             _ => false,
         };
@@ -77,4 +79,4 @@ fn main(args: &str) -> i32 {
     0
 }
 
-herald_user::main!(main, syscalls: [SYS_READ, SYS_WRITE, SYS_GETPID, SYS_YIELD, SYS_SLEEP, SYS_SPAWN, SYS_WAIT, SYS_KILL, SYS_MAP, SYS_UNMAP, SYS_PROTECT, SYS_SHARE, SYS_SUBSCRIBE, SYS_POLL, SYS_UPTIME, SYS_RAISE]);
+herald_user::main!(main, syscalls: [SYS_READ, SYS_WRITE, SYS_GETPID, SYS_YIELD, SYS_SLEEP, SYS_SPAWN, SYS_WAIT, SYS_KILL, SYS_MAP, SYS_UNMAP, SYS_PROTECT, SYS_SHARE, SYS_SUBSCRIBE, SYS_POLL, SYS_UPTIME, SYS_RAISE, SYS_IRQ_CLAIM, SYS_IRQ_WAIT, SYS_IRQ_ACK, SYS_IRQ_RELEASE, SYS_IRQ_PROGRAM, SYS_IRQ_READ]);
