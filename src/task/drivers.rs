@@ -14,8 +14,12 @@
 //! Reentrancy: the line's handler runs in interrupt context on the line's CPU. It touches only
 //! its claim's counters (atomics), its program and ring (interrupt-masked locks, taken in
 //! thread context only with interrupts masked, so never held by the code it interrupted) and
-//! the scheduler's lock (likewise). The claims table is taken only in thread context and
-//! never held while a subscription is dropped (the drop waits for dispatches in flight).
+//! the scheduler's lock (likewise). Lock order, everywhere: a claim's top half, then its ring,
+//! then the scheduler — the interrupt (on cpu 0) and an `irq_ack` replay or `irq_read` on
+//! another CPU meet only as one waiting briefly for the other, never in a cycle. The claims
+//! table is taken only in thread context and never held while a subscription is dropped (the
+//! drop waits for dispatches in flight). The four-CPU COM2 flood sessions and the drivers
+//! test kernel's flood exercise both sides at once.
 
 #![forbid(unsafe_code)]
 
