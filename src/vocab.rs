@@ -129,11 +129,19 @@ pub const MAX_PORT_RANGES: usize = 4;
 
 /// The I/O ports a process may use from ring 3 (its device's, granted with its interrupt
 /// line); loaded into the CPU's I/O permission bitmap whenever it runs. Empty for almost every
-/// process, which then costs the task switch one compare.
-#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+/// process, which then costs the task switch one compare (equality looks at the length
+/// first, and only at the ranges in use).
+#[derive(Clone, Copy, Debug, Default, Eq)]
 pub struct PortGrant {
     ranges: [PortRange; MAX_PORT_RANGES],
     len: usize,
+}
+
+impl PartialEq for PortGrant {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.ranges() == other.ranges()
+    }
 }
 
 impl PortGrant {
@@ -142,6 +150,7 @@ impl PortGrant {
         Self { ranges: [PortRange { base: 0, count: 0 }; MAX_PORT_RANGES], len: 0 };
 
     /// The ranges granted.
+    #[inline]
     pub fn ranges(&self) -> &[PortRange] {
         &self.ranges[..self.len]
     }

@@ -12,6 +12,7 @@ use crate::vocab::{DeviceInfo, PortGrant, PortRange};
 
 /// Opens exactly `ports` to the process about to run on this CPU in ring 3 (or that runs now).
 /// Cheap when nothing changes (every process without ports, switching to another one).
+#[inline]
 pub fn set_user_ports(ports: &PortGrant) {
     super::cpu::without_interrupts(|| {
         // SAFETY: interrupts are off for the whole update.
