@@ -559,6 +559,13 @@ impl IrqLines {
         state.dropped.fetch_add(unseen, Ordering::Relaxed);
     }
 
+    /// Whether `line` is masked until its handler acknowledges.
+    pub fn is_held(&self, line: u8) -> bool {
+        self.lines
+            .get(usize::from(line))
+            .is_some_and(|state| state.awaiting_ack.load(Ordering::Acquire))
+    }
+
     /// Who serves `line` (`Free` for a line that does not exist).
     pub fn owner(&self, line: u8) -> LineOwner {
         self.lines

@@ -50,7 +50,6 @@ use crate::{
 struct Claim {
     handle: u64,
     line: u8,
-    ports: Option<PortRange>,
     counter: Arc<LineCounter>,
     subscription: Subscription,
 }
@@ -192,6 +191,11 @@ pub(super) fn claim(pid: Pid, line: u64, port_base: u64, port_count: u64) -> Res
     if CLAIMS.lock().get(&pid).is_some_and(|held| held.len() >= abi::MAX_CLAIMED_LINES) {
         return Err(Errno::EAGAIN);
     }
+    // Another owner's line: refused before a handler joins its chain (the claim below decides
+    // a race between two claimers of a free line).
+    if irq::LINES.owner(line) != LineOwner::Free {
+        return Err(Errno::EBUSY);
+    }
     let counter = Arc::new(LineCounter::new(ports));
     let counted = counter.clone();
     // Subscribed before the claim unmasks the line: its first interrupt finds the handler.
@@ -225,13 +229,7 @@ pub(super) fn claim(pid: Pid, line: u64, port_base: u64, port_count: u64) -> Res
         return Err(Errno::EAGAIN);
     }
     let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
-    CLAIMS.lock().entry(pid).or_default().push(Claim {
-        handle,
-        line,
-        ports,
-        counter,
-        subscription,
-    });
+    CLAIMS.lock().entry(pid).or_default().push(Claim { handle, line, counter, subscription });
     Ok(handle)
 }
 
@@ -404,7 +402,7 @@ pub fn driver_of(line: u8) -> Option<DriverLine> {
 /// `irq_ack(handle)`: the device is served; the line may interrupt again.
 pub(super) fn acknowledge(pid: Pid, handle: u64) -> Result<u64, Errno> {
     let (line, counter) = with_claim(pid, handle, |claim| (claim.line, claim.counter.clone()))?;
-    let was_held = irq::LINES.stats(line).awaiting_ack;
+    let was_held = irq::LINES.is_held(line);
     irq::LINES.acknowledge(line);
     if was_held {
         // A top half that held the line (its ring was full) left its device's data waiting:
@@ -431,7 +429,7 @@ pub(super) fn release(pid: Pid, handle: u64) -> Result<u64, Errno> {
         let at = held.iter().position(|claim| claim.handle == handle).ok_or(Errno::EINVAL)?;
         held.remove(at)
     };
-    if let Some(range) = claim.ports {
+    if let Some(range) = claim.counter.ports {
         scheduler::change_current_ports(|grant| {
             grant.remove(range);
             true

@@ -23,16 +23,18 @@ pub fn set_user_ports(ports: &PortGrant) {
 /// Reads `port` for a verified handler of a driver granted `grant` (`None`, and no access, for
 /// a port outside it: the verifier's proof checked once more).
 pub fn read_granted_port(grant: &[PortRange], port: u16) -> Option<u8> {
-    let asked = PortRange { base: port, count: 1 };
     // SAFETY: the port belongs to a device the kernel left to this driver, which may read it
     // from ring 3 anyway; the handler acts for it.
-    grant.iter().any(|range| range.covers(asked)).then(|| unsafe { port::read_u8(port) })
+    is_granted(grant, port).then(|| unsafe { port::read_u8(port) })
+}
+
+fn is_granted(grant: &[PortRange], port: u16) -> bool {
+    grant.iter().any(|range| range.covers(PortRange { base: port, count: 1 }))
 }
 
 /// Writes `port` for a verified handler (see [`read_granted_port`]); `false` if not granted.
 pub fn write_granted_port(grant: &[PortRange], port: u16, value: u8) -> bool {
-    let asked = PortRange { base: port, count: 1 };
-    let granted = grant.iter().any(|range| range.covers(asked));
+    let granted = is_granted(grant, port);
     if granted {
         // SAFETY: as in `read_granted_port`.
         unsafe { port::write_u8(port, value) };
