@@ -14,9 +14,8 @@
 use herald::{
     abi, arch, console,
     events::irq::{INITIAL_BACKOFF_MS, LINES, LineOwner, SOFTWARE_LINE},
-    mm,
     task::{self, Pid},
-    testing::{free_frames, run_program},
+    testing::{assert_recovered, frame_baseline, run_program},
 };
 
 extern crate alloc;
@@ -25,19 +24,6 @@ herald::test_kernel!();
 
 /// Longest the test waits for a driver to reach a point (far above the milliseconds it takes).
 const PATIENCE_MS: u64 = 20_000;
-
-/// The frame baseline, taken after one program has run (the first builds page tables that
-/// stay).
-fn baseline() -> usize {
-    assert_eq!(run_program("hello", "").0, 7);
-    free_frames()
-}
-
-fn assert_recovered(free_before: usize, what: &str) {
-    assert_eq!(run_program("hello", "").0, 7, "hello after {what}");
-    assert_eq!(free_frames(), free_before, "frames leaked by {what}");
-    assert_eq!(mm::space::count(), 0, "address spaces left by {what}");
-}
 
 /// Runs the kernel's idle steps until `done` holds.
 fn idle_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -67,7 +53,7 @@ fn is_blocked(pid: Pid) -> bool {
 
 #[test_case]
 fn claims_of_kernel_lines_foreign_ports_and_too_many_lines_are_refused() {
-    let free = baseline();
+    let free = frame_baseline();
     let (code, output) = run_program("driver", "refusals");
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("0 wrong"), "{output}");
@@ -81,7 +67,7 @@ fn claims_of_kernel_lines_foreign_ports_and_too_many_lines_are_refused() {
 
 #[test_case]
 fn a_port_outside_the_grant_ends_the_process_with_the_documented_code() {
-    let free = baseline();
+    let free = frame_baseline();
     // COM1's data port, the PIC's command port, the QEMU exit port: none is COM2's.
     for port in ["0x3f8", "0x20", "0xf4"] {
         let (code, output) = run_program("driver", &alloc::format!("stray-port {port}"));
@@ -96,7 +82,7 @@ fn a_port_outside_the_grant_ends_the_process_with_the_documented_code() {
 
 #[test_case]
 fn a_driver_that_never_acknowledges_is_retried_after_the_backoff_and_others_are_untouched() {
-    let free = baseline();
+    let free = frame_baseline();
     let keyboard_before = LINES.stats(1);
     let pid = spawn_driver("hold");
     idle_until("the driver waiting", || is_blocked(pid));
@@ -131,7 +117,7 @@ fn a_driver_that_never_acknowledges_is_retried_after_the_backoff_and_others_are_
 
 #[test_case]
 fn a_driver_killed_mid_flood_releases_its_line_and_a_new_driver_claims_it() {
-    let free = baseline();
+    let free = frame_baseline();
     let dropped_before = LINES.stats(SOFTWARE_LINE).dropped;
     let pid = spawn_driver("wait 1000000000");
     let mut raised = 0;

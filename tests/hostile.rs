@@ -21,27 +21,13 @@ use herald::{
     events::{BUS, BusError, EventKind, OverflowPolicy, Priority},
     mm,
     task::{self, KERNEL_ONLY_PROCESS_SLOTS, MAX_PROCESSES},
-    testing::free_frames,
+    testing::{assert_recovered, frame_baseline},
 };
 
 herald::test_kernel!();
 
-/// The frame baseline, taken after one program has run: the first process of a boot builds the
-/// kernel-stack region's page tables, which stay for every later one.
-fn baseline() -> usize {
-    assert_eq!(herald::testing::run_program("hello", "").0, 7);
-    free_frames()
-}
-
 fn run(args: &str) -> (i32, String) {
     herald::testing::run_program("hostile", args)
-}
-
-/// The next program still runs, and the frames are all back.
-fn assert_recovered(free_before: usize, what: &str) {
-    assert_eq!(herald::testing::run_program("hello", "").0, 7, "hello after {what}");
-    assert_eq!(free_frames(), free_before, "frames leaked by {what}");
-    assert_eq!(mm::space::count(), 0, "address spaces left by {what}");
 }
 
 /// Time-stamp counter cycles per millisecond, measured across idle ticks.
@@ -63,7 +49,7 @@ fn number_after(text: &str, label: &str) -> u64 {
 
 #[test_case]
 fn a_loop_of_1_gib_reservations_is_refused_at_once() {
-    let free = baseline();
+    let free = frame_baseline();
     let (code, output) = run("reserve-loop");
     assert_eq!(code, 0, "{output}");
     // One space may reserve at most the machine's user memory: below 1 GiB, nothing fits.
@@ -79,7 +65,7 @@ fn a_loop_of_1_gib_reservations_is_refused_at_once() {
 fn touching_past_the_machines_memory_ends_the_toucher_and_frees_it_all() {
     // One space may reserve the machine's user memory, so it takes two to overcommit: both
     // reserve and touch 4 MiB at a time until memory runs out under one of them.
-    let free = baseline();
+    let free = frame_baseline();
     let out_of_memory = mm::fault_counters().out_of_memory;
     console::start_capture();
     let first = task::spawn("hostile", "touch-all", 0).expect("spawn");
@@ -102,7 +88,7 @@ fn touching_past_the_machines_memory_ends_the_toucher_and_frees_it_all() {
 
 #[test_case]
 fn a_hundred_thousand_maps_meet_the_region_limit_at_a_flat_cost() {
-    let free = baseline();
+    let free = frame_baseline();
     let (code, output) = run("many-maps");
     assert_eq!(code, 0, "{output}");
     let mapped = number_after(&output, "many-maps: ");
@@ -121,7 +107,7 @@ fn a_hundred_thousand_maps_meet_the_region_limit_at_a_flat_cost() {
 
 #[test_case]
 fn a_spawn_bomb_meets_eagain_and_the_process_table_never_overflows() {
-    let free = baseline();
+    let free = frame_baseline();
     console::start_capture();
     let pid = task::spawn("hostile", "bomb 6 3", 0).expect("spawn");
     let mut most = 0;
@@ -147,7 +133,7 @@ fn the_longest_calls_keep_another_process_waiting_at_most_10_ms() {
 }
 
 fn longest_calls_beside_a_latency_probe(hog_args: &str) {
-    let free = baseline();
+    let free = frame_baseline();
     let cycles_per_ms = cycles_per_ms();
     console::start_capture();
     let hog = task::spawn("hostile", hog_args, 0).expect("spawn");
@@ -175,7 +161,7 @@ fn longest_calls_beside_a_latency_probe(hog_args: &str) {
 
 #[test_case]
 fn a_producer_overrunning_a_kill_producer_queue_is_ended() {
-    let free = baseline();
+    let free = frame_baseline();
     let (code, output) = run("flood-kill");
     assert_eq!(code, 0, "{output}");
     assert!(output.contains(&alloc::format!("exited with {}", abi::FLOODED_EXIT_CODE)));
@@ -184,7 +170,7 @@ fn a_producer_overrunning_a_kill_producer_queue_is_ended() {
 
 #[test_case]
 fn a_producer_overrunning_a_backpressure_queue_waits_then_delivers_everything() {
-    let free = baseline();
+    let free = frame_baseline();
     let (code, output) = run("flood-block");
     assert_eq!(code, 0, "{output}");
     let at = output.find("flood-block: ").expect("a summary line");
@@ -196,7 +182,7 @@ fn a_producer_overrunning_a_backpressure_queue_waits_then_delivers_everything() 
 fn a_kill_reaches_a_process_preempted_inside_a_call() {
     // Regression: the kill of a task parked at a preempt point set the one global attention
     // flag, which the killer's own return to ring 3 consumed, so the victim ran on.
-    let free = baseline();
+    let free = frame_baseline();
     let (code, output) = run("kill-parked");
     assert_eq!(code, 0, "{output}");
     let at = output.find("kill-parked: ").expect("a summary line");

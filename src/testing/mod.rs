@@ -31,7 +31,7 @@ pub use self::host::run_tests;
 #[cfg(target_os = "none")]
 pub use self::kernel::{conclude_expected_panic, panic_handler, run_tests};
 #[cfg(target_os = "none")]
-pub use self::programs::{free_frames, run_program};
+pub use self::programs::{assert_recovered, frame_baseline, free_frames, run_program};
 
 #[cfg(target_os = "none")]
 mod kernel {

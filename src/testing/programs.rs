@@ -26,3 +26,24 @@ pub fn run_program(name: &str, args: &str) -> (i32, String) {
     let code = task::wait(pid).expect("wait");
     (code, console::take_capture())
 }
+
+/// The frame baseline for a leak check, taken after one program has run: the first process of
+/// a boot builds the kernel-stack region's page tables, which stay for every later one.
+///
+/// # Panics
+/// If `hello` does not run: the test fails.
+pub fn frame_baseline() -> usize {
+    assert_eq!(run_program("hello", "").0, 7);
+    free_frames()
+}
+
+/// After `what`: the next program still runs, the frames are all back to `free_before`, and no
+/// address space is left.
+///
+/// # Panics
+/// If any of that is not so: the test fails.
+pub fn assert_recovered(free_before: usize, what: &str) {
+    assert_eq!(run_program("hello", "").0, 7, "hello after {what}");
+    assert_eq!(free_frames(), free_before, "frames leaked by {what}");
+    assert_eq!(mm::space::count(), 0, "address spaces left by {what}");
+}
