@@ -279,7 +279,7 @@ impl Deferred {
                     self.ran[cpu % MAX_CPUS].0.fetch_add(1, Ordering::Relaxed);
                 }
                 if let Event::Irq { line, .. } = event {
-                    irq::LINES.acknowledge(line);
+                    let _ = irq::LINES.acknowledge(line);
                 }
             }
         }

@@ -438,15 +438,19 @@ impl IrqLines {
     }
 
     /// A deferred handler finished with `line`'s events: unmask it (unless throttled or
-    /// disabled, which keep it masked).
-    pub fn acknowledge(&self, line: u8) {
-        let Some(state) = self.lines.get(usize::from(line)) else { return };
-        if state.awaiting_ack.swap(false, Ordering::AcqRel)
+    /// disabled, which keep it masked). Returns whether this ended a hold — decided in the
+    /// same step that ends it, so a hold landing from another CPU just before is never missed
+    /// (a separate look first would leave that window).
+    pub fn acknowledge(&self, line: u8) -> bool {
+        let Some(state) = self.lines.get(usize::from(line)) else { return false };
+        let was_held = state.awaiting_ack.swap(false, Ordering::AcqRel);
+        if was_held
             && state.throttled_until_ms.load(Ordering::Relaxed) == 0
             && !state.disabled.load(Ordering::Relaxed)
         {
             self.unmask(line);
         }
+        was_held
     }
 
     /// Ends backoffs that are over and retries acknowledgements that are overdue. Called on
@@ -557,13 +561,6 @@ impl IrqLines {
         self.mask(line);
         state.awaiting_ack.store(false, Ordering::Release);
         state.dropped.fetch_add(unseen, Ordering::Relaxed);
-    }
-
-    /// Whether `line` is masked until its handler acknowledges.
-    pub fn is_held(&self, line: u8) -> bool {
-        self.lines
-            .get(usize::from(line))
-            .is_some_and(|state| state.awaiting_ack.load(Ordering::Acquire))
     }
 
     /// Who serves `line` (`Free` for a line that does not exist).

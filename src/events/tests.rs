@@ -556,6 +556,27 @@ fn irq_lines_count_sequence_and_mask_until_acknowledged() {
 }
 
 #[test_case]
+fn an_acknowledgement_says_whether_it_ended_a_hold() {
+    // A user-space driver's top half replays when its acknowledgement ends a hold: asking
+    // first and acknowledging after left a window in which a hold from the interrupt on
+    // another CPU was ended unseen, its device's byte never read, the line stalled for good.
+    let (lines, controller) = lines_with_controller();
+    assert!(!lines.acknowledge(5), "nothing held");
+    lines.hold_until_acknowledged(5, 0);
+    assert!(lines.acknowledge(5), "this acknowledgement ended the hold");
+    assert!(!lines.acknowledge(5), "and only this one");
+    assert_eq!(*controller.0.lock(), [(true, 5), (false, 5)]);
+    // A throttled line's hold ends too, though the line stays masked for its backoff.
+    lines.set_rate_limit(5, 1);
+    lines.raise(5, 0);
+    lines.raise(5, 0);
+    lines.hold_until_acknowledged(5, 0);
+    assert!(lines.acknowledge(5));
+    assert!(lines.stats(5).throttled_until_ms.is_some());
+    assert_eq!(controller.0.lock().last(), Some(&(true, 5)), "still masked");
+}
+
+#[test_case]
 fn a_storm_masks_the_line_with_doubling_backoff_that_resets_when_it_behaves() {
     let (lines, controller) = lines_with_controller();
     lines.set_rate_limit(3, 10);

@@ -402,9 +402,7 @@ pub fn driver_of(line: u8) -> Option<DriverLine> {
 /// `irq_ack(handle)`: the device is served; the line may interrupt again.
 pub(super) fn acknowledge(pid: Pid, handle: u64) -> Result<u64, Errno> {
     let (line, counter) = with_claim(pid, handle, |claim| (claim.line, claim.counter.clone()))?;
-    let was_held = irq::LINES.is_held(line);
-    irq::LINES.acknowledge(line);
-    if was_held {
+    if irq::LINES.acknowledge(line) {
         // A top half that held the line (its ring was full) left its device's data waiting:
         // an edge-triggered line would never interrupt for it again, so it runs once now,
         // as if the interrupt came (its lock masks interrupts: the line's own run waits).

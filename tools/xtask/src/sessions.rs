@@ -135,7 +135,31 @@ fn sessions() -> Vec<Session> {
         ("herald> ", 1, b"run com2echo top-half 10000\n"),
         ("exited with code", 1, b"irqs\npoweroff\n"),
     ];
+    let lagging_steps: &'static [(&'static str, usize, &'static [u8])] = &[
+        ("herald> ", 1, b"run com2echo top-half lagging 10000\n"),
+        ("exited with code", 1, b"poweroff\n"),
+    ];
     vec![
+        Session {
+            // The ring-full path: the top half leaves the byte in the UART and holds the line,
+            // the driver's acknowledgement runs it again. An acknowledgement racing the hold
+            // on another CPU once lost the byte and stalled the line for good.
+            name: "a_lagging_com2_driver_whose_ring_fills_loses_no_byte",
+            input: Input::Steps(lagging_steps),
+            expect: &[
+                "com2echo: driving COM2 with a verified top half",
+                "com2echo: 10000 bytes received, 200 lines echoed",
+                "com2echo: its ring filled",
+                "exited with code 0]",
+                "powering off",
+            ],
+            forbid: &["panicked", "error:", "refused", "top half stopped", "filled 0 times"],
+            uefi: false,
+            qemu_args: "",
+            rootfs_add: false,
+            files: &[],
+            com2: Some(com2_flood),
+        },
         Session {
             name: "a_verified_top_half_wakes_the_com2_driver_once_per_line_not_per_byte",
             input: Input::Steps(top_half_steps),
