@@ -902,4 +902,54 @@ pub mod bpf {
         /// The rule's number in [`REFUSAL_RULES`].
         pub rule: u32,
     }
+
+    /// An assembler for handler programs: one function per instruction form.
+    pub mod assemble {
+        use super::*;
+
+        /// `dst = immediate` (64-bit).
+        pub const fn mov(dst: u8, immediate: i32) -> Instruction {
+            Instruction::new(CLASS_ALU64 | ALU_MOV | SOURCE_IMMEDIATE, dst, 0, 0, immediate)
+        }
+        /// `dst = src`.
+        pub const fn mov_reg(dst: u8, src: u8) -> Instruction {
+            Instruction::new(CLASS_ALU64 | ALU_MOV | SOURCE_REGISTER, dst, src, 0, 0)
+        }
+        /// `dst OP= src` (`op`: an `ALU_*`), 64-bit.
+        pub const fn alu_reg(op: u8, dst: u8, src: u8) -> Instruction {
+            Instruction::new(CLASS_ALU64 | op | SOURCE_REGISTER, dst, src, 0, 0)
+        }
+        /// `dst OP= immediate` (`op`: an `ALU_*`), 64-bit.
+        pub const fn alu_imm(op: u8, dst: u8, immediate: i32) -> Instruction {
+            Instruction::new(CLASS_ALU64 | op | SOURCE_IMMEDIATE, dst, 0, 0, immediate)
+        }
+        /// `dst = *(size *)(src + offset)`.
+        pub const fn load(size: u8, dst: u8, src: u8, offset: i16) -> Instruction {
+            Instruction::new(CLASS_LDX | MODE_MEM | size, dst, src, offset, 0)
+        }
+        /// `*(size *)(dst + offset) = src`.
+        pub const fn store(size: u8, dst: u8, src: u8, offset: i16) -> Instruction {
+            Instruction::new(CLASS_STX | MODE_MEM | size, dst, src, offset, 0)
+        }
+        /// `*(size *)(dst + offset) = immediate`.
+        pub const fn store_imm(size: u8, dst: u8, offset: i16, immediate: i32) -> Instruction {
+            Instruction::new(CLASS_ST | MODE_MEM | size, dst, 0, offset, immediate)
+        }
+        /// `if dst OP immediate: skip offset instructions` (`op`: a `JMP_*`).
+        pub const fn jump_if(op: u8, dst: u8, immediate: i32, offset: i16) -> Instruction {
+            Instruction::new(CLASS_JMP | op | SOURCE_IMMEDIATE, dst, 0, offset, immediate)
+        }
+        /// Skip `offset` instructions.
+        pub const fn jump(offset: i16) -> Instruction {
+            Instruction::new(CLASS_JMP | JMP_JA, 0, 0, offset, 0)
+        }
+        /// `r0 = helper(r1, r2, ...)`.
+        pub const fn call(helper: i32) -> Instruction {
+            Instruction::new(CLASS_JMP | JMP_CALL, 0, 0, 0, helper)
+        }
+        /// Return `r0`.
+        pub const fn exit() -> Instruction {
+            Instruction::new(CLASS_JMP | JMP_EXIT, 0, 0, 0, 0)
+        }
+    }
 }

@@ -175,7 +175,115 @@ pub fn run() {
     drop(subscription);
     row("int + bare iretq (baseline)", bare, None);
     row("IRQ entry -> bus -> top half -> iretq", irq, Some(bare));
+    user_drivers(bare);
     memory(bare);
+}
+
+/// Round trips to a user-space driver measured (each wakes it, and waits for its answer).
+const DRIVER_ROUND_TRIPS: u64 = 2_000;
+
+/// A user-space driver's interrupt paths: a top half that queues the sequence number and
+/// acknowledges, as a native closure and as a verified program on the drivers' own interrupt
+/// path; then the L4 round trip, the driver woken in ring 3 and answering.
+fn user_drivers(bare_interrupt: u64) {
+    use crate::{
+        abi::{
+            IRQ_RING_RECORDS,
+            bpf::{HELPER_ACKNOWLEDGE, HELPER_QUEUE, HELPER_SEQ, MINE, assemble::*},
+        },
+        events::irq::SOFTWARE_LINE,
+        sync::IrqSpinLock,
+    };
+
+    let ring: &'static IrqSpinLock<alloc::collections::VecDeque<u64>> = Box::leak(Box::new(
+        IrqSpinLock::new(alloc::collections::VecDeque::with_capacity(IRQ_RING_RECORDS)),
+    ));
+    let native = BUS.subscribe_line(SOFTWARE_LINE, "bench-native", Priority::OWNER, |event, _| {
+        let Event::Irq { seq, .. } = *event else { return Verdict::Continue };
+        let mut ring = ring.lock();
+        if ring.len() < IRQ_RING_RECORDS {
+            ring.push_back(seq);
+        }
+        Verdict::Handled
+    });
+    let native_cost = hundredths_per_op(|| {
+        arch::probes::raise_software_irq();
+        black_box(ring.lock().pop_front());
+    });
+    drop(native);
+    let program = [
+        call(HELPER_SEQ),
+        mov_reg(1, 0),
+        call(HELPER_QUEUE),
+        call(HELPER_ACKNOWLEDGE),
+        mov(0, MINE as i32),
+        exit(),
+    ];
+    let verified = match crate::task::bench_top_half(SOFTWARE_LINE, &program) {
+        Ok(verified) => verified,
+        Err(error) => {
+            println!("  (the verified top half cannot run: {error})");
+            return;
+        }
+    };
+    let verified_cost = hundredths_per_op(|| {
+        arch::probes::raise_software_irq();
+        black_box(verified.take_records());
+    });
+    drop(verified);
+    row("IRQ -> native top half (queue seq) -> iretq", native_cost, Some(bare_interrupt));
+    row("IRQ -> verified top half, 6 insns  (vs native)", verified_cost, Some(native_cost));
+
+    if arch::cpus().iter().filter(|cpu| cpu.online).count() > 1 {
+        // The driver may be woken on another CPU: the round trip is one CPU's to measure.
+        return;
+    }
+    match driver_round_trip() {
+        Ok(round_trip) => row(
+            "IRQ -> user driver woken -> irq_ack -> blocks again",
+            round_trip,
+            Some(bare_interrupt),
+        ),
+        Err(error) => println!("  (the user-space driver round trip cannot run: {error})"),
+    }
+}
+
+/// The L4 round trip, on one CPU: the software line's interrupt wakes the `driver` program
+/// blocked in `irq_wait`; the kernel switches to it, it returns to ring 3, answers `irq_ack`
+/// and blocks in `irq_wait` again, and the kernel switches back. Returns hundredths of a tick
+/// per round trip.
+fn driver_round_trip() -> Result<u64, &'static str> {
+    use crate::{
+        events::irq::{LINES, LineOwner, SOFTWARE_LINE},
+        task,
+    };
+
+    let is_blocked = |pid| {
+        task::processes().iter().any(|process| process.pid == pid && process.state == "blocked")
+    };
+    let pid = task::spawn("driver", "wait 1000000000", 0).map_err(|_| "no driver program")?;
+    let claimed = |pid| LINES.owner(SOFTWARE_LINE) == LineOwner::Process(pid);
+    let deadline = arch::milliseconds() + 10_000;
+    while !(claimed(pid) && is_blocked(pid)) {
+        if arch::milliseconds() > deadline {
+            let _ = task::kill(pid);
+            return Err("the driver never waited");
+        }
+        task::idle_step();
+    }
+    let before = LINES.stats(SOFTWARE_LINE);
+    let start = cpu::read_timestamp();
+    for _ in 0..DRIVER_ROUND_TRIPS {
+        arch::probes::raise_software_irq();
+        // The driver is ready: this step runs it until it blocks again.
+        task::idle_step();
+    }
+    let elapsed = cpu::read_timestamp() - start;
+    let after = LINES.stats(SOFTWARE_LINE);
+    let answered = !after.awaiting_ack && after.ack_timeouts == before.ack_timeouts;
+    let _ = task::kill(pid);
+    let _ = task::wait(pid);
+    if answered { Ok(elapsed * 100 / DRIVER_ROUND_TRIPS) } else { Err("the driver fell behind") }
 }
 
 /// Pages touched by the demand-paging benchmark (each costs a frame until unmapped).

@@ -5,7 +5,10 @@
 use alloc::vec::Vec;
 
 use super::{Environment, Fault, Instruction, Refusal, Rule, run, verify};
-use crate::{abi::bpf::*, vocab::PortRange};
+use crate::{
+    abi::bpf::{assemble::*, *},
+    vocab::PortRange,
+};
 
 const R0: u8 = 0;
 const R1: u8 = 1;
@@ -13,40 +16,6 @@ const R2: u8 = 2;
 const R3: u8 = 3;
 const R6: u8 = 6;
 const R10: u8 = 10;
-
-fn mov(dst: u8, immediate: i32) -> Instruction {
-    Instruction::new(CLASS_ALU64 | ALU_MOV | SOURCE_IMMEDIATE, dst, 0, 0, immediate)
-}
-fn mov_reg(dst: u8, src: u8) -> Instruction {
-    Instruction::new(CLASS_ALU64 | ALU_MOV | SOURCE_REGISTER, dst, src, 0, 0)
-}
-fn alu_reg(op: u8, dst: u8, src: u8) -> Instruction {
-    Instruction::new(CLASS_ALU64 | op | SOURCE_REGISTER, dst, src, 0, 0)
-}
-fn alu_imm(op: u8, dst: u8, immediate: i32) -> Instruction {
-    Instruction::new(CLASS_ALU64 | op | SOURCE_IMMEDIATE, dst, 0, 0, immediate)
-}
-fn load(size: u8, dst: u8, src: u8, offset: i16) -> Instruction {
-    Instruction::new(CLASS_LDX | MODE_MEM | size, dst, src, offset, 0)
-}
-fn store(size: u8, dst: u8, src: u8, offset: i16) -> Instruction {
-    Instruction::new(CLASS_STX | MODE_MEM | size, dst, src, offset, 0)
-}
-fn store_imm(size: u8, dst: u8, offset: i16, immediate: i32) -> Instruction {
-    Instruction::new(CLASS_ST | MODE_MEM | size, dst, 0, offset, immediate)
-}
-fn jump_if(op: u8, dst: u8, immediate: i32, offset: i16) -> Instruction {
-    Instruction::new(CLASS_JMP | op | SOURCE_IMMEDIATE, dst, 0, offset, immediate)
-}
-fn jump(offset: i16) -> Instruction {
-    Instruction::new(CLASS_JMP | JMP_JA, 0, 0, offset, 0)
-}
-fn call(helper: i32) -> Instruction {
-    Instruction::new(CLASS_JMP | JMP_CALL, 0, 0, 0, helper)
-}
-fn exit() -> Instruction {
-    Instruction::new(CLASS_JMP | JMP_EXIT, 0, 0, 0, 0)
-}
 
 /// COM2's ports, as a driver that claimed them is granted.
 const GRANT: [PortRange; 1] = [PortRange { base: 0x2f8, count: 8 }];

@@ -25,6 +25,7 @@
 
 use alloc::{
     collections::{BTreeMap, VecDeque},
+    string::String,
     sync::Arc,
     vec::Vec,
 };
@@ -177,6 +178,61 @@ impl LineCounter {
     }
 }
 
+impl LineCounter {
+    /// The line's interrupt, for driver `pid`: its top half runs; unless that acknowledged,
+    /// the line is held for the driver; the driver is woken unless the top half said not to.
+    fn interrupt(&self, pid: Pid, event: &Event) -> Verdict {
+        let Event::Irq { line, seq } = *event else { return Verdict::Continue };
+        let run = self.run_top_half(line, seq);
+        let (acknowledged, woke) =
+            run.as_ref().map_or((false, true), |run| (run.acknowledged, run.woke));
+        if !acknowledged {
+            // Held first: the woken driver may acknowledge on another CPU at once.
+            irq::LINES.hold_until_acknowledged(line, arch::milliseconds());
+        }
+        self.given.fetch_add(1, Ordering::SeqCst);
+        if woke {
+            self.wakes.fetch_add(1, Ordering::SeqCst);
+            scheduler::wake_irq_waiter(pid);
+        }
+        if run.is_some_and(|run| !run.mine) { Verdict::Continue } else { Verdict::Handled }
+    }
+}
+
+/// A verified top half on a line, served by the drivers' own interrupt path but for no
+/// process: the benchmark's measure of a handler program against a native one.
+pub struct BenchTopHalf {
+    counter: Arc<LineCounter>,
+    _subscription: Subscription,
+}
+
+impl BenchTopHalf {
+    /// Empties the ring the program queues to; returns how many records it held.
+    pub fn take_records(&self) -> usize {
+        let mut ring = self.counter.ring.lock();
+        let count = ring.len();
+        ring.clear();
+        count
+    }
+}
+
+/// Loads `code` as a top half for `line`'s interrupts, with no ports and no process to wake;
+/// the line is not claimed (a bench uses the software line).
+pub fn bench_top_half(line: u8, code: &[Instruction]) -> Result<BenchTopHalf, String> {
+    /// Nobody: a wake-up finds no process.
+    const NO_PROCESS: Pid = 0;
+    let counter = Arc::new(LineCounter::new(None));
+    let program = bpf::verify(code, &[]).map_err(|refusal| alloc::format!("refused: {refusal}"))?;
+    *counter.top_half.lock() = Some(program);
+    let counted = counter.clone();
+    let subscription = BUS
+        .subscribe_line(line, "bench-verified", Priority::OWNER, move |event, _reply| {
+            counted.interrupt(NO_PROCESS, event)
+        })
+        .map_err(|error| alloc::format!("not subscribed: {error:?}"))?;
+    Ok(BenchTopHalf { counter, _subscription: subscription })
+}
+
 /// Every process's claims. Taken in thread context only; subscriptions are dropped after it
 /// is let go.
 static CLAIMS: IrqSpinLock<BTreeMap<Pid, Vec<Claim>>> = IrqSpinLock::new(BTreeMap::new());
@@ -201,20 +257,7 @@ pub(super) fn claim(pid: Pid, line: u64, port_base: u64, port_count: u64) -> Res
     // Subscribed before the claim unmasks the line: its first interrupt finds the handler.
     let subscription = BUS
         .subscribe_line(line, "user-driver", Priority::OWNER, move |event, _reply| {
-            let Event::Irq { line, seq } = *event else { return Verdict::Continue };
-            let run = counted.run_top_half(line, seq);
-            let (acknowledged, woke) =
-                run.as_ref().map_or((false, true), |run| (run.acknowledged, run.woke));
-            if !acknowledged {
-                // Held first: the woken driver may acknowledge on another CPU at once.
-                irq::LINES.hold_until_acknowledged(line, arch::milliseconds());
-            }
-            counted.given.fetch_add(1, Ordering::SeqCst);
-            if woke {
-                counted.wakes.fetch_add(1, Ordering::SeqCst);
-                scheduler::wake_irq_waiter(pid);
-            }
-            if run.is_some_and(|run| !run.mine) { Verdict::Continue } else { Verdict::Handled }
+            counted.interrupt(pid, event)
         })
         .map_err(|_| Errno::EAGAIN)?;
     if let Err(held) = irq::LINES.claim(line, LineOwner::Process(pid)) {

@@ -212,38 +212,10 @@ pub fn irq_read(handle: u64, records: &mut [u64]) -> Result<usize, Errno> {
     Errno::from_return_value(unsafe { syscall(abi::SYS_IRQ_READ, args) }).map(|n| n as usize)
 }
 
-/// An assembler for top halves: one function per instruction form (eBPF's encoding).
+/// Top halves: eBPF's encoding, its opcodes and helpers, and an assembler (one function per
+/// instruction form).
 pub mod bpf {
-    pub use crate::abi::bpf::*;
-
-    /// `dst = immediate` (64-bit).
-    pub const fn mov(dst: u8, immediate: i32) -> Instruction {
-        Instruction::new(CLASS_ALU64 | ALU_MOV | SOURCE_IMMEDIATE, dst, 0, 0, immediate)
-    }
-    /// `dst = src`.
-    pub const fn mov_reg(dst: u8, src: u8) -> Instruction {
-        Instruction::new(CLASS_ALU64 | ALU_MOV | SOURCE_REGISTER, dst, src, 0, 0)
-    }
-    /// `dst = *(size *)(src + offset)`.
-    pub const fn load(size: u8, dst: u8, src: u8, offset: i16) -> Instruction {
-        Instruction::new(CLASS_LDX | MODE_MEM | size, dst, src, offset, 0)
-    }
-    /// `*(size *)(dst + offset) = src`.
-    pub const fn store(size: u8, dst: u8, src: u8, offset: i16) -> Instruction {
-        Instruction::new(CLASS_STX | MODE_MEM | size, dst, src, offset, 0)
-    }
-    /// `if dst OP immediate: skip offset instructions` (`op`: a `JMP_*`).
-    pub const fn jump_if(op: u8, dst: u8, immediate: i32, offset: i16) -> Instruction {
-        Instruction::new(CLASS_JMP | op | SOURCE_IMMEDIATE, dst, 0, offset, immediate)
-    }
-    /// `r0 = helper(r1, r2, ...)`.
-    pub const fn call(helper: i32) -> Instruction {
-        Instruction::new(CLASS_JMP | JMP_CALL, 0, 0, 0, helper)
-    }
-    /// Return `r0`.
-    pub const fn exit() -> Instruction {
-        Instruction::new(CLASS_JMP | JMP_EXIT, 0, 0, 0, 0)
-    }
+    pub use crate::abi::bpf::{assemble::*, *};
 }
 
 /// Reads I/O port `port`. Only the ports of a claimed device are open to a process: any other

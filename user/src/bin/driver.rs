@@ -81,7 +81,6 @@ fn released_port() -> i32 {
 
 fn serve(count: u64) -> i32 {
     let Ok(handle) = irq_claim(SOFTWARE_LINE, 0, 0) else { return 2 };
-    println!("wait: claimed");
     let (mut seq, mut served) = (0, 0);
     while served < count {
         match irq_wait(handle, seq) {
