@@ -48,13 +48,23 @@ pub const SYS_UPTIME: u64 = 15;
 /// `backpressure` subscription is full; overrunning a `kill-producer` one ends the caller with
 /// [`FLOODED_EXIT_CODE`].
 pub const SYS_RAISE: u64 = 16;
-/// `irq_claim(line, port_base, port_count)` → a handle: the caller becomes the owner of
+/// `irq_claim(line, port_base, port_count, flags)` → a handle: the caller becomes the owner of
 /// interrupt `line` and of the device ports `port_base..port_base + port_count`, which must
 /// lie within one device the kernel knows on that line (`port_count` 0: the line alone). The
-/// line is unmasked; each interrupt then masks it until [`SYS_IRQ_ACK`]. Refused: the timer,
-/// the PICs' cascade and lines the kernel's drivers hold (`EBUSY`, as is a line another process
-/// owns), ports of no device on the line (`EACCES`), more than [`MAX_CLAIMED_LINES`] (`EAGAIN`).
+/// line is unmasked; each interrupt then masks it until [`SYS_IRQ_ACK`]. With
+/// [`IRQ_CLAIM_SHARED`] the caller joins the line's sharers instead. Refused: the timer, the
+/// PICs' cascade and lines the kernel's drivers hold (`EBUSY`, as is a line another process
+/// owns, or shares when the caller does not ask to share, or does not share when it does, or
+/// that has [`MAX_LINE_SHARERS`]), ports of no device on the line (`EACCES`), more than
+/// [`MAX_CLAIMED_LINES`] (`EAGAIN`), unknown flags (`EINVAL`).
 pub const SYS_IRQ_CLAIM: u64 = 17;
+/// `irq_claim` flag: share the line with other drivers, each serving its own device. A
+/// sharer's interrupts are served by its top half alone ([`SYS_IRQ_PROGRAM`]), which answers
+/// [`bpf::MINE`] for its device's (the others are not asked) or [`bpf::NOT_MINE`] (the next
+/// sharer is); until it loads one it answers for none.
+pub const IRQ_CLAIM_SHARED: u64 = 1 << 0;
+/// Most drivers sharing one line.
+pub const MAX_LINE_SHARERS: u32 = 4;
 /// `irq_wait(handle, last_seq)` → the line's sequence number: blocks until it is past
 /// `last_seq` (interrupts since the claim, starting at 1; the difference is how many came
 /// since the caller last looked, the interrupts it did not see one by one).

@@ -15,9 +15,11 @@
 //!   good and reported (Linux's `note_interrupt` rule).
 //!
 //! A line also has an **owner**: free, the kernel (the timer, the cascade, a kernel driver's
-//! line) or a process (a user-space driver, `task/drivers.rs`). Only a free line can be
-//! claimed; a claim starts the line afresh (its storm and unhandled history are the last
-//! owner's), a release masks it until the next claim and counts what the owner never saw.
+//! line), a process (a user-space driver, `task/drivers.rs`) or several processes sharing it
+//! (each with a top half that answers for its own device). Only a free line can be claimed,
+//! or a shared one joined; the first claim starts the line afresh (its storm and unhandled
+//! history are the last owner's), the last release masks it until the next claim and counts
+//! what the owners never saw.
 //!
 //! Everything is atomics: the state is touched from interrupt context and from the shell.
 
@@ -61,12 +63,18 @@ pub enum LineOwner {
     Kernel,
     /// A user-space driver, this process.
     Process(u32),
+    /// This many user-space drivers, each serving its own device on the line through a
+    /// verified top half that answers whether an interrupt was its device's.
+    Shared(u32),
 }
 
 /// `LineState::owner` for a free line.
 const OWNER_FREE: u32 = 0;
 /// `LineState::owner` for a kernel-held line (no process has this pid).
 const OWNER_KERNEL: u32 = u32::MAX;
+/// `LineState::owner` tag of a shared line, its sharers counted in the bits below (pids stay
+/// far below it).
+const OWNER_SHARED: u32 = 1 << 31;
 
 impl LineOwner {
     const fn encode(self) -> u32 {
@@ -74,6 +82,7 @@ impl LineOwner {
             Self::Free => OWNER_FREE,
             Self::Kernel => OWNER_KERNEL,
             Self::Process(pid) => pid,
+            Self::Shared(sharers) => OWNER_SHARED | sharers,
         }
     }
 
@@ -81,6 +90,7 @@ impl LineOwner {
         match raw {
             OWNER_FREE => Self::Free,
             OWNER_KERNEL => Self::Kernel,
+            raw if raw & OWNER_SHARED != 0 => Self::Shared(raw & !OWNER_SHARED),
             pid => Self::Process(pid),
         }
     }
@@ -519,12 +529,13 @@ impl IrqLines {
     }
 
     /// Makes `owner` the owner of free `line`; returns the owner it has if it is not free (or
-    /// `None` for a line that does not exist). A process's claim starts the line afresh — no
+    /// `None` for a line that does not exist, or for `Free` and `Shared`, which are no owner
+    /// to claim as: sharers use [`claim_shared`](Self::claim_shared)). A process's claim starts the line afresh — no
     /// backoff, throttle, disabled state or pending acknowledgement carried over from the last
     /// owner — and unmasks it; a kernel claim leaves the mask to the kernel's driver.
     pub fn claim(&self, line: u8, owner: LineOwner) -> Result<(), Option<LineOwner>> {
         let state = self.lines.get(usize::from(line)).ok_or(None)?;
-        if owner == LineOwner::Free {
+        if matches!(owner, LineOwner::Free | LineOwner::Shared(_)) {
             return Err(None);
         }
         state
@@ -532,17 +543,71 @@ impl IrqLines {
             .compare_exchange(OWNER_FREE, owner.encode(), Ordering::AcqRel, Ordering::Acquire)
             .map_err(|held| Some(LineOwner::decode(held)))?;
         if let LineOwner::Process(_) = owner {
-            state.awaiting_ack.store(false, Ordering::Release);
-            state.delivered.store(false, Ordering::Relaxed);
-            state.throttled_until_ms.store(0, Ordering::Relaxed);
-            state.backoff_ms.store(INITIAL_BACKOFF_MS, Ordering::Relaxed);
-            state.window_count.store(0, Ordering::Relaxed);
-            state.period_raised.store(0, Ordering::Relaxed);
-            state.period_unhandled.store(0, Ordering::Relaxed);
-            state.disabled.store(false, Ordering::Relaxed);
-            self.unmask(line);
+            self.start_afresh(line, state);
         }
         Ok(())
+    }
+
+    /// A line's first process owner starts with none of the last owner's history, unmasked.
+    fn start_afresh(&self, line: u8, state: &LineState) {
+        state.awaiting_ack.store(false, Ordering::Release);
+        state.delivered.store(false, Ordering::Relaxed);
+        state.throttled_until_ms.store(0, Ordering::Relaxed);
+        state.backoff_ms.store(INITIAL_BACKOFF_MS, Ordering::Relaxed);
+        state.window_count.store(0, Ordering::Relaxed);
+        state.period_raised.store(0, Ordering::Relaxed);
+        state.period_unhandled.store(0, Ordering::Relaxed);
+        state.disabled.store(false, Ordering::Relaxed);
+        self.unmask(line);
+    }
+
+    /// A process joins `line`'s sharers (at most `max_sharers`), or starts sharing a free line
+    /// (afresh and unmasked, as [`claim`](Self::claim) does); returns how many share it now.
+    /// Refused with the owner it has if that is the kernel, one process, or sharers enough.
+    pub fn claim_shared(&self, line: u8, max_sharers: u32) -> Result<u32, Option<LineOwner>> {
+        let state = self.lines.get(usize::from(line)).ok_or(None)?;
+        let mut raw = state.owner.load(Ordering::Acquire);
+        loop {
+            let sharers = match LineOwner::decode(raw) {
+                LineOwner::Free => 1,
+                LineOwner::Shared(sharers) if sharers < max_sharers => sharers + 1,
+                other => return Err(Some(other)),
+            };
+            let joined = LineOwner::Shared(sharers).encode();
+            match state.owner.compare_exchange(raw, joined, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) if sharers == 1 => {
+                    self.start_afresh(line, state);
+                    return Ok(1);
+                }
+                Ok(_) => return Ok(sharers),
+                Err(now) => raw = now,
+            }
+        }
+    }
+
+    /// One of `line`'s sharers leaves it, having never seen `unseen` of its interrupts; the
+    /// last one's leaving frees and masks the line, as [`disown`](Self::disown) does.
+    pub fn leave_shared(&self, line: u8, unseen: u64) {
+        let Some(state) = self.lines.get(usize::from(line)) else { return };
+        let mut raw = state.owner.load(Ordering::Acquire);
+        loop {
+            let LineOwner::Shared(sharers) = LineOwner::decode(raw) else { return };
+            let left = if sharers > 1 { LineOwner::Shared(sharers - 1) } else { LineOwner::Free };
+            match state.owner.compare_exchange(
+                raw,
+                left.encode(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => raw = now,
+            }
+        }
+        if LineOwner::decode(raw) == LineOwner::Shared(1) {
+            self.mask(line);
+            state.awaiting_ack.store(false, Ordering::Release);
+        }
+        state.dropped.fetch_add(unseen, Ordering::Relaxed);
     }
 
     /// Process `pid` gives `line` up, having never seen `unseen` of the interrupts it was

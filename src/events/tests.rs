@@ -577,6 +577,38 @@ fn an_acknowledgement_says_whether_it_ended_a_hold() {
 }
 
 #[test_case]
+fn a_shared_line_takes_sharers_up_to_its_limit_and_is_freed_by_the_last() {
+    use irq::LineOwner::{Free, Kernel, Process, Shared};
+    let (lines, controller) = lines_with_controller();
+    assert_eq!(lines.claim(3, Shared(1)), Err(None), "sharers join, they do not claim");
+    assert_eq!(lines.claim_shared(3, 2), Ok(1));
+    assert_eq!(*controller.0.lock(), [(false, 3)], "the first sharer opens the line");
+    lines.hold_until_acknowledged(3, 0);
+    assert_eq!(lines.claim_shared(3, 2), Ok(2));
+    assert!(lines.stats(3).awaiting_ack, "a joining sharer leaves the line as it is");
+    assert_eq!(lines.claim_shared(3, 2), Err(Some(Shared(2))), "at the limit");
+    assert_eq!(lines.claim(3, Process(9)), Err(Some(Shared(2))), "no exclusive claim");
+    // Not shareable: one process's line, the kernel's.
+    assert_eq!(lines.claim(4, Process(9)), Ok(()));
+    assert_eq!(lines.claim_shared(4, 2), Err(Some(Process(9))));
+    assert_eq!(lines.claim(5, Kernel), Ok(()));
+    assert_eq!(lines.claim_shared(5, 2), Err(Some(Kernel)));
+    // Leaving: the line stays open for the one left, is freed and masked by the last.
+    controller.0.lock().clear();
+    lines.leave_shared(3, 2);
+    assert_eq!(lines.owner(3), Shared(1));
+    assert!(controller.0.lock().is_empty(), "still served: not masked");
+    lines.leave_shared(3, 1);
+    let freed = lines.stats(3);
+    assert_eq!((freed.owner, freed.awaiting_ack, freed.dropped), (Free, false, 3));
+    assert_eq!(*controller.0.lock(), [(true, 3)]);
+    lines.leave_shared(3, 5);
+    assert_eq!(lines.stats(3).dropped, 3, "a line nobody shares has nobody to leave it");
+    lines.leave_shared(4, 5);
+    assert_eq!(lines.owner(4), Process(9), "nor does one process's line");
+}
+
+#[test_case]
 fn a_storm_masks_the_line_with_doubling_backoff_that_resets_when_it_behaves() {
     let (lines, controller) = lines_with_controller();
     lines.set_rate_limit(3, 10);

@@ -215,15 +215,16 @@ fn queues() {
 fn irqs() {
     irq_lines();
     for line in 0..crate::events::irq::LINE_COUNT as u8 {
-        if let Some(driver) = task::driver_of(line) {
+        for driver in task::drivers_of(line) {
             let program = match driver.instructions {
                 0 => String::from("no top half"),
                 length => alloc::format!("top half of {length} instructions"),
             };
+            let role = if driver.shared { "sharer" } else { "driver" };
             println!(
-                "  irq {line}: driver pid {}, {program}: {} runs, {} stopped (budget or \
-                 fault), {} records dropped (ring full)",
-                driver.pid, driver.runs, driver.faults, driver.ring_dropped
+                "  irq {line}: {role} pid {}, {program}: {} runs, {} not its device's, {} \
+                 stopped (budget or fault), {} records dropped (ring full)",
+                driver.pid, driver.runs, driver.not_mine, driver.faults, driver.ring_dropped
             );
         }
     }
@@ -272,6 +273,7 @@ fn irq_lines() {
             LineOwner::Free => String::from("-"),
             LineOwner::Kernel => String::from("kernel"),
             LineOwner::Process(pid) => alloc::format!("pid {pid}"),
+            LineOwner::Shared(sharers) => alloc::format!("{sharers} shr"),
         };
         let state = if stats.disabled {
             String::from("disabled (unhandled)")

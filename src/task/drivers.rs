@@ -11,25 +11,32 @@
 //! acknowledges the line itself and wakes the driver only when it asks — once per line of
 //! serial input rather than once per byte.
 //!
+//! Drivers may also **share** a line (`IRQ_CLAIM_SHARED`), each for its own device: one
+//! subscription per shared line asks every sharer's top half whether the interrupt was its
+//! device's — all of them, since an edge that two devices raised together is one interrupt.
+//! A sharer holds the line only for its own device, and its acknowledgement opens the line
+//! once no other sharer holds it.
+//!
 //! Reentrancy: the line's handler runs in interrupt context on the line's CPU. It touches only
-//! its claim's counters (atomics), its program and ring (interrupt-masked locks, taken in
-//! thread context only with interrupts masked, so never held by the code it interrupted) and
-//! the scheduler's lock (likewise). Lock order, everywhere: a claim's top half, then its ring,
-//! then the scheduler — the interrupt (on cpu 0) and an `irq_ack` replay or `irq_read` on
-//! another CPU meet only as one waiting briefly for the other, never in a cycle. The claims
-//! table is taken only in thread context and never held while a subscription is dropped (the
+//! its claim's counters (atomics), a shared line's list of sharers, its program and ring
+//! (interrupt-masked locks, taken in thread context only with interrupts masked, so never held
+//! by the code it interrupted) and the scheduler's lock (likewise). Lock order, everywhere: a
+//! shared line's sharers, then a claim's top half, then its ring, then the scheduler — the
+//! interrupt (on cpu 0) and an `irq_ack` replay or `irq_read` on another CPU meet only as one
+//! waiting briefly for the other, never in a cycle. The claims table and the shared lines'
+//! table are taken only in thread context and never held while a subscription is dropped (the
 //! drop waits for dispatches in flight). The four-CPU COM2 flood sessions and the drivers
 //! test kernel's flood exercise both sides at once.
 
 #![forbid(unsafe_code)]
 
 use alloc::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, VecDeque, btree_map::Entry},
     string::String,
     sync::Arc,
     vec::Vec,
 };
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{
     Pid,
@@ -47,12 +54,19 @@ use crate::{
     vocab::PortRange,
 };
 
-/// One line a process owns.
+/// One line a process owns, or shares.
 struct Claim {
     handle: u64,
     line: u8,
     counter: Arc<LineCounter>,
-    subscription: Subscription,
+    /// Its own subscription; a sharer has none (its line's asker asks it).
+    subscription: Option<Subscription>,
+}
+
+impl Claim {
+    fn is_holding(&self) -> bool {
+        self.counter.holding.load(Ordering::SeqCst)
+    }
 }
 
 /// Interrupts given to the owner, the last number its `irq_wait` returned, its wake-ups, its
@@ -65,6 +79,12 @@ struct LineCounter {
     wakes: AtomicU64,
     wakes_seen: AtomicU64,
     ports: Option<PortRange>,
+    /// One of the line's sharers: only its top half serves its interrupts.
+    shared: bool,
+    /// This claim holds the line masked until its driver acknowledges.
+    holding: AtomicBool,
+    /// Interrupts its top half answered were not its device's.
+    not_mine: AtomicU64,
     top_half: IrqSpinLock<Option<bpf::Verified>>,
     ring: IrqSpinLock<VecDeque<u64>>,
     /// Top-half runs, records its full ring dropped, runs stopped (and programs unloaded).
@@ -138,13 +158,16 @@ fn report_fault(line: u8, fault: bpf::Fault) {
 }
 
 impl LineCounter {
-    fn new(ports: Option<PortRange>) -> Self {
+    fn new(ports: Option<PortRange>, shared: bool) -> Self {
         Self {
             given: AtomicU64::new(0),
             seen: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
             wakes_seen: AtomicU64::new(0),
             ports,
+            shared,
+            holding: AtomicBool::new(false),
+            not_mine: AtomicU64::new(0),
             top_half: IrqSpinLock::new(None),
             ring: IrqSpinLock::new(VecDeque::with_capacity(abi::IRQ_RING_RECORDS)),
             runs: AtomicU64::new(0),
@@ -181,21 +204,38 @@ impl LineCounter {
 impl LineCounter {
     /// The line's interrupt, for driver `pid`: its top half runs; unless that acknowledged,
     /// the line is held for the driver; the driver is woken unless the top half said not to.
+    /// A sharer without a top half cannot tell its device's interrupts from the others' and
+    /// answers for none; an answer of "not mine" is final (nothing held, counted or woken:
+    /// the next sharer is asked).
     fn interrupt(&self, pid: Pid, event: &Event) -> Verdict {
         let Event::Irq { line, seq } = *event else { return Verdict::Continue };
         let run = self.run_top_half(line, seq);
-        let (acknowledged, woke) =
-            run.as_ref().map_or((false, true), |run| (run.acknowledged, run.woke));
+        let (acknowledged, woke) = match run {
+            Some(run) if !run.mine => {
+                self.not_mine.fetch_add(1, Ordering::Relaxed);
+                return Verdict::Continue;
+            }
+            Some(run) => (run.acknowledged, run.woke),
+            None if self.shared => return Verdict::Continue,
+            None => (false, true),
+        };
         if !acknowledged {
-            // Held first: the woken driver may acknowledge on another CPU at once.
-            irq::LINES.hold_until_acknowledged(line, arch::milliseconds());
+            self.hold(line);
         }
         self.given.fetch_add(1, Ordering::SeqCst);
         if woke {
             self.wakes.fetch_add(1, Ordering::SeqCst);
             scheduler::wake_irq_waiter(pid);
         }
-        if run.is_some_and(|run| !run.mine) { Verdict::Continue } else { Verdict::Handled }
+        Verdict::Handled
+    }
+
+    /// Holds the line for this claim's acknowledgement: the line first, then the claim's
+    /// mark, so an acknowledgement on another CPU that finds the mark finds the line held
+    /// (one that comes between finds no mark and does nothing; the driver is woken after).
+    fn hold(&self, line: u8) {
+        irq::LINES.hold_until_acknowledged(line, arch::milliseconds());
+        self.holding.store(true, Ordering::SeqCst);
     }
 }
 
@@ -221,7 +261,7 @@ impl BenchTopHalf {
 pub fn bench_top_half(line: u8, code: &[Instruction]) -> Result<BenchTopHalf, String> {
     /// Nobody: a wake-up finds no process.
     const NO_PROCESS: Pid = 0;
-    let counter = Arc::new(LineCounter::new(None));
+    let counter = Arc::new(LineCounter::new(None, false));
     let program = bpf::verify(code, &[]).map_err(|refusal| alloc::format!("refused: {refusal}"))?;
     *counter.top_half.lock() = Some(program);
     let counted = counter.clone();
@@ -239,41 +279,146 @@ static CLAIMS: IrqSpinLock<BTreeMap<Pid, Vec<Claim>>> = IrqSpinLock::new(BTreeMa
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
 
-/// `irq_claim(line, port_base, port_count)`.
-pub(super) fn claim(pid: Pid, line: u64, port_base: u64, port_count: u64) -> Result<u64, Errno> {
+/// `irq_claim(line, port_base, port_count, flags)`.
+pub(super) fn claim(
+    pid: Pid,
+    line: u64,
+    port_base: u64,
+    port_count: u64,
+    flags: u64,
+) -> Result<u64, Errno> {
     let line = u8::try_from(line).ok().filter(|&line| usize::from(line) < irq::LINE_COUNT);
     let line = line.ok_or(Errno::EINVAL)?;
+    if flags & !abi::IRQ_CLAIM_SHARED != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let shared = flags & abi::IRQ_CLAIM_SHARED != 0;
     let ports = device_ports(line, port_base, port_count)?;
     if CLAIMS.lock().get(&pid).is_some_and(|held| held.len() >= abi::MAX_CLAIMED_LINES) {
         return Err(Errno::EAGAIN);
     }
     // Another owner's line: refused before a handler joins its chain (the claim below decides
     // a race between two claimers of a free line).
-    if irq::LINES.owner(line) != LineOwner::Free {
+    let joinable = match irq::LINES.owner(line) {
+        LineOwner::Free => true,
+        LineOwner::Shared(sharers) => shared && sharers < abi::MAX_LINE_SHARERS,
+        LineOwner::Kernel | LineOwner::Process(_) => false,
+    };
+    if !joinable {
         return Err(Errno::EBUSY);
     }
-    let counter = Arc::new(LineCounter::new(ports));
-    let counted = counter.clone();
-    // Subscribed before the claim unmasks the line: its first interrupt finds the handler.
-    let subscription = BUS
-        .subscribe_line(line, "user-driver", Priority::OWNER, move |event, _reply| {
-            counted.interrupt(pid, event)
-        })
-        .map_err(|_| Errno::EAGAIN)?;
-    if let Err(held) = irq::LINES.claim(line, LineOwner::Process(pid)) {
-        drop(subscription);
+    let counter = Arc::new(LineCounter::new(ports, shared));
+    let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
+    // Served before the claim unmasks the line: its first interrupt finds the handler.
+    let subscription = if shared {
+        join_sharers(line, Sharer { handle, pid, counter: counter.clone() })?;
+        None
+    } else {
+        let counted = counter.clone();
+        let subscription = BUS
+            .subscribe_line(line, "user-driver", Priority::OWNER, move |event, _reply| {
+                counted.interrupt(pid, event)
+            })
+            .map_err(|_| Errno::EAGAIN)?;
+        Some(subscription)
+    };
+    let claimed = if shared {
+        irq::LINES.claim_shared(line, abi::MAX_LINE_SHARERS).map(drop)
+    } else {
+        irq::LINES.claim(line, LineOwner::Process(pid))
+    };
+    if let Err(held) = claimed {
+        stop_serving(line, handle, subscription);
         return Err(if held.is_some() { Errno::EBUSY } else { Errno::EINVAL });
     }
     if let Some(range) = ports
         && !scheduler::change_current_ports(|grant| grant.add(range))
     {
-        irq::LINES.disown(line, pid, 0);
-        drop(subscription);
+        stop_serving(line, handle, subscription);
+        leave(line, pid, shared, 0);
         return Err(Errno::EAGAIN);
     }
-    let handle = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
     CLAIMS.lock().entry(pid).or_default().push(Claim { handle, line, counter, subscription });
     Ok(handle)
+}
+
+/// One driver sharing a line, as the line's interrupt asks it.
+struct Sharer {
+    handle: u64,
+    pid: Pid,
+    counter: Arc<LineCounter>,
+}
+
+/// A shared line's drivers and the one subscription that asks them.
+struct Sharers {
+    asked: Arc<IrqSpinLock<Vec<Sharer>>>,
+    _subscription: Subscription,
+}
+
+/// The shared lines' drivers. Taken in thread context only, never while a subscription is
+/// dropped; each line's list is taken by its interrupt too (interrupts masked).
+static SHARED_LINES: IrqSpinLock<BTreeMap<u8, Sharers>> = IrqSpinLock::new(BTreeMap::new());
+
+/// Asks every sharer about the interrupt, not only until one answers "mine": the ISA lines
+/// are edge-triggered, and two devices that interrupted together raised one edge — the
+/// second, not asked, would wait for good with its line high.
+fn ask_all(sharers: &IrqSpinLock<Vec<Sharer>>, event: &Event) -> Verdict {
+    let sharers = sharers.lock();
+    let mut claimed = false;
+    for sharer in sharers.iter() {
+        claimed |= sharer.counter.interrupt(sharer.pid, event) == Verdict::Handled;
+    }
+    if claimed { Verdict::Handled } else { Verdict::Continue }
+}
+
+/// Adds `sharer` to `line`'s drivers, subscribing the line's asker with the first.
+fn join_sharers(line: u8, sharer: Sharer) -> Result<(), Errno> {
+    if let Some(sharers) = SHARED_LINES.lock().get(&line) {
+        sharers.asked.lock().push(sharer);
+        return Ok(());
+    }
+    let asked = Arc::new(IrqSpinLock::new(Vec::new()));
+    let asking = asked.clone();
+    let subscription = BUS
+        .subscribe_line(line, "user-drivers (shared)", Priority::OWNER, move |event, _reply| {
+            ask_all(&asking, event)
+        })
+        .map_err(|_| Errno::EAGAIN)?;
+    let mut lines = SHARED_LINES.lock();
+    let spare = match lines.entry(line) {
+        // Another sharer's claim made the asker first.
+        Entry::Occupied(sharers) => {
+            sharers.get().asked.lock().push(sharer);
+            Some(subscription)
+        }
+        Entry::Vacant(vacant) => {
+            asked.lock().push(sharer);
+            vacant.insert(Sharers { asked, _subscription: subscription });
+            None
+        }
+    };
+    drop(lines);
+    drop(spare);
+    Ok(())
+}
+
+/// Takes claim `handle` off `line`'s drivers: its subscription, or its place among the
+/// sharers (the asker goes with the last). After this no interrupt reaches the claim.
+fn stop_serving(line: u8, handle: u64, subscription: Option<Subscription>) {
+    if subscription.is_some() {
+        drop(subscription);
+        return;
+    }
+    let emptied = {
+        let mut lines = SHARED_LINES.lock();
+        let Some(sharers) = lines.get(&line) else { return };
+        let mut asked = sharers.asked.lock();
+        asked.retain(|sharer| sharer.handle != handle);
+        let empty = asked.is_empty();
+        drop(asked);
+        if empty { lines.remove(&line) } else { None }
+    };
+    drop(emptied);
 }
 
 /// The ports asked for, if they lie within one device the kernel knows on `line` (`None`: no
@@ -415,6 +560,10 @@ pub(super) fn read(
 pub struct DriverLine {
     /// The driver.
     pub pid: Pid,
+    /// Whether it shares the line.
+    pub shared: bool,
+    /// Interrupts its top half answered were another device's.
+    pub not_mine: u64,
     /// Its top half's instructions (0: none loaded).
     pub instructions: usize,
     /// Top-half runs.
@@ -425,34 +574,59 @@ pub struct DriverLine {
     pub ring_dropped: u64,
 }
 
-/// The driver serving `line`, if a process does.
-pub fn driver_of(line: u8) -> Option<DriverLine> {
+/// The drivers serving `line` (one, or its sharers).
+pub fn drivers_of(line: u8) -> Vec<DriverLine> {
     let claims = CLAIMS.lock();
-    claims.iter().find_map(|(&pid, held)| {
-        let claim = held.iter().find(|claim| claim.line == line)?;
-        let counter = &claim.counter;
-        let length = counter.top_half.lock().as_ref().map_or(0, |p| p.instructions().len());
-        Some(DriverLine {
-            pid,
-            instructions: length,
-            runs: counter.runs.load(Ordering::Relaxed),
-            faults: counter.faults.load(Ordering::Relaxed),
-            ring_dropped: counter.ring_dropped.load(Ordering::Relaxed),
+    let on_line = claims.iter().flat_map(|(&pid, held)| held.iter().map(move |c| (pid, c)));
+    on_line
+        .filter(|(_, claim)| claim.line == line)
+        .map(|(pid, claim)| {
+            let counter = &claim.counter;
+            let length = counter.top_half.lock().as_ref().map_or(0, |p| p.instructions().len());
+            DriverLine {
+                pid,
+                shared: counter.shared,
+                not_mine: counter.not_mine.load(Ordering::Relaxed),
+                instructions: length,
+                runs: counter.runs.load(Ordering::Relaxed),
+                faults: counter.faults.load(Ordering::Relaxed),
+                ring_dropped: counter.ring_dropped.load(Ordering::Relaxed),
+            }
         })
-    })
+        .collect()
 }
 
-/// `irq_ack(handle)`: the device is served; the line may interrupt again.
+/// `irq_ack(handle)`: the device is served; the line may interrupt again (a shared line once
+/// no other sharer holds it).
 pub(super) fn acknowledge(pid: Pid, handle: u64) -> Result<u64, Errno> {
-    let (line, counter) = with_claim(pid, handle, |claim| (claim.line, claim.counter.clone()))?;
-    if irq::LINES.acknowledge(line) {
+    let (line, counter, others_hold) = {
+        let claims = CLAIMS.lock();
+        let claim = claims.get(&pid).and_then(|held| held.iter().find(|c| c.handle == handle));
+        let claim = claim.ok_or(Errno::EINVAL)?;
+        // Decided in the one step that ends this claim's hold: a hold from the interrupt on
+        // another CPU is either seen here or lands after, with the driver woken for it.
+        if !claim.counter.holding.swap(false, Ordering::SeqCst) {
+            return Ok(0);
+        }
+        let others_hold = claim.counter.shared
+            && claims.values().flatten().any(|other| {
+                other.line == claim.line && other.handle != handle && other.is_holding()
+            });
+        (claim.line, claim.counter.clone(), others_hold)
+    };
+    if !others_hold {
+        let _ = irq::LINES.acknowledge(line);
+    }
+    {
         // A top half that held the line (its ring was full) left its device's data waiting:
         // an edge-triggered line would never interrupt for it again, so it runs once now,
         // as if the interrupt came (its lock masks interrupts: the line's own run waits).
         let seq = irq::LINES.stats(line).raised;
-        if let Some(run) = counter.run_top_half(line, seq) {
+        if let Some(run) = counter.run_top_half(line, seq)
+            && run.mine
+        {
             if !run.acknowledged {
-                irq::LINES.hold_until_acknowledged(line, arch::milliseconds());
+                counter.hold(line);
             }
             if run.woke {
                 counter.wakes.fetch_add(1, Ordering::SeqCst);
@@ -490,9 +664,25 @@ pub(super) fn release_all(pid: Pid) {
 }
 
 fn give_back(pid: Pid, claim: Claim) {
-    let Claim { line, counter, subscription, .. } = claim;
+    let Claim { handle, line, counter, subscription } = claim;
     // The handler first: no interrupt is counted for a claim that is going.
-    drop(subscription);
+    stop_serving(line, handle, subscription);
+    // A sharer that held the line lets it go, unless another holds it too.
+    if counter.shared
+        && counter.holding.load(Ordering::SeqCst)
+        && !CLAIMS.lock().values().flatten().any(|other| other.line == line && other.is_holding())
+    {
+        let _ = irq::LINES.acknowledge(line);
+    }
     let unseen = counter.given.load(Ordering::SeqCst) - counter.seen.load(Ordering::Relaxed);
-    irq::LINES.disown(line, pid, unseen);
+    leave(line, pid, counter.shared, unseen);
+}
+
+/// `pid`'s claim leaves `line`: one sharer fewer, or the owner gone.
+fn leave(line: u8, pid: Pid, shared: bool, unseen: u64) {
+    if shared {
+        irq::LINES.leave_shared(line, unseen);
+    } else {
+        irq::LINES.disown(line, pid, unseen);
+    }
 }

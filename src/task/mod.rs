@@ -40,7 +40,7 @@ pub use self::scheduler::{
 };
 #[cfg(target_os = "none")]
 pub use self::{
-    drivers::{BenchTopHalf, DriverLine, bench_top_half, driver_of},
+    drivers::{BenchTopHalf, DriverLine, bench_top_half, drivers_of},
     input::{push_input, start_foreground, take_input},
     subscriptions::{MAX_POLL_RECORDS, MAX_SUBSCRIPTIONS},
     syscalls::MAX_IO_BYTES_PER_CALL,

@@ -160,7 +160,7 @@ fn serve(number: u64, args: &[u64; 6], pid: Pid, space: SpaceId) -> Result<Serve
         }
         abi::SYS_POLL => subscriptions::poll(pid, args[0], args[1], args[2], space)?,
         abi::SYS_UPTIME => crate::arch::milliseconds(),
-        abi::SYS_IRQ_CLAIM => drivers::claim(pid, args[0], args[1], args[2])?,
+        abi::SYS_IRQ_CLAIM => drivers::claim(pid, args[0], args[1], args[2], args[3])?,
         abi::SYS_IRQ_WAIT => {
             return Ok(match drivers::wait(pid, args[0], args[1])? {
                 drivers::Waited::Count(seq) => Served::Value(seq),

@@ -153,6 +153,14 @@ pub fn irq_claim(line: u64, port_base: u16, port_count: u16) -> Result<u64, Errn
     call(abi::SYS_IRQ_CLAIM, [line, u64::from(port_base), u64::from(port_count), 0, 0, 0])
 }
 
+/// Joins the drivers sharing interrupt `line`, for the device at `port_base..port_base +
+/// port_count`: its interrupts are served by the top half [`irq_program`] loads, which answers
+/// whether each one was this device's.
+pub fn irq_claim_shared(line: u64, port_base: u16, port_count: u16) -> Result<u64, Errno> {
+    let args = [line, u64::from(port_base), u64::from(port_count), abi::IRQ_CLAIM_SHARED, 0, 0];
+    call(abi::SYS_IRQ_CLAIM, args)
+}
+
 /// Blocks until the claimed line has interrupted past `last_seq`; returns its count (the
 /// difference is how many interrupts came since).
 pub fn irq_wait(handle: u64, last_seq: u64) -> Result<u64, Errno> {

@@ -50,6 +50,9 @@ struct Session {
     /// Gives the machine a second serial port (COM2) reading these bytes from a file, and
     /// requires that COM2 sends exactly them back (a user-space driver echoing them).
     com2: Option<fn() -> Vec<u8>>,
+    /// The same for the fourth serial port (COM4, on COM2's interrupt line; COM3 is given
+    /// nothing), after COM2.
+    com4: Option<fn() -> Vec<u8>>,
 }
 
 /// The program a user "drops in": a static musl C program that prints its argv.
@@ -123,6 +126,12 @@ fn com2_flood() -> Vec<u8> {
     bytes
 }
 
+/// What COM4 is flooded with beside COM2: the same shape in capitals, so a byte that went to
+/// the wrong port shows.
+fn com4_flood() -> Vec<u8> {
+    com2_flood().to_ascii_uppercase()
+}
+
 fn sessions() -> Vec<Session> {
     let flood_steps: &'static [(&'static str, usize, &'static [u8])] = Box::leak(Box::new([
         ("herald> ", 1, b"run keylog 100000\n".as_slice()),
@@ -139,7 +148,29 @@ fn sessions() -> Vec<Session> {
         ("herald> ", 1, b"run com2echo top-half lagging 10000\n"),
         ("exited with code", 1, b"poweroff\n"),
     ];
+    let shared_steps: &'static [(&'static str, usize, &'static [u8])] =
+        &[("herald> ", 1, b"run irqshare 10000\n"), ("exited with code", 1, b"irqs\npoweroff\n")];
     vec![
+        Session {
+            // Both ports flooded at once: each driver's top half answers for its UART only,
+            // and both are asked about every interrupt, so neither port's byte is left behind.
+            name: "two_drivers_share_irq_3_each_top_half_answering_for_its_own_uart",
+            input: Input::Steps(shared_steps),
+            expect: &[
+                "irqshare: com2echo done",
+                "irqshare: com4echo done",
+                "exited with code 0]",
+                "herald> irqs",
+                "powering off",
+            ],
+            forbid: &["panicked", "error:", "refused", "top half stopped", "cannot"],
+            uefi: false,
+            qemu_args: "",
+            rootfs_add: false,
+            files: &[],
+            com2: Some(com2_flood),
+            com4: Some(com4_flood),
+        },
         Session {
             // The ring-full path: the top half leaves the byte in the UART and holds the line,
             // the driver's acknowledgement runs it again. An acknowledgement racing the hold
@@ -159,6 +190,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: Some(com2_flood),
+            com4: None,
         },
         Session {
             name: "a_verified_top_half_wakes_the_com2_driver_once_per_line_not_per_byte",
@@ -176,6 +208,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: Some(com2_flood),
+            com4: None,
         },
         Session {
             name: "a_user_space_driver_echoes_a_10000_byte_com2_flood_in_order",
@@ -193,6 +226,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: Some(com2_flood),
+            com4: None,
         },
         Session {
             name: "a_100000_byte_flood_arrives_in_order_and_the_shell_stays_responsive",
@@ -210,6 +244,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "piped_commands_run_in_order_and_poweroff_exits_0",
@@ -228,6 +263,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "up_arrow_recalls_tab_completes_and_the_cursor_edits_inside_a_line",
@@ -253,6 +289,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "piped_commands_reach_the_shell_through_uefi_firmware_too",
@@ -266,6 +303,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "bad_input_gets_one_line_errors_and_the_shell_survives",
@@ -300,6 +338,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "every_command_answers",
@@ -340,6 +379,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "bench_prints_the_kernel_and_user_tables",
@@ -364,6 +404,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "the_keyboard_drives_the_shell",
@@ -387,6 +428,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "without_acpi_the_boot_cpu_runs_alone_on_the_8259s",
@@ -405,6 +447,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "cpus_lists_every_cpu_online_with_what_it_runs",
@@ -424,6 +467,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             name: "an_nmi_from_qemus_monitor_is_counted_and_survived",
@@ -443,6 +487,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             // Busybox's ash on the console as its terminal: its prompt and line editing (raw
@@ -478,6 +523,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             // Job control in busybox's ash, step for step what the same binary does on Linux
@@ -532,6 +578,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: false,
             files: &[],
             com2: None,
+            com4: None,
         },
         Session {
             // `/etc/herald/autorun` boots straight into busybox's shell as the first process.
@@ -560,6 +607,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: true,
             files: &[("etc/herald/autorun", "run busybox sh\n")],
             com2: None,
+            com4: None,
         },
         Session {
             name: "a_dropped_in_linux_binary_runs_with_shell_quoted_arguments",
@@ -590,6 +638,7 @@ fn sessions() -> Vec<Session> {
             rootfs_add: true,
             files: &[],
             com2: None,
+            com4: None,
         },
     ]
 }
@@ -761,32 +810,37 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     if matches!(session.input, Input::Keys(_)) {
         qemu_args.push_str(&format!(" -qmp unix:{},server=on,wait=off", socket.display()));
     }
-    // COM2 is a pair of FIFOs (QEMU's `pipe` backend: BASE.in, BASE.out): the flood goes in
-    // as fast as the UART takes it, what COM2 sends comes out.
-    let com2 = session.com2.map(|bytes| {
+    // COM2 and COM4 are each a pair of FIFOs (QEMU's `pipe` backend: BASE.in, BASE.out): the
+    // flood goes in as fast as the UART takes it, what the port sends comes out. QEMU numbers
+    // its serial ports in order, so COM4 comes after a COM3 given nothing.
+    let mut ports = Vec::new();
+    for (port, flood) in [("com2", session.com2), ("com4", session.com4)] {
+        let Some(flood) = flood else { continue };
         let directory = std::env::temp_dir().join(format!(
-            "herald-com2-{}-{}-{}",
+            "herald-{port}-{}-{}-{}",
             std::process::id(),
             session.name,
             extra_qemu_args.len()
         ));
-        (directory, bytes())
-    });
-    let _remove_com2_fifos = com2.as_ref().map(|(directory, _)| RemovedOnDrop(directory.clone()));
-    if let Some((directory, _)) = &com2 {
-        let _ = std::fs::remove_dir_all(directory);
-        std::fs::create_dir_all(directory).map_err(|e| format!("{}: {e}", directory.display()))?;
-        for end in ["com2.in", "com2.out"] {
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::create_dir_all(&directory).map_err(|e| format!("{}: {e}", directory.display()))?;
+        for end in ["port.in", "port.out"] {
             let made = Command::new("mkfifo").arg(directory.join(end)).status();
             if !made.is_ok_and(|status| status.success()) {
                 return Err(format!("mkfifo {end} in {} failed", directory.display()));
             }
         }
+        if port == "com4" {
+            qemu_args.push_str(" -serial null");
+        }
         qemu_args.push_str(&format!(
-            " -chardev pipe,id=com2,path={} -serial chardev:com2",
-            directory.join("com2").display()
+            " -chardev pipe,id={port},path={} -serial chardev:{port}",
+            directory.join("port").display()
         ));
+        ports.push((port, directory, flood()));
     }
+    let _remove_port_fifos: Vec<RemovedOnDrop> =
+        ports.iter().map(|(_, directory, _)| RemovedOnDrop(directory.clone())).collect();
     let added = if session.rootfs_add {
         let name = format!("{}-{}", session.name, extra_qemu_args.len());
         Some(dropped_program_tree(&name, session.files)?)
@@ -796,22 +850,27 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     let mut child =
         start_kernel(root, &qemu_args, SESSION_TIMEOUT_SECS, session.uefi, added.as_deref())?;
     let (output, reader) = collect_output(&mut child)?;
-    let com2_threads = com2.as_ref().map(|(directory, sent)| {
-        let (input, output) = (directory.join("com2.in"), directory.join("com2.out"));
-        let sent = sent.clone();
-        // Opened read-write, a FIFO never blocks the opener: the bytes wait in it for QEMU. The
-        // end is kept open until QEMU has gone (a FIFO no one holds open drops its bytes).
-        let writer = thread::spawn(move || {
-            let fifo = std::fs::OpenOptions::new().read(true).write(true).open(&input);
-            fifo.and_then(|mut fifo| fifo.write_all(&sent).map(|()| fifo))
-        });
-        let reader = thread::spawn(move || {
-            let mut got = Vec::new();
-            let _ = std::fs::File::open(&output).and_then(|mut fifo| fifo.read_to_end(&mut got));
-            got
-        });
-        (writer, reader)
-    });
+    let port_threads: Vec<_> = ports
+        .iter()
+        .map(|(_, directory, sent)| {
+            let (input, output) = (directory.join("port.in"), directory.join("port.out"));
+            let sent = sent.clone();
+            // Opened read-write, a FIFO never blocks the opener: the bytes wait in it for QEMU.
+            // The end is kept open until QEMU has gone (a FIFO no one holds open drops its
+            // bytes).
+            let writer = thread::spawn(move || {
+                let fifo = std::fs::OpenOptions::new().read(true).write(true).open(&input);
+                fifo.and_then(|mut fifo| fifo.write_all(&sent).map(|()| fifo))
+            });
+            let reader = thread::spawn(move || {
+                let mut got = Vec::new();
+                let _ =
+                    std::fs::File::open(&output).and_then(|mut fifo| fifo.read_to_end(&mut got));
+                got
+            });
+            (writer, reader)
+        })
+        .collect();
     let mut stdin = child.stdin.take().ok_or("no stdin")?;
     let wait_for = |marker: &str, count: usize| -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(SESSION_TIMEOUT_SECS);
@@ -865,20 +924,23 @@ fn run_session(root: &Path, session: &Session, extra_qemu_args: &str) -> Result<
     }
     let shared = output;
     let output = shared.lock().map(|o| o.clone()).unwrap_or_default();
-    let echoed = com2.as_ref().zip(com2_threads).map(|((directory, sent), (writer, reader))| {
-        // QEMU has gone: a reader still waiting for it to open the FIFO is let go.
-        let _ = std::fs::OpenOptions::new().read(true).write(true).open(directory.join("com2.out"));
-        let _ = writer.join();
-        let got = reader.join().unwrap_or_default();
-        match sent.iter().zip(&got).position(|(a, b)| a != b) {
-            None if got.len() == sent.len() => Ok(()),
-            None => Err(format!("COM2 sent back {} bytes of {}", got.len(), sent.len())),
-            Some(at) => Err(format!("COM2 sent back byte {at} wrong: {:?}", got[at] as char)),
-        }
-    });
+    let echoed =
+        ports.iter().zip(port_threads).map(|((port, directory, sent), (writer, reader))| {
+            // QEMU has gone: a reader still waiting for it to open the FIFO is let go.
+            let _ =
+                std::fs::OpenOptions::new().read(true).write(true).open(directory.join("port.out"));
+            let _ = writer.join();
+            let got = reader.join().unwrap_or_default();
+            match sent.iter().zip(&got).position(|(a, b)| a != b) {
+                None if got.len() == sent.len() => Ok(()),
+                None => Err(format!("{port} sent back {} bytes of {}", got.len(), sent.len())),
+                Some(at) => Err(format!("{port} sent back byte {at} wrong: {:?}", got[at] as char)),
+            }
+        });
+    let echoed: Result<Vec<()>, String> = echoed.collect();
     let verdict = if !status.success() {
         Err(format!("exit status {status}"))
-    } else if let Some(Err(reason)) = echoed {
+    } else if let Err(reason) = echoed {
         Err(reason)
     } else if let Some(bad) = session.forbid.iter().find(|f| output.contains(**f)) {
         Err(format!("output contains {:?}", &bad[..bad.len().min(60)]))

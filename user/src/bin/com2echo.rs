@@ -7,8 +7,13 @@
 //! byte, queues it for the driver and acknowledges the line, and wakes the driver only at the
 //! end of a line — one wake-up per line instead of one per byte.
 //!
-//! Arguments: `[top-half [lagging]] BYTES`, how many bytes to take before it reports and exits
-//! (0 or none: forever). A lagging driver dawdles after its wake-ups, so its ring is often
+//! With `shared` it joins the drivers sharing the line rather than owning it, with a top half
+//! (a sharer's interrupts are served by its top half alone) that answers "not mine" when its
+//! UART holds no byte; with `com4` it drives the fourth serial port (0x2e8), which a PC wires
+//! to COM2's line — two of them, one per port, share IRQ 3 (`irqshare` runs the pair).
+//!
+//! Arguments: `[com4] [shared | top-half [lagging]] BYTES`, how many bytes to take before it
+//! reports and exits (0 or none: forever). A lagging driver dawdles after its wake-ups, so its ring is often
 //! full: the top half then leaves the byte in the UART and holds the line until it is read.
 //! Exit codes: 0 done, 2 the claim was refused (no COM2 in this machine, or it is taken).
 #![no_std]
@@ -16,12 +21,14 @@
 
 use herald_user::{
     bpf::{self, Instruction},
-    inb, irq_ack, irq_claim, irq_program, irq_read, irq_wait, outb, println, sleep_ms,
+    inb, irq_ack, irq_claim, irq_claim_shared, irq_program, irq_read, irq_wait, outb, println,
+    sleep_ms,
 };
 
-/// COM2's first port and its interrupt line (the PC convention).
+/// The ports' first registers and their shared interrupt line (the PC convention).
 const COM2_BASE: u16 = 0x2f8;
-const COM2_LINE: u64 = 3;
+const COM4_BASE: u16 = 0x2e8;
+const LINE: u64 = 3;
 /// The 16550's registers, as offsets from its base (PC16550D datasheet §8).
 const DATA: u16 = 0; // receive buffer (read) / transmit holding (write); divisor low with DLAB
 const INTERRUPT_ENABLE: u16 = 1; // divisor high with DLAB
@@ -60,7 +67,7 @@ const TOP_HALF_LENGTH: usize = PROLOGUE_LENGTH + FIFO_BYTES * READ_LENGTH + TAIL
 /// driver. A full ring leaves the byte in the UART, wakes the driver and keeps the line held
 /// until it has read the ring. Registers: r6 bytes read, r7 a newline seen, r8 the byte
 /// (r1-r5 do not survive a helper call).
-fn top_half() -> [Instruction; TOP_HALF_LENGTH] {
+fn top_half(base: u16) -> [Instruction; TOP_HALF_LENGTH] {
     use bpf::{
         ALU_ADD, CLASS_ALU64, HELPER_ACKNOWLEDGE, HELPER_PORT_IN, HELPER_QUEUE, HELPER_RING_SPACE,
         HELPER_WAKE, JMP_JA, JMP_JEQ, JMP_JNE, JMP_JSET, SOURCE_IMMEDIATE, call, exit, jump_if,
@@ -80,11 +87,11 @@ fn top_half() -> [Instruction; TOP_HALF_LENGTH] {
         let step = [
             call(HELPER_RING_SPACE),
             jump_if(JMP_JEQ, 0, 0, to_full),
-            mov(1, i32::from(COM2_BASE + LINE_STATUS)),
+            mov(1, i32::from(base + LINE_STATUS)),
             call(HELPER_PORT_IN),
             jump_if(JMP_JSET, 0, i32::from(LSR_DATA_READY), 1),
             jump_if(JMP_JA, 0, 0, to_tail),
-            mov(1, i32::from(COM2_BASE + DATA)),
+            mov(1, i32::from(base + DATA)),
             call(HELPER_PORT_IN),
             mov_reg(8, 0),
             mov_reg(1, 8),
@@ -116,31 +123,39 @@ fn top_half() -> [Instruction; TOP_HALF_LENGTH] {
 
 fn main(args: &str) -> i32 {
     let mut words = args.split_whitespace().peekable();
-    let with_top_half = words.next_if_eq(&"top-half").is_some();
+    let (name, port, base) = if words.next_if_eq(&"com4").is_some() {
+        ("com4", "COM4", COM4_BASE)
+    } else {
+        ("com2", "COM2", COM2_BASE)
+    };
+    let shared = words.next_if_eq(&"shared").is_some();
+    let with_top_half = shared || words.next_if_eq(&"top-half").is_some();
     let lagging = with_top_half && words.next_if_eq(&"lagging").is_some();
     let stop_after: u64 = words.next().and_then(|count| count.parse().ok()).unwrap_or(0);
-    let handle = match irq_claim(COM2_LINE, COM2_BASE, 8) {
+    let claimed = if shared { irq_claim_shared(LINE, base, 8) } else { irq_claim(LINE, base, 8) };
+    let handle = match claimed {
         Ok(handle) => handle,
         Err(errno) => {
-            println!("com2echo: cannot claim COM2 (line {COM2_LINE}): {errno}");
+            println!("{name}echo: cannot claim {port} (line {LINE}): {errno}");
             return 2;
         }
     };
     // The top half first: the UART interrupts as soon as it may, if a byte waits, and an
     // interrupt served by nobody would leave its line high with no new edge to come.
-    if with_top_half && let Err(error) = irq_program(handle, &top_half()) {
-        println!("com2echo: top half {error}");
+    if with_top_half && let Err(error) = irq_program(handle, &top_half(base)) {
+        println!("{name}echo: top half {error}");
         return 3;
     }
     // 115 200 baud 8N1; the FIFO is left as it was (switching it clears what it holds).
-    outb(COM2_BASE + LINE_CONTROL, LCR_DLAB);
-    outb(COM2_BASE + DATA, 1);
-    outb(COM2_BASE + INTERRUPT_ENABLE, 0);
-    outb(COM2_BASE + LINE_CONTROL, LCR_8N1);
-    outb(COM2_BASE + MODEM_CONTROL, MCR_DTR_RTS_OUT2);
-    outb(COM2_BASE + INTERRUPT_ENABLE, IER_RECEIVED);
+    outb(base + LINE_CONTROL, LCR_DLAB);
+    outb(base + DATA, 1);
+    outb(base + INTERRUPT_ENABLE, 0);
+    outb(base + LINE_CONTROL, LCR_8N1);
+    outb(base + MODEM_CONTROL, MCR_DTR_RTS_OUT2);
+    outb(base + INTERRUPT_ENABLE, IER_RECEIVED);
     println!(
-        "com2echo: driving COM2{}",
+        "{name}echo: driving {port}{}{}",
+        if shared { ", sharing its line," } else { "" },
         if with_top_half { " with a verified top half" } else { "" }
     );
     let (mut seq, mut wakes, mut received, mut lines) = (0, 0u64, 0u64, 0u64);
@@ -156,7 +171,7 @@ fn main(args: &str) -> i32 {
             seq = match irq_wait(handle, seq) {
                 Ok(seq) => seq,
                 Err(errno) => {
-                    println!("com2echo: irq_wait: {errno}");
+                    println!("{name}echo: irq_wait: {errno}");
                     return 1;
                 }
             };
@@ -178,20 +193,20 @@ fn main(args: &str) -> i32 {
                 line[len] = record as u8;
                 len += 1;
                 if record == u64::from(b'\n') || len == LINE_CAPACITY {
-                    send(&line[..len]);
+                    send(base, &line[..len]);
                     lines += 1;
                     len = 0;
                 }
             }
             continue;
         }
-        while inb(COM2_BASE + LINE_STATUS) & LSR_DATA_READY != 0 {
-            let byte = inb(COM2_BASE + DATA);
+        while inb(base + LINE_STATUS) & LSR_DATA_READY != 0 {
+            let byte = inb(base + DATA);
             received += 1;
             line[len] = byte;
             len += 1;
             if byte == b'\n' || len == LINE_CAPACITY {
-                send(&line[..len]);
+                send(base, &line[..len]);
                 lines += 1;
                 len = 0;
             }
@@ -199,30 +214,38 @@ fn main(args: &str) -> i32 {
         // The UART is empty: it may interrupt again.
         let _ = irq_ack(handle);
     }
-    send(&line[..len]);
+    send(base, &line[..len]);
     println!(
-        "com2echo: {received} bytes received, {lines} lines echoed, {wakes} wake-ups for {seq} \
+        "{name}echo: {received} bytes received, {lines} lines echoed, {wakes} wake-ups for {seq} \
          interrupts"
     );
     if lagging {
-        println!("com2echo: its ring filled {full_rings} times");
+        println!("{name}echo: its ring filled {full_rings} times");
     }
     if with_top_half && !lagging && wakes > lines {
-        println!("com2echo: the top half woke the driver more often than a line ended");
+        println!("{name}echo: the top half woke the driver more often than a line ended");
         return 4;
     }
     0
 }
 
-/// Sends `bytes` out of COM2, each once the transmitter has room.
-fn send(bytes: &[u8]) {
+/// Sends `bytes` out of the UART at `base`, each once the transmitter has room.
+fn send(base: u16, bytes: &[u8]) {
     for &byte in bytes {
-        while inb(COM2_BASE + LINE_STATUS) & LSR_TRANSMIT_EMPTY == 0 {}
-        outb(COM2_BASE + DATA, byte);
+        while inb(base + LINE_STATUS) & LSR_TRANSMIT_EMPTY == 0 {}
+        outb(base + DATA, byte);
     }
 }
 
 herald_user::main!(
     main,
-    syscalls: [SYS_WRITE, SYS_IRQ_CLAIM, SYS_IRQ_WAIT, SYS_IRQ_ACK, SYS_IRQ_PROGRAM, SYS_IRQ_READ]
+    syscalls: [
+        SYS_WRITE,
+        SYS_SLEEP,
+        SYS_IRQ_CLAIM,
+        SYS_IRQ_WAIT,
+        SYS_IRQ_ACK,
+        SYS_IRQ_PROGRAM,
+        SYS_IRQ_READ
+    ]
 );

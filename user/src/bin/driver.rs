@@ -1,7 +1,7 @@
 //! A user-space driver's checks against the kernel, for `tests/drivers.rs`. Modes (the first
 //! word of the arguments):
 //! - `refusals`: every claim the kernel must refuse, each with its errno, and the claims it
-//!   must grant; exit 0 if every answer was the documented one.
+//!   must grant, shared ones too; exit 0 if every answer was the documented one.
 //! - `stray-port PORT`: claims COM2 and its ports, uses one, then reads port `PORT` (hex); the
 //!   kernel must end it with `PORT_FAULT_EXIT_CODE` (it prints `survived` and exits 0 if not).
 //! - `released-port`: claims COM2, releases it, then reads one of its ports: must be ended too.
@@ -10,7 +10,9 @@
 #![no_std]
 #![no_main]
 
-use herald_user::{Errno, inb, irq_ack, irq_claim, irq_release, irq_wait, println, sleep_ms};
+use herald_user::{
+    Errno, inb, irq_ack, irq_claim, irq_claim_shared, irq_release, irq_wait, println, sleep_ms,
+};
 
 const COM2_BASE: u16 = 0x2f8;
 const COM2_LINE: u64 = 3;
@@ -41,8 +43,9 @@ fn refusals() -> i32 {
     expect("the PIT's ports on COM2's line", irq_claim(COM2_LINE, 0x40, 4), Err(Errno::EACCES));
     let com2 = expect("COM2 and its ports", irq_claim(COM2_LINE, COM2_BASE, 8), Ok(()));
     expect("COM2 twice", irq_claim(COM2_LINE, COM2_BASE + 2, 1), Err(Errno::EBUSY));
-    for line in [5, 6, 7] {
-        expect("a free line", irq_claim(line, 0, 0), Ok(()));
+    let mut others = [0; 3];
+    for (handle, line) in others.iter_mut().zip([5, 6, 7]) {
+        *handle = expect("a free line", irq_claim(line, 0, 0), Ok(()));
     }
     expect("a fifth line", irq_claim(9, 0, 0), Err(Errno::EAGAIN));
     expect("a wait on no claim", irq_wait(12_345, 0), Err(Errno::EINVAL));
@@ -51,7 +54,23 @@ fn refusals() -> i32 {
     expect("an ack before any interrupt", irq_ack(com2).map(|()| 0), Ok(()));
     expect("a release", irq_release(com2).map(|()| 0), Ok(()));
     expect("a second release", irq_release(com2).map(|()| 0), Err(Errno::EINVAL));
-    expect("COM2 again, once released", irq_claim(COM2_LINE, COM2_BASE, 8), Ok(()));
+    let com2 = expect("COM2 again, once released", irq_claim(COM2_LINE, COM2_BASE, 8), Ok(()));
+    for handle in others {
+        expect("a release", irq_release(handle).map(|()| 0), Ok(()));
+    }
+    // Sharing: only with sharers, never with an owner.
+    let share = |count| irq_claim_shared(COM2_LINE, COM2_BASE, count);
+    expect("sharing COM2's line, owned", share(8), Err(Errno::EBUSY));
+    expect("sharing the keyboard's line", irq_claim_shared(1, 0, 0), Err(Errno::EBUSY));
+    expect("a release", irq_release(com2).map(|()| 0), Ok(()));
+    let first = expect("sharing COM2's line", share(8), Ok(()));
+    expect("owning a shared line", irq_claim(COM2_LINE, COM2_BASE, 8), Err(Errno::EBUSY));
+    let second = expect("a second sharer", share(1), Ok(()));
+    expect("a sharer's ack with nothing held", irq_ack(second).map(|()| 0), Ok(()));
+    for handle in [first, second] {
+        expect("a sharer's release", irq_release(handle).map(|()| 0), Ok(()));
+    }
+    expect("COM2 alone, once nobody shares", irq_claim(COM2_LINE, COM2_BASE, 8), Ok(()));
     println!("refusals: {checks} checks, {wrong} wrong");
     if wrong == 0 { 0 } else { 1 }
 }
