@@ -181,9 +181,13 @@ pub const ALL_RIGHTS: u64 =
     RIGHT_SPAWN | RIGHT_KILL | RIGHT_SHARE | RIGHT_EVENTS | RIGHTS_OVER_LINES;
 
 /// Name of the ELF section in which a program declares the system calls it needs (a `u64`
-/// bitmask, bit `n` for call `n`); `policy-sandbox` allows only those. See
-/// `herald_user::syscalls!`.
+/// bitmask, bit `n` for call `n`) and the interrupt lines it may claim (bits 32–48,
+/// [`declared_line`]); `policy-sandbox` allows only those. See `herald_user::main!`.
 pub const SYSCALLS_SECTION: &str = ".herald_syscalls";
+/// A declaration's bit for interrupt `line` (the bit of the capability right over it).
+pub const fn declared_line(line: u64) -> u64 {
+    right_over_line(line)
+}
 /// ELF section every Herald program has (`main!` puts it there): its system calls use the
 /// numbers in this file. An executable without it is a Linux program, whose calls use Linux's
 /// numbers and meanings.

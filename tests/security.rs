@@ -37,6 +37,12 @@ struct Expected {
     direct_share: Result<(), Errno>,
 }
 
+/// `driver declared-lines`: 0 both lines granted, 1 the undeclared one refused.
+#[cfg(not(feature = "policy-sandbox"))]
+const UNDECLARED_LINE_CODE: i32 = 0;
+#[cfg(feature = "policy-sandbox")]
+const UNDECLARED_LINE_CODE: i32 = 1;
+
 #[cfg(feature = "policy-permissive")]
 const EXPECTED: Expected =
     Expected { intruder_code: 0, denials: 0, shared: true, direct_share: Ok(()) };
@@ -171,4 +177,13 @@ fn mm_never_sees_a_request_the_policy_denied() {
     }
     end(a);
     end(b);
+}
+
+#[test_case]
+fn the_sandbox_lets_a_driver_claim_only_the_lines_it_declares() {
+    // Line 5 is declared in the program, line 10 is not; the other policies decide by rights
+    // (the kernel's children have them all) or not at all.
+    let (code, output) = herald::testing::run_program("driver", "declared-lines");
+    assert_eq!(code, UNDECLARED_LINE_CODE, "{output}");
+    assert!(output.contains("line 5 Ok"), "{output}");
 }

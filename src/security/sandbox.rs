@@ -2,6 +2,8 @@
 //! (OpenBSD's pledge, seccomp's allow-list); it may make those and no others. A Herald program
 //! declares them in its executable (`.herald_syscalls`); a Linux program in a manifest beside
 //! it, `NAME.syscalls`, listing Linux call names. A child never gets more than its parent had.
+//! A Herald program declares the interrupt lines it may claim there too (`irq_claim` of any
+//! other is refused, `EPERM`), as a user-space driver's manifest of its devices.
 //! Ending (`exit`; for a Linux program also `exit_group`) is always allowed, so a process can
 //! always end; a Linux program may also set up its thread (`arch_prctl`, `set_tid_address`),
 //! which libc does before `main`. Without a manifest that is all a Linux program may do.
@@ -118,8 +120,20 @@ impl Sandbox {
             Some(Allowed::Herald(calls)) => calls,
             _ => ALWAYS_ALLOWED,
         };
-        let bit = 1u64.checked_shl(number as u32).unwrap_or(0);
+        // Only calls have bits below the declared lines'.
+        let bit = if number < 32 { 1 << number } else { 0 };
         if allowed & bit != 0 { Ok(()) } else { Err(Errno::EPERM) }
+    }
+
+    /// Whether `pid` declared interrupt `line` (a line that does not exist passes: the owner
+    /// answers `EINVAL`, whatever the policy).
+    fn allows_line(&self, pid: Pid, line: u64) -> Result<(), Errno> {
+        let bit = abi::declared_line(line);
+        let declared = match self.allowed(pid) {
+            Some(Allowed::Herald(declared)) => declared,
+            _ => 0,
+        };
+        if bit == 0 || declared & bit != 0 { Ok(()) } else { Err(Errno::EPERM) }
     }
 }
 
@@ -136,7 +150,8 @@ impl Policy for Sandbox {
 
     fn summary(&self) -> &'static str {
         "deny by default: each program may make only the system calls it declares (in its \
-         executable, or a Linux program's NAME.syscalls manifest)"
+         executable, or a Linux program's NAME.syscalls manifest) and claim only the interrupt \
+         lines it declares"
     }
 
     fn on_spawn(&self, spawn: &SpawnInfo<'_>) {
@@ -204,10 +219,14 @@ impl Policy for Sandbox {
         &self,
         pid: Pid,
         number: u64,
-        _: &[u64; 6],
+        args: &[u64; 6],
         _: &dyn Processes,
     ) -> Result<(), Errno> {
-        self.allows(pid, number)
+        self.allows(pid, number)?;
+        if number == abi::SYS_IRQ_CLAIM {
+            return self.allows_line(pid, args[0]);
+        }
+        Ok(())
     }
 
     fn check_memory(
@@ -350,5 +369,25 @@ mod tests {
             assert_eq!(policy.check_syscall(pid, abi::SYS_EXIT, &[0; 6], &table), Ok(()));
         }
         assert_eq!(policy.check_syscall(1, 200, &[0; 6], &table), Err(Errno::EPERM));
+    }
+
+    #[test_case]
+    fn a_driver_claims_only_the_lines_it_declares() {
+        let policy = Sandbox::new();
+        let table = Table::with(&[1, 2]);
+        let claim = 1 << abi::SYS_IRQ_CLAIM | 1 << abi::SYS_SPAWN;
+        spawn(&policy, 0, 1, Some(claim | abi::declared_line(3) | abi::declared_line(5)));
+        spawn(&policy, 1, 2, Some(claim | abi::declared_line(3) | abi::declared_line(7)));
+        let on_line = |line| [line, 0x2f8, 8, 0, 0, 0];
+        let check = |pid, line| policy.check_syscall(pid, abi::SYS_IRQ_CLAIM, &on_line(line), &table);
+        assert_eq!(check(1, 3), Ok(()));
+        assert_eq!(check(1, 5), Ok(()));
+        assert_eq!(check(1, 7), Err(Errno::EPERM), "not declared");
+        assert_eq!(check(1, 17), Ok(()), "no such line: the kernel says EINVAL");
+        assert_eq!(check(2, 3), Ok(()));
+        assert_eq!(check(2, 7), Err(Errno::EPERM), "its parent could not claim line 7");
+        assert_eq!(check(2, 5), Err(Errno::EPERM), "nor did it declare line 5");
+        // A line bit is no call: call 35 is not line 3's declaration.
+        assert_eq!(policy.check_syscall(1, 35, &[0; 6], &table), Err(Errno::EPERM));
     }
 }

@@ -312,11 +312,13 @@ macro_rules! println {
 /// `policy-sandbox`, which allows a program only what it declares (and `exit`).
 #[macro_export]
 macro_rules! main {
-    ($main:path, syscalls: [$($call:ident),* $(,)?]) => {
-        /// The system calls this program declares it needs (bit `n`: call `n`).
+    ($main:path, syscalls: [$($call:ident),* $(,)?] $(, irq_lines: [$($line:expr),* $(,)?])?) => {
+        /// The system calls this program declares it needs (bit `n`: call `n`) and the
+        /// interrupt lines it may claim (`abi::declared_line`).
         #[unsafe(link_section = ".herald_syscalls")]
         #[used]
-        static DECLARED_SYSCALLS: u64 = 0 $(| (1 << $crate::abi::$call))*;
+        static DECLARED_SYSCALLS: u64 = 0 $(| (1 << $crate::abi::$call))*
+            $($(| $crate::abi::declared_line($line))*)?;
 
         $crate::main!(@entry $main, core::ptr::addr_of!(DECLARED_SYSCALLS));
     };

@@ -247,5 +247,6 @@ herald_user::main!(
         SYS_IRQ_ACK,
         SYS_IRQ_PROGRAM,
         SYS_IRQ_READ
-    ]
+    ],
+    irq_lines: [3]
 );

@@ -7,6 +7,8 @@
 //! - `released-port`: claims COM2, releases it, then reads one of its ports: must be ended too.
 //! - `wait N`: claims the software line (16), then serves N interrupts (wait, acknowledge).
 //! - `hold`: claims the software line, takes one interrupt and never acknowledges it.
+//! - `declared-lines`: claims line 5, which it declares, and line 10, which it does not;
+//!   exit 0 both granted, 1 only line 10 refused (`EPERM`: the sandbox), 2 anything else.
 #![no_std]
 #![no_main]
 
@@ -116,6 +118,20 @@ fn serve(count: u64) -> i32 {
     0
 }
 
+fn declared_lines() -> i32 {
+    let declared = irq_claim(5, 0, 0);
+    let undeclared = irq_claim(10, 0, 0);
+    println!("declared-lines: line 5 {declared:?}, line 10 {undeclared:?}");
+    for handle in [declared, undeclared].into_iter().flatten() {
+        let _ = irq_release(handle);
+    }
+    match (declared, undeclared) {
+        (Ok(_), Ok(_)) => 0,
+        (Ok(_), Err(Errno::EPERM)) => 1,
+        _ => 2,
+    }
+}
+
 fn hold() -> i32 {
     let Ok(handle) = irq_claim(SOFTWARE_LINE, 0, 0) else { return 2 };
     println!("hold: claimed");
@@ -134,6 +150,7 @@ fn main(args: &str) -> i32 {
         (Some("released-port"), None) => released_port(),
         (Some("wait"), Some(count)) => serve(count.parse().unwrap_or(1)),
         (Some("hold"), None) => hold(),
+        (Some("declared-lines"), None) => declared_lines(),
         _ => {
             println!("driver: unknown mode {args:?}");
             64
@@ -143,5 +160,7 @@ fn main(args: &str) -> i32 {
 
 herald_user::main!(
     main,
-    syscalls: [SYS_WRITE, SYS_SLEEP, SYS_IRQ_CLAIM, SYS_IRQ_WAIT, SYS_IRQ_ACK, SYS_IRQ_RELEASE]
+    syscalls: [SYS_WRITE, SYS_SLEEP, SYS_IRQ_CLAIM, SYS_IRQ_WAIT, SYS_IRQ_ACK, SYS_IRQ_RELEASE],
+    // Line 10 is left out: `declared-lines` shows the sandbox refusing it.
+    irq_lines: [0, 1, 2, 3, 4, 5, 6, 7, 9, 16]
 );

@@ -50,4 +50,19 @@ fn join<'a>(buffer: &'a mut [u8], parts: &[&str]) -> &'a str {
     core::str::from_utf8(&buffer[..len]).unwrap_or("")
 }
 
-herald_user::main!(main, syscalls: [SYS_WRITE, SYS_SPAWN, SYS_WAIT]);
+// Its drivers get no more than it has: it declares what they need too.
+herald_user::main!(
+    main,
+    syscalls: [
+        SYS_WRITE,
+        SYS_SLEEP,
+        SYS_SPAWN,
+        SYS_WAIT,
+        SYS_IRQ_CLAIM,
+        SYS_IRQ_WAIT,
+        SYS_IRQ_ACK,
+        SYS_IRQ_PROGRAM,
+        SYS_IRQ_READ
+    ],
+    irq_lines: [3]
+);
