@@ -188,6 +188,8 @@ pub const SYSCALLS_SECTION: &str = ".herald_syscalls";
 pub const fn declared_line(line: u64) -> u64 {
     right_over_line(line)
 }
+// Calls own the declaration's low 32 bits; a call numbered 32 or more would declare a line.
+const _: () = assert!(SYSCALL_COUNT <= 32);
 /// ELF section every Herald program has (`main!` puts it there): its system calls use the
 /// numbers in this file. An executable without it is a Linux program, whose calls use Linux's
 /// numbers and meanings.

@@ -122,6 +122,11 @@ impl PortRange {
     pub const fn covers(self, other: Self) -> bool {
         other.base >= self.base && other.end() <= self.end()
     }
+
+    /// Whether the two ranges have a port in common.
+    pub const fn overlaps(self, other: Self) -> bool {
+        (self.base as u32) < other.end() && (other.base as u32) < self.end()
+    }
 }
 
 /// Most port ranges one process is granted at once: one per claimed line.

@@ -21,13 +21,16 @@
 //! history are the last owner's), the last release masks it until the next claim and counts
 //! what the owners never saw.
 //!
-//! Everything is atomics: the state is touched from interrupt context and from the shell.
+//! The counters are atomics: the state is touched from interrupt context and from the shell.
+//! Changes of a line's mask, hold and owner happen under the line's own interrupt-masking lock
+//! (`LineState::holders`), which is taken before the controller's and never inside it.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use conquer_once::spin::OnceCell;
 
 use super::{Outcome, Reply};
+use crate::sync::IrqSpinLock;
 
 /// Lines 0–15 are the two PICs; line 16 is raised by software (`int`), for tests and the
 /// interrupt-path benchmark, and has no controller behind it.
@@ -104,7 +107,6 @@ pub trait LineControl: Sync {
     fn unmask(&self, line: u8);
 }
 
-#[derive(Debug)]
 struct LineState {
     seq: AtomicU64,
     unhandled: AtomicU64,
@@ -131,6 +133,11 @@ struct LineState {
     /// Interrupts a process owner was given and never saw: it ended (or released the line)
     /// before its `irq_wait` returned them.
     dropped: AtomicU64,
+    /// How many process claims hold the line ([`IrqLines::hold_for`]). Its lock also orders
+    /// every change of the line's mask, hold and owner: each reads the others' results, and
+    /// two interleaved (a hold's mask landing after an acknowledgement's unmask, a leaving
+    /// owner's mask after the next owner's unmask) left a line masked with nobody to open it.
+    holders: IrqSpinLock<u32>,
 }
 
 /// A line's counters and state.
@@ -235,6 +242,11 @@ impl core::fmt::Display for LineReport {
                 "irq line {line}: its driver, pid {pid}, did not acknowledge in {waited_ms} ms; \
                  unmasked to retry"
             ),
+            Self::AckTimeout { line, waited_ms, owner: LineOwner::Shared(sharers) } => write!(
+                f,
+                "irq line {line}: one of its {sharers} drivers did not acknowledge in \
+                 {waited_ms} ms; unmasked to retry"
+            ),
             Self::AckTimeout { line, waited_ms, .. } => write!(
                 f,
                 "irq line {line}: deferred handler did not acknowledge in {waited_ms} ms; \
@@ -296,6 +308,7 @@ impl IrqLines {
                     period_unhandled: AtomicU64::new(0),
                     owner: AtomicU32::new(OWNER_FREE),
                     dropped: AtomicU64::new(0),
+                    holders: IrqSpinLock::new(0),
                 }
             }; LINE_COUNT],
             control: OnceCell::uninit(),
@@ -355,6 +368,7 @@ impl IrqLines {
         let limit = state.limit_per_window.load(Ordering::Relaxed);
         if limit != 0 && in_window > limit {
             let backoff_ms = self.next_backoff(state);
+            let _transition = state.holders.lock();
             state.throttled_until_ms.store(now_ms + backoff_ms, Ordering::Relaxed);
             state.throttles.fetch_add(1, Ordering::Relaxed);
             self.mask(line);
@@ -394,6 +408,7 @@ impl IrqLines {
         if state.period_raised.fetch_add(1, Ordering::Relaxed) + 1 >= UNHANDLED_PERIOD {
             let unhandled_in_period = state.period_unhandled.swap(0, Ordering::Relaxed);
             state.period_raised.store(0, Ordering::Relaxed);
+            let _transition = state.holders.lock();
             if unhandled_in_period >= UNHANDLED_LIMIT
                 && !state.disabled.swap(true, Ordering::Relaxed)
             {
@@ -402,6 +417,7 @@ impl IrqLines {
             }
         }
         if reply.kill_producer && !state.disabled.swap(true, Ordering::Relaxed) {
+            let _transition = state.holders.lock();
             self.mask(line);
             report = Some(LineReport::ProducerKilled { line });
         }
@@ -424,6 +440,11 @@ impl IrqLines {
     }
 
     fn hold(&self, state: &LineState, line: u8, now_ms: u64) {
+        let _transition = state.holders.lock();
+        self.hold_locked(state, line, now_ms);
+    }
+
+    fn hold_locked(&self, state: &LineState, line: u8, now_ms: u64) {
         if !state.awaiting_ack.swap(true, Ordering::AcqRel) {
             // A tick on another CPU between the swap and these stores (possible only for the
             // software line, raised anywhere; ISA lines and the timer are cpu 0's) sees the
@@ -453,6 +474,11 @@ impl IrqLines {
     /// (a separate look first would leave that window).
     pub fn acknowledge(&self, line: u8) -> bool {
         let Some(state) = self.lines.get(usize::from(line)) else { return false };
+        let _transition = state.holders.lock();
+        self.acknowledge_locked(state, line)
+    }
+
+    fn acknowledge_locked(&self, state: &LineState, line: u8) -> bool {
         let was_held = state.awaiting_ack.swap(false, Ordering::AcqRel);
         if was_held
             && state.throttled_until_ms.load(Ordering::Relaxed) == 0
@@ -461,6 +487,33 @@ impl IrqLines {
             self.unmask(line);
         }
         was_held
+    }
+
+    /// A process claim holds `line` until it acknowledges: `holding` is the claim's mark,
+    /// set here together with the line's count of holders, so the two never disagree. A
+    /// claim already holding holds once.
+    pub fn hold_for(&self, line: u8, now_ms: u64, holding: &AtomicBool) {
+        let Some(state) = self.lines.get(usize::from(line)) else { return };
+        let mut holders = state.holders.lock();
+        if !holding.swap(true, Ordering::AcqRel) {
+            *holders += 1;
+            self.hold_locked(state, line, now_ms);
+        }
+    }
+
+    /// The claim marked by `holding` lets `line` go: the line is acknowledged (and unmasked)
+    /// once no claim holds it. Returns whether the claim held it.
+    pub fn end_hold(&self, line: u8, holding: &AtomicBool) -> bool {
+        let Some(state) = self.lines.get(usize::from(line)) else { return false };
+        let mut holders = state.holders.lock();
+        if !holding.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        *holders = holders.saturating_sub(1);
+        if *holders == 0 {
+            self.acknowledge_locked(state, line);
+        }
+        true
     }
 
     /// Ends backoffs that are over and retries acknowledgements that are overdue. Called on
@@ -472,6 +525,7 @@ impl IrqLines {
             let line = index as u8;
             let until = state.throttled_until_ms.load(Ordering::Relaxed);
             if until != 0 && now_ms >= until {
+                let _transition = state.holders.lock();
                 state.throttled_until_ms.store(0, Ordering::Relaxed);
                 state.window_count.store(0, Ordering::Relaxed);
                 state.window_start_ms.store(now_ms, Ordering::Relaxed);
@@ -492,6 +546,7 @@ impl IrqLines {
                     UNDELIVERED_LIMIT_MS
                 };
                 if waited_ms >= limit_ms {
+                    let _transition = state.holders.lock();
                     if delivered {
                         self.next_backoff(state);
                     }
@@ -520,6 +575,7 @@ impl IrqLines {
     /// disabled.
     pub fn release(&self, line: u8) {
         let Some(state) = self.lines.get(usize::from(line)) else { return };
+        let _transition = state.holders.lock();
         state.throttled_until_ms.store(0, Ordering::Relaxed);
         state.backoff_ms.store(INITIAL_BACKOFF_MS, Ordering::Relaxed);
         state.window_count.store(0, Ordering::Relaxed);
@@ -538,18 +594,20 @@ impl IrqLines {
         if matches!(owner, LineOwner::Free | LineOwner::Shared(_)) {
             return Err(None);
         }
+        let mut holders = state.holders.lock();
         state
             .owner
             .compare_exchange(OWNER_FREE, owner.encode(), Ordering::AcqRel, Ordering::Acquire)
             .map_err(|held| Some(LineOwner::decode(held)))?;
         if let LineOwner::Process(_) = owner {
-            self.start_afresh(line, state);
+            self.start_afresh(line, state, &mut holders);
         }
         Ok(())
     }
 
     /// A line's first process owner starts with none of the last owner's history, unmasked.
-    fn start_afresh(&self, line: u8, state: &LineState) {
+    fn start_afresh(&self, line: u8, state: &LineState, holders: &mut u32) {
+        *holders = 0;
         state.awaiting_ack.store(false, Ordering::Release);
         state.delivered.store(false, Ordering::Relaxed);
         state.throttled_until_ms.store(0, Ordering::Relaxed);
@@ -566,6 +624,7 @@ impl IrqLines {
     /// Refused with the owner it has if that is the kernel, one process, or sharers enough.
     pub fn claim_shared(&self, line: u8, max_sharers: u32) -> Result<u32, Option<LineOwner>> {
         let state = self.lines.get(usize::from(line)).ok_or(None)?;
+        let mut holders = state.holders.lock();
         let mut raw = state.owner.load(Ordering::Acquire);
         loop {
             let sharers = match LineOwner::decode(raw) {
@@ -576,7 +635,7 @@ impl IrqLines {
             let joined = LineOwner::Shared(sharers).encode();
             match state.owner.compare_exchange(raw, joined, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) if sharers == 1 => {
-                    self.start_afresh(line, state);
+                    self.start_afresh(line, state, &mut holders);
                     return Ok(1);
                 }
                 Ok(_) => return Ok(sharers),
@@ -589,6 +648,7 @@ impl IrqLines {
     /// last one's leaving frees and masks the line, as [`disown`](Self::disown) does.
     pub fn leave_shared(&self, line: u8, unseen: u64) {
         let Some(state) = self.lines.get(usize::from(line)) else { return };
+        let mut holders = state.holders.lock();
         let mut raw = state.owner.load(Ordering::Acquire);
         loop {
             let LineOwner::Shared(sharers) = LineOwner::decode(raw) else { return };
@@ -606,6 +666,7 @@ impl IrqLines {
         if LineOwner::decode(raw) == LineOwner::Shared(1) {
             self.mask(line);
             state.awaiting_ack.store(false, Ordering::Release);
+            *holders = 0;
         }
         state.dropped.fetch_add(unseen, Ordering::Relaxed);
     }
@@ -615,6 +676,7 @@ impl IrqLines {
     /// unseen ones are counted as dropped. Does nothing unless `pid` owns the line.
     pub fn disown(&self, line: u8, pid: u32, unseen: u64) {
         let Some(state) = self.lines.get(usize::from(line)) else { return };
+        let mut holders = state.holders.lock();
         let owner = LineOwner::Process(pid).encode();
         if state
             .owner
@@ -625,6 +687,7 @@ impl IrqLines {
         }
         self.mask(line);
         state.awaiting_ack.store(false, Ordering::Release);
+        *holders = 0;
         state.dropped.fetch_add(unseen, Ordering::Relaxed);
     }
 

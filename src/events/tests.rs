@@ -609,6 +609,32 @@ fn a_shared_line_takes_sharers_up_to_its_limit_and_is_freed_by_the_last() {
 }
 
 #[test_case]
+fn a_line_held_by_two_claims_opens_when_the_last_lets_go() {
+    use core::sync::atomic::AtomicBool;
+    let (lines, controller) = lines_with_controller();
+    let (first, second) = (AtomicBool::new(false), AtomicBool::new(false));
+    lines.hold_for(3, 0, &first);
+    lines.hold_for(3, 0, &first);
+    lines.hold_for(3, 0, &second);
+    assert_eq!(*controller.0.lock(), [(true, 3)], "masked once");
+    assert!(lines.end_hold(3, &first), "the first claim held it");
+    assert!(!lines.end_hold(3, &first), "once, however often it held");
+    assert!(lines.stats(3).awaiting_ack, "the second still holds it");
+    assert_eq!(controller.0.lock().len(), 1, "still masked");
+    assert!(lines.end_hold(3, &second));
+    assert!(!lines.stats(3).awaiting_ack);
+    assert_eq!(*controller.0.lock(), [(true, 3), (false, 3)], "open once nobody holds it");
+    // A claim that holds when its owner leaves: the count starts afresh with the next owner.
+    assert_eq!(lines.claim(4, irq::LineOwner::Process(7)), Ok(()));
+    lines.hold_for(4, 0, &first);
+    lines.disown(4, 7, 0);
+    assert_eq!(lines.claim(4, irq::LineOwner::Process(8)), Ok(()));
+    lines.hold_for(4, 0, &second);
+    assert!(lines.end_hold(4, &second));
+    assert!(!lines.stats(4).awaiting_ack, "the last owner's hold is not counted against it");
+}
+
+#[test_case]
 fn a_storm_masks_the_line_with_doubling_backoff_that_resets_when_it_behaves() {
     let (lines, controller) = lines_with_controller();
     lines.set_rate_limit(3, 10);

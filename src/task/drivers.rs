@@ -15,13 +15,16 @@
 //! subscription per shared line asks every sharer's top half whether the interrupt was its
 //! device's — all of them, since an edge that two devices raised together is one interrupt.
 //! A sharer holds the line only for its own device, and its acknowledgement opens the line
-//! once no other sharer holds it.
+//! once no other sharer holds it: each claim's hold is counted by the line itself
+//! (`IrqLines::hold_for`, `end_hold`), under the line's lock, so the count, the claim's mark
+//! and the mask change together.
 //!
 //! Reentrancy: the line's handler runs in interrupt context on the line's CPU. It touches only
 //! its claim's counters (atomics), a shared line's list of sharers, its program and ring
 //! (interrupt-masked locks, taken in thread context only with interrupts masked, so never held
 //! by the code it interrupted) and the scheduler's lock (likewise). Lock order, everywhere: a
-//! shared line's sharers, then a claim's top half, then its ring, then the scheduler — the
+//! shared line's sharers, then a claim's top half, then its ring (released before the line's
+//! own lock, `irq.rs`, is taken for a hold), then the scheduler — the
 //! interrupt (on cpu 0) and an `irq_ack` replay or `irq_read` on another CPU meet only as one
 //! waiting briefly for the other, never in a cycle. The claims table and the shared lines'
 //! table are taken only in thread context and never held while a subscription is dropped (the
@@ -63,12 +66,6 @@ struct Claim {
     subscription: Option<Subscription>,
 }
 
-impl Claim {
-    fn is_holding(&self) -> bool {
-        self.counter.holding.load(Ordering::SeqCst)
-    }
-}
-
 /// Interrupts given to the owner, the last number its `irq_wait` returned, its wake-ups, its
 /// top half and the records that one queued.
 struct LineCounter {
@@ -96,6 +93,16 @@ struct LineCounter {
 /// Instructions one top-half run may take: every path of a verified program is shorter, so
 /// only a verifier bug reaches it.
 const TOP_HALF_BUDGET: usize = abi::bpf::MAX_INSTRUCTIONS;
+
+/// What the top half made of one interrupt.
+enum TopHalf {
+    /// None is loaded.
+    Absent,
+    /// It ran to its answer.
+    Ran(TopHalfRun),
+    /// It faulted or ran out of budget, and is unloaded now.
+    Stopped,
+}
 
 /// What a top half did to one interrupt.
 struct TopHalfRun {
@@ -176,17 +183,16 @@ impl LineCounter {
         }
     }
 
-    /// Runs the top half, if one is loaded; a run that faults unloads it (`None`: the
-    /// interrupt is the driver's to serve).
-    fn run_top_half(&self, line: u8, seq: u64) -> Option<TopHalfRun> {
+    /// Runs the top half, if one is loaded; a run that faults unloads it.
+    fn run_top_half(&self, line: u8, seq: u64) -> TopHalf {
         let mut top_half = self.top_half.lock();
-        let program = top_half.as_ref()?;
+        let Some(program) = top_half.as_ref() else { return TopHalf::Absent };
         let mut ring = self.ring.lock();
         let mut world =
             TopHalfWorld { counter: self, ring: &mut ring, seq, acknowledged: false, woke: false };
         self.runs.fetch_add(1, Ordering::Relaxed);
         match bpf::run(program, u64::from(line), seq, TOP_HALF_BUDGET, &mut world) {
-            Ok(answer) => Some(TopHalfRun {
+            Ok(answer) => TopHalf::Ran(TopHalfRun {
                 mine: answer == abi::bpf::MINE,
                 acknowledged: world.acknowledged,
                 woke: world.woke,
@@ -195,7 +201,7 @@ impl LineCounter {
                 self.faults.fetch_add(1, Ordering::Relaxed);
                 *top_half = None;
                 report_fault(line, fault);
-                None
+                TopHalf::Stopped
             }
         }
     }
@@ -203,39 +209,32 @@ impl LineCounter {
 
 impl LineCounter {
     /// The line's interrupt, for driver `pid`: its top half runs; unless that acknowledged,
-    /// the line is held for the driver; the driver is woken unless the top half said not to.
+    /// the line is held for the driver, and a held line always wakes it (someone must answer).
     /// A sharer without a top half cannot tell its device's interrupts from the others' and
     /// answers for none; an answer of "not mine" is final (nothing held, counted or woken:
-    /// the next sharer is asked).
+    /// the next sharer is asked). A top half that stops leaves its device unserved: the
+    /// driver is woken to serve it (or load another), shared or not.
     fn interrupt(&self, pid: Pid, event: &Event) -> Verdict {
         let Event::Irq { line, seq } = *event else { return Verdict::Continue };
-        let run = self.run_top_half(line, seq);
-        let (acknowledged, woke) = match run {
-            Some(run) if !run.mine => {
+        let (acknowledged, woke) = match self.run_top_half(line, seq) {
+            TopHalf::Ran(run) if !run.mine => {
                 self.not_mine.fetch_add(1, Ordering::Relaxed);
                 return Verdict::Continue;
             }
-            Some(run) => (run.acknowledged, run.woke),
-            None if self.shared => return Verdict::Continue,
-            None => (false, true),
+            TopHalf::Ran(run) => (run.acknowledged, run.woke),
+            TopHalf::Absent if self.shared => return Verdict::Continue,
+            TopHalf::Absent | TopHalf::Stopped => (false, true),
         };
         if !acknowledged {
-            self.hold(line);
+            // Held first: the woken driver may acknowledge on another CPU at once.
+            irq::LINES.hold_for(line, arch::milliseconds(), &self.holding);
         }
         self.given.fetch_add(1, Ordering::SeqCst);
-        if woke {
+        if woke || !acknowledged {
             self.wakes.fetch_add(1, Ordering::SeqCst);
             scheduler::wake_irq_waiter(pid);
         }
         Verdict::Handled
-    }
-
-    /// Holds the line for this claim's acknowledgement: the line first, then the claim's
-    /// mark, so an acknowledgement on another CPU that finds the mark finds the line held
-    /// (one that comes between finds no mark and does nothing; the driver is woken after).
-    fn hold(&self, line: u8) {
-        irq::LINES.hold_until_acknowledged(line, arch::milliseconds());
-        self.holding.store(true, Ordering::SeqCst);
     }
 }
 
@@ -328,13 +327,16 @@ pub(super) fn claim(
         irq::LINES.claim(line, LineOwner::Process(pid))
     };
     if let Err(held) = claimed {
+        // An interrupt it took meanwhile may have held the winner's line for it.
         stop_serving(line, handle, subscription);
+        irq::LINES.end_hold(line, &counter.holding);
         return Err(if held.is_some() { Errno::EBUSY } else { Errno::EINVAL });
     }
     if let Some(range) = ports
         && !scheduler::change_current_ports(|grant| grant.add(range))
     {
         stop_serving(line, handle, subscription);
+        irq::LINES.end_hold(line, &counter.holding);
         leave(line, pid, shared, 0);
         return Err(Errno::EAGAIN);
     }
@@ -371,11 +373,22 @@ fn ask_all(sharers: &IrqSpinLock<Vec<Sharer>>, event: &Event) -> Verdict {
     if claimed { Verdict::Handled } else { Verdict::Continue }
 }
 
-/// Adds `sharer` to `line`'s drivers, subscribing the line's asker with the first.
+/// Adds `sharer` to `line`'s drivers, subscribing the line's asker with the first. Refused
+/// (`EBUSY`) if another sharer has any of its ports: sharing a line is not sharing a device.
 fn join_sharers(line: u8, sharer: Sharer) -> Result<(), Errno> {
+    let join = |asked: &IrqSpinLock<Vec<Sharer>>, sharer: Sharer| {
+        let mut asked = asked.lock();
+        let ports = sharer.counter.ports;
+        let overlaps =
+            |other: &Sharer| ports.zip(other.counter.ports).is_some_and(|(a, b)| a.overlaps(b));
+        if asked.iter().any(overlaps) {
+            return Err(Errno::EBUSY);
+        }
+        asked.push(sharer);
+        Ok(())
+    };
     if let Some(sharers) = SHARED_LINES.lock().get(&line) {
-        sharers.asked.lock().push(sharer);
-        return Ok(());
+        return join(&sharers.asked, sharer);
     }
     let asked = Arc::new(IrqSpinLock::new(Vec::new()));
     let asking = asked.clone();
@@ -385,21 +398,18 @@ fn join_sharers(line: u8, sharer: Sharer) -> Result<(), Errno> {
         })
         .map_err(|_| Errno::EAGAIN)?;
     let mut lines = SHARED_LINES.lock();
-    let spare = match lines.entry(line) {
+    let (joined, spare) = match lines.entry(line) {
         // Another sharer's claim made the asker first.
-        Entry::Occupied(sharers) => {
-            sharers.get().asked.lock().push(sharer);
-            Some(subscription)
-        }
+        Entry::Occupied(sharers) => (join(&sharers.get().asked, sharer), Some(subscription)),
         Entry::Vacant(vacant) => {
             asked.lock().push(sharer);
             vacant.insert(Sharers { asked, _subscription: subscription });
-            None
+            (Ok(()), None)
         }
     };
     drop(lines);
     drop(spare);
-    Ok(())
+    joined
 }
 
 /// Takes claim `handle` off `line`'s drivers: its subscription, or its place among the
@@ -599,38 +609,24 @@ pub fn drivers_of(line: u8) -> Vec<DriverLine> {
 /// `irq_ack(handle)`: the device is served; the line may interrupt again (a shared line once
 /// no other sharer holds it).
 pub(super) fn acknowledge(pid: Pid, handle: u64) -> Result<u64, Errno> {
-    let (line, counter, others_hold) = {
-        let claims = CLAIMS.lock();
-        let claim = claims.get(&pid).and_then(|held| held.iter().find(|c| c.handle == handle));
-        let claim = claim.ok_or(Errno::EINVAL)?;
-        // Decided in the one step that ends this claim's hold: a hold from the interrupt on
-        // another CPU is either seen here or lands after, with the driver woken for it.
-        if !claim.counter.holding.swap(false, Ordering::SeqCst) {
-            return Ok(0);
-        }
-        let others_hold = claim.counter.shared
-            && claims.values().flatten().any(|other| {
-                other.line == claim.line && other.handle != handle && other.is_holding()
-            });
-        (claim.line, claim.counter.clone(), others_hold)
-    };
-    if !others_hold {
-        let _ = irq::LINES.acknowledge(line);
-    }
-    {
+    let (line, counter) = with_claim(pid, handle, |claim| (claim.line, claim.counter.clone()))?;
+    // Decided in the one step that ends this claim's hold, under the line's lock: a hold from
+    // the interrupt on another CPU is either ended here or lands after, with the driver
+    // woken for it.
+    if irq::LINES.end_hold(line, &counter.holding) {
         // A top half that held the line (its ring was full) left its device's data waiting:
         // an edge-triggered line would never interrupt for it again, so it runs once now,
         // as if the interrupt came (its lock masks interrupts: the line's own run waits).
         let seq = irq::LINES.stats(line).raised;
-        if let Some(run) = counter.run_top_half(line, seq)
+        if let TopHalf::Ran(run) = counter.run_top_half(line, seq)
             && run.mine
+            && (run.woke || !run.acknowledged)
         {
             if !run.acknowledged {
-                counter.hold(line);
+                irq::LINES.hold_for(line, arch::milliseconds(), &counter.holding);
             }
-            if run.woke {
-                counter.wakes.fetch_add(1, Ordering::SeqCst);
-            }
+            // The caller is the driver: its next `irq_wait` returns at once.
+            counter.wakes.fetch_add(1, Ordering::SeqCst);
         }
     }
     Ok(0)
@@ -667,13 +663,8 @@ fn give_back(pid: Pid, claim: Claim) {
     let Claim { handle, line, counter, subscription } = claim;
     // The handler first: no interrupt is counted for a claim that is going.
     stop_serving(line, handle, subscription);
-    // A sharer that held the line lets it go, unless another holds it too.
-    if counter.shared
-        && counter.holding.load(Ordering::SeqCst)
-        && !CLAIMS.lock().values().flatten().any(|other| other.line == line && other.is_holding())
-    {
-        let _ = irq::LINES.acknowledge(line);
-    }
+    // A claim that held the line lets it go (a shared line opens unless another holds it).
+    irq::LINES.end_hold(line, &counter.holding);
     let unseen = counter.given.load(Ordering::SeqCst) - counter.seen.load(Ordering::Relaxed);
     leave(line, pid, counter.shared, unseen);
 }

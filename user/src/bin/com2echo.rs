@@ -182,12 +182,13 @@ fn main(args: &str) -> i32 {
             sleep_ms(wakes % LAGGING_STEPS * LAGGING_STEP_MS);
         }
         if with_top_half {
-            // The top half read the bytes and acknowledged the line already — unless the
-            // interrupt came before it was loaded (one left pending from before the claim):
-            // then this acknowledgement is what opens the line again.
-            let _ = irq_ack(handle);
+            // What the top half queued first: a full ring it held the line for is empty
+            // then, and the acknowledgement runs the top half again for the bytes it left in
+            // the UART. (The top half acknowledged the line itself otherwise — unless the
+            // interrupt came before it was loaded: then this is what opens the line again.)
             let count = irq_read(handle, &mut records).unwrap_or(0);
             full_rings += u64::from(count == records.len());
+            let _ = irq_ack(handle);
             for &record in &records[..count] {
                 received += 1;
                 line[len] = record as u8;

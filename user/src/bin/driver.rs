@@ -67,7 +67,8 @@ fn refusals() -> i32 {
     expect("a release", irq_release(com2).map(|()| 0), Ok(()));
     let first = expect("sharing COM2's line", share(8), Ok(()));
     expect("owning a shared line", irq_claim(COM2_LINE, COM2_BASE, 8), Err(Errno::EBUSY));
-    let second = expect("a second sharer", share(1), Ok(()));
+    expect("a second sharer of COM2's ports", share(1), Err(Errno::EBUSY));
+    let second = expect("a second sharer, portless", irq_claim_shared(COM2_LINE, 0, 0), Ok(()));
     expect("a sharer's ack with nothing held", irq_ack(second).map(|()| 0), Ok(()));
     for handle in [first, second] {
         expect("a sharer's release", irq_release(handle).map(|()| 0), Ok(()));
