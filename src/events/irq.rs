@@ -367,17 +367,36 @@ impl IrqLines {
         };
         let limit = state.limit_per_window.load(Ordering::Relaxed);
         if limit != 0 && in_window > limit {
-            let backoff_ms = self.next_backoff(state);
-            let _transition = state.holders.lock();
-            state.throttled_until_ms.store(now_ms + backoff_ms, Ordering::Relaxed);
-            state.throttles.fetch_add(1, Ordering::Relaxed);
-            self.mask(line);
             return Some((
                 Raised::Dispatch(seq),
-                Some(LineReport::Storm { line, in_window, backoff_ms }),
+                Some(self.throttle(state, line, now_ms, in_window)),
             ));
         }
         Some((Raised::Dispatch(seq), None))
+    }
+
+    /// A storm: masks `line` for its backoff. Off the interrupt's fast path.
+    #[cold]
+    #[inline(never)]
+    fn throttle(&self, state: &LineState, line: u8, now_ms: u64, in_window: u64) -> LineReport {
+        let backoff_ms = self.next_backoff(state);
+        let _transition = state.holders.lock();
+        state.throttled_until_ms.store(now_ms + backoff_ms, Ordering::Relaxed);
+        state.throttles.fetch_add(1, Ordering::Relaxed);
+        self.mask(line);
+        LineReport::Storm { line, in_window, backoff_ms }
+    }
+
+    /// Disables `line` for good (`false`: it was already). Off the interrupt's fast path.
+    #[cold]
+    #[inline(never)]
+    fn disable(&self, state: &LineState, line: u8) -> bool {
+        let _transition = state.holders.lock();
+        if state.disabled.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        self.mask(line);
+        true
     }
 
     /// Returns the current backoff and doubles it for next time (up to the maximum).
@@ -408,17 +427,11 @@ impl IrqLines {
         if state.period_raised.fetch_add(1, Ordering::Relaxed) + 1 >= UNHANDLED_PERIOD {
             let unhandled_in_period = state.period_unhandled.swap(0, Ordering::Relaxed);
             state.period_raised.store(0, Ordering::Relaxed);
-            let _transition = state.holders.lock();
-            if unhandled_in_period >= UNHANDLED_LIMIT
-                && !state.disabled.swap(true, Ordering::Relaxed)
-            {
-                self.mask(line);
+            if unhandled_in_period >= UNHANDLED_LIMIT && self.disable(state, line) {
                 report = Some(LineReport::Disabled { line, unhandled: unhandled_in_period });
             }
         }
-        if reply.kill_producer && !state.disabled.swap(true, Ordering::Relaxed) {
-            let _transition = state.holders.lock();
-            self.mask(line);
+        if reply.kill_producer && self.disable(state, line) {
             report = Some(LineReport::ProducerKilled { line });
         }
         // A `Backpressure` refusal needs no more: the line stays masked until the deferred
@@ -439,6 +452,7 @@ impl IrqLines {
         }
     }
 
+    #[inline(never)]
     fn hold(&self, state: &LineState, line: u8, now_ms: u64) {
         let _transition = state.holders.lock();
         self.hold_locked(state, line, now_ms);
