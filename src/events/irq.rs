@@ -442,16 +442,6 @@ impl IrqLines {
         report
     }
 
-    /// Masks `line` until its handler acknowledges, from inside the line's own dispatch, by a
-    /// handler that is about to let its acknowledger run (a user-space driver's wake-up): the
-    /// line must be held *before* that, or an acknowledgement on another CPU could come
-    /// before [`complete`](Self::complete) masks it and leave it masked with nobody to answer.
-    pub fn hold_until_acknowledged(&self, line: u8, now_ms: u64) {
-        if let Some(state) = self.lines.get(usize::from(line)) {
-            self.hold(state, line, now_ms);
-        }
-    }
-
     #[inline(never)]
     fn hold(&self, state: &LineState, line: u8, now_ms: u64) {
         let _transition = state.holders.lock();

@@ -561,8 +561,9 @@ fn an_acknowledgement_says_whether_it_ended_a_hold() {
     // first and acknowledging after left a window in which a hold from the interrupt on
     // another CPU was ended unseen, its device's byte never read, the line stalled for good.
     let (lines, controller) = lines_with_controller();
+    let deferred = Reply { keep_line_masked: true, ..Reply::new() };
     assert!(!lines.acknowledge(5), "nothing held");
-    lines.hold_until_acknowledged(5, 0);
+    lines.complete(5, Outcome::Handled, &deferred, 0);
     assert!(lines.acknowledge(5), "this acknowledgement ended the hold");
     assert!(!lines.acknowledge(5), "and only this one");
     assert_eq!(*controller.0.lock(), [(true, 5), (false, 5)]);
@@ -570,7 +571,7 @@ fn an_acknowledgement_says_whether_it_ended_a_hold() {
     lines.set_rate_limit(5, 1);
     lines.raise(5, 0);
     lines.raise(5, 0);
-    lines.hold_until_acknowledged(5, 0);
+    lines.complete(5, Outcome::Handled, &deferred, 0);
     assert!(lines.acknowledge(5));
     assert!(lines.stats(5).throttled_until_ms.is_some());
     assert_eq!(controller.0.lock().last(), Some(&(true, 5)), "still masked");
@@ -583,7 +584,7 @@ fn a_shared_line_takes_sharers_up_to_its_limit_and_is_freed_by_the_last() {
     assert_eq!(lines.claim(3, Shared(1)), Err(None), "sharers join, they do not claim");
     assert_eq!(lines.claim_shared(3, 2), Ok(1));
     assert_eq!(*controller.0.lock(), [(false, 3)], "the first sharer opens the line");
-    lines.hold_until_acknowledged(3, 0);
+    lines.hold_for(3, 0, &core::sync::atomic::AtomicBool::new(false));
     assert_eq!(lines.claim_shared(3, 2), Ok(2));
     assert!(lines.stats(3).awaiting_ack, "a joining sharer leaves the line as it is");
     assert_eq!(lines.claim_shared(3, 2), Err(Some(Shared(2))), "at the limit");
@@ -835,7 +836,7 @@ fn a_line_has_one_owner_a_claim_starts_it_afresh_and_a_release_masks_and_counts(
     assert_eq!((fresh.throttled_until_ms, fresh.awaiting_ack), (None, false));
     assert_eq!(*controller.0.lock(), [(false, 3)]);
     // Held from inside the dispatch, then released unanswered by its owner.
-    lines.hold_until_acknowledged(3, 0);
+    lines.hold_for(3, 0, &core::sync::atomic::AtomicBool::new(false));
     lines.disown(3, 8, 5);
     assert_eq!(lines.owner(3), Process(7), "only the owner releases");
     lines.disown(3, 7, 5);
