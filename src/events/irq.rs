@@ -23,7 +23,10 @@
 //!
 //! The counters are atomics: the state is touched from interrupt context and from the shell.
 //! Changes of a line's mask, hold and owner happen under the line's own interrupt-masking lock
-//! (`LineState::holders`), which is taken before the controller's and never inside it.
+//! (`LineState::holders`), which is taken before the controller's and never inside it: an
+//! interrupt cannot land inside such a change on this CPU, and another CPU making one waits
+//! for it. The four-CPU COM2/COM4 flood sessions (holds from cpu 0's interrupt, acks and
+//! releases from the drivers' CPUs) and `tests/pressure.rs`'s storms exercise it.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -628,24 +631,18 @@ impl IrqLines {
     /// Refused with the owner it has if that is the kernel, one process, or sharers enough.
     pub fn claim_shared(&self, line: u8, max_sharers: u32) -> Result<u32, Option<LineOwner>> {
         let state = self.lines.get(usize::from(line)).ok_or(None)?;
+        // Owners change only under this lock: a plain read and write suffice.
         let mut holders = state.holders.lock();
-        let mut raw = state.owner.load(Ordering::Acquire);
-        loop {
-            let sharers = match LineOwner::decode(raw) {
-                LineOwner::Free => 1,
-                LineOwner::Shared(sharers) if sharers < max_sharers => sharers + 1,
-                other => return Err(Some(other)),
-            };
-            let joined = LineOwner::Shared(sharers).encode();
-            match state.owner.compare_exchange(raw, joined, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) if sharers == 1 => {
-                    self.start_afresh(line, state, &mut holders);
-                    return Ok(1);
-                }
-                Ok(_) => return Ok(sharers),
-                Err(now) => raw = now,
-            }
+        let sharers = match LineOwner::decode(state.owner.load(Ordering::Acquire)) {
+            LineOwner::Free => 1,
+            LineOwner::Shared(sharers) if sharers < max_sharers => sharers + 1,
+            other => return Err(Some(other)),
+        };
+        state.owner.store(LineOwner::Shared(sharers).encode(), Ordering::Release);
+        if sharers == 1 {
+            self.start_afresh(line, state, &mut holders);
         }
+        Ok(sharers)
     }
 
     /// One of `line`'s sharers leaves it, having never seen `unseen` of its interrupts; the
@@ -653,21 +650,14 @@ impl IrqLines {
     pub fn leave_shared(&self, line: u8, unseen: u64) {
         let Some(state) = self.lines.get(usize::from(line)) else { return };
         let mut holders = state.holders.lock();
-        let mut raw = state.owner.load(Ordering::Acquire);
-        loop {
-            let LineOwner::Shared(sharers) = LineOwner::decode(raw) else { return };
-            let left = if sharers > 1 { LineOwner::Shared(sharers - 1) } else { LineOwner::Free };
-            match state.owner.compare_exchange(
-                raw,
-                left.encode(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(now) => raw = now,
-            }
-        }
-        if LineOwner::decode(raw) == LineOwner::Shared(1) {
+        let LineOwner::Shared(sharers) = LineOwner::decode(state.owner.load(Ordering::Acquire))
+        else {
+            return;
+        };
+        if sharers > 1 {
+            state.owner.store(LineOwner::Shared(sharers - 1).encode(), Ordering::Release);
+        } else {
+            state.owner.store(OWNER_FREE, Ordering::Release);
             self.mask(line);
             state.awaiting_ack.store(false, Ordering::Release);
             *holders = 0;
